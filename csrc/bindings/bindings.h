@@ -1,0 +1,10 @@
+// Registration functions, one per component bindings file.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace speechdecode {
+
+void bind_decoding(pybind11::module_& m);
+
+}  // namespace speechdecode

@@ -1,0 +1,94 @@
+// Bindings for csrc/decoding: check arguments, release the GIL, call, convert.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bindings/bindings.h"
+#include "common/errors.h"
+#include "decoding/ctc_greedy.h"
+
+namespace py = pybind11;
+
+namespace speechdecode {
+namespace {
+
+std::string dtype_name(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+LogProbView log_prob_view(const py::array& a, const std::string& score_type) {
+  if (a.ndim() != 3) {
+    throw TensorError("log_probs", "a 3-D array [B, T, V]", std::to_string(a.ndim()) + "-D array");
+  }
+  const char kind = a.dtype().kind();
+  LogProbView view;
+  if (score_type == "float32") {
+    if (kind != 'f' || a.itemsize() != 4) throw TensorError("log_probs", "dtype float32", dtype_name(a));
+    view.type = ScoreType::kFloat32;
+  } else if (score_type == "float16" || score_type == "bfloat16") {
+    // 16-bit scores cross as their bit patterns (numpy has no bfloat16).
+    if (a.itemsize() != 2 || (kind != 'f' && kind != 'u' && kind != 'i')) {
+      throw TensorError("log_probs", "16-bit " + score_type + " scores", dtype_name(a));
+    }
+    view.type = score_type == "float16" ? ScoreType::kFloat16 : ScoreType::kBFloat16;
+  } else {
+    throw TensorError("score_type", "float32, float16 or bfloat16", "'" + score_type + "'");
+  }
+  const auto item = a.itemsize();
+  if (a.size() > 0 && a.shape(2) > 1 && a.strides(2) != item) {
+    throw TensorError("log_probs", "a contiguous last (vocabulary) axis",
+                      "stride " + std::to_string(a.strides(2)) + " bytes");
+  }
+  if (a.size() > 0 && (a.strides(0) % item != 0 || a.strides(1) % item != 0)) {
+    throw TensorError("log_probs", "strides that are multiples of the item size", "unaligned strides");
+  }
+  view.data = a.data();
+  view.batch = a.shape(0);
+  view.frames = a.shape(1);
+  view.vocab = a.shape(2);
+  view.stride_batch = a.strides(0) / item;
+  view.stride_frame = a.strides(1) / item;
+  return view;
+}
+
+template <typename T>
+py::array_t<T> to_numpy(const std::vector<T>& v) {
+  return py::array_t<T>(static_cast<py::ssize_t>(v.size()), v.data());
+}
+
+py::tuple ctc_greedy_py(const py::array& log_probs, const std::optional<py::array>& lengths, int64_t blank,
+                        const std::string& score_type, int num_threads) {
+  const LogProbView view = log_prob_view(log_probs, score_type);
+  const int64_t* length_data = nullptr;
+  if (lengths) {
+    const py::array& l = *lengths;
+    if (l.ndim() != 1 || l.shape(0) != view.batch) {
+      throw TensorError("lengths", "shape [" + std::to_string(view.batch) + "]",
+                        std::to_string(l.ndim()) + "-D array of " + std::to_string(l.size()) + " elements");
+    }
+    if (l.dtype().kind() != 'i' || l.itemsize() != 8 || (l.size() > 1 && l.strides(0) != 8)) {
+      throw TensorError("lengths", "a contiguous int64 array", dtype_name(l));
+    }
+    length_data = static_cast<const int64_t*>(l.data());
+  }
+  CtcGreedyOutput out;
+  {
+    py::gil_scoped_release release;
+    out = ctc_greedy(view, length_data, blank, num_threads);
+  }
+  return py::make_tuple(to_numpy(out.tokens), to_numpy(out.frames), to_numpy(out.offsets));
+}
+
+}  // namespace
+
+void bind_decoding(py::module_& m) {
+  m.def("ctc_greedy", &ctc_greedy_py, py::arg("log_probs"), py::arg("lengths"), py::arg("blank"),
+        py::arg("score_type") = "float32", py::arg("num_threads") = 0,
+        R"doc(Greedy CTC decoding of log_probs [B, T, V] (float32, or 16-bit float bit patterns with
+score_type "float16" / "bfloat16"). lengths: int64 [B] or None. Returns packed (tokens, frames,
+offsets) int64 arrays; utterance b is tokens[offsets[b]:offsets[b+1]]. Releases the GIL.)doc");
+}
+
+}  // namespace speechdecode

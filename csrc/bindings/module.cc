@@ -1,0 +1,44 @@
+// speechdecode._native: the one extension module. Each component registers its functions
+// from its own bindings file; this file holds the module, error translation and build info.
+#include <pybind11/pybind11.h>
+
+#include "bindings/bindings.h"
+#include "common/errors.h"
+
+namespace py = pybind11;
+
+namespace {
+
+std::string compiler_info() {
+  std::string info;
+#if defined(__clang__)
+  info = "clang " __clang_version__;
+#elif defined(__GNUC__)
+  info = "gcc " __VERSION__;
+#else
+  info = "unknown compiler";
+#endif
+  info += ", C++" + std::to_string(__cplusplus);
+  return info;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+  m.doc() = "speechdecode's C++ core (see csrc/). Thin bindings: argument checks, GIL release, conversion.";
+
+  // C++ TensorError -> speechdecode.errors.TensorError(argument, expected, actual): a ValueError
+  // whose message names the argument, as the Python reference paths raise it.
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const speechdecode::TensorError& e) {
+      py::object cls = py::module_::import("speechdecode.errors").attr("TensorError");
+      py::object err = cls(e.argument(), e.expected(), e.actual());
+      PyErr_SetObject(cls.ptr(), err.ptr());
+    }
+  });
+
+  m.def("compiler_info", &compiler_info, "Compiler and C++ standard the extension was built with.");
+  speechdecode::bind_decoding(m);
+}

@@ -1,0 +1,19 @@
+"""Builds speechdecode._native (pybind11, C++17, -O3, no libtorch) from csrc/."""
+
+from glob import glob
+
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
+from setuptools import setup
+
+ParallelCompile("SPEECHDECODE_BUILD_JOBS", default=0).install()
+
+native = Pybind11Extension(
+    "speechdecode._native",
+    sorted(glob("csrc/**/*.cc", recursive=True)),
+    include_dirs=["csrc"],
+    cxx_std=17,
+    # -fopenmp-simd honours `#pragma omp simd` reductions without linking an OpenMP runtime.
+    extra_compile_args=["-O3", "-fopenmp-simd", "-Wall", "-Wextra"],
+)
+
+setup(ext_modules=[native], cmdclass={"build_ext": build_ext})

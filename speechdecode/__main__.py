@@ -1,0 +1,3 @@
+from speechdecode.cli import main
+
+raise SystemExit(main())
