@@ -18,6 +18,8 @@ constexpr int64_t kFramesPerItem = 256;
 // Elements scanned per step when searching for the first maximum; a fixed trip count lets
 // the compiler vectorise the comparison before the scalar scan inside the hit block.
 constexpr int64_t kScanBlock = 32;
+// Below ~1M scores (~100 us of work) starting threads costs more than it saves.
+constexpr double kMinScoresPerThread = 1 << 20;
 
 // Result of one row's argmax: the index, or -1 with bad_index set to the first invalid
 // score (NaN or +inf) of the row.
@@ -41,7 +43,7 @@ inline int64_t first_equal(const T* x, int64_t n, Key key, decltype(key(x[0])) t
 }
 
 // float32: NaN compares false with everything, so it is detected explicitly.
-__attribute__((target_clones("avx2", "default"))) RowArgmax argmax_f32(const float* x, int64_t n) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) RowArgmax argmax_f32(const float* x, int64_t n) {
   float best = -std::numeric_limits<float>::infinity();
   int invalid = 0;
 #pragma omp simd reduction(max : best) reduction(| : invalid)
@@ -63,22 +65,25 @@ __attribute__((target_clones("avx2", "default"))) RowArgmax argmax_f32(const flo
 // and -magnitude for negative ones the integer order is the float order, and -0 == +0.
 // kExpMask is the all-ones exponent (+inf); a larger magnitude is NaN.
 template <uint16_t kExpMask>
-__attribute__((target_clones("avx2", "default"))) RowArgmax argmax_half(const uint16_t* x, int64_t n) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) RowArgmax argmax_half(const uint16_t* x,
+                                                                                   int64_t n) {
   auto key = [](uint16_t b) {
     const int32_t magnitude = b & 0x7FFF;
     return (b & 0x8000) ? -magnitude : magnitude;
   };
+  // NaN (any sign: a magnitude above the exponent mask) or +inf (exactly the mask).
+  auto is_invalid = [](uint16_t b) { return ((b & 0x7FFF) > kExpMask) | (b == kExpMask); };
   int32_t best = std::numeric_limits<int32_t>::min();
   int invalid = 0;
 #pragma omp simd reduction(max : best) reduction(| : invalid)
   for (int64_t i = 0; i < n; ++i) {
     const int32_t k = key(x[i]);
     best = k > best ? k : best;
-    invalid |= k >= static_cast<int32_t>(kExpMask);
+    invalid |= is_invalid(x[i]);
   }
   if (invalid) {
     for (int64_t i = 0; i < n; ++i) {
-      if (key(x[i]) >= static_cast<int32_t>(kExpMask)) return {-1, i};
+      if (is_invalid(x[i])) return {-1, i};
     }
   }
   return {first_equal(x, n, key, best), -1};
@@ -97,6 +102,14 @@ RowArgmax row_argmax(const LogProbView& lp, int64_t b, int64_t t) {
   return {-1, 0};
 }
 
+// The next row is requested while this one is scanned: the scan of a row is short, and
+// without this the loads of the next row only start when the hardware prefetcher notices.
+inline void prefetch_row(const LogProbView& lp, int64_t b, int64_t t) {
+  const int64_t item = lp.type == ScoreType::kFloat32 ? 4 : 2;
+  const char* row = static_cast<const char*>(lp.data) + (b * lp.stride_batch + t * lp.stride_frame) * item;
+  for (int64_t byte = 0; byte < lp.vocab * item; byte += 64) __builtin_prefetch(row + byte);
+}
+
 std::string describe_bad_score(const LogProbView& lp, int64_t b, int64_t t, int64_t v) {
   const int64_t offset = b * lp.stride_batch + t * lp.stride_frame + v;
   bool nan = false;
@@ -106,8 +119,8 @@ std::string describe_bad_score(const LogProbView& lp, int64_t b, int64_t t, int6
     const uint16_t bits = static_cast<const uint16_t*>(lp.data)[offset] & 0x7FFF;
     nan = bits > (lp.type == ScoreType::kFloat16 ? 0x7C00 : 0x7F80);
   }
-  return std::string(nan ? "NaN" : "+inf") + " at [" + std::to_string(b) + ", " + std::to_string(t) +
-         ", " + std::to_string(v) + "]";
+  return std::string(nan ? "NaN" : "+inf") + " at [" + std::to_string(b) + ", " + std::to_string(t) + ", " +
+         std::to_string(v) + "]";
 }
 
 }  // namespace
@@ -137,18 +150,19 @@ CtcGreedyOutput ctc_greedy(const LogProbView& lp, const int64_t* lengths, int64_
   std::vector<int32_t> best(first_frame[lp.batch]);
   const int64_t items = first_item[lp.batch];
   const double work = static_cast<double>(first_frame[lp.batch]) * static_cast<double>(lp.vocab);
-  // Below ~64k scores a thread start costs more than it saves.
-  const int threads = work < 65536.0 ? 1 : resolve_num_threads(num_threads);
+  const int threads = work < kMinScoresPerThread ? 1 : resolve_num_threads(num_threads);
   parallel_for(items, threads, [&](int64_t item) {
-    const int64_t b = static_cast<int64_t>(
-        std::upper_bound(first_item.begin(), first_item.end(), item) - first_item.begin() - 1);
+    const int64_t b = static_cast<int64_t>(std::upper_bound(first_item.begin(), first_item.end(), item) -
+                                           first_item.begin() - 1);
     const int64_t t0 = (item - first_item[b]) * kFramesPerItem;
     const int64_t t1 = std::min(length[b], t0 + kFramesPerItem);
     int32_t* out = best.data() + first_frame[b];
     for (int64_t t = t0; t < t1; ++t) {
+      if (t + 1 < t1) prefetch_row(lp, b, t + 1);
       const RowArgmax r = row_argmax(lp, b, t);
       if (r.index < 0) {
-        throw TensorError("log_probs", "finite log-probabilities or -inf", describe_bad_score(lp, b, t, r.bad_index));
+        throw TensorError("log_probs", "finite log-probabilities or -inf",
+                          describe_bad_score(lp, b, t, r.bad_index));
       }
       out[t] = static_cast<int32_t>(r.index);
     }

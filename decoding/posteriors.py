@@ -1,0 +1,61 @@
+"""Reading and writing batches of acoustic-model log-probs as ``.npz`` files.
+
+The file holds ``log_probs`` [B, T, V] (float32/float16), optional ``lengths`` [B] (int) and
+optional ``utt_ids`` [B] (str). This is the input format of ``speechdecode decode``.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from typing import NamedTuple
+
+import numpy as np
+
+from speechdecode._io import atomic_write
+from speechdecode.errors import InputFileError
+
+
+class Posteriors(NamedTuple):
+    log_probs: np.ndarray
+    lengths: np.ndarray
+    utt_ids: list[str]
+
+
+def save_posteriors(path: str | os.PathLike, log_probs: np.ndarray, lengths: np.ndarray | None = None,
+                    utt_ids: list[str] | None = None) -> None:
+    """Write a posteriors file atomically (compressed npz)."""
+    arrays = {"log_probs": np.asarray(log_probs)}
+    if lengths is not None:
+        arrays["lengths"] = np.asarray(lengths, dtype=np.int64)
+    if utt_ids is not None:
+        arrays["utt_ids"] = np.asarray(utt_ids, dtype=str)
+    with atomic_write(path, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+
+
+def load_posteriors(path: str | os.PathLike) -> Posteriors:
+    """Read a posteriors file; errors name the file and the bad entry."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise InputFileError(path, None, "no such file") from None
+        raise InputFileError(path, None, f"not a readable .npz file ({exc})") from None
+    if "log_probs" not in arrays:
+        raise InputFileError(path, None, f"missing array 'log_probs' (found: {', '.join(sorted(arrays)) or 'none'})")
+    log_probs = arrays["log_probs"]
+    if log_probs.ndim != 3:
+        raise InputFileError(path, None, f"'log_probs' must be [B, T, V], got shape {list(log_probs.shape)}")
+    batch, frames, _ = log_probs.shape
+    lengths = arrays.get("lengths", np.full(batch, frames, dtype=np.int64))
+    if lengths.shape != (batch,) or lengths.dtype.kind not in "iu":
+        raise InputFileError(path, None, f"'lengths' must be {batch} integers, got {lengths.dtype} {list(lengths.shape)}")
+    if "utt_ids" in arrays:
+        utt_ids = [str(u) for u in arrays["utt_ids"]]
+        if len(utt_ids) != batch:
+            raise InputFileError(path, None, f"'utt_ids' must have {batch} entries, got {len(utt_ids)}")
+    else:
+        utt_ids = [str(i) for i in range(batch)]
+    return Posteriors(log_probs, lengths.astype(np.int64), utt_ids)
