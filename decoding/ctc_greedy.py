@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 import numpy as np
@@ -34,8 +35,9 @@ def _native_ctc_greedy(log_probs: torch.Tensor, lengths: torch.Tensor, blank: in
     return tuple(torch.from_numpy(a) for a in packed)
 
 
-def ctc_greedy_packed(log_probs, lengths=None, blank: int = 0, *, backend: str | None = None,
-                      num_threads: int | None = None):
+def ctc_greedy_packed(
+    log_probs, lengths=None, blank: int = 0, *, backend: str | None = None, num_threads: int | None = None
+):
     """:func:`ctc_greedy` in packed form: int64 tensors ``(tokens, frames, offsets)``.
 
     Utterance b owns ``tokens[offsets[b]:offsets[b + 1]]``. This is the form the backends
@@ -57,8 +59,9 @@ def ctc_greedy_packed(log_probs, lengths=None, blank: int = 0, *, backend: str |
     return kernel.ctc_greedy(x, lens, blank)
 
 
-def ctc_greedy(log_probs, lengths=None, blank: int = 0, *, backend: str | None = None,
-               num_threads: int | None = None) -> list[GreedyHypothesis]:
+def ctc_greedy(
+    log_probs, lengths=None, blank: int = 0, *, backend: str | None = None, num_threads: int | None = None
+) -> list[GreedyHypothesis]:
     """Greedy CTC decoding of a batch.
 
     Args:
@@ -91,4 +94,4 @@ def ctc_greedy(log_probs, lengths=None, blank: int = 0, *, backend: str | None =
     bounds = offsets.tolist()
     tokens = _tensors.like_input(tokens, log_probs)
     frames = _tensors.like_input(frames, log_probs)
-    return [GreedyHypothesis(tokens[a:b], frames[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [GreedyHypothesis(tokens[a:b], frames[a:b]) for a, b in itertools.pairwise(bounds)]

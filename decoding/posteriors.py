@@ -22,8 +22,9 @@ class Posteriors(NamedTuple):
     utt_ids: list[str]
 
 
-def save_posteriors(path: str | os.PathLike, log_probs: np.ndarray, lengths: np.ndarray | None = None,
-                    utt_ids: list[str] | None = None) -> None:
+def save_posteriors(
+    path: str | os.PathLike, log_probs: np.ndarray, lengths: np.ndarray | None = None, utt_ids: list[str] | None = None
+) -> None:
     """Write a posteriors file atomically (compressed npz)."""
     arrays = {"log_probs": np.asarray(log_probs)}
     if lengths is not None:
@@ -51,7 +52,9 @@ def load_posteriors(path: str | os.PathLike) -> Posteriors:
     batch, frames, _ = log_probs.shape
     lengths = arrays.get("lengths", np.full(batch, frames, dtype=np.int64))
     if lengths.shape != (batch,) or lengths.dtype.kind not in "iu":
-        raise InputFileError(path, None, f"'lengths' must be {batch} integers, got {lengths.dtype} {list(lengths.shape)}")
+        raise InputFileError(
+            path, None, f"'lengths' must be {batch} integers, got {lengths.dtype} {list(lengths.shape)}"
+        )
     if "utt_ids" in arrays:
         utt_ids = [str(u) for u in arrays["utt_ids"]]
         if len(utt_ids) != batch:

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from speechdecode.errors import SpeechdecodeError
+from speechdecode.errors import InputFileError, InvalidArgumentError, SpeechdecodeError
 
 EXIT_USAGE = 2
 
@@ -56,6 +56,14 @@ def _transcript(ids, symbols, word_boundary: str | None) -> str:
     return " ".join(pieces)
 
 
+def _blank_id(value: str, symbols) -> int:
+    if value.lstrip("-").isdigit():
+        return int(value)
+    if symbols is not None and value in symbols:
+        return symbols.id(value)
+    raise InvalidArgumentError("--blank", "a label id or a symbol of --tokens", repr(value))
+
+
 def _cmd_decode(args) -> None:
     from speechdecode.decoding import ctc_greedy
     from speechdecode.decoding.posteriors import load_posteriors
@@ -65,25 +73,22 @@ def _cmd_decode(args) -> None:
     symbols = SymbolTable.read(args.tokens) if args.tokens else None
     vocab = posteriors.log_probs.shape[2]
     if symbols is not None and len(symbols) != vocab:
-        raise SpeechdecodeError(f"{args.tokens}: {len(symbols)} tokens, but {args.log_probs} has V = {vocab} labels")
-    blank = args.blank
-    if symbols is not None and not blank.lstrip("-").isdigit():
-        blank = symbols.id(blank) if blank in symbols else blank
-    try:
-        blank = int(blank)
-    except ValueError:
-        raise SpeechdecodeError(f"--blank: expected a label id or a symbol of --tokens, got {args.blank!r}") from None
+        raise InputFileError(args.tokens, None, f"{len(symbols)} tokens, but {args.log_probs} has V = {vocab} labels")
+    blank = _blank_id(args.blank, symbols)
     hyps = ctc_greedy(posteriors.log_probs, posteriors.lengths, blank, backend=args.backend)
     results = []
-    for utt, hyp in zip(posteriors.utt_ids, hyps):
-        results.append({
-            "utt_id": utt,
-            "text": _transcript(hyp.tokens.tolist(), symbols, args.word_boundary),
-            "tokens": hyp.tokens.tolist(),
-            "frames": hyp.frames.tolist(),
-        })
-    _emit(args, {"decoder": args.decoder, "results": results},
-          "\n".join(f"{r['utt_id']}\t{r['text']}" for r in results))
+    for utt, hyp in zip(posteriors.utt_ids, hyps, strict=True):
+        results.append(
+            {
+                "utt_id": utt,
+                "text": _transcript(hyp.tokens.tolist(), symbols, args.word_boundary),
+                "tokens": hyp.tokens.tolist(),
+                "frames": hyp.frames.tolist(),
+            }
+        )
+    _emit(
+        args, {"decoder": args.decoder, "results": results}, "\n".join(f"{r['utt_id']}\t{r['text']}" for r in results)
+    )
 
 
 def _cmd_demo(args) -> None:
@@ -122,8 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("info", "show versions and which backends (native, triton, cuda) are available", _cmd_info)
 
-    decode = command("decode", "decode CTC log-probs from an .npz file (arrays log_probs [B,T,V], lengths [B])",
-                     _cmd_decode)
+    decode = command(
+        "decode", "decode CTC log-probs from an .npz file (arrays log_probs [B,T,V], lengths [B])", _cmd_decode
+    )
     decode.add_argument("--log-probs", required=True, metavar="FILE.npz")
     decode.add_argument("--tokens", metavar="tokens.txt", help="token table: one per line, or 'symbol id' pairs")
     decode.add_argument("--decoder", choices=["greedy"], default="greedy")
@@ -136,8 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--sentences", type=int, default=200, help="held-out sentences to decode (default 200)")
     demo.add_argument("--seed", type=int, default=0)
 
-    bench = command("bench", "run a benchmark suite against its anchors ('list' shows suites, 'all' runs all)",
-                    _cmd_bench)
+    bench = command(
+        "bench", "run a benchmark suite against its anchors ('list' shows suites, 'all' runs all)", _cmd_bench
+    )
     bench.add_argument("suite", help="suite name, 'all' or 'list'")
     bench.add_argument("--out", default="bench/results", help="folder for JSON, Markdown and PNG results")
     bench.add_argument("--quick", action="store_true", help="small shapes, for smoke runs")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-
 from speechdecode.kernels.ctc_greedy.reference import check_finite
 
 
@@ -85,8 +84,15 @@ def ctc_greedy(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int):
         block_v = min(triton.next_power_of_2(vocab), 256)
         block_t = max(1, 4096 // block_v)
         _ctc_greedy_argmax_kernel[(batch, triton.cdiv(frames, block_t))](
-            log_probs, lengths, best, log_probs.stride(0), log_probs.stride(1), frames, vocab,
-            BLOCK_T=block_t, BLOCK_V=block_v,
+            log_probs,
+            lengths,
+            best,
+            log_probs.stride(0),
+            log_probs.stride(1),
+            frames,
+            vocab,
+            BLOCK_T=block_t,
+            BLOCK_V=block_v,
         )
         valid = torch.arange(frames, device=device)[None, :] < lengths[:, None]
         if bool(((best < 0) & valid).any()):

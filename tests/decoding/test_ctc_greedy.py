@@ -1,5 +1,6 @@
 """ctc_greedy: every backend against the reference, the reference against a plain loop."""
 
+import itertools
 import subprocess
 import sys
 import threading
@@ -7,9 +8,9 @@ import threading
 import numpy as np
 import pytest
 import torch
+from speechdecode.decoding import ctc_greedy, ctc_greedy_packed
 
 from speechdecode import _backend
-from speechdecode.decoding import ctc_greedy, ctc_greedy_packed
 from speechdecode.errors import BackendUnavailableError, InvalidArgumentError, TensorError
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -40,7 +41,7 @@ def random_scores(rng, batch, frames, vocab, blank=0):
 
 def as_lists(packed):
     tokens, frames, offsets = (a.cpu().tolist() for a in packed)
-    return [(tokens[a:b], frames[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
+    return [(tokens[a:b], frames[a:b]) for a, b in itertools.pairwise(offsets)]
 
 
 def test_reference_matches_plain_loop():
@@ -117,7 +118,9 @@ def test_padding_past_lengths_is_ignored(backend_device):
     assert got == [loop_greedy(x[0], 5, 0), loop_greedy(x[1], 9, 0), ([], [])]
 
 
-@pytest.mark.parametrize("bad, kind", [(np.nan, "NaN"), (-np.nan, "NaN"), (np.inf, "+inf")], ids=["nan", "negative-nan", "inf"])
+@pytest.mark.parametrize(
+    "bad, kind", [(np.nan, "NaN"), (-np.nan, "NaN"), (np.inf, "+inf")], ids=["nan", "negative-nan", "inf"]
+)
 def test_invalid_scores_are_named_with_position(backend_device, bad, kind):
     backend, device = backend_device
     x = np.zeros((3, 8, 5), dtype=np.float32)
