@@ -21,10 +21,10 @@ import os
 
 import numpy as np
 import torch
-from speechdecode.bench.harness import Suite, check_equal
-from speechdecode.decoding.ctc_greedy import ctc_greedy_packed
 
 from speechdecode import _backend
+from speechdecode.bench.harness import Suite, check_equal
+from speechdecode.decoding.ctc_greedy import ctc_greedy_packed
 
 FULL_SHAPE = (64, 2000, 512)
 QUICK_SHAPE = (4, 200, 64)

@@ -5,7 +5,7 @@ The front door: version, errors and the public entry points of the components
 ``speechdecode.models``, ``speechdecode.kernels``). No algorithms live here.
 """
 
-from speechdecode._version import __version__
 from speechdecode import errors
+from speechdecode._version import __version__
 
 __all__ = ["__version__", "errors"]

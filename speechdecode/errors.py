@@ -17,11 +17,11 @@ from __future__ import annotations
 import os
 
 __all__ = [
-    "SpeechdecodeError",
+    "BackendUnavailableError",
     "InputFileError",
     "InvalidArgumentError",
+    "SpeechdecodeError",
     "TensorError",
-    "BackendUnavailableError",
 ]
 
 

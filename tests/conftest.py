@@ -11,9 +11,9 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-import pytest  # noqa: E402
+import pytest
 
-from speechdecode import _backend  # noqa: E402
+from speechdecode import _backend
 
 
 def backend_devices() -> list[tuple[str, str]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
 from speechdecode.kernels.ctc_greedy.reference import check_finite
 
 

@@ -11,11 +11,11 @@ import time
 import numpy as np
 import pytest
 import torch
+
+from speechdecode import _backend
 from speechdecode.bench import SUITES, bench_ctc_greedy, harness, run
 from speechdecode.bench.harness import BenchmarkMismatchError, Suite, check_equal, measure
 from speechdecode.decoding.ctc_greedy import ctc_greedy_packed
-
-from speechdecode import _backend
 from speechdecode.errors import InvalidArgumentError
 
 FAST = {"warmup": 1, "repeats": 5, "min_seconds": 0.0}

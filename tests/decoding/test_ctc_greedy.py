@@ -8,9 +8,9 @@ import threading
 import numpy as np
 import pytest
 import torch
-from speechdecode.decoding import ctc_greedy, ctc_greedy_packed
 
 from speechdecode import _backend
+from speechdecode.decoding import ctc_greedy, ctc_greedy_packed
 from speechdecode.errors import BackendUnavailableError, InvalidArgumentError, TensorError
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
