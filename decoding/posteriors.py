@@ -37,13 +37,15 @@ def save_posteriors(
 
 def load_posteriors(path: str | os.PathLike) -> Posteriors:
     """Read a posteriors file; errors name the file and the bad entry."""
+    if not os.path.exists(path):
+        raise InputFileError(path, None, "no such file")
+    if not zipfile.is_zipfile(path):
+        raise InputFileError(path, None, "not an .npz file (expected a zip archive of arrays, as numpy.savez writes)")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise InputFileError(path, None, "no such file") from None
-        raise InputFileError(path, None, f"not a readable .npz file ({exc})") from None
+        raise InputFileError(path, None, f"unreadable .npz file ({exc})") from None
     if "log_probs" not in arrays:
         raise InputFileError(path, None, f"missing array 'log_probs' (found: {', '.join(sorted(arrays)) or 'none'})")
     log_probs = arrays["log_probs"]

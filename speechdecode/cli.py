@@ -47,13 +47,12 @@ def _cmd_info(args) -> None:
     _emit(args, info, "\n".join(lines))
 
 
-def _transcript(ids, symbols, word_boundary: str | None) -> str:
+def _transcript(ids: list[int], symbols, word_boundary: str | None) -> str:
+    from speechdecode.decoding.text import words_from_tokens
+
     if symbols is None:
         return " ".join(str(i) for i in ids)
-    pieces = symbols.decode(ids)
-    if word_boundary is not None and word_boundary in symbols:
-        return " ".join("".join(pieces).replace(word_boundary, " ").split())
-    return " ".join(pieces)
+    return " ".join(words_from_tokens(symbols.decode(ids), word_boundary if word_boundary in symbols else None))
 
 
 def _blank_id(value: str, symbols) -> int:

@@ -1,0 +1,122 @@
+"""``speechdecode demo``: every stage that exists, on a data set the demo makes itself.
+
+Data: sentences from :class:`speechdecode.lm.SentenceGenerator` (a training corpus for the LM
+stages and held-out test sentences), a character lexicon and token table for its vocabulary,
+and simulated CTC posteriors (:class:`speechdecode.models.CtcPosteriorSimulator`) of the
+test sentences. Stages: greedy decoding on every CPU backend (WER, CER, speed). Later issues
+add LM building, graph compilation and the other decoders here.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from speechdecode import _backend
+from speechdecode._progress import progress
+from speechdecode.decoding import char_error_rate, ctc_greedy, word_error_rate
+from speechdecode.decoding.posteriors import save_posteriors
+from speechdecode.decoding.text import words_from_tokens
+from speechdecode.graphs import char_lexicon, char_tokens, write_lexicon
+from speechdecode.lm import SentenceGenerator, write_corpus
+from speechdecode.models import CtcPosteriorSimulator
+
+TRAIN_SENTENCES = 5000
+# Frame rate of a typical CTC encoder: 10 ms features subsampled 4x.
+FRAME_SECONDS = 0.04
+REPEATS = 5
+
+
+def _time(fn) -> tuple[float, object]:
+    """Median seconds of REPEATS runs after one warm-up, and the last result."""
+    result = fn()
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)), result
+
+
+def run_demo(out_dir: str | os.PathLike = "demo-output", sentences: int = 200, seed: int = 0) -> dict:
+    """Make the data set under ``out_dir``, run every stage, return the report (see :func:`format_report`)."""
+    out_dir = os.path.abspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    files = {name: os.path.join(out_dir, name) for name in ("train.txt", "test.txt", "lexicon.txt", "tokens.txt")}
+    files["posteriors.npz"] = os.path.join(out_dir, "posteriors.npz")
+
+    bar = progress(total=3, desc="demo: data", unit="step")
+    generator = SentenceGenerator(seed)
+    corpus = generator.sentences(TRAIN_SENTENCES + sentences)
+    train, test = corpus[:TRAIN_SENTENCES], corpus[TRAIN_SENTENCES:]
+    write_corpus(files["train.txt"], train)
+    write_corpus(files["test.txt"], test)
+    lexicon = char_lexicon(generator.vocabulary)
+    tokens = char_tokens(generator.vocabulary)
+    write_lexicon(files["lexicon.txt"], lexicon)
+    tokens.write(files["tokens.txt"])
+    bar.update()
+
+    labels = [tokens.encode([t for word in s.split() for t in lexicon[word][0].tokens]) for s in test]
+    simulator = CtcPosteriorSimulator(len(tokens), blank=tokens.id("<blk>"), seed=seed)
+    log_probs, lengths = simulator.simulate(labels)
+    utt_ids = [f"test-{i:05d}" for i in range(len(test))]
+    save_posteriors(files["posteriors.npz"], log_probs, lengths, utt_ids)
+    bar.update()
+
+    frames = int(lengths.sum())
+    rows = []
+    # Triton on CPU would run in its interpreter: a correctness tool, not a speed figure.
+    for backend in [b for b in _backend.available("cpu") if b != "triton"]:
+        seconds, hyps = _time(lambda b=backend: ctc_greedy(log_probs, lengths, tokens.id("<blk>"), backend=b))
+        hyps_text = [" ".join(words_from_tokens(tokens.decode(h.tokens.tolist()))) for h in hyps]
+        rows.append(
+            {
+                "stage": "decode",
+                "decoder": "greedy",
+                "backend": backend,
+                "wer": word_error_rate(test, hyps_text),
+                "cer": char_error_rate(test, hyps_text),
+                "seconds": seconds,
+                "frames_per_second": frames / seconds,
+                "rtf": seconds / (frames * FRAME_SECONDS),
+            }
+        )
+    bar.update()
+    bar.close()
+    return {
+        "out_dir": out_dir,
+        "files": files,
+        "data": {
+            "train_sentences": len(train),
+            "test_sentences": len(test),
+            "vocabulary": len(generator.vocabulary),
+            "tokens": len(tokens),
+            "frames": frames,
+            "audio_seconds": frames * FRAME_SECONDS,
+            "log_probs_shape": list(log_probs.shape),
+        },
+        "rows": rows,
+    }
+
+
+def format_report(report: dict) -> str:
+    """The report as one plain-text table plus where the files are."""
+    data = report["data"]
+    lines = [
+        f"speechdecode demo: {data['test_sentences']} held-out sentences, {data['frames']} frames "
+        f"({data['audio_seconds']:.0f} s of audio at {FRAME_SECONDS * 1000:.0f} ms/frame), "
+        f"{data['tokens']} tokens, {data['vocabulary']}-word vocabulary",
+        "",
+        f"{'stage':<8} {'decoder':<10} {'backend':<10} {'WER %':>7} {'CER %':>7} {'ms':>9} {'frames/s':>12} {'RTF':>9}",
+    ]
+    for row in report["rows"]:
+        lines.append(
+            f"{row['stage']:<8} {row['decoder']:<10} {row['backend']:<10} {100 * row['wer']:>7.2f} "
+            f"{100 * row['cer']:>7.2f} {1000 * row['seconds']:>9.2f} {row['frames_per_second']:>12,.0f} "
+            f"{row['rtf']:>9.2e}"
+        )
+    lines += ["", f"files: {report['out_dir']}/ ({', '.join(sorted(report['files']))})"]
+    return "\n".join(lines)
