@@ -23,7 +23,10 @@ def test_round_trip(tmp_path):
     [
         ({"logits": np.zeros((1, 2, 3))}, "missing array 'log_probs' (found: logits)"),
         ({"log_probs": np.zeros((2, 3))}, "'log_probs' must be [B, T, V], got shape [2, 3]"),
-        ({"log_probs": np.zeros((2, 3, 4)), "lengths": np.zeros(3, int)}, "'lengths' must be 2 integers, got int64 [3]"),
+        (
+            {"log_probs": np.zeros((2, 3, 4)), "lengths": np.zeros(3, np.int64)},
+            "'lengths' must be 2 integers, got int64 [3]",
+        ),
         ({"log_probs": np.zeros((2, 3, 4)), "utt_ids": np.array(["a"])}, "'utt_ids' must have 2 entries, got 1"),
     ],
 )
