@@ -56,3 +56,7 @@ class TensorError(InvalidArgumentError):
 
 class BackendUnavailableError(SpeechdecodeError, RuntimeError):
     """A requested backend or optional dependency is not available here."""
+
+
+class ArpaFormatError(InputFileError):
+    """An ARPA language-model file is malformed; the message reads ``path:line: what is wrong``."""
