@@ -1,0 +1,178 @@
+"""ARPA back-off language models: the in-memory tables, and reading / writing the text format.
+
+The format (Doug Paul's ARPA format, as SRILM and KenLM write it)::
+
+    \\data\\
+    ngram 1=M1
+    ...
+    \\1-grams:
+    log10(p)  w  [log10(backoff)]
+    ...
+    \\end\\
+
+Fields are tab-separated on write; any whitespace is accepted on read. Numbers are written
+as the shortest decimal that reads back to the same float32 (as lmplz prints them), so a
+model read and written again is identical to the printed digits.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from speechdecode._io import atomic_write, open_text
+from speechdecode.errors import ArpaFormatError, InvalidArgumentError
+
+
+@dataclass
+class ArpaModel:
+    """A back-off n-gram model as tables.
+
+    Attributes:
+        words: the vocabulary; ids index this list.
+        ngrams: per order n, int32 [M_n, n] word-id rows.
+        log10_probs: per order n, float64 [M_n].
+        backoffs: per order n < N, float64 [M_n] log10 back-off weights (0 = none); the highest
+            order has none (an empty array).
+    """
+
+    words: list[str]
+    ngrams: list[np.ndarray]
+    log10_probs: list[np.ndarray]
+    backoffs: list[np.ndarray]
+
+    @property
+    def order(self) -> int:
+        return len(self.ngrams)
+
+    def __post_init__(self):
+        sizes = [len(g) for g in self.ngrams]
+        if [len(p) for p in self.log10_probs] != sizes:
+            raise InvalidArgumentError(
+                "log10_probs", f"one value per n-gram {sizes}", [len(p) for p in self.log10_probs]
+            )
+        expected = [*sizes[:-1], 0]
+        if [len(b) for b in self.backoffs] != expected:
+            raise InvalidArgumentError("backoffs", f"one value per n-gram below the top order {expected}",
+                                       [len(b) for b in self.backoffs])  # fmt: skip
+
+
+def format_float(value: float) -> str:
+    """The shortest decimal that reads back to the same float32 (``0`` for zero)."""
+    return np.format_float_positional(np.float32(value), unique=True, trim="-")
+
+
+def write_arpa(path: str | os.PathLike, model: ArpaModel) -> None:
+    """Write ``model`` atomically: an interrupted write leaves no partial file at ``path``."""
+    words = model.words
+    with atomic_write(path, "wt") as out:
+        out.write("\\data\\\n")
+        for n, grams in enumerate(model.ngrams, start=1):
+            out.write(f"ngram {n}={len(grams)}\n")
+        for n in range(model.order):
+            out.write(f"\n\\{n + 1}-grams:\n")
+            probs = [format_float(p) for p in model.log10_probs[n]]
+            texts = [" ".join(words[i] for i in row) for row in model.ngrams[n].tolist()]
+            if n + 1 < model.order:
+                backoffs = [format_float(b) for b in model.backoffs[n]]
+                out.writelines(f"{p}\t{t}\t{b}\n" for p, t, b in zip(probs, texts, backoffs, strict=True))
+            else:
+                out.writelines(f"{p}\t{t}\n" for p, t in zip(probs, texts, strict=True))
+        out.write("\n\\end\\\n")
+
+
+def _number(text: str, path, line: int, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ArpaFormatError(path, line, f"{what} is not a number: {text!r}") from None
+    if math.isnan(value) or value == math.inf:
+        raise ArpaFormatError(path, line, f"{what} must be finite or -inf, got {text!r}")
+    return value
+
+
+def _next_nonblank(lines, line_no: int) -> tuple[int, str | None]:
+    """The next non-blank line (stripped) and its number; None at the end of the file."""
+    for number, line in lines:
+        if line.strip():
+            return number, line.strip()
+    return line_no, None
+
+
+def read_arpa(path: str | os.PathLike) -> ArpaModel:
+    """Read an ARPA file (plain or .gz) into tables; every format error names file and line."""
+    with open_text(path) as handle:
+        lines = enumerate(handle, start=1)
+        declared: list[int] = []
+        line_no = 0
+        for line_no, line in lines:
+            if line.strip():
+                if line.strip() != "\\data\\":
+                    raise ArpaFormatError(path, line_no, f"expected '\\data\\', got {line.strip()!r}")
+                break
+        else:
+            raise ArpaFormatError(path, line_no or None, "empty file: no '\\data\\' header")
+        for line_no, line in lines:
+            text = line.strip()
+            if not text:
+                if declared:
+                    break
+                continue
+            if not text.startswith("ngram "):
+                raise ArpaFormatError(path, line_no, f"expected 'ngram N=COUNT', got {text!r}")
+            key, _, value = text[6:].partition("=")
+            if not key.strip().isdigit() or not value.strip().isdigit() or int(key) != len(declared) + 1:
+                raise ArpaFormatError(path, line_no, f"expected 'ngram {len(declared) + 1}=COUNT', got {text!r}")
+            declared.append(int(value))
+        if not declared:
+            raise ArpaFormatError(path, line_no, "no 'ngram N=COUNT' lines after '\\data\\'")
+        order = len(declared)
+        words: list[str] = []
+        ids: dict[str, int] = {}
+        ngrams, probs, backoffs = [], [], []
+        for n in range(1, order + 1):
+            line_no, header = _next_nonblank(lines, line_no)
+            if header != f"\\{n}-grams:":
+                raise ArpaFormatError(path, line_no, f"expected '\\{n}-grams:', got {header!r}")
+            rows, p_values, b_values = [], [], []
+            seen: set[tuple[int, ...]] = set()
+            for line_no, line in lines:
+                fields = line.split()
+                if not fields:
+                    break
+                if len(fields) not in (n + 1, n + 2) or (n == order and len(fields) == n + 2):
+                    raise ArpaFormatError(
+                        path, line_no, f"expected a {n}-gram line 'prob w1..w{n} [backoff]', got {len(fields)} fields"
+                    )
+                p_values.append(_number(fields[0], path, line_no, "log10 probability"))
+                if n == 1:
+                    if fields[1] in ids:
+                        raise ArpaFormatError(path, line_no, f"duplicate unigram {fields[1]!r}")
+                    ids[fields[1]] = len(words)
+                    words.append(fields[1])
+                try:
+                    row = tuple(ids[w] for w in fields[1 : n + 1])
+                except KeyError as exc:
+                    raise ArpaFormatError(path, line_no, f"word {exc.args[0]!r} is not a unigram") from None
+                if row in seen:
+                    raise ArpaFormatError(path, line_no, f"duplicate {n}-gram {' '.join(fields[1 : n + 1])!r}")
+                seen.add(row)
+                rows.append(row)
+                if n < order:
+                    b_values.append(
+                        _number(fields[n + 1], path, line_no, "log10 backoff") if len(fields) == n + 2 else 0.0
+                    )
+            if len(rows) != declared[n - 1]:
+                raise ArpaFormatError(
+                    path, line_no, f"\\data\\ declares {declared[n - 1]} {n}-grams, the section has {len(rows)}"
+                )
+            ngrams.append(np.array(rows, dtype=np.int32).reshape(len(rows), n))
+            probs.append(np.array(p_values, dtype=np.float64))
+            backoffs.append(np.array(b_values, dtype=np.float64))
+        line_no, tail = _next_nonblank(lines, line_no)
+        if tail != "\\end\\":
+            raise ArpaFormatError(path, line_no, f"expected '\\end\\', got {tail!r}")
+    return ArpaModel(words, ngrams, probs, backoffs)
