@@ -14,6 +14,7 @@ native = Pybind11Extension(
     cxx_std=17,
     # -fopenmp-simd honours `#pragma omp simd` reductions without linking an OpenMP runtime.
     extra_compile_args=["-O3", "-fopenmp-simd", "-Wall", "-Wextra"],
+    libraries=["z"],  # gzip input (corpora, ARPA files)
 )
 
 setup(ext_modules=[native], cmdclass={"build_ext": build_ext})
