@@ -9,7 +9,11 @@ STAMP  := $(VENV)/.installed
 NATIVE := $(shell find csrc -name '*.cc' -o -name '*.h')
 EXT    := speechdecode/.native-built
 
-.PHONY: install demo test bench lint clean
+.PHONY: install system-deps demo test bench lint clean
+
+# Debian packages: zlib headers for the extension; real text (bible-kjv, fortunes) for the
+# tests and benchmarks. Installed only when missing (needs root, as on CI machines).
+DEBS := zlib1g-dev bible-kjv fortunes
 
 install: $(EXT)
 
@@ -32,10 +36,17 @@ $(EXT): $(STAMP) $(NATIVE)
 demo: install
 	$(BIN)/speechdecode demo --out demo-output
 
-test: install
+system-deps:
+	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test: system-deps install
 	$(BIN)/python -m pytest
 
-bench: install
+bench: system-deps install
 	$(BIN)/speechdecode bench all --out bench/results
 
 lint: install
