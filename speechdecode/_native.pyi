@@ -1,5 +1,7 @@
 """Type stubs for speechdecode._native, the C++ core built from csrc/ (see csrc/bindings/)."""
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
@@ -18,4 +20,32 @@ def ctc_greedy(
     16-bit scores cross as bit patterns with score_type "float16" or "bfloat16". The vocab axis
     must be contiguous. Releases the GIL and runs on num_threads threads (0: all cores).
     Raises speechdecode.errors.TensorError for bad shapes, lengths, blank, NaN or +inf scores.
+    """
+
+# --- lm counting (csrc/lm/ngram_counter, csrc/bindings/lm_count.cc) ---
+
+COUNT_MAX_ORDER: int
+
+def count_min_memory(order: int) -> int:
+    """The smallest memory_bytes count_files accepts for this order."""
+
+def count_files(
+    paths: list[str | bytes],
+    order: int,
+    units: str = "word",
+    word_boundary: str = "|",
+    limit_vocab: list[str] | None = None,
+    memory_bytes: int = 1 << 30,
+    tmp_dir: str = "",
+    encoding_errors: str = "strict",
+    progress: Callable[[int], object] | None = None,
+) -> tuple[list[str], list[npt.NDArray[np.int32]], list[npt.NDArray[np.int64]], dict[str, int]]:
+    """Counts n-grams of orders 1..order in text files (plain or gzip), one sentence per line.
+
+    Returns (words, ngrams, counts, stats): words by id; per order n an int32 [M_n, n] array of
+    sorted id rows and an int64 [M_n] array of counts; stats has lines, tokens, input_bytes, runs,
+    merge_passes, table_bytes. progress(bytes_read) is called with the GIL about every 4 MiB;
+    an exception it raises (or Ctrl-C) aborts counting. Releases the GIL while counting.
+    Raises speechdecode.errors.InputFileError (path:line) for unreadable files, invalid UTF-8
+    (strict) and <s> / </s> in the text; ValueError for bad options.
     """
