@@ -1,11 +1,31 @@
 """N-gram language models for speech decoding.
 
-Counting, smoothing (Kneser-Ney and friends), ARPA read/write and the query model land here with
-their issue. For now this holds what they will be tested and benchmarked on: a seeded synthetic
-English corpus (:class:`SentenceGenerator`, :func:`write_corpus`), since no real corpus can be
-downloaded where the project is built.
+Data flow: text --:func:`count_sentences` (reference) / native counter--> :class:`NgramCounts`
+--:func:`estimate` (``mkn`` as KenLM's lmplz, ``kn``, ``absolute``, ``katz``, ``witten-bell``,
+``jelinek-mercer``, ``add-k``, ``mle``)--> :class:`ArpaModel` --:func:`write_arpa`--> ARPA file;
+:func:`prune_entropy` prunes a model (Stolcke). Corpora for tests and demos: the seeded
+:class:`SentenceGenerator` and real text from Debian packages (:mod:`speechdecode.lm.corpora`).
 """
 
+from speechdecode.lm.arpa import ArpaModel, read_arpa, write_arpa
+from speechdecode.lm.counts import NgramCounts, count_sentences
+from speechdecode.lm.estimate import METHODS, estimate
+from speechdecode.lm.prune import prune_entropy
 from speechdecode.lm.synthetic import MAX_WORDS, MIN_WORDS, SentenceGenerator, write_corpus
+from speechdecode.lm.vocab import Vocabulary
 
-__all__ = ["MAX_WORDS", "MIN_WORDS", "SentenceGenerator", "write_corpus"]
+__all__ = [
+    "MAX_WORDS",
+    "METHODS",
+    "MIN_WORDS",
+    "ArpaModel",
+    "NgramCounts",
+    "SentenceGenerator",
+    "Vocabulary",
+    "count_sentences",
+    "estimate",
+    "prune_entropy",
+    "read_arpa",
+    "write_arpa",
+    "write_corpus",
+]

@@ -1,0 +1,84 @@
+"""Estimate a back-off n-gram model from counts with a named smoothing method.
+
+>>> from speechdecode.lm.counts import count_sentences
+>>> counts = count_sentences(["the cat sat", "the dog sat", "a cat ran"], 2)
+>>> model = estimate(counts, "kn", interpolate=False)
+>>> model.order, len(model.words)
+(2, 9)
+
+Methods (``METHODS``; each is ``function(counts, *, prune=None, **options) -> ArpaModel``, see
+:mod:`speechdecode.lm.methods`):
+
+* ``mkn``: interpolated modified Kneser-Ney exactly as KenLM's lmplz (``prune``,
+  ``discount_fallback``, ``float64``);
+* ``kn``: Kneser-Ney with one discount per order (``prune``, ``interpolate``, ``discount_fallback``);
+* ``absolute``: absolute discounting on raw counts (``prune``, ``interpolate``, ``discount_fallback``);
+* ``katz``: Good-Turing discounted Katz back-off (``prune``, ``k``, ``fitted``);
+* ``witten-bell``: Witten-Bell, interpolated or back-off (``prune``, ``interpolate``);
+* ``jelinek-mercer``: linear interpolation, lambdas fitted by EM on held-out text (``prune``,
+  ``heldout``, ``lambdas``, ``max_iter``, ``tol``, ``fitted``);
+* ``add-k``: Laplace (k=1) / Lidstone smoothing (``prune``, ``k``);
+* ``mle``: maximum likelihood (``prune``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from speechdecode.errors import InvalidArgumentError
+from speechdecode.lm.arpa import ArpaModel
+from speechdecode.lm.counts import NgramCounts
+from speechdecode.lm.methods import absolute, additive, jelinek_mercer, katz, kneser_ney, mle, witten_bell
+
+METHODS: dict[str, Callable[..., ArpaModel]] = {
+    "mkn": kneser_ney.modified_kneser_ney,
+    "kn": kneser_ney.kneser_ney,
+    "absolute": absolute.absolute_discounting,
+    "katz": katz.katz,
+    "witten-bell": witten_bell.witten_bell,
+    "jelinek-mercer": jelinek_mercer.jelinek_mercer,
+    "add-k": additive.additive,
+    "mle": mle.mle,
+}
+
+
+def method_options(method: str) -> list[str]:
+    """The keyword options ``method`` takes, sorted (raises for an unknown method)."""
+    function = _method(method)
+    parameters = inspect.signature(function).parameters.values()
+    return sorted(p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+def estimate(counts: NgramCounts, method: str = "mkn", **options) -> ArpaModel:
+    """Smooth ``counts`` with ``method`` (a key of ``METHODS``) into a back-off model.
+
+    Args:
+        counts: raw n-gram counts (:func:`speechdecode.lm.counts.count_sentences`); the model
+            has their order.
+        method: ``"mkn"`` (default, as KenLM's lmplz), ``"kn"``, ``"absolute"``, ...
+        **options: the method's keyword options (:func:`method_options` lists them).
+
+    Returns:
+        an :class:`~speechdecode.lm.arpa.ArpaModel` (write it with ``write_arpa``).
+
+    Raises:
+        InvalidArgumentError: unknown method (the message lists the known ones), an option the
+            method does not take (the message lists those it takes), a bad option value, or
+            counts that cannot be estimated from.
+    """
+    accepted = method_options(method)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise InvalidArgumentError(
+            "options", f"options of method {method!r}: {', '.join(accepted) or 'none'}", ", ".join(unknown)
+        )
+    if not isinstance(counts, NgramCounts):
+        raise InvalidArgumentError("counts", "an NgramCounts", type(counts).__name__)
+    return METHODS[method](counts, **options)
+
+
+def _method(method: str) -> Callable[..., ArpaModel]:
+    if not isinstance(method, str) or method not in METHODS:
+        raise InvalidArgumentError("method", f"one of {', '.join(sorted(METHODS))}", repr(method))
+    return METHODS[method]
