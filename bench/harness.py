@@ -298,6 +298,7 @@ class Suite:
         given = {"warmup": warmup, "repeats": repeats, "min_seconds": min_seconds}
         self.settings = {k: defaults[k] if v is None else v for k, v in given.items()}
         self.rows: list[dict] = []
+        self.notes: list[str] = []
         self._bar = progress(desc=f"bench {name}", unit="row")
 
     def add(
@@ -312,12 +313,14 @@ class Suite:
         item_unit: str | None = None,
         params: dict | None = None,
         sync: Callable[[], Any] | None = None,
+        settings: dict | None = None,
     ) -> dict:
         """Time ``fn()`` as implementation ``impl`` of ``case`` and record the row.
 
         ``bytes_processed`` gives a GB/s column (1 GB = 1e9 bytes), ``items`` an
         ``<item_unit>/s`` column; ``params`` (JSON-serializable) describe the input and the
-        implementation; ``sync`` is passed to :func:`measure`. The ratio is filled in by
+        implementation; ``sync`` is passed to :func:`measure`; ``settings`` override the suite's
+        warmup / repeats / min_seconds for this row (for runs of many seconds). The ratio is filled in by
         :meth:`finish`. Returns the row.
 
         Raises:
@@ -339,7 +342,7 @@ class Suite:
         except (TypeError, ValueError) as exc:
             raise InvalidArgumentError("params", "a JSON-serializable dict", f"{params!r} ({exc})") from None
         self._bar.set_postfix_str(f"{case} / {impl}", refresh=True)
-        timing = measure(fn, sync=sync, **self.settings)
+        timing = measure(fn, sync=sync, **{**self.settings, **(settings or {})})
         self._bar.update(1)
         seconds = timing.median_ms / 1e3
         row = {
@@ -357,6 +360,10 @@ class Suite:
         }
         self.rows.append(row)
         return row
+
+    def note(self, text: str) -> None:
+        """Record a remark printed under the table (e.g. an anchor that is not installed here)."""
+        self.notes.append(text)
 
     def _fill_ratios(self) -> None:
         cases = list(dict.fromkeys(r["case"] for r in self.rows))
@@ -404,6 +411,7 @@ class Suite:
             "git": _git_info(),
             "settings": dict(self.settings),
             "rows": self.rows,
+            "notes": self.notes,
         }
         base = os.path.join(self.out_dir, self.name)
         with atomic_write(base + ".json") as handle:
@@ -430,6 +438,8 @@ class Suite:
             "",
             markdown_table(self.rows),
         ]
+        if doc["notes"]:
+            lines += ["Notes:", "", *[f"- {n}" for n in doc["notes"]], ""]
         described = [r for r in self.rows if r["params"]]
         if described:
             lines.append("Parameters:\n")

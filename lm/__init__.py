@@ -1,15 +1,20 @@
 """N-gram language models for speech decoding.
 
-Data flow: text --:func:`count_sentences` (reference) / native counter--> :class:`NgramCounts`
+Data flow: text files --:func:`count_files` (C++; :func:`count_sentences` is the reference)--> :class:`NgramCounts`
 --:func:`estimate` (``mkn`` as KenLM's lmplz, ``kn``, ``absolute``, ``katz``, ``witten-bell``,
 ``jelinek-mercer``, ``add-k``, ``mle``)--> :class:`ArpaModel` --:func:`write_arpa`--> ARPA file;
-:func:`prune_entropy` prunes a model (Stolcke). Corpora for tests and demos: the seeded
-:class:`SentenceGenerator` and real text from Debian packages (:mod:`speechdecode.lm.corpora`).
+:func:`prune_entropy` prunes a model (Stolcke); :class:`NgramModel` loads an ARPA
+file for fast queries (KenLM's semantics) and :func:`generate` samples text from it.
+Corpora for tests and demos: the seeded :class:`SentenceGenerator` and real text from Debian
+packages (:mod:`speechdecode.lm.corpora`).
 """
 
 from speechdecode.lm.arpa import ArpaModel, read_arpa, write_arpa
+from speechdecode.lm.count import count_files, parse_size
 from speechdecode.lm.counts import NgramCounts, count_sentences
 from speechdecode.lm.estimate import METHODS, estimate
+from speechdecode.lm.generate import generate
+from speechdecode.lm.model import NgramModel
 from speechdecode.lm.prune import prune_entropy
 from speechdecode.lm.synthetic import MAX_WORDS, MIN_WORDS, SentenceGenerator, write_corpus
 from speechdecode.lm.vocab import Vocabulary
@@ -20,10 +25,14 @@ __all__ = [
     "MIN_WORDS",
     "ArpaModel",
     "NgramCounts",
+    "NgramModel",
     "SentenceGenerator",
     "Vocabulary",
+    "count_files",
     "count_sentences",
     "estimate",
+    "generate",
+    "parse_size",
     "prune_entropy",
     "read_arpa",
     "write_arpa",

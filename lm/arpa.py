@@ -11,8 +11,9 @@ The format (Doug Paul's ARPA format, as SRILM and KenLM write it)::
     \\end\\
 
 Fields are tab-separated on write; any whitespace is accepted on read. Numbers are written
-as the shortest decimal that reads back to the same float32 (as lmplz prints them), so a
-model read and written again is identical to the printed digits.
+as lmplz prints them (:func:`format_float`: the shortest decimal that reads back to the same
+float32, in exponent form below 1e-6), so a model read and written again is identical to the
+printed digits.
 """
 
 from __future__ import annotations
@@ -61,8 +62,34 @@ class ArpaModel:
 
 
 def format_float(value: float) -> str:
-    """The shortest decimal that reads back to the same float32 (``0`` for zero)."""
-    return np.format_float_positional(np.float32(value), unique=True, trim="-")
+    """``value`` rounded to float32, printed as lmplz prints it.
+
+    KenLM's ``util/float_to_string.cc`` (double-conversion's ``ToShortestSingle``, converter
+    flags ``NO_FLAGS``, ``"inf"``, ``"NaN"``, ``'e'``, ``decimal_in_shortest_low = -6``,
+    ``decimal_in_shortest_high = 21``): the shortest digits that read back to the same float32
+    (the closest such, ties to even), with e the decimal exponent of the first digit:
+
+    * -6 <= e < 21: positional, no exponent, no trailing zeros after the point: ``"0"``,
+      ``"-0.30103"``, ``"0.000001"``, ``"-123.5"``, ``"100000000000000000000"``;
+    * otherwise ``d[.ddd]e<e>``, the exponent without ``+`` or leading zeros: ``"-1.5e-7"``,
+      ``"1e-45"``, ``"1e21"``, ``"3.4028235e38"``;
+    * ``"-0"`` for negative zero, ``"inf"``, ``"-inf"``, and ``"NaN"`` (no sign) for any NaN.
+
+    >>> [format_float(x) for x in (-0.30103, 1e-06, -1.5e-07, 1e21, float("nan"))]
+    ['-0.30103', '0.000001', '-1.5e-7', '1e21', 'NaN']
+    """
+    x = np.float32(value)
+    # Dragon4's shortest round-trip digits (numpy), laid out positionally: "-0.30103", "-0",
+    # "0.00000015", "nan", "-inf". Kept unless the exponent of the first digit is < -6 or >= 21.
+    text = np.format_float_positional(x, unique=True, trim="-")
+    body = text[1:] if text[0] == "-" else text
+    if not body[0].isdigit():
+        return "NaN" if body == "nan" else text
+    point = body.find(".")
+    if not body.startswith("0.000000") and (point if point >= 0 else len(body)) <= 21:
+        return text
+    mantissa, exponent = np.format_float_scientific(x, unique=True, trim="-").split("e")  # "-1.5e-07"
+    return f"{mantissa}e{int(exponent)}"
 
 
 def write_arpa(path: str | os.PathLike, model: ArpaModel) -> None:

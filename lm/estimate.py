@@ -26,9 +26,11 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
+from speechdecode import _backend
 from speechdecode.errors import InvalidArgumentError
 from speechdecode.lm.arpa import ArpaModel
 from speechdecode.lm.counts import NgramCounts
+from speechdecode.lm import native_estimate
 from speechdecode.lm.methods import absolute, additive, jelinek_mercer, katz, kneser_ney, mle, witten_bell
 
 METHODS: dict[str, Callable[..., ArpaModel]] = {
@@ -43,6 +45,10 @@ METHODS: dict[str, Callable[..., ArpaModel]] = {
 }
 
 
+# Methods with a C++ fast path (same output as the reference); used when the extension is built.
+NATIVE: dict[str, Callable[..., ArpaModel]] = {"mkn": native_estimate.estimate_mkn}
+
+
 def method_options(method: str) -> list[str]:
     """The keyword options ``method`` takes, sorted (raises for an unknown method)."""
     function = _method(method)
@@ -50,13 +56,15 @@ def method_options(method: str) -> list[str]:
     return sorted(p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
 
-def estimate(counts: NgramCounts, method: str = "mkn", **options) -> ArpaModel:
+def estimate(counts: NgramCounts, method: str = "mkn", *, backend: str | None = None, **options) -> ArpaModel:
     """Smooth ``counts`` with ``method`` (a key of ``METHODS``) into a back-off model.
 
     Args:
         counts: raw n-gram counts (:func:`speechdecode.lm.counts.count_sentences`); the model
             has their order.
         method: ``"mkn"`` (default, as KenLM's lmplz), ``"kn"``, ``"absolute"``, ...
+        backend: "reference" or "native" (default: ``SPEECHDECODE_BACKEND``, else native for
+            methods in ``NATIVE`` when the extension is built); both give the same model.
         **options: the method's keyword options (:func:`method_options` lists them).
 
     Returns:
@@ -75,6 +83,11 @@ def estimate(counts: NgramCounts, method: str = "mkn", **options) -> ArpaModel:
         )
     if not isinstance(counts, NgramCounts):
         raise InvalidArgumentError("counts", "an NgramCounts", type(counts).__name__)
+    if backend not in (None, *_backend.BACKENDS):
+        raise InvalidArgumentError("backend", f"one of {', '.join(_backend.BACKENDS)}", repr(backend))
+    choice = backend or _backend.forced()
+    if method in NATIVE and choice != "reference" and (choice == "native" or _backend.HAS_NATIVE):
+        return NATIVE[method](counts, **options)
     return METHODS[method](counts, **options)
 
 

@@ -12,6 +12,7 @@ is read on every call, so a test or a user can switch without re-importing.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import importlib.util
 import os
@@ -35,13 +36,18 @@ except ImportError as exc:  # the package works without its extension, on the re
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 
-def _has_cuda() -> bool:
+@functools.cache
+def has_cuda() -> bool:
+    """True when torch sees a CUDA device. Imported lazily: CPU-only tools (lm) never load torch."""
     import torch
 
     return torch.cuda.is_available()
 
 
-HAS_CUDA = _has_cuda()
+def __getattr__(name: str):
+    if name == "HAS_CUDA":
+        return has_cuda()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def triton_interpret() -> bool:
@@ -134,9 +140,9 @@ def info() -> dict:
         },
         "triton": {"available": HAS_TRITON, "version": _version("triton"), "interpret": triton_interpret()},
         "cuda": {
-            "available": HAS_CUDA,
+            "available": has_cuda(),
             "version": torch.version.cuda,
-            "device": torch.cuda.get_device_name(0) if HAS_CUDA else None,
+            "device": torch.cuda.get_device_name(0) if has_cuda() else None,
         },
         "forced_backend": os.environ.get(ENV_VAR) or None,
         "versions": {

@@ -55,3 +55,13 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
     for _ in progress(range(3), desc="work"):
         pass
     assert "work" in tty.getvalue()
+
+
+def test_atomic_write_gives_the_usual_file_mode(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "m.txt") as f:
+            f.write("x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "m.txt").stat().st_mode & 0o777 == 0o644

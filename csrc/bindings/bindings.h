@@ -6,5 +6,8 @@
 namespace speechdecode {
 
 void bind_decoding(pybind11::module_& m);
+void bind_lm_count(pybind11::module_& m);
+void bind_lm(pybind11::module_& m);
+void bind_lm_estimate(pybind11::module_& m);
 
 }  // namespace speechdecode

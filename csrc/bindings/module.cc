@@ -36,9 +36,21 @@ PYBIND11_MODULE(_native, m) {
       py::object cls = py::module_::import("speechdecode.errors").attr("TensorError");
       py::object err = cls(e.argument(), e.expected(), e.actual());
       PyErr_SetObject(cls.ptr(), err.ptr());
+    } catch (const speechdecode::InputFileError& e) {
+      // -> speechdecode.errors.InputFileError(path, line or None, detail): "path:line: detail".
+      py::object path = py::reinterpret_steal<py::object>(
+          PyUnicode_DecodeFSDefaultAndSize(e.path().data(), static_cast<Py_ssize_t>(e.path().size())));
+      if (!path) throw py::error_already_set();
+      py::object line = e.line() < 0 ? py::none() : py::object(py::int_(e.line()));
+      py::object cls = py::module_::import("speechdecode.errors").attr("InputFileError");
+      py::object err = cls(path, line, py::str(e.detail()));
+      PyErr_SetObject(cls.ptr(), err.ptr());
     }
   });
 
   m.def("compiler_info", &compiler_info, "Compiler and C++ standard the extension was built with.");
   speechdecode::bind_decoding(m);
+  speechdecode::bind_lm_count(m);
+  speechdecode::bind_lm(m);
+  speechdecode::bind_lm_estimate(m);
 }

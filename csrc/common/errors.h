@@ -4,6 +4,7 @@
 // into speechdecode.errors exceptions (TensorError / InvalidArgumentError are ValueErrors).
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -27,6 +28,27 @@ class TensorError : public std::invalid_argument {
   std::string argument_;
   std::string expected_;
   std::string actual_;
+};
+
+// A file that cannot be used: names the file and, where it applies, the 1-based line, e.g.
+// InputFileError("corpus.txt", 12, "invalid UTF-8 ..."). line < 0: the file as a whole.
+// The bindings turn it into speechdecode.errors.InputFileError (a ValueError).
+class InputFileError : public std::runtime_error {
+ public:
+  InputFileError(std::string path, int64_t line, std::string detail)
+      : std::runtime_error((line < 0 ? path : path + ":" + std::to_string(line)) + ": " + detail),
+        path_(std::move(path)),
+        line_(line),
+        detail_(std::move(detail)) {}
+
+  const std::string& path() const { return path_; }
+  int64_t line() const { return line_; }
+  const std::string& detail() const { return detail_; }
+
+ private:
+  std::string path_;
+  int64_t line_;
+  std::string detail_;
 };
 
 }  // namespace speechdecode

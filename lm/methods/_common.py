@@ -18,7 +18,7 @@ import numpy as np
 from speechdecode.errors import InvalidArgumentError, TensorError
 from speechdecode.lm.arpa import ArpaModel
 from speechdecode.lm.counts import NgramCounts
-from speechdecode.lm.vocab import BOS, BOS_ID, EOS_ID
+from speechdecode.lm.vocab import BOS, BOS_ID, EOS_ID, UNK_ID
 
 
 @dataclass
@@ -140,13 +140,16 @@ def raw_counts(tables: NgramTables) -> list[np.ndarray]:
     return values
 
 
-def prune_thresholds(prune: Sequence[int] | None, order: int) -> np.ndarray:
+def prune_thresholds(prune: Sequence[int] | None, order: int, *, unigrams: bool = False) -> np.ndarray:
     """lmplz's ``--prune`` thresholds: int64 [order], one count cutoff per order.
 
-    An n-gram (n >= 2) whose raw count is <= its order's threshold is pruned: left out of the
-    model, its mass left to its context's backoff. As in lmplz, the list may be shorter than the
-    order (the last value repeats), must not decrease (so no kept n-gram loses a prefix or a
-    suffix), and the unigram threshold must be 0 (lmplz does not support pruning unigrams).
+    An n-gram whose raw count is <= its order's threshold is pruned: left out of the model, its
+    mass left to its context's backoff (:func:`pruned_masks`). As in lmplz, the list may be
+    shorter than the order (the last value repeats) and must not decrease (so no kept n-gram
+    loses a prefix or a suffix: an n-gram never occurs more often than its parts).
+
+    ``unigrams``: whether the calling method prunes unigrams (``mkn`` and ``kn`` do, as lmplz
+    does); for the others the unigram threshold must be 0.
     """
     if prune is None:
         return np.zeros(order, dtype=np.int64)
@@ -156,19 +159,35 @@ def prune_thresholds(prune: Sequence[int] | None, order: int) -> np.ndarray:
         raise InvalidArgumentError("prune", "integer thresholds >= 0", repr(prune))
     if len(prune) > order:
         raise InvalidArgumentError("prune", f"at most {order} thresholds (one per order)", repr(prune))
-    if prune[0] != 0:
-        raise InvalidArgumentError("prune", "0 as the unigram threshold (unigrams are never pruned)", repr(prune))
+    if not unigrams and prune[0] != 0:
+        raise InvalidArgumentError("prune", "0 as the unigram threshold (this method does not prune unigrams)",
+                                   repr(prune))  # fmt: skip
     if any(b < a for a, b in itertools.pairwise(prune)):
         raise InvalidArgumentError("prune", "non-decreasing thresholds", repr(prune))
     return np.array([*prune, *[prune[-1]] * (order - len(prune))], dtype=np.int64)
 
 
 def pruned_masks(tables: NgramTables, thresholds: np.ndarray) -> list[np.ndarray]:
-    """Per order, bool [M_n]: the n-grams that ``thresholds`` (from :func:`prune_thresholds`) prune."""
-    return [
-        tables.counts[n - 1] <= thresholds[n - 1] if n > 1 else np.zeros(tables.size(1), dtype=bool)
-        for n in range(1, tables.order + 1)
-    ]
+    """Per order, bool [M_n]: the n-grams that ``thresholds`` (from :func:`prune_thresholds`) prune.
+
+    An n-gram is pruned when its raw count is <= its order's threshold, as lmplz's ``--prune``
+    (KenLM's lm/builder/adjust_counts.cc marks it, initial_probabilities.cc drops it). Unigrams
+    only when the unigram threshold is above 0, and never ``<unk>``, ``<s>`` or ``</s>``
+    (lmplz keeps and prints those three whatever their count; of them only ``</s>`` can have a
+    count <= the threshold, when there are that few sentences, and lmplz then writes an
+    inconsistent file: ``</s>`` listed with log10 probability 0 yet treated as pruned in the
+    header's count, the uniform share and ``gamma()``). Vocabulary words that never occur (count 0) are
+    pruned too once the unigram threshold is above 0. Since thresholds never decrease, every
+    n-gram containing a pruned unigram is itself pruned (its count is at most the word's).
+    """
+    masks = []
+    for n in range(1, tables.order + 1):
+        mask = tables.counts[n - 1] <= thresholds[n - 1]
+        if n == 1:
+            mask &= thresholds[0] > 0
+            mask[[UNK_ID, BOS_ID, EOS_ID]] = False
+        masks.append(mask)
+    return masks
 
 
 def count_of_counts(values: np.ndarray) -> np.ndarray:
@@ -195,8 +214,10 @@ def discounted_model(
     * ``gamma(c) = [D1 N1(c) + D2 N2(c) + D3 N3+(c) + sum over pruned x of v(c x)] / S(c)``,
       ``N_k`` counting unpruned extensions with ``v = k`` (k = 3 meaning >= 3).
 
-    Unigrams are always interpolated with the uniform distribution over every word but ``<s>``:
-    ``p(w) = u(w) + gamma() / |V|``. Above, ``interpolate=True`` gives
+    Unigrams are always interpolated with the uniform distribution over every kept unigram but
+    ``<s>``: ``p(w) = u(w) + gamma() / |V|``, |V| = number of unpruned unigrams less one (lmplz's
+    ``counts_pruned[0] - 1``; pruned unigrams leave their mass to ``gamma()`` like any pruned
+    n-gram). Above, ``interpolate=True`` gives
     ``p(w|c) = u(w|c) + gamma(c) p(w|c')`` (``c'``: ``c`` less its first word), written with
     backoff ``gamma(c)``; ``interpolate=False`` gives ``p(w|c) = u(w|c)`` for seen ``c w`` and backoff
     ``gamma(c) / (1 - sum over seen c x of p(x|c'))`` (a context followed by every word keeps its
@@ -207,7 +228,7 @@ def discounted_model(
     """
     order = tables.order
     real = np.dtype(dtype).type
-    vocab_size = tables.size(1) - 1
+    vocab_size = int(np.count_nonzero(~pruned[0])) - 1  # kept unigrams but <s>
     # lmplz divides in double and stores the result as a float.
     uniform = real(1.0 / float(real(vocab_size)))
     totals, gammas = [], []

@@ -27,10 +27,16 @@ The model itself is :func:`._common.discounted_model`. What ``mkn`` copies from 
   [0, k]) unless given ``--discount_fallback``; here the fallback discounts are always used, with
   a :class:`DiscountFallbackWarning` that names the order and its count-of-counts.
 
+Pruning (``prune``, lmplz's ``--prune``) drops the n-grams whose raw count is at most their
+order's threshold, unigrams included (lmplz's ``--prune 1 1`` drops the words seen once), but
+never ``<unk>``, ``<s>`` or ``</s>`` (:func:`._common.pruned_masks`); their mass goes to their
+context's backoff, and the unigrams' uniform share is 1 / (kept unigrams but ``<s>``).
+
 Beyond lmplz (inputs it cannot produce): vocabulary words that never occur are unigrams with
-adjusted count 0 (like an unseen ``<unk>``), and a ``<unk>`` that does occur is a word like any
-other (it gets its discounted count, and a backoff if it is a context). The quirk follows our
-word ids, which are lmplz's when the vocabulary was built from the text alone.
+adjusted count 0 (like an unseen ``<unk>``; pruned when the unigram threshold is above 0), and
+a ``<unk>`` that does occur is a word like any other (it gets its discounted count, and a
+backoff if it is a context). The quirk follows our word ids, which are lmplz's when the
+vocabulary was built from the text alone.
 """
 
 from __future__ import annotations
@@ -73,7 +79,8 @@ def modified_kneser_ney(
     Args:
         counts: raw n-gram counts; the model has their order.
         prune: lmplz's ``--prune`` count thresholds, e.g. ``[0, 1, 1]`` drops bigrams and
-            trigrams seen once (:func:`._common.prune_thresholds`).
+            trigrams seen once, ``[1, 1]`` words, bigrams and trigrams seen once
+            (:func:`._common.prune_thresholds`, :func:`._common.pruned_masks`).
         discount_fallback: discounts D1, D2, D3+ used for an order whose discounts cannot be
             computed (1 to 3 values, the last one repeated; D_k in [0, k]), as lmplz's
             ``--discount_fallback``; each use warns with :class:`DiscountFallbackWarning`.
@@ -94,7 +101,7 @@ def modified_kneser_ney(
     fallback = _fallback_discounts(discount_fallback)
     _check_bool("float64", float64)
     tables = ngram_tables(counts)
-    thresholds = prune_thresholds(prune, tables.order)
+    thresholds = prune_thresholds(prune, tables.order, unigrams=True)
     adjusted = _adjusted_counts(tables)
     discounts = _modified_discounts(tables, adjusted, fallback, float64)
     real = np.float64 if float64 else np.float32
@@ -123,7 +130,7 @@ def kneser_ney(
     _check_bool("interpolate", interpolate)
     fallback = check_single_fallback(discount_fallback)
     tables = ngram_tables(counts)
-    thresholds = prune_thresholds(prune, tables.order)
+    thresholds = prune_thresholds(prune, tables.order, unigrams=True)
     adjusted = _adjusted_counts(tables)
     discounts = single_discounts([count_of_counts(a) for a in adjusted], fallback, "kn", "adjusted count")
     return discounted_model(tables, adjusted, discounts, pruned_masks(tables, thresholds), interpolate=interpolate)

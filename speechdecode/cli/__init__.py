@@ -52,12 +52,12 @@ class Commands:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from speechdecode.cli import bench, decode, demo, info
+    from speechdecode.cli import bench, decode, demo, info, lm
 
     parser = Parser(prog="speechdecode", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=_version())
     commands = Commands(parser.add_subparsers(dest="command", required=True, parser_class=Parser))
-    for module in (info, decode, demo, bench):
+    for module in (info, lm, decode, demo, bench):
         module.register(commands)
     return parser
 

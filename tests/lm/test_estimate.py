@@ -49,7 +49,10 @@ def test_every_method_keeps_the_contract(counts, method):
 
 
 def test_unknown_method_lists_the_known_ones(counts):
-    with pytest.raises(InvalidArgumentError, match="method: expected one of absolute, add-k, jelinek-mercer, katz, kn, mkn, mle, witten-bell") as info:
+    with pytest.raises(
+        InvalidArgumentError,
+        match="method: expected one of absolute, add-k, jelinek-mercer, katz, kn, mkn, mle, witten-bell",
+    ) as info:
         estimate(counts, "good-turing")
     assert "'good-turing'" in str(info.value)
     with pytest.raises(InvalidArgumentError, match="method"):
@@ -105,7 +108,11 @@ def test_bad_counts(counts):
     missing.ngrams.append(counts.ngrams[2])
     missing.counts.append(counts.counts[2])
     with pytest.raises(InvalidArgumentError, match="3-grams whose first and last 2 words are 2-grams"):
-        estimate(missing, "mkn")
+        estimate(missing, "mkn", backend="reference")
+    with pytest.raises(
+        InvalidArgumentError, match=r"ngrams\[2\]: expected every 3-gram's first 2 words to be a 2-gram"
+    ):
+        estimate(missing, "mkn", backend="native")
 
 
 def hand_model() -> ArpaModel:
@@ -140,3 +147,29 @@ def test_conditional_distribution_checks_history():
         conditional_distribution(model, [0.5])
     with pytest.raises(TensorError, match="1-D"):
         conditional_distribution(model, [[3]])
+
+
+@pytest.mark.parametrize("options", [{}, {"prune": [0, 1, 1]}, {"float64": True}])
+def test_native_and_reference_mkn_agree(counts, options):
+    native = estimate(counts, "mkn", backend="native", **options)
+    reference = estimate(counts, "mkn", backend="reference", **options)
+    for a, b in zip(native.ngrams, reference.ngrams, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(native.log10_probs + native.backoffs, reference.log10_probs + reference.backoffs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 if options.get("float64") else 0)
+
+
+def test_backend_choice(counts, monkeypatch):
+    import importlib
+
+    module = importlib.import_module("speechdecode.lm.estimate")
+
+    calls = []
+    monkeypatch.setitem(module.NATIVE, "mkn", lambda c, **o: calls.append("native") or module.METHODS["mkn"](c, **o))
+    estimate(counts)
+    assert calls == ["native"]  # the default when the extension is built
+    monkeypatch.setenv("SPEECHDECODE_BACKEND", "reference")
+    estimate(counts)
+    assert calls == ["native"]
+    with pytest.raises(InvalidArgumentError, match="backend: expected one of"):
+        estimate(counts, backend="gpu")

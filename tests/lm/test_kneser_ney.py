@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from speechdecode.errors import InvalidArgumentError
 from speechdecode.lm.arpa import read_arpa, write_arpa
 from speechdecode.lm.counts import NgramCounts, count_sentences
-from speechdecode.lm.methods._common import conditional_distribution
+from speechdecode.lm.methods._common import conditional_distribution, prune_thresholds
 from speechdecode.lm.methods.kneser_ney import (
     DiscountFallbackWarning,
     adjusted_counts,
@@ -25,6 +26,10 @@ DATA = Path(__file__).parent.parent / "data" / "lmplz"
 LMPLZ_CASES = [(f"kjv400.o{n}.arpa.gz", n, None) for n in range(2, 7)] + [
     ("kjv400.o4.prune011.arpa.gz", 4, [0, 1, 1]),
     ("kjv400.o3.prune002.arpa.gz", 3, [0, 0, 2]),
+    # Unigram pruning (lmplz drops words seen <= threshold times, but never <unk> <s> </s>).
+    ("kjv400.o3.prune11.arpa.gz", 3, [1, 1]),
+    ("kjv400.o4.prune123.arpa.gz", 4, [1, 2, 3]),
+    ("kjv400.o3.prune22.arpa.gz", 3, [2, 2]),
 ]
 
 # A corpus on which lmplz's count-of-counts quirk (kenlm issue 427) changes the discounts, and
@@ -259,6 +264,92 @@ def test_mkn_prune_list_repeats_last_threshold(kjv_counts):
     # Every kept bigram and above was seen more than once.
     for n in (2, 3, 4):
         assert all(kjv_counts.count([short.words[i] for i in row]) > 1 for row in short.ngrams[n - 1][:50])
+
+
+def test_prune_thresholds_unigrams_only_for_methods_that_prune_them():
+    assert prune_thresholds([1, 2], 4, unigrams=True).tolist() == [1, 2, 2, 2]
+    assert prune_thresholds([0, 2], 3).tolist() == [0, 2, 2]
+    with pytest.raises(InvalidArgumentError, match="unigram threshold"):
+        prune_thresholds([1, 1], 3)
+    with pytest.raises(InvalidArgumentError, match="non-decreasing"):
+        prune_thresholds([2, 1], 3, unigrams=True)
+
+
+def unigram_pruned_normalized(model, rng, tol):
+    """Every distribution sums to 1 over the listed unigrams (pruned words have p = 0)."""
+    listed = np.zeros(len(model.words), dtype=bool)
+    listed[model.ngrams[0][:, 0]] = True
+    listed[BOS_ID] = False
+    for history in sampled_histories(model, rng):
+        p = conditional_distribution(model, history)
+        assert np.all(p[listed] > 0) and np.all(p[~listed] == 0)
+        assert abs(p.sum() - 1) < tol, (history, p.sum())
+
+
+@pytest.mark.parametrize("prune", [[1, 1], [1, 2, 3], [2, 2], [3]])
+def test_mkn_unigram_pruning_as_lmplz(kjv_counts, prune):
+    order = 4 if len(prune) == 3 else 3
+    counts = truncated(kjv_counts, order)
+    model = modified_kneser_ney(counts, prune=prune)
+    raw = dict(zip(counts.ngrams[0][:, 0].tolist(), counts.counts[0].tolist(), strict=True))
+    # Unigrams seen more than prune[0] times are kept, and <unk> (never seen), <s>, </s>.
+    kept = {w for w, c in raw.items() if c > prune[0]} | {UNK_ID, BOS_ID, EOS_ID}
+    assert set(model.ngrams[0][:, 0].tolist()) == kept
+    # No kept n-gram contains a pruned word (its count is at most the word's).
+    for n in range(2, order + 1):
+        assert np.isin(model.ngrams[n - 1], list(kept)).all()
+    # The uniform share is 1 / (kept unigrams but <s>), and pruned words' mass is in gamma().
+    rng = np.random.default_rng(5)
+    unigram_pruned_normalized(modified_kneser_ney(counts, prune=prune, float64=True), rng, 1e-9)
+    unigram_pruned_normalized(model, rng, 1e-5)
+
+
+def test_mkn_unigram_threshold_changes_the_model_not_only_the_unigrams(kjv_counts):
+    counts = truncated(kjv_counts, 3)
+    both, higher = modified_kneser_ney(counts, prune=[2, 2]), modified_kneser_ney(counts, prune=[0, 2])
+    for n in (2, 3):
+        np.testing.assert_array_equal(both.ngrams[n - 1], higher.ngrams[n - 1])
+    assert len(both.ngrams[0]) < len(higher.ngrams[0])
+    assert not np.array_equal(both.log10_probs[1], higher.log10_probs[1])  # through p(w) below
+
+
+def test_specials_are_never_pruned_and_unseen_words_are():
+    from speechdecode.lm.vocab import Vocabulary
+
+    # 3 sentences, "the" seen 3 times: at threshold 3 every word goes but <unk>, <s> and </s>
+    # (count 3; lmplz would drop it from the header and the uniform share yet print it, with
+    # log10 p 0). "zzextra" (in the vocabulary, never seen) is pruned at threshold >= 1 and
+    # kept (a zeroton) at 0.
+    lines = ["the cat sat on the mat", "the dog sat", "a cat and a dog"]
+    counts = count_sentences(lines, 2, vocab=Vocabulary(["zzextra"]))
+    extra = counts.vocab.id("zzextra")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiscountFallbackWarning)
+        models = [modified_kneser_ney(counts, prune=[3]), modified_kneser_ney(counts, prune=[2])]
+        models += [kneser_ney(counts, prune=[3]), kneser_ney(counts, prune=[2], interpolate=False)]
+        zeroton = modified_kneser_ney(counts, prune=[0, 3])
+    assert models[0].ngrams[0][:, 0].tolist() == [UNK_ID, BOS_ID, EOS_ID]
+    assert models[1].ngrams[0][:, 0].tolist() == [UNK_ID, BOS_ID, EOS_ID, counts.vocab.id("the")]
+    assert extra in zeroton.ngrams[0][:, 0].tolist()
+    for model in models:
+        p = conditional_distribution(model, [])
+        assert abs(p.sum() - 1) < 1e-6 and p[extra] == 0 and p[EOS_ID] > 0
+
+
+def test_mkn_tiny_unigram_pruned_file_as_lmplz(tmp_path):
+    counts = count_sentences((DATA / "tiny.txt").read_text().splitlines(), 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiscountFallbackWarning)
+        write_arpa(tmp_path / "ours.arpa", modified_kneser_ney(counts, prune=[2, 2]))
+    with gzip.open(DATA / "tiny.o2.prune22.arpa.gz", "rt", encoding="utf-8") as handle:
+        assert (tmp_path / "ours.arpa").read_text() == handle.read()
+
+
+@pytest.mark.parametrize("interpolate", [True, False])
+def test_kn_unigram_pruning_normalized(kjv_counts, interpolate):
+    model = kneser_ney(truncated(kjv_counts, 3), prune=[1, 1, 2], interpolate=interpolate)
+    assert len(model.ngrams[0]) == 654
+    unigram_pruned_normalized(model, np.random.default_rng(6), 1e-9)
 
 
 def test_unk_in_the_data_is_a_word_and_unseen_vocabulary_words_are_zerotons():

@@ -1,0 +1,249 @@
+"""N-gram LM benchmarks against KenLM: estimation (lmplz), ARPA loading and scoring (kenlm).
+
+Cases (order 5; quick mode: order 3 on 400 verses):
+
+* ``build <corpus>``: ``speechdecode lm build`` vs ``lmplz -S 2G --discount_fallback`` as child
+  processes on the same text file, wall time and peak RSS (``os.wait4``). Both ARPA files must
+  be byte-identical before anything is reported. lmplz is not on PyPI: it runs when an
+  ``lmplz`` is on PATH (or ``SPEECHDECODE_LMPLZ`` names one); otherwise the case is skipped with
+  a note. Corpora: the King James Bible (0.79M words, the ~1M case) and, for the >= 20M case,
+  the Bible and the fortunes package's text repeated to 20M words (Debian ships no 20M-word
+  corpus of distinct text, so n-gram types stay those of 1.2M words).
+* ``load``: ``NgramModel.from_arpa`` vs ``kenlm.Model`` on the KJV order-5 ARPA.
+* ``score_batch``: our batched scoring (1 thread, all cores) vs a Python loop over
+  ``kenlm.Model.score`` on 2,000 held-out sentences.
+* ``state API``: per-word scoring with explicit states: our ``score_word`` from Python and our
+  vectorized ``score_words`` vs a Python loop over ``kenlm.Model.BaseScore``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from speechdecode.bench.harness import Suite
+from speechdecode.errors import BackendUnavailableError
+from speechdecode.lm.corpora import fortune_sentences, kjv_sentences
+
+ORDER = 5
+LARGE_WORDS = 20_000_000
+
+
+def _kenlm():
+    try:
+        import kenlm
+    except ImportError:
+        raise BackendUnavailableError("the lm suite's anchor is kenlm: pip install kenlm") from None
+    return kenlm
+
+
+def _lmplz() -> str | None:
+    return os.environ.get("SPEECHDECODE_LMPLZ") or shutil.which("lmplz")
+
+
+def _run(command: list[str], memo: dict) -> None:
+    """Run a child process to completion; record its peak RSS (MB) in ``memo``."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    stderr = process.stderr.read().decode(errors="replace")
+    process.stderr.close()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed ({process.returncode}): {stderr.strip()[-500:]}")
+    memo["peak_rss_mb"] = usage.ru_maxrss / 1024
+    memo["stderr"] = stderr
+
+
+def _write_text(path: str, sentences: list[str], repeat: int = 1) -> int:
+    block = "\n".join(sentences) + "\n"
+    with open(path, "w", encoding="utf-8") as handle:
+        for _ in range(repeat):
+            handle.write(block)
+    return repeat * sum(len(s.split()) for s in sentences)
+
+
+def _build_case(suite: Suite, name: str, text: str, words: int, order: int, work: str, settings: dict) -> None:
+    ours_arpa, lmplz_arpa = os.path.join(work, f"{name}.ours.arpa"), os.path.join(work, f"{name}.lmplz.arpa")
+    ours_cmd = [
+        sys.executable,
+        "-m",
+        "speechdecode",
+        "lm",
+        "build",
+        "--text",
+        text,
+        "--order",
+        str(order),
+        "--arpa",
+        ours_arpa,
+        "--memory",
+        "2G",
+    ]
+    lmplz = _lmplz()
+    if lmplz is None:
+        suite.note(f"build {name}: no lmplz on PATH (KenLM's estimator is not on PyPI): case skipped")
+        return
+    lmplz_cmd = [lmplz, "-o", str(order), "-S", "2G", "--discount_fallback", "--text", text, "--arpa", lmplz_arpa]
+    ours_memo, lmplz_memo = {}, {}
+    _run(ours_cmd, ours_memo)
+    _run(lmplz_cmd, lmplz_memo)
+    with open(ours_arpa, "rb") as a, open(lmplz_arpa, "rb") as b:
+        if a.read() != b.read():
+            raise RuntimeError(f"build {name}: our ARPA differs from lmplz's; not timing a wrong result")
+    case = f"build o{order} {name}"
+    params = {"words": words, "order": order}
+    suite.add(
+        case,
+        "lmplz -S 2G",
+        lambda: _run(lmplz_cmd, lmplz_memo),
+        anchor=True,
+        items=words,
+        item_unit="word",
+        params=params,
+        settings=settings,
+    )
+    suite.add(
+        case,
+        "speechdecode lm build",
+        lambda: _run(ours_cmd, ours_memo),
+        items=words,
+        item_unit="word",
+        params=params,
+        settings=settings,
+    )
+    suite.rows[-2]["params"]["peak_rss_mb"] = round(lmplz_memo["peak_rss_mb"], 1)
+    suite.rows[-1]["params"]["peak_rss_mb"] = round(ours_memo["peak_rss_mb"], 1)
+    suite.rows[-1]["params"]["arpa_identical_to_lmplz"] = True
+    for line in lmplz_memo["stderr"].splitlines():
+        if line.startswith("probing") and "assuming -p 1.5" in line:
+            suite.rows[-2]["params"]["kenlm_probing_kb"] = int(line.split()[1])
+
+
+def run(suite: Suite, quick: bool) -> None:
+    kenlm = _kenlm()
+    from speechdecode.lm.model import NgramModel
+
+    verses = kjv_sentences()
+    work = tempfile.mkdtemp(prefix="speechdecode-bench-lm-")
+    try:
+        if quick:
+            order, train, heldout = 3, verses[1000:1400], verses[1400:1500]
+        else:
+            order, train, heldout = ORDER, verses[:-2000], verses[-2000:]
+        kjv_path = os.path.join(work, "kjv.txt")
+        words = _write_text(kjv_path, train)
+        once = {"warmup": 0, "repeats": 1 if quick else 3, "min_seconds": 0}
+        _build_case(
+            suite, "kjv", kjv_path, words, order, work, {"warmup": 1, "repeats": 1 if quick else 5, "min_seconds": 0}
+        )
+        if not quick:
+            mixed = verses + fortune_sentences()
+            per_copy = sum(len(s.split()) for s in mixed)
+            large_path = os.path.join(work, "large.txt")
+            large_words = _write_text(large_path, mixed, repeat=-(-LARGE_WORDS // per_copy))
+            _build_case(suite, "kjv+fortunes x17", large_path, large_words, order, work, once)
+
+        arpa = os.path.join(work, "kjv.arpa")
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "speechdecode",
+                "lm",
+                "build",
+                "--text",
+                kjv_path,
+                "--order",
+                str(order),
+                "--arpa",
+                arpa,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        ours, theirs = NgramModel.from_arpa(arpa), kenlm.Model(arpa)
+        ngrams = int(sum(ours.counts))
+        suite.add(
+            "load ARPA",
+            "kenlm.Model",
+            lambda: kenlm.Model(arpa),
+            anchor=True,
+            items=ngrams,
+            item_unit="n-gram",
+            settings=once,
+        )
+        suite.add(
+            "load ARPA",
+            "NgramModel.from_arpa",
+            lambda: NgramModel.from_arpa(arpa),
+            items=ngrams,
+            item_unit="n-gram",
+            params={"bytes_per_ngram": round(ours.bytes_per_ngram, 2)},
+            settings=once,
+        )
+
+        tokens = sum(len(s.split()) + 1 for s in heldout)
+        expected = np.array([theirs.score(s) for s in heldout])
+        if not np.allclose(ours.score_batch(heldout), expected, atol=1e-4):
+            raise RuntimeError("score_batch differs from kenlm; not timing a wrong result")
+        suite.add(
+            "score_batch",
+            "python loop over kenlm.Model.score",
+            lambda: [theirs.score(s) for s in heldout],
+            anchor=True,
+            items=tokens,
+            item_unit="word",
+        )
+        for threads in (1, os.cpu_count() or 1):
+            suite.add(
+                "score_batch",
+                f"score_batch {threads} thread{'s' * (threads > 1)}",
+                lambda t=threads: ours.score_batch(heldout, num_threads=t),
+                items=tokens,
+                item_unit="word",
+            )
+
+        sequence = [w for s in heldout for w in s.split()][: 20000 if not quick else 2000]
+        ids = np.array([ours.word_id(w) for w in sequence], dtype=np.int32)
+
+        def kenlm_states():
+            state, out, total = kenlm.State(), kenlm.State(), 0.0
+            theirs.BeginSentenceWrite(state)
+            for w in sequence:
+                total += theirs.BaseScore(state, w, out)
+                state, out = out, state
+            return total
+
+        def our_states():
+            state, total = ours.begin_state(), 0.0
+            for i in ids.tolist():
+                score, state = ours.score_word(state, i)
+                total += score
+            return total
+
+        # the same words scored from a batch of states at once (a decoder's beam)
+        rows = np.full((len(ids), max(order - 1, 1)), -1, dtype=np.int32)
+        state = ours.begin_state()
+        for r, i in enumerate(ids.tolist()):
+            rows[r, : len(state)] = state
+            state = ours.score_word(state, i)[1]
+        if abs(kenlm_states() - our_states()) > 1e-3 * len(ids):
+            raise RuntimeError("state API differs from kenlm; not timing a wrong result")
+        suite.add(
+            "state API", "python loop over kenlm BaseScore", kenlm_states, anchor=True, items=len(ids), item_unit="word"
+        )
+        suite.add("state API", "python loop over score_word", our_states, items=len(ids), item_unit="word")
+        suite.add(
+            "state API",
+            "score_words (vectorized, 1 thread)",
+            lambda: ours.score_words(rows, ids, num_threads=1),
+            items=len(ids),
+            item_unit="word",
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

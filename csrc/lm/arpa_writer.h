@@ -1,0 +1,64 @@
+// Writing back-off n-gram models in the ARPA text format, byte for byte as lm/arpa.py's
+// write_arpa writes them (and lmplz prints them):
+//
+//   \data\                     ngram n=COUNT per order
+//   \n-grams:                  one section per order, after an empty line
+//   log10(p) TAB w1 .. wn [TAB log10(backoff)]     backoff column on every order but the last
+//   \end\   (last line)
+//
+// Numbers are printed as lmplz prints them (KenLM's util/float_to_string.cc: double-conversion's
+// ToShortestSingle with flags NO_FLAGS, "inf", "NaN", 'e', decimal_in_shortest -6 and 21): the
+// shortest decimal digits that read back to the same float32 (the closest such, ties to even),
+// positional when the decimal exponent e of the first digit is in [-6, 21) ("0", "-0.30103",
+// "0.000001", "-123.5"), else "d.ddde-7" / "1e21" (no '+', no leading zeros in the exponent:
+// "-1.5e-7", "1e-45", "3.4028235e38"); "-0" for negative zero, "inf", "-inf", and "NaN" (no sign).
+//
+// Rows are formatted in parallel in chunks and written in order. A path ending in ".gz" is
+// gzip-compressed, each chunk as its own gzip member (compressed in parallel; a multi-member
+// file is one valid gzip stream to zlib, gzip and Python). The file is written under a temporary
+// name in the target directory and renamed over the path only when complete and synced, so an
+// interrupted or failed write leaves no partial file at the path.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace speechdecode {
+
+// One order of a model: rows[i * n .. i * n + n) are the word ids of n-gram i.
+struct ArpaOrderView {
+  const int32_t* rows = nullptr;
+  const double* log10_probs = nullptr;
+  const double* backoffs = nullptr;  // null for the highest order (no backoff column)
+  int64_t size = 0;
+};
+
+// A file that could not be written; error_number is the errno value (0 if none applies).
+class FileWriteError : public std::runtime_error {
+ public:
+  FileWriteError(const std::string& path, int error_number, const std::string& reason)
+      : std::runtime_error(path + ": " + reason), path_(path), error_number_(error_number), reason_(reason) {}
+
+  const std::string& path() const { return path_; }
+  int error_number() const { return error_number_; }
+  const std::string& reason() const { return reason_; }
+
+ private:
+  std::string path_;
+  int error_number_;
+  std::string reason_;
+};
+
+// Writes `value` (rounded to float32) as described above into out (at least 64 bytes);
+// returns the end of the text.
+char* format_arpa_float(double value, char* out);
+
+// Writes the model to path atomically. orders[n-1] holds the n-grams of order n; ids must be
+// in [0, words.size()) (TensorError naming "ngrams[k]" before anything is written). Throws
+// FileWriteError for I/O failures (the temporary file is removed). Takes no Python lock.
+void write_arpa_file(const std::string& path, const std::vector<std::string>& words,
+                     const std::vector<ArpaOrderView>& orders, int num_threads);
+
+}  // namespace speechdecode

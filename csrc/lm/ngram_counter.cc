@@ -1,0 +1,1048 @@
+#include "lm/ngram_counter.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string_view>
+#include <thread>
+#include <utility>
+
+#include "common/errors.h"
+#include "common/parallel.h"
+
+namespace speechdecode {
+namespace {
+
+constexpr uint32_t kPad = std::numeric_limits<uint32_t>::max();  // after a record's last id
+constexpr int32_t kUnkId = 0, kBosId = 1, kEosId = 2;
+constexpr int32_t kBosInText = -1, kEosInText = -2;  // <s> / </s> written in the corpus
+constexpr uint64_t kMinTableRecords = 1024;
+constexpr uint64_t kInitialTableRecords = uint64_t{1} << 16;
+constexpr uint64_t kMinMergeBuffer = 4096;
+constexpr uint64_t kProgressBytes = uint64_t{4} << 20;
+constexpr uint64_t kProgressRecords = uint64_t{1} << 22;
+constexpr size_t kChunkRecords = size_t{1} << 16;  // records hashed per batch
+constexpr size_t kPrefetchDistance = 16;           // records between prefetch and insertion
+constexpr uint32_t kMaxLoadPercent = 70;
+constexpr size_t kParallelSortRecords = size_t{1} << 18;  // below: one std::sort
+constexpr uint32_t kSortBuckets = 1u << 16;
+
+// ---------------------------------------------------------------------------------------------
+// Hashing.
+
+inline uint64_t mix64(uint64_t x) {  // the splitmix64 finaliser
+  x ^= x >> 30;
+  x *= 0xBF58476D1CE4E5B9ull;
+  x ^= x >> 27;
+  x *= 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// The n < 8 bytes at s as one integer, without reading past them (overlapping loads).
+inline uint64_t load_short(const char* s, size_t n) {
+  if (n >= 4) {
+    uint32_t lo, hi;
+    std::memcpy(&lo, s, 4);
+    std::memcpy(&hi, s + n - 4, 4);
+    return (static_cast<uint64_t>(hi) << 32) | lo;
+  }
+  if (n == 0) return 0;
+  const auto* u = reinterpret_cast<const unsigned char*>(s);
+  return (uint64_t{u[0]} << 16) | (uint64_t{u[n >> 1]} << 8) | u[n - 1];
+}
+
+inline uint64_t hash_bytes(const char* s, size_t n) {
+  uint64_t h = 0x9E3779B97F4A7C15ull * (n + 1);
+  for (; n >= 8; s += 8, n -= 8) {
+    uint64_t x;
+    std::memcpy(&x, s, 8);
+    h = (h ^ x) * 0xC2B2AE3D27D4EB4Full;
+    h ^= h >> 29;
+  }
+  if (n > 0) h = (h ^ load_short(s, n)) * 0xC2B2AE3D27D4EB4Full;
+  return mix64(h);
+}
+
+// a[0, n) == b[0, n), inline for the short strings words are.
+inline bool equal_bytes(const char* a, const char* b, size_t n) {
+  for (; n >= 8; a += 8, b += 8, n -= 8) {
+    uint64_t x, y;
+    std::memcpy(&x, a, 8);
+    std::memcpy(&y, b, 8);
+    if (x != y) return false;
+  }
+  return load_short(a, n) == load_short(b, n);
+}
+
+// Maps a hash to [0, n) with its high bits (Lemire's multiply-shift), so n need not be a power of 2.
+inline uint64_t reduce(uint64_t hash, uint64_t n) {
+  return static_cast<uint64_t>((static_cast<unsigned __int128>(hash) * n) >> 64);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vocabulary: token bytes -> id, with ids in order of first appearance as Vocabulary.add gives.
+
+// Open-addressing map from byte strings to int32 values; the strings live in one arena.
+class StringMap {
+ public:
+  StringMap() : slots_(1024) {}
+
+  // The value of key, or make()'s value after inserting it.
+  template <typename Make>
+  int32_t find_or_insert(std::string_view key, Make&& make) {
+    const uint64_t h = hash_bytes(key.data(), key.size());
+    uint64_t i = h & (slots_.size() - 1);
+    for (;;) {
+      Slot& s = slots_[i];
+      if (s.value == kEmpty) break;
+      if (s.hash == h && s.length == key.size() &&
+          equal_bytes(arena_.data() + s.offset, key.data(), key.size())) {
+        return s.value;
+      }
+      i = (i + 1) & (slots_.size() - 1);
+    }
+    const int32_t value = make();
+    Slot& s = slots_[i];
+    s = {h, arena_.size(), static_cast<uint32_t>(key.size()), value};
+    arena_.append(key.data(), key.size());
+    if (++size_ * 2 > slots_.size()) grow();
+    return value;
+  }
+
+  bool contains(std::string_view key) const {
+    const uint64_t h = hash_bytes(key.data(), key.size());
+    for (uint64_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+      const Slot& s = slots_[i];
+      if (s.value == kEmpty) return false;
+      if (s.hash == h && s.length == key.size() &&
+          equal_bytes(arena_.data() + s.offset, key.data(), key.size())) {
+        return true;
+      }
+    }
+  }
+
+ private:
+  static constexpr int32_t kEmpty = std::numeric_limits<int32_t>::min();
+  struct Slot {
+    uint64_t hash = 0;
+    uint64_t offset = 0;
+    uint32_t length = 0;
+    int32_t value = kEmpty;
+  };
+
+  void grow() {
+    std::vector<Slot> old(slots_.size() * 2);
+    old.swap(slots_);
+    for (const Slot& s : old) {
+      if (s.value == kEmpty) continue;
+      uint64_t i = s.hash & (slots_.size() - 1);
+      while (slots_[i].value != kEmpty) i = (i + 1) & (slots_.size() - 1);
+      slots_[i] = s;
+    }
+  }
+
+  std::vector<Slot> slots_;
+  std::string arena_;
+  uint64_t size_ = 0;
+};
+
+class Vocab {
+ public:
+  explicit Vocab(const CountOptions& options) : words_{"<unk>", "<s>", "</s>"} {
+    ids_.find_or_insert("<unk>", [] { return kUnkId; });
+    ids_.find_or_insert("<s>", [] { return kBosInText; });
+    ids_.find_or_insert("</s>", [] { return kEosInText; });
+    if (options.has_limit_vocab) {
+      limited_ = true;
+      for (const std::string& w : options.limit_vocab) allowed_.find_or_insert(w, [] { return 1; });
+    }
+  }
+
+  // The id of a token (negative: <s> or </s>, which the caller rejects).
+  int32_t id(std::string_view token) {
+    return ids_.find_or_insert(token, [&]() -> int32_t {
+      if (limited_ && !allowed_.contains(token)) return kUnkId;
+      if (words_.size() >= static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
+        throw std::runtime_error("vocabulary: more than 2^31 - 1 distinct tokens");
+      }
+      words_.emplace_back(token);
+      return static_cast<int32_t>(words_.size() - 1);
+    });
+  }
+
+  // Character units: the id of one code point (1-4 bytes of valid UTF-8), through a direct cache.
+  int32_t char_id(std::string_view ch) {
+    const auto* p = reinterpret_cast<const unsigned char*>(ch.data());
+    uint32_t cp = p[0];
+    if (ch.size() == 2) cp = ((p[0] & 0x1Fu) << 6) | (p[1] & 0x3Fu);
+    if (ch.size() == 3) cp = ((p[0] & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
+    if (ch.size() == 4)
+      cp = ((p[0] & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3Fu);
+    if (char_ids_.empty()) char_ids_.assign(0x110000, kUnset);
+    int32_t& cached = char_ids_[cp];
+    if (cached == kUnset) cached = id(ch);
+    return cached;
+  }
+
+  std::vector<std::string> take_words() { return std::move(words_); }
+
+ private:
+  static constexpr int32_t kUnset = std::numeric_limits<int32_t>::min();
+  StringMap ids_;
+  StringMap allowed_;
+  bool limited_ = false;
+  std::vector<std::string> words_;
+  std::vector<int32_t> char_ids_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Input: files -> sentences -> a chunk of token ids with record start positions.
+
+// Token ids of whole sentences "<s> w1 ... wk </s>", each followed by N - 1 kPad so that the
+// record at any real position p is ids[p .. p + N); starts lists those positions.
+struct Chunk {
+  std::vector<uint32_t> ids;
+  std::vector<size_t> starts;
+  uint64_t bytes_consumed = 0;  // input bytes read up to the end of this chunk
+};
+
+class SentenceSource {
+ public:
+  SentenceSource(const CountOptions& options, const std::vector<std::string>& paths, Vocab* vocab,
+                 CountStats* stats)
+      : options_(options), paths_(paths), vocab_(vocab), stats_(stats) {}
+
+  // Fills chunk with the next sentences (about kChunkRecords records); false when none are left.
+  bool next(Chunk* chunk) {
+    chunk->ids.clear();
+    chunk->starts.clear();
+    std::string_view line;
+    while (chunk->starts.size() < kChunkRecords) {
+      if (!reader_) {
+        if (file_ == paths_.size()) break;
+        reader_ = std::make_unique<LineReader>(paths_[file_]);
+      }
+      if (!reader_->next(&line)) {
+        done_bytes_ += file_size(paths_[file_]);
+        reader_.reset();
+        ++file_;
+        continue;
+      }
+      add_sentence(line, chunk);
+    }
+    chunk->bytes_consumed = bytes_consumed();
+    return !chunk->starts.empty();
+  }
+
+  uint64_t bytes_consumed() const { return done_bytes_ + (reader_ ? reader_->bytes_consumed() : 0); }
+
+  static uint64_t file_size(const std::string& path) {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  }
+
+ private:
+  void add_sentence(std::string_view line, Chunk* chunk) {
+    const size_t bad = find_invalid_utf8(line);
+    if (bad != std::string_view::npos) {
+      if (options_.encoding_errors == EncodingErrors::kStrict) invalid_utf8(line, bad);
+      repair_utf8(line, &repaired_);
+      line = repaired_;
+    }
+    auto& ids = chunk->ids;
+    auto push = [&](int32_t id) {
+      chunk->starts.push_back(ids.size());
+      ids.push_back(static_cast<uint32_t>(id));
+    };
+    const size_t first = ids.size();
+    push(kBosId);
+    if (options_.units == CountUnits::kWord) {
+      split_words(line, [&](std::string_view word) {
+        const int32_t id = vocab_->id(word);
+        if (id < 0) special_word(word);
+        push(id);
+      });
+    } else {
+      split_chars(
+          line, [&](std::string_view ch) { push(vocab_->char_id(ch)); },
+          [&] { push(vocab_->char_id(options_.word_boundary)); });
+    }
+    push(kEosId);
+    stats_->lines += 1;
+    stats_->tokens += ids.size() - first - 2;
+    ids.insert(ids.end(), static_cast<size_t>(options_.order - 1), kPad);
+  }
+
+  [[noreturn]] void invalid_utf8(std::string_view line, size_t at) const {
+    static const char* kHex = "0123456789abcdef";
+    const auto byte = static_cast<unsigned char>(line[at]);
+    throw InputFileError(reader_->path(), reader_->line_number(),
+                         std::string("invalid UTF-8 (byte 0x") + kHex[byte >> 4] + kHex[byte & 15] +
+                             " at column " + std::to_string(at + 1) +
+                             "); pass encoding_errors=\"replace\" to substitute U+FFFD");
+  }
+
+  [[noreturn]] void special_word(std::string_view word) const {
+    throw InputFileError(reader_->path(), reader_->line_number(),
+                         std::string(word) +
+                             " in the text: <s> and </s> are added around each line and may not "
+                             "appear in it");
+  }
+
+  const CountOptions& options_;
+  const std::vector<std::string>& paths_;
+  Vocab* vocab_;
+  CountStats* stats_;
+  std::unique_ptr<LineReader> reader_;
+  size_t file_ = 0;
+  uint64_t done_bytes_ = 0;
+  std::string repaired_;
+};
+
+// Runs a SentenceSource on its own thread, a few chunks ahead of the thread that counts them:
+// reading and tokenising take about as long as counting. The source (and the vocabulary it
+// fills) belongs to the reading thread until the pipeline is destroyed.
+class ChunkPipeline {
+ public:
+  explicit ChunkPipeline(SentenceSource* source) : source_(source) {
+    for (auto& chunk : chunks_) free_.push_back(&chunk);
+    thread_ = std::thread([this] { produce(); });
+  }
+  ~ChunkPipeline() { stop(); }
+  ChunkPipeline(const ChunkPipeline&) = delete;
+  ChunkPipeline& operator=(const ChunkPipeline&) = delete;
+
+  // The next chunk in order (nullptr at the end); the previous one goes back to the reader.
+  // Rethrows the reader's exception.
+  const Chunk* next() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (current_ != nullptr) {
+      free_.push_back(current_);
+      current_ = nullptr;
+      changed_.notify_all();
+    }
+    changed_.wait(lock, [&] { return !full_.empty() || finished_; });
+    if (full_.empty()) {
+      if (error_) std::rethrow_exception(error_);
+      return nullptr;
+    }
+    current_ = full_.front();
+    full_.pop_front();
+    changed_.notify_all();
+    return current_;
+  }
+
+  // Stops the reader and waits for it.
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+      changed_.notify_all();
+    }
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void produce() {
+    for (;;) {
+      Chunk* chunk = nullptr;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        changed_.wait(lock, [&] { return !free_.empty() || stopping_; });
+        if (stopping_) break;
+        chunk = free_.front();
+        free_.pop_front();
+      }
+      bool more = false;
+      std::exception_ptr error;
+      try {
+        more = source_->next(chunk);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (more) {
+        full_.push_back(chunk);
+      } else {
+        error_ = error;
+        break;
+      }
+      changed_.notify_all();
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    finished_ = true;
+    changed_.notify_all();
+  }
+
+  SentenceSource* source_;
+  Chunk chunks_[3];
+  std::deque<Chunk*> free_, full_;
+  Chunk* current_ = nullptr;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool stopping_ = false;
+  bool finished_ = false;
+  std::exception_ptr error_;
+  std::thread thread_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Records: N ids (kPad after the end) and a 64-bit count kept as two 32-bit halves, so a record
+// is 4 (N + 2) bytes with no padding.
+
+template <int N>
+struct Record {
+  uint32_t w[N];
+  uint32_t c[2];
+
+  uint64_t count() const {
+    uint64_t v;
+    std::memcpy(&v, c, 8);
+    return v;
+  }
+  void set_count(uint64_t v) { std::memcpy(c, &v, 8); }
+  bool empty() const { return (c[0] | c[1]) == 0; }  // a free hash table slot
+  int length() const {
+    int n = 0;
+    while (n < N && w[n] != kPad) ++n;
+    return n;
+  }
+};
+
+template <int N>
+inline bool same_key(const uint32_t* a, const uint32_t* b) {
+  return std::memcmp(a, b, sizeof(uint32_t) * N) == 0;
+}
+
+template <int N>
+inline bool key_less(const uint32_t* a, const uint32_t* b) {
+  for (int i = 0; i < N; ++i) {
+    if (a[i] != b[i]) return a[i] < b[i];
+  }
+  return false;
+}
+
+template <int N>
+inline uint64_t hash_key(const uint32_t* w) {
+  uint64_t h = 0;
+  int i = 0;
+  for (; i + 1 < N; i += 2) {
+    uint64_t x;
+    std::memcpy(&x, w + i, 8);
+    h = (h ^ x) * 0x9E3779B97F4A7C15ull;
+    h = (h << 27) | (h >> 37);
+  }
+  if (i < N) h = (h ^ w[i]) * 0x9E3779B97F4A7C15ull;
+  return mix64(h);
+}
+
+// Sorts records by key. Large arrays are first partitioned in place on the high bits of the
+// first id (American flag sort: one counting pass, then cycles of swaps), and the buckets are
+// sorted on all hardware threads, largest first.
+template <int N>
+void sort_records(Record<N>* begin, Record<N>* end) {
+  auto less = [](const Record<N>& a, const Record<N>& b) { return key_less<N>(a.w, b.w); };
+  const size_t n = static_cast<size_t>(end - begin);
+  const int threads = resolve_num_threads(0);
+  if (n < kParallelSortRecords || threads == 1) {
+    std::sort(begin, end, less);
+    return;
+  }
+  uint32_t max_first = 0;
+  for (const Record<N>* r = begin; r != end; ++r) max_first = std::max(max_first, r->w[0]);
+  int shift = 0;
+  while ((max_first >> shift) >= kSortBuckets) ++shift;
+  const size_t buckets = (max_first >> shift) + 1;
+  auto bucket = [shift](const Record<N>& r) { return r.w[0] >> shift; };
+  std::vector<size_t> start(buckets + 1, 0);
+  for (const Record<N>* r = begin; r != end; ++r) ++start[bucket(*r) + 1];
+  for (size_t b = 0; b < buckets; ++b) start[b + 1] += start[b];
+  std::vector<size_t> next(start.begin(), start.end() - 1);
+  for (size_t b = 0; b < buckets; ++b) {
+    while (next[b] < start[b + 1]) {
+      const size_t home = bucket(begin[next[b]]);
+      if (home == b) {
+        ++next[b];
+      } else {
+        std::swap(begin[next[b]], begin[next[home]++]);
+      }
+    }
+  }
+  std::vector<size_t> order(buckets);
+  for (size_t b = 0; b < buckets; ++b) order[b] = b;
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return start[a + 1] - start[a] > start[b + 1] - start[b]; });
+  parallel_for(static_cast<int64_t>(buckets), threads, [&](int64_t i) {
+    const size_t b = order[static_cast<size_t>(i)];
+    std::sort(begin + start[b], begin + start[b + 1], less);
+  });
+}
+
+// Anonymous memory that starts zeroed and can be zeroed again without touching it. On Linux it
+// is backed by transparent huge pages where the system allows them: a table probed at random
+// then takes far fewer TLB misses and page faults.
+class ZeroedMemory {
+ public:
+  explicit ZeroedMemory(size_t bytes) : bytes_(round_up(std::max<size_t>(bytes, 1), kHugePage) + kHugePage) {
+    base_ = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base_ == MAP_FAILED) throw std::bad_alloc();
+    const auto address = reinterpret_cast<uintptr_t>(base_);
+    data_ = reinterpret_cast<void*>(round_up(address, kHugePage));
+#ifdef MADV_HUGEPAGE
+    ::madvise(data_, bytes_ - kHugePage, MADV_HUGEPAGE);
+#endif
+  }
+  ~ZeroedMemory() { ::munmap(base_, bytes_); }
+  ZeroedMemory(const ZeroedMemory&) = delete;
+  ZeroedMemory& operator=(const ZeroedMemory&) = delete;
+
+  void* data() const { return data_; }
+
+  void zero() {
+#ifdef __linux__
+    // Private anonymous pages read back as zero after MADV_DONTNEED.
+    if (::madvise(base_, bytes_, MADV_DONTNEED) == 0) return;
+#endif
+    std::memset(data_, 0, bytes_ - kHugePage);
+  }
+
+ private:
+  static constexpr size_t kHugePage = size_t{2} << 20;
+  static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
+
+  size_t bytes_;
+  void* base_ = nullptr;
+  void* data_ = nullptr;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Spilled runs: sorted record arrays appended to one temporary file, unlinked as soon as it is
+// created so that the system reclaims it however the process ends.
+
+class TempFile {
+ public:
+  explicit TempFile(const std::string& dir) : dir_(dir) {
+    std::string name = dir + "/speechdecode-count-XXXXXX";
+    fd_ = ::mkstemp(name.data());
+    if (fd_ < 0) fail("cannot create a temporary file in");
+    ::unlink(name.c_str());
+  }
+  ~TempFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+
+  uint64_t size() const { return size_; }
+
+  void append(const void* data, uint64_t bytes) {
+    const char* p = static_cast<const char*>(data);
+    while (bytes > 0) {
+      const ssize_t n =
+          ::pwrite(fd_, p, std::min<uint64_t>(bytes, uint64_t{1} << 30), static_cast<off_t>(size_));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) fail("cannot write a temporary file (more disk or a larger memory budget helps) in");
+      p += n;
+      bytes -= static_cast<uint64_t>(n);
+      size_ += static_cast<uint64_t>(n);
+    }
+  }
+
+  void read(uint64_t offset, void* data, uint64_t bytes) const {
+    char* p = static_cast<char*>(data);
+    while (bytes > 0) {
+      const ssize_t n =
+          ::pread(fd_, p, std::min<uint64_t>(bytes, uint64_t{1} << 30), static_cast<off_t>(offset));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) fail("cannot read back a temporary file in");
+      p += n;
+      bytes -= static_cast<uint64_t>(n);
+      offset += static_cast<uint64_t>(n);
+    }
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw std::runtime_error(what + " " + dir_ + ": " + std::strerror(errno));
+  }
+
+  std::string dir_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+};
+
+struct Run {
+  uint64_t offset;  // in bytes
+  uint64_t records;
+};
+
+// Sequential reader of one run through a buffer.
+template <int N>
+class RunReader {
+ public:
+  RunReader(const TempFile& file, Run run, size_t buffer_records)
+      : file_(file),
+        next_offset_(run.offset),
+        left_(run.records),
+        buffer_(std::max<size_t>(1, buffer_records)) {
+    refill();
+  }
+  const Record<N>& head() const { return buffer_[pos_]; }
+  // Moves to the next record; false at the end of the run.
+  bool advance() {
+    if (++pos_ < filled_) return true;
+    return refill();
+  }
+
+ private:
+  bool refill() {
+    filled_ = static_cast<size_t>(std::min<uint64_t>(left_, buffer_.size()));
+    pos_ = 0;
+    if (filled_ == 0) return false;
+    file_.read(next_offset_, buffer_.data(), filled_ * sizeof(Record<N>));
+    next_offset_ += filled_ * sizeof(Record<N>);
+    left_ -= filled_;
+    return true;
+  }
+
+  const TempFile& file_;
+  uint64_t next_offset_;
+  uint64_t left_;
+  std::vector<Record<N>> buffer_;
+  size_t pos_ = 0;
+  size_t filled_ = 0;
+};
+
+// Merges sorted runs, adding up the counts of equal records; sink(const Record<N>&) receives
+// every distinct record once, in order. The runs' current records sit in a binary min-heap;
+// advancing the smallest replaces the top and sifts it down once.
+template <int N, typename Sink>
+void merge_runs(const TempFile& file, const std::vector<Run>& runs, size_t buffer_records, Sink&& sink,
+                const std::function<void()>& tick) {
+  struct Head {
+    const Record<N>* record;
+    RunReader<N>* reader;
+  };
+  std::vector<std::unique_ptr<RunReader<N>>> readers;
+  std::vector<Head> heap;
+  for (const Run& run : runs) {
+    if (run.records == 0) continue;
+    readers.push_back(std::make_unique<RunReader<N>>(file, run, buffer_records));
+    heap.push_back({&readers.back()->head(), readers.back().get()});
+  }
+  auto sift_down = [&heap](size_t i) {
+    const size_t n = heap.size();
+    const Head moving = heap[i];
+    for (;;) {
+      size_t child = 2 * i + 1;
+      if (child >= n) break;
+      if (child + 1 < n && key_less<N>(heap[child + 1].record->w, heap[child].record->w)) ++child;
+      if (!key_less<N>(heap[child].record->w, moving.record->w)) break;
+      heap[i] = heap[child];
+      i = child;
+    }
+    heap[i] = moving;
+  };
+  for (size_t i = heap.size() / 2; i-- > 0;) sift_down(i);
+  auto advance_top = [&] {
+    Head& top = heap.front();
+    if (top.reader->advance()) {
+      top.record = &top.reader->head();
+    } else {
+      top = heap.back();
+      heap.pop_back();
+    }
+    if (!heap.empty()) sift_down(0);
+  };
+  uint64_t emitted = 0;
+  while (!heap.empty()) {
+    Record<N> current = *heap.front().record;
+    uint64_t count = current.count();
+    advance_top();
+    while (!heap.empty() && same_key<N>(heap.front().record->w, current.w)) {
+      count += heap.front().record->count();
+      advance_top();
+    }
+    current.set_count(count);
+    sink(current);
+    if (++emitted % kProgressRecords == 0) tick();
+  }
+}
+
+// Buffered appender of one new run.
+template <int N>
+class RunWriter {
+ public:
+  RunWriter(TempFile* file, size_t buffer_records) : file_(file), start_(file->size()) {
+    buffer_.reserve(std::max<size_t>(1, buffer_records));
+  }
+  void operator()(const Record<N>& r) {
+    buffer_.push_back(r);
+    if (buffer_.size() == buffer_.capacity()) flush();
+  }
+  Run finish() {
+    flush();
+    return {start_, (file_->size() - start_) / sizeof(Record<N>)};
+  }
+
+ private:
+  void flush() {
+    file_->append(buffer_.data(), buffer_.size() * sizeof(Record<N>));
+    buffer_.clear();
+  }
+  TempFile* file_;
+  uint64_t start_;
+  std::vector<Record<N>> buffer_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Sorted unique records -> counts of every order (the prefix pass described in the header).
+
+template <int N>
+class PrefixCounts {
+ public:
+  explicit PrefixCounts(CountResult* out) : out_(out) {
+    out_->ngrams.assign(N, {});
+    out_->counts.assign(N, {});
+  }
+
+  void operator()(const Record<N>& r) {
+    const int len = r.length();
+    const uint64_t c = r.count();
+    int same = 0;  // length of the common prefix with the previous record
+    if (prev_len_ > 0) {
+      while (same < N && r.w[same] == prev_[same]) ++same;
+      for (int k = same; k < prev_len_; ++k) emit(k);
+    }
+    for (int k = 0; k < same; ++k) pending_[k] += c;
+    for (int k = same; k < len; ++k) pending_[k] = c;
+    std::memcpy(prev_, r.w, sizeof(prev_));
+    prev_len_ = len;
+  }
+
+  void finish() {
+    for (int k = 0; k < prev_len_; ++k) emit(k);
+    prev_len_ = 0;
+  }
+
+  // Sizes the output for the n sorted unique records that will follow (one pass, no copies).
+  void reserve(const Record<N>* records, uint64_t n) {
+    uint64_t groups[N] = {};
+    for (uint64_t i = 0; i < n; ++i) {
+      int same = 0;
+      if (i > 0) {
+        while (same < N && records[i].w[same] == records[i - 1].w[same]) ++same;
+      }
+      const int len = records[i].length();
+      for (int k = same; k < len; ++k) ++groups[k];
+    }
+    for (int k = 0; k < N; ++k) {
+      out_->ngrams[k].reserve(groups[k] * (k + 1));
+      out_->counts[k].reserve(groups[k]);
+    }
+  }
+
+ private:
+  // The (k+1)-gram prefix of the previous record is complete.
+  void emit(int k) {
+    auto& grams = out_->ngrams[k];
+    for (int i = 0; i <= k; ++i) grams.push_back(static_cast<int32_t>(prev_[i]));
+    out_->counts[k].push_back(static_cast<int64_t>(pending_[k]));
+  }
+
+  CountResult* out_;
+  uint32_t prev_[N] = {};
+  uint64_t pending_[N] = {};
+  int prev_len_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The hash table of records, with the memory policy of the header.
+
+template <int N>
+class RecordCounter {
+ public:
+  RecordCounter(uint64_t memory_bytes, std::string tmp_dir, CountStats* stats)
+      : budget_(memory_bytes),
+        max_capacity_(memory_bytes / sizeof(Record<N>)),
+        tmp_dir_(std::move(tmp_dir)),
+        stats_(stats) {
+    allocate(std::min(max_capacity_, kInitialTableRecords));
+  }
+
+  void prefetch(uint64_t hash) const { prefetch_slot(reduce(hash, capacity_)); }
+
+  void add(const uint32_t* key, uint64_t hash) {
+    uint64_t i = reduce(hash, capacity_);
+    for (;;) {
+      Record<N>& r = table_[i];
+      if (r.empty()) {
+        std::memcpy(r.w, key, sizeof(r.w));
+        r.set_count(1);
+        if (++size_ >= limit_) make_room();
+        return;
+      }
+      if (same_key<N>(r.w, key)) {
+        r.set_count(r.count() + 1);
+        return;
+      }
+      if (++i == capacity_) i = 0;
+    }
+  }
+
+  // Sends every distinct record, sorted and with its total count, to sink; frees the table.
+  template <typename Sink>
+  void finish(Sink&& sink, const std::function<void()>& tick) {
+    if (runs_.empty()) {
+      const uint64_t n = compact_and_sort();
+      sink.reserve(table_, n);
+      for (uint64_t i = 0; i < n; ++i) {
+        sink(table_[i]);
+        if ((i + 1) % kProgressRecords == 0) tick();
+      }
+      release();
+      stats_->merge_passes = 0;
+      return;
+    }
+    if (size_ > 0) spill();
+    release();
+    // Each merge reads fan_in runs through buffers of budget / (fan_in + 1) bytes (the last one
+    // for the output of intermediate passes).
+    const uint64_t max_fan_in = std::max<uint64_t>(2, budget_ / kMinMergeBuffer - 1);
+    while (runs_.size() > max_fan_in) {
+      auto next = std::make_unique<TempFile>(tmp_dir_);
+      std::vector<Run> merged;
+      const size_t buffer_records = budget_ / (max_fan_in + 1) / sizeof(Record<N>);
+      for (size_t first = 0; first < runs_.size(); first += max_fan_in) {
+        const size_t last = std::min<size_t>(runs_.size(), first + max_fan_in);
+        RunWriter<N> writer(next.get(), buffer_records);
+        merge_runs<N>(*file_, std::vector<Run>(runs_.begin() + first, runs_.begin() + last), buffer_records,
+                      writer, tick);
+        merged.push_back(writer.finish());
+      }
+      file_ = std::move(next);
+      runs_ = std::move(merged);
+      ++stats_->merge_passes;
+    }
+    const size_t buffer_records = budget_ / (runs_.size() + 1) / sizeof(Record<N>);
+    merge_runs<N>(*file_, runs_, buffer_records, sink, tick);
+    ++stats_->merge_passes;
+    file_.reset();
+  }
+
+ private:
+  void allocate(uint64_t capacity) {
+    memory_ = std::make_unique<ZeroedMemory>(capacity * sizeof(Record<N>));
+    table_ = static_cast<Record<N>*>(memory_->data());
+    capacity_ = capacity;
+    size_ = 0;
+    limit_ = std::max<uint64_t>(1, capacity_ * kMaxLoadPercent / 100);
+    stats_->table_bytes = std::max<uint64_t>(stats_->table_bytes, capacity * sizeof(Record<N>));
+  }
+
+  void prefetch_slot(uint64_t i) const { __builtin_prefetch(&table_[i], 1, 1); }
+
+  void release() {
+    memory_.reset();
+    table_ = nullptr;
+    capacity_ = size_ = limit_ = 0;
+  }
+
+  void clear() {
+    memory_->zero();
+    size_ = 0;
+  }
+
+  // Grows the table (doubling, or to what the budget leaves beside the old table, if that is
+  // at least 1.25 times larger) while old and new fit the budget together; otherwise spills a
+  // run and continues in the largest table the budget holds.
+  void make_room() {
+    const uint64_t grown = std::min(capacity_ * 2, max_capacity_ - capacity_);
+    if (grown >= capacity_ + capacity_ / 4) {
+      const std::unique_ptr<ZeroedMemory> old_memory = std::move(memory_);
+      const Record<N>* old = table_;
+      const uint64_t old_capacity = capacity_;
+      const uint64_t kept = size_;
+      allocate(grown);
+      // Blocks of old slots: hash and prefetch the new slots of a block, then insert it.
+      constexpr uint64_t kBlock = 32;
+      uint64_t slots[kBlock];
+      for (uint64_t first = 0; first < old_capacity; first += kBlock) {
+        const uint64_t count = std::min(kBlock, old_capacity - first);
+        for (uint64_t j = 0; j < count; ++j) {
+          const Record<N>& r = old[first + j];
+          slots[j] = r.empty() ? 0 : reduce(hash_key<N>(r.w), capacity_);
+          prefetch_slot(slots[j]);
+        }
+        for (uint64_t j = 0; j < count; ++j) {
+          const Record<N>& r = old[first + j];
+          if (r.empty()) continue;
+          uint64_t i = slots[j];
+          while (!table_[i].empty()) {
+            if (++i == capacity_) i = 0;
+          }
+          table_[i] = r;
+        }
+      }
+      size_ = kept;
+      return;
+    }
+    spill();
+    if (capacity_ < max_capacity_) {
+      release();
+      allocate(max_capacity_);
+    } else {
+      clear();
+    }
+  }
+
+  // Moves the records to the front of the table and sorts them; returns how many there are.
+  uint64_t compact_and_sort() {
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < capacity_; ++i) {
+      if (!table_[i].empty()) table_[n++] = table_[i];
+    }
+    sort_records<N>(table_, table_ + n);
+    return n;
+  }
+
+  void spill() {
+    const uint64_t n = compact_and_sort();
+    if (!file_) file_ = std::make_unique<TempFile>(tmp_dir_);
+    const uint64_t offset = file_->size();
+    file_->append(table_, n * sizeof(Record<N>));
+    runs_.push_back({offset, n});
+    ++stats_->runs;
+    size_ = 0;
+  }
+
+  uint64_t budget_;
+  uint64_t max_capacity_;
+  std::string tmp_dir_;
+  CountStats* stats_;
+  std::unique_ptr<ZeroedMemory> memory_;
+  Record<N>* table_ = nullptr;  // in memory_; a record with count 0 is an empty slot
+  uint64_t capacity_ = 0;
+  uint64_t size_ = 0;
+  uint64_t limit_ = 0;
+  std::unique_ptr<TempFile> file_;
+  std::vector<Run> runs_;
+};
+
+std::string default_tmp_dir() {
+  const char* env = std::getenv("TMPDIR");
+  return env != nullptr && *env != '\0' ? env : "/tmp";
+}
+
+template <int N>
+CountResult count_order(const CountOptions& options, const std::vector<std::string>& paths,
+                        CountStats stats) {
+  Vocab vocab(options);
+  CountStats read_stats;  // lines and tokens, written by the reading thread
+  SentenceSource source(options, paths, &vocab, &read_stats);
+  RecordCounter<N> counter(options.memory_bytes,
+                           options.tmp_dir.empty() ? default_tmp_dir() : options.tmp_dir, &stats);
+  {
+    ChunkPipeline pipeline(&source);
+    std::vector<uint64_t> hashes;
+    uint64_t reported = 0;
+    while (const Chunk* chunk = pipeline.next()) {
+      const size_t n = chunk->starts.size();
+      const uint32_t* ids = chunk->ids.data();
+      hashes.resize(n);
+      for (size_t r = 0; r < n; ++r) hashes[r] = hash_key<N>(ids + chunk->starts[r]);
+      for (size_t r = 0; r < n; ++r) {
+        if (r + kPrefetchDistance < n) counter.prefetch(hashes[r + kPrefetchDistance]);
+        counter.add(ids + chunk->starts[r], hashes[r]);
+      }
+      if (options.progress && chunk->bytes_consumed >= reported + kProgressBytes) {
+        reported = chunk->bytes_consumed;
+        options.progress(reported);
+      }
+    }
+  }
+  stats.lines = read_stats.lines;
+  stats.tokens = read_stats.tokens;
+  const uint64_t total = stats.input_bytes;
+  if (options.progress) options.progress(total);
+  std::function<void()> tick = [&] {
+    if (options.progress) options.progress(total);
+  };
+  CountResult result;
+  PrefixCounts<N> prefixes(&result);
+  counter.finish(prefixes, tick);
+  prefixes.finish();
+  result.words = vocab.take_words();
+  result.stats = stats;
+  return result;
+}
+
+template <int N>
+CountResult dispatch(int order, const CountOptions& options, const std::vector<std::string>& paths,
+                     const CountStats& stats) {
+  if constexpr (N > NgramCounter::kMaxOrder) {
+    throw std::invalid_argument("order: unsupported");
+  } else {
+    if (order == N) return count_order<N>(options, paths, stats);
+    return dispatch<N + 1>(order, options, paths, stats);
+  }
+}
+
+bool single_code_point(const std::string& s) {
+  return !s.empty() && find_invalid_utf8(s) == std::string::npos &&
+         sequence_length(static_cast<unsigned char>(s[0])) == s.size();
+}
+
+}  // namespace
+
+uint64_t NgramCounter::min_memory(int order) {
+  return kMinTableRecords * 4 * static_cast<uint64_t>(std::max(order, 1) + 2);
+}
+
+NgramCounter::NgramCounter(CountOptions options) : options_(std::move(options)) {
+  const int n = options_.order;
+  if (n < 1 || n > kMaxOrder) {
+    throw std::invalid_argument("order: expected an integer in [1, " + std::to_string(kMaxOrder) + "], got " +
+                                std::to_string(n));
+  }
+  if (options_.units == CountUnits::kChar) {
+    const std::string& b = options_.word_boundary;
+    if (!single_code_point(b) ||
+        whitespace_length(reinterpret_cast<const unsigned char*>(b.data()), b.size()) > 0) {
+      throw std::invalid_argument("word_boundary: expected one character that is not whitespace, got '" + b +
+                                  "'");
+    }
+  }
+  if (options_.memory_bytes < min_memory(n)) {
+    throw std::invalid_argument("memory: expected at least " + std::to_string(min_memory(n)) +
+                                " bytes for order " + std::to_string(n) + ", got " +
+                                std::to_string(options_.memory_bytes));
+  }
+}
+
+CountResult NgramCounter::count(const std::vector<std::string>& paths) const {
+  CountStats stats;
+  for (const std::string& path : paths) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0)
+      throw InputFileError(path, -1, std::string("cannot open: ") + std::strerror(errno));
+    if (S_ISDIR(st.st_mode)) throw InputFileError(path, -1, "cannot open: is a directory");
+    stats.input_bytes += static_cast<uint64_t>(st.st_size);
+  }
+  return dispatch<1>(options_.order, options_, paths, stats);
+}
+
+}  // namespace speechdecode

@@ -1,0 +1,244 @@
+"""``speechdecode lm``: build, inspect, prune and query n-gram language models."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+from speechdecode.cli import emit
+from speechdecode.errors import InvalidArgumentError
+
+
+def register(commands) -> None:
+    lm = commands.group("lm", "n-gram language models: count, build, ppl, prune, generate, info")
+
+    def corpus_options(sub, required: bool = True) -> None:
+        sub.add_argument("--text", nargs="+", required=required, metavar="FILE", help="text files (plain or .gz)")
+        sub.add_argument("--order", type=int, required=True, help="n-gram order N")
+        sub.add_argument("--units", choices=["word", "char"], default="word")
+        sub.add_argument("--limit-vocab", metavar="FILE", help="words outside this list (one per line) become <unk>")
+        sub.add_argument("--memory", default="1G", help="counting memory budget, e.g. 500M, 2G (default 1G)")
+        sub.add_argument("--tmp-dir", help="where counting spills sorted runs (default: system temp)")
+        sub.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict")
+
+    count = lm.add(
+        "count", "count n-grams of text files into a shard (.npz) that `lm build --counts` merges", run_count
+    )
+    corpus_options(count)
+    count.add_argument("--out", required=True, metavar="COUNTS.npz")
+
+    build = lm.add("build", "estimate an ARPA model from text files or count shards", run_build)
+    corpus_options(build, required=False)
+    build.add_argument("--counts", nargs="+", metavar="COUNTS.npz", help="count shards (instead of --text)")
+    build.add_argument("--method", default="mkn", help="smoothing method (default mkn; see `lm info --methods`)")
+    build.add_argument("--arpa", required=True, metavar="OUT", help="output ARPA file (.gz to compress)")
+    build.add_argument("--prune", nargs="+", type=int, metavar="C", help="lmplz count cutoffs, one per order from 1")
+    build.add_argument("--float64", action="store_true", help="mkn: double precision, no KenLM float32 quirks")
+    build.add_argument("--interpolate", choices=["yes", "no"], help="kn/absolute/witten-bell: variant")
+    build.add_argument("--k", type=float, help="add-k: k; katz: largest discounted count")
+    build.add_argument("--heldout", metavar="FILE", help="jelinek-mercer: held-out sentences to fit lambdas on")
+
+    ppl = lm.add("ppl", "perplexity of a text under an ARPA model (as KenLM's Python module computes it)", run_ppl)
+    ppl.add_argument("--arpa", required=True)
+    ppl.add_argument("--text", required=True, metavar="FILE")
+
+    prune = lm.add("prune", "Stolcke relative-entropy pruning of an ARPA model", run_prune)
+    prune.add_argument("--arpa", required=True)
+    prune.add_argument("--threshold", type=float, required=True, help="relative perplexity increase, e.g. 1e-7")
+    prune.add_argument("--out", required=True, metavar="OUT.arpa")
+
+    generate = lm.add("generate", "generate text from an ARPA model", run_generate)
+    generate.add_argument("--arpa", required=True)
+    generate.add_argument("--prefix", default="", help="words to continue")
+    generate.add_argument("--strategy", choices=["greedy", "beam", "sample"], default="sample")
+    generate.add_argument("--num", type=int, default=1)
+    generate.add_argument("--max-words", type=int, default=30)
+    generate.add_argument("--temperature", type=float, default=1.0)
+    generate.add_argument("--top-k", type=int)
+    generate.add_argument("--beam", type=int, default=8)
+    generate.add_argument("--seed", type=int)
+
+    info = lm.add("info", "order, n-gram counts and memory of an ARPA model; or the smoothing methods", run_info)
+    info.add_argument("--arpa")
+    info.add_argument("--methods", action="store_true", help="list smoothing methods and their options")
+
+
+def _count(args):
+    from speechdecode.lm.count import count_files
+
+    limit = None
+    if args.limit_vocab:
+        with open(args.limit_vocab, encoding="utf-8") as handle:
+            limit = [w for line in handle for w in line.split()]
+    return count_files(
+        args.text,
+        args.order,
+        units=args.units,
+        limit_vocab=limit,
+        memory=args.memory,
+        tmp_dir=args.tmp_dir,
+        encoding_errors=args.encoding_errors,
+        progress=True,
+    )
+
+
+def _counts_summary(counts) -> dict:
+    return {"order": counts.order, "vocabulary": len(counts.vocab), "ngrams": [len(g) for g in counts.ngrams]}
+
+
+def run_count(args) -> None:
+    start = time.perf_counter()
+    counts = _count(args)
+    counts.save(args.out)
+    summary = {**_counts_summary(counts), "out": args.out, "seconds": time.perf_counter() - start}
+    emit(args, summary, f"{args.out}: {summary['vocabulary']} words, n-grams per order {summary['ngrams']}")
+
+
+def _method_options(args) -> dict:
+    options = {}
+    if args.prune:
+        options["prune"] = args.prune
+    if args.float64:
+        options["float64"] = True
+    if args.interpolate:
+        options["interpolate"] = args.interpolate == "yes"
+    if args.k is not None:
+        options["k"] = int(args.k) if args.method == "katz" else args.k
+    if args.heldout:
+        with open(args.heldout, encoding="utf-8") as handle:
+            options["heldout"] = [line for line in handle if line.strip()]
+    return options
+
+
+def run_build(args) -> None:
+    from speechdecode._progress import progress
+    from speechdecode.lm.arpa import write_arpa
+    from speechdecode.lm.counts import NgramCounts
+    from speechdecode.lm.estimate import estimate, method_options
+
+    if bool(args.text) == bool(args.counts):
+        raise InvalidArgumentError("--text/--counts", "exactly one of them", "both" if args.text else "neither")
+    method_options(args.method)  # an unknown method fails before any counting
+    times = {}
+    start = time.perf_counter()
+    if args.text:
+        counts = _count(args)
+    else:
+        counts = NgramCounts.merge([NgramCounts.load(p) for p in args.counts])
+        if counts.order != args.order:
+            raise InvalidArgumentError("--order", f"the order of the count shards ({counts.order})", args.order)
+    times["count"] = time.perf_counter() - start
+    bar = progress(total=2, desc=f"lm build: {args.method}", unit="stage")
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = estimate(counts, args.method, **_method_options(args))
+    times["estimate"] = time.perf_counter() - start
+    bar.update()
+    start = time.perf_counter()
+    write_arpa(args.arpa, model)
+    times["write"] = time.perf_counter() - start
+    bar.update()
+    bar.close()
+    summary = {
+        **_counts_summary(counts),
+        "method": args.method,
+        "arpa": args.arpa,
+        "written_ngrams": [len(g) for g in model.ngrams],
+        "warnings": [str(w.message) for w in caught],
+        "seconds": times,
+    }
+    lines = [f"warning: {w}" for w in summary["warnings"]]
+    lines.append(
+        f"{args.arpa}: order {model.order} {args.method}, n-grams {summary['written_ngrams']} "
+        f"(count {times['count']:.2f} s, estimate {times['estimate']:.2f} s, write {times['write']:.2f} s)"
+    )
+    emit(args, summary, "\n".join(lines))
+
+
+def _load(path):
+    from speechdecode.lm.model import NgramModel
+
+    return NgramModel.from_arpa(path)
+
+
+def run_ppl(args) -> None:
+    from speechdecode._io import open_text
+
+    model = _load(args.arpa)
+    with open_text(args.text) as handle:
+        sentences = [line for line in handle if line.strip()]
+    scores = model.score_batch(sentences)
+    words = sum(len(s.split()) for s in sentences)
+    oov = sum(1 for s in sentences for w in s.split() if w not in model)
+    total = float(scores.sum())
+    summary = {
+        "sentences": len(sentences),
+        "words": words,
+        "oov": oov,
+        "log10_prob": total,
+        "perplexity": 10 ** (-total / (words + len(sentences))),
+    }
+    emit(
+        args,
+        summary,
+        f"{args.text}: {len(sentences)} sentences, {words} words, {oov} OOV, log10 prob {total:.4f}, "
+        f"perplexity {summary['perplexity']:.3f}",
+    )
+
+
+def run_prune(args) -> None:
+    from speechdecode.lm.arpa import read_arpa, write_arpa
+    from speechdecode.lm.prune import prune_entropy
+
+    model = read_arpa(args.arpa)
+    pruned = prune_entropy(model, args.threshold)
+    write_arpa(args.out, pruned)
+    before, after = [len(g) for g in model.ngrams], [len(g) for g in pruned.ngrams]
+    emit(args, {"before": before, "after": after, "out": args.out}, f"{args.out}: n-grams {before} -> {after}")
+
+
+def run_generate(args) -> None:
+    from speechdecode.lm.generate import generate
+
+    model = _load(args.arpa)
+    outs = generate(
+        model,
+        args.prefix,
+        strategy=args.strategy,
+        max_words=args.max_words,
+        num=args.num,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        beam=args.beam,
+        seed=args.seed,
+    )
+    results = [{"text": " ".join(g.words), "log10_prob": g.log10_prob, "finished": g.finished} for g in outs]
+    prefix = args.prefix.strip() + " " if args.prefix.strip() else ""
+    emit(args, {"results": results}, "\n".join(f"{r['log10_prob']:.3f}\t{prefix}{r['text']}" for r in results))
+
+
+def run_info(args) -> None:
+    if args.methods:
+        from speechdecode.lm.estimate import METHODS, method_options
+
+        methods = {name: method_options(name) for name in METHODS}
+        emit(args, {"methods": methods}, "\n".join(f"{k}: {', '.join(v)}" for k, v in methods.items()))
+        return
+    if not args.arpa:
+        raise InvalidArgumentError("--arpa", "an ARPA file (or --methods)", "nothing")
+    model = _load(args.arpa)
+    summary = {
+        "arpa": args.arpa,
+        "order": model.order,
+        "ngrams": list(model.counts),
+        "vocabulary": model.vocab_size,
+        "memory_bytes": model.memory_bytes,
+        "bytes_per_ngram": model.bytes_per_ngram,
+    }
+    emit(
+        args,
+        summary,
+        f"{args.arpa}: order {model.order}, n-grams {list(model.counts)}, vocabulary {model.vocab_size}, "
+        f"{model.memory_bytes / 2**20:.1f} MiB loaded ({model.bytes_per_ngram:.1f} bytes/n-gram)",
+    )
