@@ -3,14 +3,16 @@
 Data: sentences from :class:`speechdecode.lm.SentenceGenerator` (a training corpus for the LM
 stages and held-out test sentences), a character lexicon and token table for its vocabulary,
 and simulated CTC posteriors (:class:`speechdecode.models.CtcPosteriorSimulator`) of the
-test sentences. Stages: greedy decoding on every CPU backend (WER, CER, speed). Later issues
-add LM building, graph compilation and the other decoders here.
+test sentences. Stages, each on every CPU backend: building a modified Kneser-Ney LM from the
+training text (perplexity of the held-out text, speed) and greedy decoding (WER, CER, speed).
+Later issues add graph compilation and the other decoders here.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -20,13 +22,14 @@ from speechdecode.decoding import char_error_rate, ctc_greedy, word_error_rate
 from speechdecode.decoding.posteriors import save_posteriors
 from speechdecode.decoding.text import words_from_tokens
 from speechdecode.graphs import char_lexicon, char_tokens, write_lexicon
-from speechdecode.lm import SentenceGenerator, write_corpus
+from speechdecode.lm import NgramModel, SentenceGenerator, count_files, estimate, write_arpa, write_corpus
 from speechdecode.models import CtcPosteriorSimulator
 
 TRAIN_SENTENCES = 5000
 # Frame rate of a typical CTC encoder: 10 ms features subsampled 4x.
 FRAME_SECONDS = 0.04
 REPEATS = 5
+LM_ORDER = 3
 
 
 def _time(fn) -> tuple[float, object]:
@@ -38,6 +41,18 @@ def _time(fn) -> tuple[float, object]:
         result = fn()
         times.append(time.perf_counter() - start)
     return float(np.median(times)), result
+
+
+def _row(stage: str, what: str, backend: str, quality: str, seconds: float, speed: float, unit: str) -> dict:
+    return {
+        "stage": stage,
+        "what": what,
+        "backend": backend,
+        "quality": quality,
+        "seconds": seconds,
+        "speed": speed,
+        "speed_unit": unit,
+    }
 
 
 def run_demo(out_dir: str | os.PathLike = "demo-output", sentences: int = 200, seed: int = 0) -> dict:
@@ -67,23 +82,40 @@ def run_demo(out_dir: str | os.PathLike = "demo-output", sentences: int = 200, s
     bar.update()
 
     frames = int(lengths.sum())
-    rows = []
+    rows, notes = [], set()
     # Triton on CPU would run in its interpreter: a correctness tool, not a speed figure.
-    for backend in [b for b in _backend.available("cpu") if b != "triton"]:
+    backends = [b for b in _backend.available("cpu") if b != "triton"]
+    train_words = sum(len(t.split()) for t in train)
+    for backend in backends:
+        arpa = os.path.join(out_dir, f"lm.o{LM_ORDER}.{backend}.arpa")
+
+        def build(b=backend, path=arpa):
+            counts = count_files([files["train.txt"]], LM_ORDER, backend=b)
+            write_arpa(path, estimate(counts, "mkn", backend=b))
+
+        with warnings.catch_warnings(record=True) as caught:  # a 300-word vocabulary: few singletons
+            warnings.simplefilter("always")
+            seconds, _ = _time(build)
+        notes.update(str(w.message) for w in caught)
+        files[os.path.basename(arpa)] = arpa
+        model = NgramModel.from_arpa(arpa)
+        rows.append(
+            _row(
+                "lm",
+                f"mkn order {LM_ORDER}",
+                backend,
+                f"ppl {model.perplexity_of(test):.2f}",
+                seconds,
+                train_words / seconds,
+                "words/s",
+            )
+        )
+    for backend in backends:
         seconds, hyps = _time(lambda b=backend: ctc_greedy(log_probs, lengths, tokens.id("<blk>"), backend=b))
         hyps_text = [" ".join(words_from_tokens(tokens.decode(h.tokens.tolist()))) for h in hyps]
-        rows.append(
-            {
-                "stage": "decode",
-                "decoder": "greedy",
-                "backend": backend,
-                "wer": word_error_rate(test, hyps_text),
-                "cer": char_error_rate(test, hyps_text),
-                "seconds": seconds,
-                "frames_per_second": frames / seconds,
-                "rtf": seconds / (frames * FRAME_SECONDS),
-            }
-        )
+        wer, cer = word_error_rate(test, hyps_text), char_error_rate(test, hyps_text)
+        row = _row("decode", "greedy", backend, f"WER {100 * wer:.2f}%", seconds, frames / seconds, "frames/s")
+        rows.append({**row, "wer": wer, "cer": cer, "rtf": seconds / (frames * FRAME_SECONDS)})
     bar.update()
     bar.close()
     return {
@@ -99,6 +131,7 @@ def run_demo(out_dir: str | os.PathLike = "demo-output", sentences: int = 200, s
             "log_probs_shape": list(log_probs.shape),
         },
         "rows": rows,
+        "notes": sorted(notes),
     }
 
 
@@ -106,17 +139,17 @@ def format_report(report: dict) -> str:
     """The report as one plain-text table plus where the files are."""
     data = report["data"]
     lines = [
-        f"speechdecode demo: {data['test_sentences']} held-out sentences, {data['frames']} frames "
-        f"({data['audio_seconds']:.0f} s of audio at {FRAME_SECONDS * 1000:.0f} ms/frame), "
-        f"{data['tokens']} tokens, {data['vocabulary']}-word vocabulary",
+        f"speechdecode demo: {data['train_sentences']} training sentences, {data['test_sentences']} held-out "
+        f"sentences ({data['frames']} frames = {data['audio_seconds']:.0f} s of audio at "
+        f"{FRAME_SECONDS * 1000:.0f} ms/frame), {data['tokens']} tokens, {data['vocabulary']}-word vocabulary",
         "",
-        f"{'stage':<8} {'decoder':<10} {'backend':<10} {'WER %':>7} {'CER %':>7} {'ms':>9} {'frames/s':>12} {'RTF':>9}",
+        f"{'stage':<8} {'what':<14} {'backend':<10} {'quality':<14} {'ms':>9} {'speed':>22}",
     ]
     for row in report["rows"]:
         lines.append(
-            f"{row['stage']:<8} {row['decoder']:<10} {row['backend']:<10} {100 * row['wer']:>7.2f} "
-            f"{100 * row['cer']:>7.2f} {1000 * row['seconds']:>9.2f} {row['frames_per_second']:>12,.0f} "
-            f"{row['rtf']:>9.2e}"
+            f"{row['stage']:<8} {row['what']:<14} {row['backend']:<10} {row['quality']:<14} "
+            f"{1000 * row['seconds']:>9.2f} {row['speed']:>13,.0f} {row['speed_unit']:<8}"
         )
+    lines += [f"note: {note}" for note in report["notes"]]
     lines += ["", f"files: {report['out_dir']}/ ({', '.join(sorted(report['files']))})"]
     return "\n".join(lines)

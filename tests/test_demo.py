@@ -8,6 +8,7 @@ from speechdecode.decoding import ctc_greedy, word_error_rate
 from speechdecode.decoding.posteriors import load_posteriors
 from speechdecode.decoding.text import words_from_tokens
 from speechdecode.graphs import SymbolTable, read_lexicon
+from speechdecode.lm import NgramModel
 
 
 def test_demo_json(tmp_path):
@@ -34,11 +35,18 @@ def test_demo_json(tmp_path):
     hyps = ctc_greedy(posteriors.log_probs, posteriors.lengths, tokens.id("<blk>"), backend="reference")
     text = [" ".join(words_from_tokens(tokens.decode(h.tokens.tolist()))) for h in hyps]
     wer = word_error_rate(test, text)
-    backends = {row["backend"]: row for row in report["rows"]}
-    assert set(backends) == {"reference", "native"}
-    for row in backends.values():
-        assert abs(row["wer"] - wer) < 1e-12 and row["frames_per_second"] > 0
+    decode = {row["backend"]: row for row in report["rows"] if row["stage"] == "decode"}
+    assert set(decode) == {"reference", "native"}
+    for row in decode.values():
+        assert abs(row["wer"] - wer) < 1e-12 and row["speed"] > 0 and row["quality"] == f"WER {100 * wer:.2f}%"
     assert 0 < wer < 1
+    # The LM stage: both backends write the same ARPA, and its perplexity is reported.
+    lm_rows = [row for row in report["rows"] if row["stage"] == "lm"]
+    assert [row["backend"] for row in lm_rows] == ["reference", "native"]
+    native_arpa = (tmp_path / "lm.o3.native.arpa").read_bytes()
+    assert native_arpa == (tmp_path / "lm.o3.reference.arpa").read_bytes()
+    model = NgramModel.from_arpa(tmp_path / "lm.o3.native.arpa")
+    assert lm_rows[1]["quality"] == f"ppl {model.perplexity_of(test):.2f}"
 
 
 def test_demo_table(tmp_path):
@@ -49,6 +57,7 @@ def test_demo_table(tmp_path):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("stage"))
-    assert lines[header].split() == ["stage", "decoder", "backend", "WER", "%", "CER", "%", "ms", "frames/s", "RTF"]
-    assert [line.split()[2] for line in lines[header + 1 : header + 3]] == ["reference", "native"]
+    assert lines[header].split() == ["stage", "what", "backend", "quality", "ms", "speed"]
+    stages = [(line[:8].strip(), line[24:34].strip()) for line in lines[header + 1 : header + 5]]
+    assert stages == [("lm", "reference"), ("lm", "native"), ("decode", "reference"), ("decode", "native")]
     assert lines[-1].startswith(f"files: {tmp_path}/demo-test-output/")
