@@ -75,7 +75,17 @@ FileText FileText::read(const std::string& path) {
     throw FileReadError(path, ENOMEM, "cannot start zlib");
   }
   gzbuffer(file, 1 << 18);
-  size_t capacity = is_file ? std::max<size_t>(static_cast<size_t>(info.st_size) * 4, 1 << 20) : (1 << 20);
+  // A gzip file ends with its uncompressed size mod 2^32 (exact for one member under 4 GiB):
+  // with it the buffer is allocated once. One byte more lets the loop see the end.
+  size_t capacity = size_t{1} << 20;
+  if (is_file && info.st_size >= 18) {
+    unsigned char trailer[4];
+    if (pread(fd, trailer, 4, info.st_size - 4) == 4) {
+      const uint32_t isize =
+          trailer[0] | (trailer[1] << 8) | (trailer[2] << 16) | (uint32_t{trailer[3]} << 24);
+      capacity = std::max<size_t>(capacity, size_t{isize} + 1);
+    }
+  }
   std::unique_ptr<char[]> buffer(new char[capacity]);
   size_t used = 0;
   for (;;) {
