@@ -130,4 +130,4 @@ def write_arpa(
     """
 
 def format_arpa_floats(values: npt.NDArray[np.float64]) -> list[str]:
-    """The ARPA writer's text of each value: shortest float32 decimal, positional notation."""
+    """The ARPA writer's text of each value: shortest float32 decimal as KenLM prints it (exponent form below 1e-6 and from 1e21)."""

@@ -88,11 +88,21 @@ def test_errors_are_one_line_with_exit_2(posteriors, args, message):
 
 
 def test_every_command_takes_json():
-    parser = cli.build_parser()
-    commands = parser._subparsers._group_actions[0].choices  # the subcommand table
-    assert set(commands) == {"info", "decode", "demo", "bench"}
-    for name, sub in commands.items():
-        assert any(a.dest == "json" for a in sub._actions), name
+    import argparse
+
+    def leaves(parser, path):
+        tables = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not tables:
+            yield path, parser
+        for table in tables:
+            for name, sub in table.choices.items():
+                yield from leaves(sub, (*path, name))
+
+    commands = dict(leaves(cli.build_parser(), ()))
+    assert {p[0] for p in commands} == {"info", "lm", "decode", "demo", "bench"}
+    assert {p[1] for p in commands if p[0] == "lm"} == {"count", "build", "ppl", "prune", "generate", "info"}
+    for path, sub in commands.items():
+        assert any(a.dest == "json" for a in sub._actions), path
 
 
 def test_console_script_is_installed():
@@ -103,7 +113,7 @@ def test_console_script_is_installed():
 
 def test_bench_list_and_quick_run(tmp_path):
     out = run_cli("bench", "list", "--json")
-    assert json.loads(out.stdout) == {"suites": ["ctc_greedy"]}
+    assert json.loads(out.stdout) == {"suites": ["ctc_greedy", "lm"]}
     out = run_cli("bench", "ctc_greedy", "--quick", "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert "| fp32 | native 1 thread |" in out.stdout

@@ -413,10 +413,10 @@ struct SectionEnd {
   uint64_t line;  // the '\' line, or the range's last line
 };
 
-// Reads n-gram lines of order n >= 2 into out. More than `limit` entries is an error; the
-// message names what declared the limit.
+// Reads n-gram lines of order n >= 2 into out. More than `limit` entries is an error, reported
+// with overflow_message.
 SectionEnd read_ngram_lines(const ArpaContents& c, int n, LineCursor& cursor, ArpaOrder* out, uint64_t limit,
-                            const std::string& declared_where) {
+                            const std::string& overflow_message) {
   std::string_view line;
   std::string_view fields[kMaxOrder + 2];
   uint64_t entries = 0;
@@ -431,8 +431,7 @@ SectionEnd read_ngram_lines(const ArpaContents& c, int n, LineCursor& cursor, Ar
       return {entries, cursor.line + 1};
     }
     if (!split_entry(c, n, cursor.line, line, fields, &prob, &backoff)) continue;
-    if (entries == limit)
-      fail_at(c, cursor.line, "more " + std::to_string(n) + "-grams than " + declared_where);
+    if (entries == limit) fail_at(c, cursor.line, overflow_message);
     for (int k = 0; k < n; ++k) {
       const WordId id = lookup(c, fields[1 + k]);
       if (id == ArpaVocabulary::kNotFound) {
@@ -479,6 +478,11 @@ class ArpaParser {
   std::string declared_where(int n) const {
     return "line " + std::to_string(count_lines_[n - 1]) + " declares " + std::to_string(c_.counts[n - 1]) +
            " " + std::to_string(n) + "-grams";
+  }
+
+  std::string too_many(int n) const {
+    return "more than the " + std::to_string(c_.counts[n - 1]) + " " + std::to_string(n) +
+           "-grams that line " + std::to_string(count_lines_[n - 1]) + " declares";
   }
 
   // Entries take at least 4 bytes of text each: a header that claims more reserves no more.
@@ -561,7 +565,7 @@ class ArpaParser {
       }
       float prob, backoff;
       if (!split_entry(c_, 1, cursor_.line, line, fields, &prob, &backoff)) continue;
-      if (entries == c_.counts[0]) fail("more 1-grams than " + declared_where(1));
+      if (entries == c_.counts[0]) fail(too_many(1));
       add_unigram(fields[1], prob, backoff);
       ++entries;
     }
@@ -628,7 +632,7 @@ class ArpaParser {
     order.words.reserve(room * n);
     order.probs.reserve(room);
     if (n < c_.order()) order.backoffs.reserve(room);
-    const SectionEnd end = read_ngram_lines(c_, n, cursor_, &order, c_.counts[n - 1], declared_where(n));
+    const SectionEnd end = read_ngram_lines(c_, n, cursor_, &order, c_.counts[n - 1], too_many(n));
     check_count(n, end, order.header_line);
   }
 
@@ -714,8 +718,7 @@ class ArpaParser {
         if (!overflow_line || chunks[i].error_line < overflow_line) std::rethrow_exception(chunks[i].error);
         break;
       }
-      if (overflow_line)
-        fail_at(c_, overflow_line, "more " + std::to_string(n) + "-grams than " + declared_where(n));
+      if (overflow_line) fail_at(c_, overflow_line, too_many(n));
       cursor_ = LineCursor{headers[n - 2].at, cursor_.end, headers[n - 2].line};
       std::string_view header;
       cursor_.next(&header);

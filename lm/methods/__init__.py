@@ -8,8 +8,9 @@ one of these functions)::
 * ``counts`` come from :func:`speechdecode.lm.counts.count_sentences` or the native counter:
   sentences padded ``<s> w1 .. wk </s>``; the model order is ``counts.order``.
 * Every word of ``counts.vocab`` is a unigram of the model, ids unchanged (``<unk>`` = 0,
-  ``<s>`` = 1, ``</s>`` = 2); ``<s>`` is never predicted and is written with log10 prob 0, as
-  KenLM's lmplz writes it.
+  ``<s>`` = 1, ``</s>`` = 2), except words removed by a unigram count cutoff (``mkn`` and
+  ``kn`` accept ``prune[0] > 0``, as lmplz does); ``<s>`` is never predicted and is written
+  with log10 prob 0, as KenLM's lmplz writes it.
 * ``prune`` takes lmplz's ``--prune`` thresholds (see :func:`._common.prune_thresholds`).
 * Options are keyword-only and checked: a bad value raises
   :class:`speechdecode.errors.InvalidArgumentError` naming the option.

@@ -71,7 +71,7 @@ def test_option_the_method_does_not_take_lists_those_it_takes(counts):
     ("method", "options", "argument"),
     [
         ("mkn", {"prune": [0, 2, 1]}, "non-decreasing"),
-        ("mkn", {"prune": [1, 1]}, "unigram threshold"),
+        ("absolute", {"prune": [1, 1]}, "unigram threshold"),
         ("mkn", {"prune": [0, 1, 1, 1]}, "at most 3"),
         ("mkn", {"prune": [0, -1]}, "integer thresholds >= 0"),
         ("kn", {"prune": [0, 1.5]}, "integer thresholds >= 0"),
