@@ -119,9 +119,13 @@ def _build_case(suite: Suite, name: str, text: str, words: int, order: int, work
     suite.rows[-2]["params"]["peak_rss_mb"] = round(lmplz_memo["peak_rss_mb"], 1)
     suite.rows[-1]["params"]["peak_rss_mb"] = round(ours_memo["peak_rss_mb"], 1)
     suite.rows[-1]["params"]["arpa_identical_to_lmplz"] = True
+    unit = 1
     for line in lmplz_memo["stderr"].splitlines():
-        if line.startswith("probing") and "assuming -p 1.5" in line:
-            suite.rows[-2]["params"]["kenlm_probing_kb"] = int(line.split()[1])
+        fields = line.split()
+        if fields[:1] == ["type"] and len(fields) == 2:  # lmplz's memory table header: "type kB" or "type MB"
+            unit = {"kB": 1, "MB": 1024, "GB": 1024**2}.get(fields[1], 1)
+        if fields[:1] == ["probing"] and line.endswith("assuming -p 1.5"):
+            suite.rows[-2]["params"]["kenlm_probing_kb"] = int(fields[1]) * unit
 
 
 def run(suite: Suite, quick: bool) -> None:

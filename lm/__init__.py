@@ -14,7 +14,7 @@ from speechdecode.lm.count import count_files, parse_size
 from speechdecode.lm.counts import NgramCounts, count_sentences
 from speechdecode.lm.estimate import METHODS, estimate
 from speechdecode.lm.generate import generate
-from speechdecode.lm.model import NgramModel
+from speechdecode.lm.model import NgramModel, WordScore
 from speechdecode.lm.prune import prune_entropy
 from speechdecode.lm.synthetic import MAX_WORDS, MIN_WORDS, SentenceGenerator, write_corpus
 from speechdecode.lm.vocab import Vocabulary
@@ -28,6 +28,7 @@ __all__ = [
     "NgramModel",
     "SentenceGenerator",
     "Vocabulary",
+    "WordScore",
     "count_files",
     "count_sentences",
     "estimate",

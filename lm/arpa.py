@@ -18,6 +18,9 @@ printed digits.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import io
 import math
 import os
 from dataclasses import dataclass
@@ -92,10 +95,23 @@ def format_float(value: float) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
-def write_arpa(path: str | os.PathLike, model: ArpaModel) -> None:
-    """Write ``model`` atomically: an interrupted write leaves no partial file at ``path``."""
+def write_arpa(path: str | os.PathLike, model: ArpaModel, *, backend: str | None = None) -> None:
+    """Write ``model`` atomically: an interrupted write leaves no partial file at ``path``.
+
+    Gzip-compressed when ``path`` ends in ``.gz``. ``backend``: "native" (the C++ writer, the
+    default when the extension is built; multithreaded) or "reference" (this module); both write
+    the same bytes.
+    """
+    from speechdecode import _backend
+
+    choice = backend or _backend.forced()
+    if choice != "reference" and (choice == "native" or _backend.HAS_NATIVE):
+        from speechdecode.lm.native_estimate import write_arpa_native
+
+        write_arpa_native(path, model)
+        return
     words = model.words
-    with atomic_write(path, "wt") as out:
+    with atomic_write(path, "wb") as raw, _text_sink(raw, os.fspath(path).endswith(".gz")) as out:
         out.write("\\data\\\n")
         for n, grams in enumerate(model.ngrams, start=1):
             out.write(f"ngram {n}={len(grams)}\n")
@@ -109,6 +125,20 @@ def write_arpa(path: str | os.PathLike, model: ArpaModel) -> None:
             else:
                 out.writelines(f"{p}\t{t}\n" for p, t in zip(probs, texts, strict=True))
         out.write("\n\\end\\\n")
+
+
+@contextlib.contextmanager
+def _text_sink(raw, compress: bool):
+    """A text stream over the binary file ``raw``, gzip-compressed when ``compress``."""
+    stream = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if compress else raw
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
+    try:
+        yield text
+        text.flush()
+    finally:
+        text.detach()
+        if compress:
+            stream.close()
 
 
 def _number(text: str, path, line: int, what: str) -> float:

@@ -28,9 +28,9 @@ from collections.abc import Callable
 
 from speechdecode import _backend
 from speechdecode.errors import InvalidArgumentError
+from speechdecode.lm import native_estimate
 from speechdecode.lm.arpa import ArpaModel
 from speechdecode.lm.counts import NgramCounts
-from speechdecode.lm import native_estimate
 from speechdecode.lm.methods import absolute, additive, jelinek_mercer, katz, kneser_ney, mle, witten_bell
 
 METHODS: dict[str, Callable[..., ArpaModel]] = {

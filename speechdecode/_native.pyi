@@ -130,4 +130,7 @@ def write_arpa(
     """
 
 def format_arpa_floats(values: npt.NDArray[np.float64]) -> list[str]:
-    """The ARPA writer's text of each value: shortest float32 decimal as KenLM prints it (exponent form below 1e-6 and from 1e21)."""
+    """The ARPA writer's text of each value: shortest float32 decimal as KenLM prints it.
+
+    Exponent form below 1e-6 and from 1e21, as KenLM's double-conversion settings give.
+    """

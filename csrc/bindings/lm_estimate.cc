@@ -191,7 +191,8 @@ grain: items per parallel work item (0: default; tests make it small). Releases 
 it is renamed over the path when complete. path: bytes (os.fsencode). Raises OSError on I/O
 failure, TensorError for bad arrays or word ids. Releases the GIL.)doc");
   m.def("format_arpa_floats", &format_arpa_floats_py, py::arg("values"),
-        "The ARPA writer's text for each value: shortest float32 decimal as KenLM prints it (exponent form below 1e-6 and from 1e21).");
+        "The ARPA writer's text for each value: shortest float32 decimal as KenLM prints it (exponent form "
+        "below 1e-6 and from 1e21).");
 }
 
 }  // namespace speechdecode

@@ -4,7 +4,6 @@ import itertools
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from speechdecode.errors import InvalidArgumentError
@@ -48,7 +47,8 @@ def test_greedy_takes_the_argmax_word_each_step(kjv):
         scores = {v: kjv.score_word(state, i)[0] for i, v in enumerate(kjv.vocab) if v not in ("<s>", "<unk>")}
         assert max(scores, key=scores.get) == w
         state = kjv.score_word(state, w)[1]
-    assert math.isclose(out.log10_prob, chain_score(kjv, ["and", "the", *out.words]) - chain_score(kjv, ["and", "the"], eos=False), abs_tol=1e-4)  # fmt: skip
+    continuation = chain_score(kjv, ["and", "the", *out.words]) - chain_score(kjv, ["and", "the"], eos=False)
+    assert math.isclose(out.log10_prob, continuation, abs_tol=1e-4)
 
 
 def test_beam_finds_the_most_probable_sentences(tiny):

@@ -418,7 +418,12 @@ BAD_FILES = [
         "\\3-grams:",
         r"ends after 5 entries.*line 3 declares 6",
     ),
-    ("more entries than declared", _replace("ngram 2=5", "ngram 2=4"), "the mat", r"more than the 4 2-grams that line 3 declares"),
+    (
+        "more entries than declared",
+        _replace("ngram 2=5", "ngram 2=4"),
+        "the mat",
+        r"more than the 4 2-grams that line 3 declares",
+    ),
     (
         "probability not a number",
         _replace("-1.5\tcat", "-1.5x\tcat"),
