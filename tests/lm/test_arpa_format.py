@@ -34,7 +34,6 @@ from speechdecode.lm.counts import count_sentences
 from speechdecode.lm.methods.kneser_ney import DiscountFallbackWarning, modified_kneser_ney
 
 DATA = Path(__file__).parent.parent / "data" / "lmplz"
-needs_native = pytest.mark.skipif(not _backend.HAS_NATIVE, reason="speechdecode._native is not built")
 
 # (float32 bit pattern, what KenLM's util::ToString(float) printed for it).
 KENLM_TO_STRING = [
@@ -129,7 +128,6 @@ def test_python_prints_what_kenlm_prints():
     assert python_format(float32(bits)) == list(expected)
 
 
-@needs_native
 def test_native_prints_what_kenlm_prints():
     bits, expected = zip(*KENLM_TO_STRING, strict=True)
     assert native_format(float32(bits)) == list(expected)
@@ -188,7 +186,6 @@ def test_mkn_estimates_repeats_as_lmplz_byte_for_byte(tmp_path):
     assert (tmp_path / "ours.arpa").read_text() == expected
 
 
-@needs_native
 def test_native_estimates_repeats_as_lmplz_byte_for_byte(tmp_path):
     from speechdecode.lm.native_estimate import estimate_mkn, write_arpa_native
 
@@ -203,7 +200,6 @@ def test_native_estimates_repeats_as_lmplz_byte_for_byte(tmp_path):
 # --- Python and C++ alike, and the rule itself -------------------------------------------------
 
 
-@needs_native
 def test_python_and_native_agree_on_every_exponent():
     values = float32(bit_patterns())
     python, native = python_format(values), native_format(values)
@@ -213,7 +209,6 @@ def test_python_and_native_agree_on_every_exponent():
     assert differing == []
 
 
-@needs_native
 def test_native_rounds_float64_input_to_float32_first():
     values = np.array([0.1, -1 / 3, 1e-7 + 1e-20, 3.5e38, -1e-46, 1e300])
     with warnings.catch_warnings():

@@ -21,8 +21,7 @@ from speechdecode.lm import SentenceGenerator
 from speechdecode.lm.count import MAX_ORDER, count_files, parse_size
 from speechdecode.lm.counts import count_sentences, to_units
 
-native = pytest.importorskip("speechdecode._native") if _backend.HAS_NATIVE else None
-needs_native = pytest.mark.skipif(not _backend.HAS_NATIVE, reason="speechdecode._native is not built")
+native = _backend.native()  # `make test` builds it; test_backend fails loudly if it is missing
 
 KJV400 = Path(__file__).resolve().parents[1] / "data" / "lmplz" / "kjv400.txt"
 
@@ -102,19 +101,16 @@ def test_parse_size_rejects(bad):
 # Equality with count_sentences
 
 
-@needs_native
 @pytest.mark.parametrize("order", range(1, 8))
 def test_kjv400_words_all_orders(order, kjv_reference):
     assert_same_counts(count_files(KJV400, order), kjv_reference, order)
 
 
-@needs_native
 @pytest.mark.parametrize("order", [1, 2, 4, 7])
 def test_kjv400_chars(order, kjv_char_reference):
     assert_same_counts(count_files(KJV400, order, units="char"), kjv_char_reference, order)
 
 
-@needs_native
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_synthetic_awkward_corpus_words_and_chars(tmp_path, seed):
     rng = random.Random(seed)
@@ -130,7 +126,6 @@ def test_synthetic_awkward_corpus_words_and_chars(tmp_path, seed):
     assert_same_counts(count_files(path, order, units="char"), count_sentences(expected_lines, order, units="char"))
 
 
-@needs_native
 def test_other_word_boundary_equals_pre_split_units(tmp_path):
     lines = SentenceGenerator(seed=5).sentences(300)
     path = tmp_path / "c.txt"
@@ -141,7 +136,6 @@ def test_other_word_boundary_equals_pre_split_units(tmp_path):
         [" ".join(to_units(line, "char", "▁")) for line in lines], 4))  # fmt: skip
 
 
-@needs_native
 def test_every_code_point_splits_as_str_split(tmp_path):
     # One line holding every code point but '\n' and surrogates between "x"s: the words are
     # right only if the native whitespace set is exactly Python's.
@@ -153,7 +147,6 @@ def test_every_code_point_splits_as_str_split(tmp_path):
     assert len(got.vocab) == 3 + len(set(line.split())) and got.counts[0].sum() == len(line.split()) + 2
 
 
-@needs_native
 def test_empty_and_blank_lines_are_sentences(tmp_path):
     path = tmp_path / "c.txt"
     path.write_text("a b\n\n \t\nb a\n\n")
@@ -162,7 +155,6 @@ def test_empty_and_blank_lines_are_sentences(tmp_path):
     assert got.count("<s> </s>") == 3
 
 
-@needs_native
 @pytest.mark.parametrize("order", [1, 3, 6])
 def test_limit_vocab_list_and_file(tmp_path, kjv_lines, order):
     allowed = ["the", "lord", "and", "of", "god", "<unk>", "said", "unto", "never-in-the-text"]
@@ -174,7 +166,6 @@ def test_limit_vocab_list_and_file(tmp_path, kjv_lines, order):
     assert_same_counts(count_files(KJV400, order, limit_vocab=iter(allowed)), want)
 
 
-@needs_native
 def test_limit_vocab_chars_and_unk_in_text(tmp_path):
     lines = ["the <unk> cat", "<unk>", "a cat <unk> <unk>", "dog"]
     path = tmp_path / "c.txt"
@@ -189,7 +180,6 @@ def test_limit_vocab_chars_and_unk_in_text(tmp_path):
                        count_sentences(lines, 4, units="char", limit_vocab=chars))  # fmt: skip
 
 
-@needs_native
 def test_gzip_and_several_files_are_one_corpus(tmp_path, kjv_lines):
     parts = [kjv_lines[:150], kjv_lines[150:151], kjv_lines[151:]]
     a, b, c = tmp_path / "a.txt.gz", tmp_path / "b.txt", tmp_path / "c.gz"
@@ -208,7 +198,6 @@ def test_gzip_and_several_files_are_one_corpus(tmp_path, kjv_lines):
 # Memory budget, spilling, temporary files
 
 
-@needs_native
 @pytest.mark.parametrize("order", [1, 2, 5, 7])
 def test_tiny_budget_spills_and_merges_to_the_same_counts(tmp_path, kjv_reference, order):
     tmp = tmp_path / "spill"
@@ -236,7 +225,6 @@ def random_word_corpus(tmp_path_factory):
     return path, count_sentences(lines, 3)
 
 
-@needs_native
 def test_large_table_grows_and_sorts_in_parallel(random_word_corpus):
     path, want = random_word_corpus
     words, _, _, stats = native.count_files([str(path)], 3)
@@ -245,7 +233,6 @@ def test_large_table_grows_and_sorts_in_parallel(random_word_corpus):
     assert_same_counts(count_files(path, 3), want)
 
 
-@needs_native
 def test_budget_between_growth_and_spilling(tmp_path, random_word_corpus):
     # 3.5 MB of 20-byte records: the table grows once to what fits beside the old one, then
     # spills, moves to the largest table the budget holds, and spills again from there.
@@ -258,7 +245,6 @@ def test_budget_between_growth_and_spilling(tmp_path, random_word_corpus):
     assert os.listdir(tmp_path) == []
 
 
-@needs_native
 def test_mid_budget_single_merge_pass(tmp_path, kjv_reference):
     got = count_files(KJV400, 4, memory="200K", tmp_dir=tmp_path)
     assert_same_counts(got, kjv_reference, 4)
@@ -267,7 +253,6 @@ def test_mid_budget_single_merge_pass(tmp_path, kjv_reference):
     assert os.listdir(tmp_path) == []
 
 
-@needs_native
 def test_memory_below_minimum_says_the_minimum():
     minimum = native.count_min_memory(5)
     with pytest.raises(InvalidArgumentError, match=f"memory: expected at least {minimum} bytes for order 5"):
@@ -276,7 +261,6 @@ def test_memory_below_minimum_says_the_minimum():
         native.count_files([str(KJV400)], 5, memory_bytes=minimum - 1)
 
 
-@needs_native
 def test_interrupt_from_progress_leaves_no_files_and_raises(tmp_path):
     seen = []
 
@@ -293,7 +277,6 @@ def test_interrupt_from_progress_leaves_no_files_and_raises(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-@needs_native
 def test_progress_reports_bytes_up_to_the_total(tmp_path):
     path = tmp_path / "big.txt"
     path.write_bytes(KJV400.read_bytes() * 200)  # ~10 MB: reports every ~4 MiB and at the end
@@ -304,7 +287,6 @@ def test_progress_reports_bytes_up_to_the_total(tmp_path):
     assert_same_counts(count_files(path, 2, progress=True), got)  # a tqdm bar (silent without a TTY)
 
 
-@needs_native
 def test_concurrent_counts_from_threads(kjv_reference):
     # The GIL is released while counting: threads run at once and each gets the same result.
     start = threading.Barrier(3)
@@ -322,7 +304,6 @@ def test_concurrent_counts_from_threads(kjv_reference):
 # Bad input
 
 
-@needs_native
 def test_invalid_utf8_strict_names_file_and_line(tmp_path):
     path = tmp_path / "bad.txt"
     path.write_bytes(b"good line\nalso fine\nbad \xe2\x82 here\nnever read\n")
@@ -333,7 +314,6 @@ def test_invalid_utf8_strict_names_file_and_line(tmp_path):
     assert "replace" in str(info.value)
 
 
-@needs_native
 @pytest.mark.parametrize("seed", range(4))
 def test_invalid_utf8_replace_equals_python_decoder(tmp_path, seed):
     rng = random.Random(seed)
@@ -348,7 +328,6 @@ def test_invalid_utf8_replace_equals_python_decoder(tmp_path, seed):
         assert_same_counts(count_files(path, 3, units=units, encoding_errors="replace"), want)
 
 
-@needs_native
 @pytest.mark.parametrize("special", ["<s>", "</s>"])
 def test_sentence_markers_in_text_are_rejected(tmp_path, special):
     path = tmp_path / "c.txt"
@@ -374,8 +353,6 @@ def test_missing_file_is_named(tmp_path):
 
 @pytest.mark.parametrize("backend", ["native", "reference"])
 def test_empty_corpus_is_an_error(tmp_path, backend):
-    if backend == "native" and native is None:
-        pytest.skip("speechdecode._native is not built")
     empty, blank = tmp_path / "empty.txt", tmp_path / "blank.txt"
     empty.write_bytes(b"")
     blank.write_text("\n  \n\t\n")
@@ -402,7 +379,6 @@ def test_no_paths():
         count_files([], 3)
 
 
-@needs_native
 def test_native_max_order_matches_and_is_usable(tmp_path):
     assert native.COUNT_MAX_ORDER == MAX_ORDER
     path = tmp_path / "c.txt"

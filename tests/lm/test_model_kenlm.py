@@ -11,13 +11,12 @@ import math
 import random
 from collections import Counter, defaultdict
 
+import kenlm
 import numpy as np
 import pytest
 
 from speechdecode.lm import SentenceGenerator
 from speechdecode.lm.model import NgramModel
-
-kenlm = pytest.importorskip("kenlm")
 
 DISCOUNT = 0.5
 OOV_WORDS = ["zebra", "quux", "<UNK>", "Cat"]

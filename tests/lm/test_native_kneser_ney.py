@@ -21,8 +21,6 @@ from speechdecode.lm.methods._common import conditional_distribution
 from speechdecode.lm.methods.kneser_ney import modified_kneser_ney
 from speechdecode.lm.native_estimate import DiscountFallbackWarning, estimate_mkn, write_arpa_native
 
-pytestmark = pytest.mark.skipif(not _backend.HAS_NATIVE, reason="speechdecode._native is not built")
-
 DATA = Path(__file__).parent.parent / "data" / "lmplz"
 # (lmplz ARPA, text, order, --prune) as tests/data/lmplz/README.md says each file was made.
 LMPLZ_CASES = [(f"kjv400.o{n}.arpa.gz", "kjv400.txt", n, None) for n in range(2, 7)] + [
