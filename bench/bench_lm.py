@@ -46,17 +46,22 @@ def _lmplz() -> str | None:
     return os.environ.get("SPEECHDECODE_LMPLZ") or shutil.which("lmplz")
 
 
+# A small parent process measures its child: a child's peak RSS counts from the peak of the process
+# that forked it (Linux keeps the high-water mark across fork and exec), so the large benchmark
+# process must not be that parent.
+_MEASURE = (
+    "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
+    "sys.stdout.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(r.returncode)"
+)
+
+
 def _run(command: list[str], memo: dict) -> None:
-    """Run a child process to completion; record its peak RSS (MB) in ``memo``."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    stderr = process.stderr.read().decode(errors="replace")
-    process.stderr.close()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{command[0]} failed ({process.returncode}): {stderr.strip()[-500:]}")
-    memo["peak_rss_mb"] = usage.ru_maxrss / 1024
-    memo["stderr"] = stderr
+    """Run a child process to completion; record its peak RSS (MB) and stderr in ``memo``."""
+    out = subprocess.run([sys.executable, "-S", "-c", _MEASURE, *command], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed ({out.returncode}): {out.stderr.strip()[-500:]}")
+    memo["peak_rss_mb"] = int(out.stdout) / 1024
+    memo["stderr"] = out.stderr
 
 
 def _write_text(path: str, sentences: list[str], repeat: int = 1) -> int:
