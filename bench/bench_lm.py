@@ -72,23 +72,15 @@ def _write_text(path: str, sentences: list[str], repeat: int = 1) -> int:
     return repeat * sum(len(s.split()) for s in sentences)
 
 
+def _build_command(text: str, arpa: str, order: int) -> list[str]:
+    """``speechdecode lm build`` (mkn) as a child process."""
+    command = ["lm", "build", "--text", text, "--order", str(order), "--arpa", arpa, "--memory", "2G"]
+    return [sys.executable, "-m", "speechdecode", *command]
+
+
 def _build_case(suite: Suite, name: str, text: str, words: int, order: int, work: str, settings: dict) -> None:
     ours_arpa, lmplz_arpa = os.path.join(work, f"{name}.ours.arpa"), os.path.join(work, f"{name}.lmplz.arpa")
-    ours_cmd = [
-        sys.executable,
-        "-m",
-        "speechdecode",
-        "lm",
-        "build",
-        "--text",
-        text,
-        "--order",
-        str(order),
-        "--arpa",
-        ours_arpa,
-        "--memory",
-        "2G",
-    ]
+    ours_cmd = _build_command(text, ours_arpa, order)
     lmplz = _lmplz()
     if lmplz is None:
         suite.note(f"build {name}: no lmplz on PATH (KenLM's estimator is not on PyPI): case skipped")
@@ -158,23 +150,7 @@ def run(suite: Suite, quick: bool) -> None:
             _build_case(suite, "kjv+fortunes x17", large_path, large_words, order, work, once)
 
         arpa = os.path.join(work, "kjv.arpa")
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "speechdecode",
-                "lm",
-                "build",
-                "--text",
-                kjv_path,
-                "--order",
-                str(order),
-                "--arpa",
-                arpa,
-            ],
-            check=True,
-            capture_output=True,
-        )
+        subprocess.run(_build_command(kjv_path, arpa, order), check=True, capture_output=True)
         ours, theirs = NgramModel.from_arpa(arpa), kenlm.Model(arpa)
         ngrams = int(sum(ours.counts))
         suite.add(

@@ -103,35 +103,34 @@ def generate(
     return [_sample(model, state, max_words, temperature, top_k, rng) for _ in range(num)]
 
 
-def _greedy(model: NgramModel, state, max_words: int) -> Generated:
+def _walk(model: NgramModel, state, max_words: int, choose) -> Generated:
+    """Extend word by word with ``choose(scores) -> word id`` until ``</s>`` or ``max_words``."""
     words, total = [], 0.0
     for _ in range(max_words):
         scores = _next_scores(model, state)
-        best = int(np.argmax(scores))
-        total += float(scores[best])
-        if best == EOS_ID:
+        word = choose(scores)
+        total += float(scores[word])
+        if word == EOS_ID:
             return Generated(words, total, True)
-        words.append(model.vocab[best])
-        state = model.score_word(state, best)[1]
+        words.append(model.vocab[word])
+        state = model.score_word(state, word)[1]
     return Generated(words, total, False)
 
 
+def _greedy(model: NgramModel, state, max_words: int) -> Generated:
+    return _walk(model, state, max_words, lambda scores: int(np.argmax(scores)))
+
+
 def _sample(model: NgramModel, state, max_words: int, temperature: float, top_k, rng) -> Generated:
-    words, total = [], 0.0
-    for _ in range(max_words):
-        scores = _next_scores(model, state)
+    def choose(scores: np.ndarray) -> int:
         logits = scores * np.log(10) / temperature
         if top_k is not None and top_k < len(logits):
             cut = np.partition(logits, -top_k)[-top_k]
             logits = np.where(logits >= cut, logits, -np.inf)
         probs = np.exp(logits - logits.max())
-        choice = int(rng.choice(len(probs), p=probs / probs.sum()))
-        total += float(scores[choice])
-        if choice == EOS_ID:
-            return Generated(words, total, True)
-        words.append(model.vocab[choice])
-        state = model.score_word(state, choice)[1]
-    return Generated(words, total, False)
+        return int(rng.choice(len(probs), p=probs / probs.sum()))
+
+    return _walk(model, state, max_words, choose)
 
 
 def _beam(model: NgramModel, state, max_words: int, beam: int, num: int) -> list[Generated]:
