@@ -1,0 +1,92 @@
+"""RALL-E duration-guided stopping: no EOS before the predicted length, forced EOS at it.
+
+With per-phoneme durations d_b, row b of a batch should emit D_b = sum(d_b) speech tokens and
+then EOS. Steps count generated tokens from 0: steps 0 .. D_b - 1 produce speech, step D_b
+produces EOS.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+
+from speechdecode import _tensors
+from speechdecode.errors import InvalidArgumentError, TensorError
+
+__all__ = ["DurationGuidedStopping"]
+
+
+class DurationGuidedStopping:
+    """Logits processor for duration-guided inference (RALL-E, SPECS.md section 6).
+
+    Args:
+        durations: [B, L] integer frames per phoneme, or [B] integer totals D_b; values >= 0.
+            numpy, torch or a list.
+        eos_id: the EOS token id.
+
+    Calling ``processor(step, logits)`` with logits [B, V] returns a new tensor (the input is
+    not modified) where, per row b:
+
+    * ``step < D_b``: the EOS logit is -inf (no early stop);
+    * ``step >= D_b``: every logit but EOS is -inf and EOS is 0, so EOS has probability 1
+      (even if an earlier processor had set it to -inf).
+
+    Raises:
+        TensorError: durations not 1-D/2-D, not integer, or negative (with its index); logits
+            not [B, V] floating point with the processor's B, or EOS outside [0, V).
+        InvalidArgumentError: eos_id or step not an integer >= 0.
+
+    Example:
+        >>> stop = DurationGuidedStopping(torch.tensor([[1, 1], [0, 1]]), eos_id=0)
+        >>> stop(1, torch.zeros(2, 3))
+        tensor([[-inf, 0., 0.],
+                [0., -inf, -inf]])
+        >>> stop.done(1)
+        tensor([False,  True])
+    """
+
+    def __init__(self, durations, eos_id: int):
+        if isinstance(durations, (list, tuple)):
+            durations = np.asarray(durations)
+        d = _tensors.as_tensor(durations, "durations")
+        if d.ndim not in (1, 2):
+            raise TensorError("durations", "a 2-D [B, L] or 1-D [B] array", _tensors._describe(durations))
+        if d.dtype.is_floating_point or d.dtype.is_complex or d.dtype == torch.bool:
+            raise TensorError("durations", "an integer dtype", _tensors._describe(durations))
+        d = d.to(torch.int64)
+        negative = d < 0
+        if bool(negative.any()):
+            index = [int(i) for i in negative.nonzero()[0]]
+            raise TensorError("durations", "values >= 0", f"{int(d[tuple(index)])} at {index}")
+        self.totals = d.sum(dim=1) if d.ndim == 2 else d.clone()
+        self.eos_id = _non_negative(eos_id, "eos_id")
+
+    def done(self, step: int) -> torch.Tensor:
+        """bool [B]: rows whose EOS is forced at ``step`` (``step >= D_b``)."""
+        return _non_negative(step, "step") >= self.totals
+
+    def __call__(self, step: int, logits: torch.Tensor) -> torch.Tensor:
+        x = _tensors.as_tensor(logits, "logits")
+        batch = self.totals.shape[0]
+        if x.ndim != 2 or x.shape[0] != batch:
+            raise TensorError("logits", f"shape [{batch}, V]", _tensors._describe(logits))
+        if not x.dtype.is_floating_point:
+            raise TensorError("logits", "a floating-point dtype", _tensors._describe(logits))
+        if self.eos_id >= x.shape[1]:
+            raise TensorError("logits", f"more than eos_id={self.eos_id} columns", _tensors._describe(logits))
+        forced = self.done(step).to(x.device)
+        is_eos = torch.arange(x.shape[1], device=x.device) == self.eos_id
+        blocked = torch.where(forced[:, None], ~is_eos[None, :], is_eos[None, :])
+        out = x.masked_fill(blocked, float("-inf"))
+        out[:, self.eos_id] = torch.where(forced, torch.zeros_like(out[:, self.eos_id]), out[:, self.eos_id])
+        return out
+
+
+def _non_negative(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidArgumentError(name, "an integer >= 0", repr(value))
+    if int(value) < 0:
+        raise InvalidArgumentError(name, "an integer >= 0", int(value))
+    return int(value)
