@@ -2,10 +2,12 @@
 
 from speechdecode.decoding.ctc_greedy import GreedyHypothesis, ctc_greedy, ctc_greedy_packed
 from speechdecode.decoding.metrics import char_error_rate, edit_distance, word_error_rate
+from speechdecode.decoding.stopping import DurationGuidedStopping
 from speechdecode.decoding.unit_streamer import CtcUnitStreamer, UnitCallbackError, UnitChunk
 
 __all__ = [
     "CtcUnitStreamer",
+    "DurationGuidedStopping",
     "GreedyHypothesis",
     "UnitCallbackError",
     "UnitChunk",
