@@ -21,6 +21,7 @@ __all__ = ["SUITES", "run", "run_all"]
 SUITES: dict[str, str] = {
     "ctc_greedy": "speechdecode.bench.bench_ctc_greedy",
     "lm": "speechdecode.bench.bench_lm",
+    "patterns": "speechdecode.bench.bench_patterns",
     "units": "speechdecode.bench.bench_units",
 }
 
