@@ -22,7 +22,7 @@ def _logits(batch: int, steps: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     frames = steps * UPSAMPLE
     x = rng.standard_normal((batch, frames, UNITS + 1), dtype=np.float32)
-    peaks = np.repeat(rng.integers(0, UNITS + 1, size=(batch, frames // 2)), 2, axis=1)
+    peaks = np.repeat(rng.integers(0, UNITS + 1, size=(batch, (frames + 1) // 2)), 2, axis=1)[:, :frames]
     np.put_along_axis(x, peaks[..., None], 8.0, axis=2)
     return x
 
