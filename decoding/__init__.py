@@ -2,18 +2,24 @@
 
 from speechdecode.decoding.ctc_greedy import GreedyHypothesis, ctc_greedy, ctc_greedy_packed
 from speechdecode.decoding.metrics import char_error_rate, edit_distance, word_error_rate
+from speechdecode.decoding.ras import PRESETS, RepetitionAwareSampler, ras
 from speechdecode.decoding.stopping import DurationGuidedStopping
 from speechdecode.decoding.unit_streamer import CtcUnitStreamer, UnitCallbackError, UnitChunk
+from speechdecode.kernels.sampling import sample
 
 __all__ = [
+    "PRESETS",
     "CtcUnitStreamer",
     "DurationGuidedStopping",
     "GreedyHypothesis",
+    "RepetitionAwareSampler",
     "UnitCallbackError",
     "UnitChunk",
     "char_error_rate",
     "ctc_greedy",
     "ctc_greedy_packed",
     "edit_distance",
+    "ras",
+    "sample",
     "word_error_rate",
 ]

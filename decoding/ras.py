@@ -1,0 +1,354 @@
+"""Repetition-aware sampling (VALL-E 2, section 3.4.1) with its three known presets.
+
+A candidate c' is drawn by nucleus sampling; if c' already fills too much of the recent
+history, the token is redrawn from the full distribution. The presets differ in exactly
+where the nucleus ends, how the repetition rate is measured and compared, and whether the
+candidate may come back in the redraw (SPECS.md section 4):
+
+``paper`` (VALL-E 2, section 3.4.1)
+    Nucleus: sort by probability (descending, ties by lower id), keep a token while the mass
+    before it is < top_p, so the token that crosses top_p is kept; ``top_k`` (optional) caps
+    the count. r = count(c' in the last ``window`` generated codes) / ``window``.
+    Redraw when r > threshold (strict), from the full distribution; c' may come back.
+``cosyvoice`` (CosyVoice ``ras_sampling`` / ``nucleus_sampling``)
+    Nucleus: top_k (default 25) and top_p applied jointly on the sorted distribution, keeping
+    a token while the mass before it is < top_p and fewer than top_k are kept (the crossing
+    token is kept). Count over the last ``window`` generated tokens (prompt excluded).
+    Redraw when count >= window * threshold (so one repeat triggers with 10 / 0.1), from the
+    full distribution with c' set to probability zero (CosyVoice since early 2026). If c' held
+    all the mass, nothing else can be drawn and c' is kept.
+``flashcosyvoice`` (FlashCosyVoice sampler)
+    Nucleus: keep sorted tokens whose inclusive cumulative mass is <= top_p, so the crossing
+    token is dropped, but at least the most probable token is kept; ``top_k`` (optional) caps
+    the count. rate = count / (number of valid history entries in the window); a row with
+    no history never redraws (there is nothing to repeat, even at threshold 0). Redraw when
+    rate >= threshold, from the full distribution; c' may come back.
+
+Both draws are inverse-CDF in vocabulary order: with kept probabilities q (zero outside the
+kept set) and a uniform u in [0, 1), the token is the first id whose cumulative sum of q
+exceeds u * sum(q). Each row consumes exactly two uniforms, ``u[:, 0]`` for the candidate and
+``u[:, 1]`` for the redraw (used or not), so results are reproducible from the uniforms.
+Probabilities are softmax(logits) in float32.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+from speechdecode import _tensors
+from speechdecode.errors import InvalidArgumentError, TensorError
+
+__all__ = ["PRESETS", "RepetitionAwareSampler", "ras"]
+
+PRESETS = ("paper", "cosyvoice", "flashcosyvoice")
+_COSYVOICE_TOP_K = 25
+
+
+def _check_options(window, threshold, top_k, top_p, preset):
+    if preset not in PRESETS:
+        raise InvalidArgumentError("preset", f"one of {', '.join(PRESETS)}", repr(preset))
+    if isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1:
+        raise InvalidArgumentError("window", "an integer >= 1", repr(window))
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 <= threshold <= 1.0:
+        raise InvalidArgumentError("threshold", "a number in [0, 1]", repr(threshold))
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1):
+        raise InvalidArgumentError("top_k", "None or an integer >= 1", repr(top_k))
+    if isinstance(top_p, bool) or not isinstance(top_p, numbers.Real) or not 0.0 < top_p <= 1.0:
+        raise InvalidArgumentError("top_p", "a number in (0, 1]", repr(top_p))
+    if preset == "cosyvoice" and top_k is None:
+        top_k = _COSYVOICE_TOP_K
+    return int(window), float(threshold), None if top_k is None else int(top_k), float(top_p)
+
+
+def _check_logits(logits) -> torch.Tensor:
+    t = _tensors.scores(logits, "logits", 2)
+    if t.shape[1] == 0:
+        raise TensorError("logits", "a vocabulary of at least one token", _tensors._describe(logits))
+    nan = torch.isnan(t).any(dim=1)
+    if bool(nan.any()):
+        raise TensorError("logits", "no NaN", f"NaN in row {int(nan.nonzero()[0, 0])}")
+    pos = (t == float("inf")).any(dim=1)
+    if bool(pos.any()):
+        raise TensorError("logits", "finite values or -inf", f"+inf in row {int(pos.nonzero()[0, 0])}")
+    dead = (t == float("-inf")).all(dim=1)
+    if bool(dead.any()):
+        raise TensorError("logits", "at least one finite logit per row", f"row {int(dead.nonzero()[0, 0])} all -inf")
+    return t
+
+
+def _check_history(history, batch: int, device) -> torch.Tensor:
+    if history is None:
+        return torch.empty((batch, 0), dtype=torch.int64, device=device)
+    h = _tensors.as_tensor(history, "history")
+    if h.ndim != 2 or h.shape[0] != batch:
+        raise TensorError("history", f"shape [{batch}, L] (one row per logits row)", _tensors._describe(history))
+    if h.dtype.is_floating_point or h.dtype.is_complex or h.dtype == torch.bool:
+        raise TensorError("history", "an integer dtype", _tensors._describe(history))
+    h = h.to(device=device, dtype=torch.int64)
+    bad = h < -1
+    if bool(bad.any()):
+        i, j = (int(v) for v in bad.nonzero()[0])
+        raise TensorError("history", "codes >= 0 or -1 for padding", f"{int(h[i, j])} at row {i}, column {j}")
+    return h
+
+
+def _check_uniforms(uniforms, generator, batch: int, device) -> torch.Tensor:
+    if uniforms is None:
+        gdev = generator.device if generator is not None else device
+        return torch.rand((batch, 2), generator=generator, dtype=torch.float32, device=gdev).to(device)
+    u = _tensors.as_tensor(uniforms, "uniforms")
+    if u.ndim != 2 or u.shape[0] != batch or u.shape[1] != 2:
+        raise TensorError("uniforms", f"shape [{batch}, 2]", _tensors._describe(uniforms))
+    if not u.dtype.is_floating_point:
+        raise TensorError("uniforms", "a floating-point dtype", _tensors._describe(uniforms))
+    u = u.to(device=device, dtype=torch.float32)
+    bad = ~((u >= 0) & (u < 1))
+    if bool(bad.any()):
+        i, j = (int(v) for v in bad.nonzero()[0])
+        raise TensorError("uniforms", "values in [0, 1)", f"{float(u[i, j])} at row {i}, column {j}")
+    return u
+
+
+def _nucleus_mask(probs: torch.Tensor, top_k, top_p: float, preset: str) -> torch.Tensor:
+    """Boolean mask [B, V] of the kept tokens, in vocabulary order."""
+    sorted_p, order = torch.sort(probs, dim=-1, descending=True, stable=True)
+    inclusive = torch.cumsum(sorted_p, dim=-1)
+    if preset == "flashcosyvoice":
+        keep = inclusive <= top_p
+        keep[..., 0] = True
+    else:
+        keep = (inclusive - sorted_p) < top_p
+    if top_k is not None:
+        keep[..., top_k:] = False
+    return torch.zeros_like(keep).scatter(-1, order, keep)
+
+
+def _inverse_cdf(q: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """First id whose cumulative q exceeds u * sum(q), per row; q >= 0 with positive sum."""
+    c = torch.cumsum(q, dim=-1)
+    x = u * c[..., -1]
+    idx = (c <= x.unsqueeze(-1)).sum(dim=-1)
+    # u * total can round up to the total itself: fall back to the last token with mass.
+    last = q.shape[-1] - 1 - torch.argmax((q.flip(-1) > 0).to(torch.int8), dim=-1)
+    return torch.where(idx >= q.shape[-1], last, idx)
+
+
+def _recent(history: torch.Tensor, window: int) -> torch.Tensor:
+    """Mask of each row's last ``window`` valid entries (entries != -1, most recent last)."""
+    valid = history >= 0
+    from_end = torch.flip(torch.cumsum(torch.flip(valid, [1]).to(torch.int64), dim=1), [1])
+    return valid & (from_end <= window)
+
+
+def _trigger(count: torch.Tensor, length: torch.Tensor, window: int, threshold: float, preset: str):
+    c = count.to(torch.float64)
+    if preset == "paper":
+        return c / window > threshold
+    if preset == "cosyvoice":
+        return c >= window * threshold
+    return (length > 0) & (c / length.clamp(min=1).to(torch.float64) >= threshold)
+
+
+def ras(
+    logits,
+    history=None,
+    *,
+    window: int = 10,
+    threshold: float = 0.1,
+    top_k: int | None = None,
+    top_p: float = 0.8,
+    preset: str = "paper",
+    uniforms=None,
+    generator: torch.Generator | None = None,
+):
+    """Repetition-aware sampling of one token per row (VALL-E 2; presets in the module doc).
+
+    Args:
+        logits: [B, V] float32/float16/bfloat16 scores (numpy or torch, CPU or CUDA); -inf
+            allowed, NaN and +inf not, and each row needs one finite entry.
+        history: [B, L] integer codes generated so far for each row (prompt excluded), most
+            recent last, -1 for padding; only the last ``window`` valid entries count. None
+            means no history.
+        window: K, the number of recent codes looked at (>= 1).
+        threshold: t_r in [0, 1].
+        top_k: cap on the nucleus size, None for none (``cosyvoice`` uses 25 when None).
+        top_p: nucleus mass v in (0, 1].
+        preset: ``"paper"``, ``"cosyvoice"`` or ``"flashcosyvoice"``.
+        uniforms: [B, 2] floats in [0, 1): column 0 draws the candidate, column 1 the redraw.
+            When None they are drawn with ``torch.rand`` from ``generator``.
+        generator: torch.Generator for the uniforms when none are supplied.
+
+    Returns:
+        int64 [B] tokens, a numpy array when ``logits`` was one, else a tensor on its device.
+
+    Raises:
+        TensorError: logits not 2-D float, with NaN or +inf (names the row) or a row all -inf;
+            history not [B, L] integer or with values < -1; uniforms not [B, 2] in [0, 1).
+        InvalidArgumentError: top_p outside (0, 1], top_k < 1, window < 1, threshold outside
+            [0, 1], unknown preset.
+
+    Example:
+        >>> logits = torch.log(torch.tensor([[0.5, 0.25, 0.125, 0.125]]))
+        >>> ras(logits, torch.tensor([[0]]), window=10, threshold=0.1, top_p=0.6,
+        ...     preset="cosyvoice", uniforms=torch.tensor([[0.1, 0.1]]))
+        tensor([1])
+    """
+    window, threshold, top_k, top_p = _check_options(window, threshold, top_k, top_p, preset)
+    t = _check_logits(logits)
+    batch = t.shape[0]
+    h = _check_history(history, batch, t.device)
+    u = _check_uniforms(uniforms, generator, batch, t.device)
+
+    probs = torch.softmax(t.float(), dim=-1)
+    kept = torch.where(_nucleus_mask(probs, top_k, top_p, preset), probs, torch.zeros_like(probs))
+    candidate = _inverse_cdf(kept, u[:, 0])
+
+    recent = _recent(h, window)
+    count = (recent & (h == candidate.unsqueeze(1))).sum(dim=1)
+    fire = _trigger(count, recent.sum(dim=1), window, threshold, preset)
+
+    full = probs
+    if preset == "cosyvoice":
+        full = probs.scatter(1, candidate.unsqueeze(1), 0.0)
+        fire = fire & (full.sum(dim=1) > 0)
+        full = torch.where(fire.unsqueeze(1), full, probs)
+    redraw = _inverse_cdf(full, u[:, 1])
+    return _tensors.like_input(torch.where(fire, redraw, candidate), logits)
+
+
+def _ras_reference(logits, history, *, window=10, threshold=0.1, top_k=None, top_p=0.8, preset="paper", uniforms):
+    """Row-by-row RAS in plain Python control flow; ``ras`` must match it exactly."""
+    window, threshold, top_k, top_p = _check_options(window, threshold, top_k, top_p, preset)
+    t = _check_logits(logits)
+    h = _check_history(history, t.shape[0], t.device)
+    u = _check_uniforms(uniforms, None, t.shape[0], t.device)
+    out = []
+    for b in range(t.shape[0]):
+        p = torch.softmax(t[b].float(), dim=-1)
+        sorted_p, order = torch.sort(p, descending=True, stable=True)
+        inclusive = torch.cumsum(sorted_p, dim=-1)
+        kept = torch.zeros_like(p)
+        for rank in range(p.shape[0]):
+            if top_k is not None and rank >= top_k:
+                break
+            if preset == "flashcosyvoice":
+                ok = rank == 0 or float(inclusive[rank]) <= top_p
+            else:
+                ok = float(inclusive[rank] - sorted_p[rank]) < top_p
+            if not ok:
+                break
+            kept[order[rank]] = p[order[rank]]
+        candidate = _draw_reference(kept, u[b, 0])
+
+        codes = [c for c in h[b].tolist() if c >= 0][-window:]
+        count = codes.count(candidate)
+        if preset == "paper":
+            fire = count / window > threshold
+        elif preset == "cosyvoice":
+            fire = count >= window * threshold
+        else:
+            fire = bool(codes) and count / len(codes) >= threshold
+        if fire:
+            full = p.clone()
+            if preset == "cosyvoice":
+                full[candidate] = 0.0
+            if float(full.sum()) > 0:
+                candidate = _draw_reference(full, u[b, 1])
+        out.append(candidate)
+    return _tensors.like_input(torch.tensor(out, dtype=torch.int64, device=t.device), logits)
+
+
+def _draw_reference(q: torch.Tensor, u: torch.Tensor) -> int:
+    c = torch.cumsum(q, dim=-1)
+    x = u * c[-1]
+    for i in range(q.shape[0]):
+        if c[i] > x:
+            return i
+    return max(i for i in range(q.shape[0]) if q[i] > 0)
+
+
+class RepetitionAwareSampler:
+    """Stateful RAS for a batch decoded in lockstep: keeps each row's last ``window`` tokens.
+
+    Args:
+        window, threshold, top_k, top_p, preset: as for :func:`ras`.
+        batch_size: B, the number of rows.
+        device: where the ring buffer lives (the logits' device at each step).
+        generator: optional torch.Generator used by :meth:`step` when no uniforms are given.
+
+    ``step(logits)`` samples [B] int64 tokens exactly as ``ras(logits, history)`` would with
+    the tokens this sampler returned since the row's last reset as history, then records
+    them. ``reset(rows=None)`` forgets the history of the given rows (all when None), e.g.
+    when a row starts a new utterance. The prompt is never part of the history.
+
+    Example:
+        >>> s = RepetitionAwareSampler(batch_size=2, preset="cosyvoice")
+        >>> tokens = s.step(torch.randn(2, 1024))
+    """
+
+    def __init__(
+        self,
+        window: int = 10,
+        threshold: float = 0.1,
+        top_k: int | None = None,
+        top_p: float = 0.8,
+        preset: str = "paper",
+        batch_size: int = 1,
+        device=None,
+        generator: torch.Generator | None = None,
+    ):
+        _check_options(window, threshold, top_k, top_p, preset)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+            raise InvalidArgumentError("batch_size", "an integer >= 1", repr(batch_size))
+        self.window, self.threshold, self.top_k, self.top_p, self.preset = window, threshold, top_k, top_p, preset
+        self.batch_size = int(batch_size)
+        self.generator = generator
+        self.buffer = torch.full((self.batch_size, int(window)), -1, dtype=torch.int64, device=device)
+        self._pos = 0
+
+    @property
+    def history(self) -> torch.Tensor:
+        """[B, window] recent tokens, oldest first, -1 where a row has fewer."""
+        return torch.roll(self.buffer, -self._pos, dims=1)
+
+    def step(self, logits, *, uniforms=None):
+        """Sample one token per row from [B, V] logits and record it; returns int64 [B]."""
+        t = _tensors.scores(logits, "logits", 2)
+        if t.shape[0] != self.batch_size:
+            raise TensorError("logits", f"shape [{self.batch_size}, V]", _tensors._describe(logits))
+        if self.buffer.device != t.device:
+            self.buffer = self.buffer.to(t.device)
+        tokens = ras(
+            t,
+            self.buffer,
+            window=self.window,
+            threshold=self.threshold,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            preset=self.preset,
+            uniforms=uniforms,
+            generator=self.generator,
+        )
+        self.buffer[:, self._pos] = tokens
+        self._pos = (self._pos + 1) % self.window
+        return _tensors.like_input(tokens, logits)
+
+    def reset(self, rows=None) -> None:
+        """Forget the history of ``rows`` (an index, list, bool mask or tensor; None = all)."""
+        if rows is None:
+            self.buffer.fill_(-1)
+            self._pos = 0
+            return
+        if isinstance(rows, numbers.Integral) and not isinstance(rows, bool):
+            if not -self.batch_size <= int(rows) < self.batch_size:
+                raise InvalidArgumentError("rows", f"a row index in [0, {self.batch_size})", int(rows))
+            rows = [int(rows)]
+        idx = torch.as_tensor(rows, device=self.buffer.device)
+        if idx.dtype == torch.bool:
+            if idx.shape != (self.batch_size,):
+                raise TensorError("rows", f"a bool mask of shape [{self.batch_size}]", list(idx.shape))
+        elif idx.numel() and (bool((idx < -self.batch_size).any()) or bool((idx >= self.batch_size).any())):
+            raise InvalidArgumentError("rows", f"row indices in [0, {self.batch_size})", idx.tolist())
+        self.buffer[idx] = -1

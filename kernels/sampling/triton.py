@@ -1,0 +1,113 @@
+"""Sampling in Triton: one program per row, the whole row in one block, no sort.
+
+The top-k and top-p thresholds are found by bisection on the float32 bit patterns of the
+unnormalized probabilities (non-negative floats order like their int32 bits), which lands on
+the exact threshold value in 31 steps; then the draw is an inverse CDF in vocabulary order
+with ``tl.cumsum``. The row must fit one block (V <= MAX_V).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from speechdecode.errors import InvalidArgumentError
+
+MAX_V = 1 << 17
+ONE_BITS = 0x3F800000  # float32 1.0, the largest unnormalized probability
+
+
+@triton.jit
+def _sample_kernel(
+    p_logits,
+    stride_b,
+    stride_v,
+    p_temperature,
+    p_top_k,
+    p_top_p,
+    p_min_p,
+    p_uniforms,
+    p_out,
+    V,
+    BLOCK_V: tl.constexpr,
+    ONE: tl.constexpr,
+):
+    i_b = tl.program_id(0)
+    o_v = tl.arange(0, BLOCK_V)
+    m_v = o_v < V
+    p_row = p_logits + i_b.to(tl.int64) * stride_b + o_v.to(tl.int64) * stride_v
+    b_raw = tl.load(p_row, mask=m_v, other=float("-inf")).to(tl.float32)  # [BLOCK_V]
+    temperature = tl.load(p_temperature + i_b)
+    top_k = tl.load(p_top_k + i_b).to(tl.int32)
+    top_p = tl.load(p_top_p + i_b)
+    min_p = tl.load(p_min_p + i_b)
+    u = tl.load(p_uniforms + i_b)
+
+    raw_max = tl.max(b_raw, axis=0)
+    greedy = tl.min(tl.where(m_v & (b_raw == raw_max), o_v, BLOCK_V), axis=0)
+
+    # greedy rows still run the sampling path (its result is discarded), so keep it finite
+    t = tl.where(temperature == 0.0, 1.0, temperature)
+    b_x = b_raw / t
+    b_e = tl.exp(b_x - tl.max(b_x, axis=0))
+    b_e = tl.where(m_v, b_e, 0.0)
+    b_bits = b_e.to(tl.int32, bitcast=True)
+
+    # top-k: the largest bit pattern `lo` with count(e >= lo) >= k is exactly the k-th value
+    lo = tl.full([], 0, tl.int32)
+    hi = tl.full([], ONE + 1, tl.int32)
+    for _ in range(31):
+        mid = lo + (hi - lo) // 2
+        count = tl.sum((m_v & (b_bits >= mid)).to(tl.int32), axis=0)
+        ok = count >= top_k
+        lo = tl.where(ok, mid, lo)
+        hi = tl.where(ok, hi, mid)
+    b_w = tl.where(b_bits >= lo, b_e, 0.0)
+    b_wbits = b_w.to(tl.int32, bitcast=True)
+
+    # top-p: the smallest `hi` with mass(w > hi) < top_p * total; token i stays iff w_i >= hi
+    target = top_p * tl.sum(b_w, axis=0)
+    lo = tl.full([], -1, tl.int32)
+    hi = tl.full([], ONE, tl.int32)
+    for _ in range(31):
+        mid = lo + (hi - lo) // 2
+        above = tl.sum(tl.where(b_wbits > mid, b_w, 0.0), axis=0)
+        ok = above < target
+        hi = tl.where(ok, mid, hi)
+        lo = tl.where(ok, lo, mid)
+    hi = tl.where(top_p >= 1.0, -1, hi)  # top_p = 1 keeps everything, whatever the rounding
+    b_w = tl.where(b_wbits >= hi, b_w, 0.0)
+
+    b_w = tl.where(b_e >= min_p * tl.max(b_e, axis=0), b_w, 0.0)
+
+    # inverse CDF in vocabulary order; cumsum of non-negatives never decreases
+    b_c = tl.cumsum(b_w, axis=0)
+    idx = tl.sum((m_v & (b_c <= u * tl.sum(b_w, axis=0))).to(tl.int32), axis=0)
+    last = tl.max(tl.where(b_w > 0.0, o_v, -1), axis=0)
+    idx = tl.where(idx >= V, last, idx)
+    tl.store(p_out + i_b, tl.where(temperature == 0.0, greedy, idx).to(tl.int64))
+
+
+def sample(logits, temperature, top_k, top_p, min_p, uniforms) -> torch.Tensor:
+    B, V = logits.shape
+    if V > MAX_V:
+        raise InvalidArgumentError("logits", f"at most {MAX_V} columns for the triton backend", V)
+    out = torch.empty(B, dtype=torch.int64, device=logits.device)
+    if B == 0:
+        return out
+    _sample_kernel[(B,)](
+        logits,
+        logits.stride(0),
+        logits.stride(1),
+        temperature.contiguous(),
+        top_k.contiguous(),
+        top_p.contiguous(),
+        min_p.contiguous(),
+        uniforms.contiguous(),
+        out,
+        V,
+        BLOCK_V=triton.next_power_of_2(V),
+        ONE=ONE_BITS,
+    )
+    return out
