@@ -22,6 +22,7 @@ SUITES: dict[str, str] = {
     "ctc_greedy": "speechdecode.bench.bench_ctc_greedy",
     "lm": "speechdecode.bench.bench_lm",
     "patterns": "speechdecode.bench.bench_patterns",
+    "sampling": "speechdecode.bench.bench_sampling",
     "units": "speechdecode.bench.bench_units",
 }
 

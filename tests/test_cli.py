@@ -113,7 +113,7 @@ def test_console_script_is_installed():
 
 def test_bench_list_and_quick_run(tmp_path):
     out = run_cli("bench", "list", "--json")
-    assert json.loads(out.stdout) == {"suites": ["ctc_greedy", "lm", "patterns", "units"]}
+    assert json.loads(out.stdout) == {"suites": ["ctc_greedy", "lm", "patterns", "sampling", "units"]}
     out = run_cli("bench", "ctc_greedy", "--quick", "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert "| fp32 | native 1 thread |" in out.stdout
