@@ -261,3 +261,25 @@ def test_errors_name_argument_and_row():
         ras(x, None, uniforms=torch.full((3, 2), 1.0))
     with pytest.raises(TensorError, match=r"^logits: expected shape \[2, V\]"):
         RepetitionAwareSampler(batch_size=2).step(x)
+
+
+@pytest.mark.parametrize("preset", ["paper", "cosyvoice", "flashcosyvoice"])
+@pytest.mark.parametrize("kind", ["peaked", "flat", "ties"])
+def test_partial_sort_paths_match_reference(preset, kind):
+    """Large V: the nucleus from a sorted prefix (peaked rows), the full-sort fallback when the
+    prefix holds too little mass (flat rows), and when equal probabilities straddle the cut (ties)."""
+    g = torch.Generator().manual_seed(5)
+    b, v = 6, 3000
+    if kind == "peaked":
+        logits = torch.randn(b, v, generator=g) * 4
+    elif kind == "flat":
+        logits = torch.randn(b, v, generator=g) * 0.01
+    else:  # 600 tokens share the top value: any cut at 25 or 512 falls inside the tie
+        logits = torch.randn(b, v, generator=g)
+        logits[:, 1000:1600] = 10.0
+    history = torch.randint(-1, 8, (b, 12), generator=g)
+    uniforms = torch.rand(b, 2, generator=g)
+    for top_k in (None, 25):
+        options = {"window": 10, "threshold": 0.1, "top_k": top_k, "top_p": 0.8, "preset": preset}
+        expected = _ras_reference(logits, history, uniforms=uniforms, **options)
+        assert torch.equal(ras(logits, history, uniforms=uniforms, **options), torch.as_tensor(expected))
