@@ -1,4 +1,4 @@
-"""Sampling, batched torch (CPU or CUDA): one sort of the whole batch, no Python loop over rows.
+"""Sampling, batched torch (CPU or CUDA): one partial sort of the batch, no Python loop over rows.
 
 Same definition as :mod:`reference`; see :func:`speechdecode.kernels.sampling.sample`.
 """
@@ -6,6 +6,31 @@ Same definition as :mod:`reference`; see :func:`speechdecode.kernels.sampling.sa
 from __future__ import annotations
 
 import torch
+
+# Top-k / top-p thresholds almost always lie among a row's few hundred largest weights: sorting
+# that prefix (torch.topk) instead of whole rows is the fast path; whole rows are the fallback.
+_PREFIX = 512
+
+
+def _thresholds(e: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor, zero: torch.Tensor, prefix: int):
+    """Per row, (the top-k threshold, the top-p threshold) from the ``prefix`` largest weights of
+    ``e``, or None when some row needs weights past the prefix."""
+    V = e.shape[1]
+    ordered = torch.topk(e, prefix, dim=1).values if prefix < V else torch.sort(e, dim=1, descending=True)[0]
+    no_top_k = top_k >= V
+    if prefix < V and bool((~no_top_k & (top_k > prefix)).any()):
+        return None
+    kth = torch.where(no_top_k, zero, ordered.gather(1, (top_k.clamp(max=prefix) - 1)[:, None]).squeeze(1))[:, None]
+    # top-k zeroes a suffix of the sorted row, so the sorted kept weights stay sorted
+    ordered = torch.where(ordered >= kth, ordered, zero)
+    total = torch.where(e >= kth, e, zero).sum(dim=1, keepdim=True)
+    before = torch.cumsum(ordered, 1) - ordered
+    keep = (before < top_p[:, None] * total) | (top_p[:, None] >= 1)
+    everything = top_p[:, None] >= 1  # no top-p: the threshold is 0, whatever the prefix holds
+    if prefix < V and bool((keep[:, -1:] & (ordered[:, -1:] > 0) & ~everything).any()):
+        return None  # the kept set may continue past the prefix
+    last = keep.sum(dim=1) - 1  # keep is a prefix; its last value is the threshold
+    return kth, torch.where(everything, zero, ordered.gather(1, last[:, None]))
 
 
 def sample(logits, temperature, top_k, top_p, min_p, uniforms) -> torch.Tensor:
@@ -16,16 +41,12 @@ def sample(logits, temperature, top_k, top_p, min_p, uniforms) -> torch.Tensor:
     t = torch.where(greedy_row, torch.ones_like(temperature), temperature)
     x = raw / t[:, None]
     e = torch.exp(x - x.max(dim=1, keepdim=True).values)
-    ordered, _ = torch.sort(e, dim=1, descending=True)  # the one sort
-    kth = ordered.gather(1, (top_k - 1)[:, None])
     zero = torch.zeros((), dtype=e.dtype, device=e.device)
+    cut = _thresholds(e, top_k, top_p, zero, prefix=min(V, _PREFIX))
+    if cut is None:  # a row's nucleus or top-k reaches past the prefix: sort whole rows
+        cut = _thresholds(e, top_k, top_p, zero, prefix=V)
+    kth, threshold = cut
     w = torch.where(e >= kth, e, zero)
-    # top-k zeroes a suffix of the sorted row, so the sorted kept weights stay sorted
-    ordered = torch.where(ordered >= kth, ordered, zero)
-    before = torch.cumsum(ordered, 1) - ordered
-    keep = (before < top_p[:, None] * w.sum(dim=1, keepdim=True)) | (top_p[:, None] >= 1)
-    last = keep.sum(dim=1) - 1  # keep is a prefix; its last value is the threshold
-    threshold = ordered.gather(1, last[:, None])
     w = torch.where(w >= threshold, w, zero)
     w = torch.where(e >= min_p[:, None] * e.max(dim=1, keepdim=True).values, w, zero)
     c = torch.cumsum(w, 1)

@@ -155,3 +155,20 @@ def test_errors(logits, kw, cls, words):
         sample(logits, **kw)
     for w in words:
         assert w in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["peaked", "flat"])
+def test_native_prefix_and_full_sort_paths_match_reference(kind):
+    """Large V: thresholds from the sorted prefix (peaked rows) and the whole-row fallback (flat
+    rows, whose nucleus reaches past the prefix), with and without top-k / top-p per row."""
+    from speechdecode.kernels.sampling import sample
+
+    g = torch.Generator().manual_seed(11)
+    b, v = 8, 3000
+    logits = torch.randn(b, v, generator=g) * (4.0 if kind == "peaked" else 0.01)
+    uniforms = torch.rand(b, generator=g)
+    top_k = torch.tensor([25, 3000, 600, 1, 512, 513, 2999, 40])
+    top_p = torch.tensor([0.9, 0.5, 1.0, 0.3, 0.99, 0.7, 1.0, 0.2])
+    for k, p in ((top_k, top_p), (None, top_p), (top_k, None), (None, None)):
+        expected = sample(logits, top_k=k, top_p=p, uniforms=uniforms, backend="reference")
+        assert torch.equal(sample(logits, top_k=k, top_p=p, uniforms=uniforms, backend="native"), expected)
