@@ -5,6 +5,7 @@ from speechdecode.decoding.metrics import char_error_rate, edit_distance, word_e
 from speechdecode.decoding.ras import PRESETS, RepetitionAwareSampler, ras
 from speechdecode.decoding.stopping import DurationGuidedStopping
 from speechdecode.decoding.unit_streamer import CtcUnitStreamer, UnitCallbackError, UnitChunk
+from speechdecode.kernels.beam_search import beam_search_step
 from speechdecode.kernels.sampling import sample
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "RepetitionAwareSampler",
     "UnitCallbackError",
     "UnitChunk",
+    "beam_search_step",
     "char_error_rate",
     "ctc_greedy",
     "ctc_greedy_packed",
