@@ -85,25 +85,32 @@ def _why_unavailable(name: str, device: str) -> str:
     return "Triton needs CUDA inputs, or TRITON_INTERPRET=1 set before import to run on CPU"
 
 
-def select(device: str = "cpu", backend: str | None = None) -> str:
+def select(device: str = "cpu", backend: str | None = None, *, torch_native: bool = False) -> str:
     """The backend to use for inputs on ``device``.
 
     ``backend`` (an explicit argument) wins over ``SPEECHDECODE_BACKEND``, which wins over
     the default: triton for CUDA inputs, native for CPU inputs, reference otherwise.
+    ``torch_native``: the op's native path is batched torch, not the extension, so it runs on
+    any device without ``speechdecode._native`` (and is the CUDA default without Triton).
     """
     if backend is not None and backend not in BACKENDS:
         raise InvalidArgumentError("backend", f"one of {', '.join(BACKENDS)}", repr(backend))
     choice = backend or forced()
     names = available(device)
+    if torch_native and "native" not in names:
+        names.append("native")
     if choice is not None:
         if choice not in names:
             raise BackendUnavailableError(f"backend {choice!r} is unavailable: {_why_unavailable(choice, device)}")
         return choice
     if device == "cuda" and "triton" in names:
         return "triton"
-    if device == "cpu" and "native" in names:
-        return "native"
-    return "reference"
+    return "native" if "native" in names else "reference"
+
+
+def implementation(package: str, device: str, backend: str | None = None, *, torch_native: bool = False):
+    """The module ``<package>.<reference|native|triton>`` that :func:`select` picks for an op."""
+    return importlib.import_module(f"{package}.{select(device, backend, torch_native=torch_native)}")
 
 
 def native():

@@ -45,3 +45,15 @@ def test_info_is_consistent_with_the_flags():
     assert info["triton"]["available"] == _backend.HAS_TRITON
     assert info["cuda"]["available"] == _backend.HAS_CUDA
     assert info["speechdecode"] == __import__("speechdecode").__version__
+
+
+def test_torch_native_ops_run_without_the_extension(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    monkeypatch.setattr(_backend, "HAS_NATIVE", False)
+    assert _backend.select("cpu") == "reference"
+    assert _backend.select("cpu", torch_native=True) == "native"
+    assert _backend.select("cuda", "native", torch_native=True) == "native"
+    with pytest.raises(BackendUnavailableError, match="native backend runs on CPU inputs"):
+        _backend.select("cuda", "native")
+    module = _backend.implementation("speechdecode.kernels.sampling", "cpu", torch_native=True)
+    assert module.__name__ == "speechdecode.kernels.sampling.native"

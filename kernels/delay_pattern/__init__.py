@@ -30,6 +30,11 @@ from speechdecode.errors import InvalidArgumentError, TensorError
 __all__ = ["IncrementalRevert", "build", "default_delays", "revert", "revert_logits"]
 
 
+def _impl(device: str, backend: str | None):
+    # native is batched torch here: it needs no compiled extension and runs on any device
+    return _backend.implementation(__name__, device, backend, torch_native=True)
+
+
 def default_delays(num_codebooks: int) -> list[int]:
     """MusicGen's delays 0, 1, ..., K-1."""
     return list(range(num_codebooks))
@@ -69,33 +74,6 @@ def _integer_tensor(x, name: str, ndim: int, what: str) -> torch.Tensor:
     if t.dtype != torch.int64:
         raise TensorError(name, "dtype int64", _tensors._describe(x))
     return t
-
-
-def _select(device: str, backend: str | None) -> str:
-    """``_backend.select`` semantics, except that ``native`` here is plain torch slicing.
-
-    It needs no compiled extension and runs on any device, so it is the CPU default even where
-    ``speechdecode._native`` is missing, and the CUDA fallback where Triton is not installed.
-    """
-    choice = backend if backend is not None else _backend.forced()
-    if choice is None:
-        if device == "cuda" and "triton" in _backend.available(device):
-            return "triton"
-        return "native"
-    if choice == "native":
-        return "native"
-    return _backend.select(device, choice)
-
-
-def _impl(device: str, backend: str | None):
-    name = _select(device, backend)
-    if name == "triton":
-        from speechdecode.kernels.delay_pattern import triton as impl
-    elif name == "native":
-        from speechdecode.kernels.delay_pattern import native as impl
-    else:
-        from speechdecode.kernels.delay_pattern import reference as impl
-    return impl
 
 
 def build(codes, delays=None, *, special: int, card: int | None = None, backend: str | None = None):

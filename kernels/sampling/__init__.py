@@ -32,26 +32,9 @@ from speechdecode.errors import InvalidArgumentError, TensorError
 __all__ = ["sample"]
 
 
-def _select(device: str, backend: str | None) -> str:
-    choice = backend if backend is not None else _backend.forced()
-    if choice is None:
-        if device == "cuda" and "triton" in _backend.available(device):
-            return "triton"
-        return "native"
-    if choice == "native":  # plain torch: runs anywhere
-        return "native"
-    return _backend.select(device, choice)
-
-
 def _impl(device: str, backend: str | None):
-    name = _select(device, backend)
-    if name == "triton":
-        from speechdecode.kernels.sampling import triton as impl
-    elif name == "native":
-        from speechdecode.kernels.sampling import native as impl
-    else:
-        from speechdecode.kernels.sampling import reference as impl
-    return impl
+    # native is batched torch here: it needs no compiled extension and runs on any device
+    return _backend.implementation(__name__, device, backend, torch_native=True)
 
 
 def _param(x, name: str, batch: int, device, dtype, default) -> torch.Tensor:
