@@ -11,9 +11,11 @@ EXT    := speechdecode/.native-built
 
 .PHONY: install system-deps demo test bench lint clean
 
-# Debian packages: zlib headers for the extension; real text (bible-kjv, fortunes) for the
-# tests and benchmarks. Installed only when missing (needs root, as on CI machines).
-DEBS := zlib1g-dev bible-kjv fortunes
+# Debian packages: zlib headers for the extension; real text (bible-kjv, fortunes) and the CMU
+# pronouncing dictionary (pocketsphinx-en-us) for tests and benchmarks; OpenFst's command-line
+# tools (libfst-tools) to check our graphs; graphviz for `graph draw`. Installed only when missing
+# (needs root, as on CI machines).
+DEBS := zlib1g-dev bible-kjv fortunes pocketsphinx-en-us libfst-tools graphviz
 
 install: $(EXT)
 
@@ -24,7 +26,7 @@ $(BIN)/python:
 # torch first and pinned: a bare `torch` would pull a multi-GB CUDA build.
 $(STAMP): $(BIN)/python pyproject.toml setup.py constraints.txt
 	$(PIP) install --quiet $(PINS) torch==2.13.0 setuptools wheel pybind11
-	$(PIP) install --quiet $(PINS) --no-build-isolation -e ".[test,bench,graphs,gpu,lint]"
+	$(PIP) install --quiet $(PINS) --no-build-isolation -e ".[test,bench,graphs,gpu,hf,lint]"
 	touch $(STAMP)
 
 # Rebuild the extension in place whenever a C++ source changes (editable install).

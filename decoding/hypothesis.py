@@ -1,0 +1,39 @@
+"""The result type every n-best CTC decoder returns (prefix beam search, WFST beam search)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Hypothesis"]
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One decoding hypothesis of one utterance.
+
+    Attributes:
+        tokens: acoustic-model output ids of the hypothesis, blanks removed and repeats merged.
+        words: the words, as strings.
+        score: the total the search ranked by (natural-log units): ``am_score + lm_score`` plus,
+            for searches that have them, the word insertion bonus and hotword bonuses.
+        am_score: the acoustic part (natural log of the CTC probability summed or maximised over
+            the alignments the search kept).
+        lm_score: the weighted language-model part (``alpha * ln p_LM`` for prefix search, the
+            graph cost's negation for WFST search).
+        token_frames: the frame at which each token of ``tokens`` was emitted (first frame).
+        word_frames: ``(first, last)`` frame of each word: the frames of its first and last
+            non-blank token.
+    """
+
+    tokens: tuple[int, ...]
+    words: tuple[str, ...]
+    score: float
+    am_score: float
+    lm_score: float
+    token_frames: tuple[int, ...] = field(default=(), repr=False)
+    word_frames: tuple[tuple[int, int], ...] = field(default=(), repr=False)
+
+    @property
+    def text(self) -> str:
+        """The words joined by single spaces."""
+        return " ".join(self.words)
