@@ -105,6 +105,20 @@ def _owner(d: torch.Tensor, num_frames) -> torch.Tensor:
     return torch.where(totals[:, None] == 0, torch.zeros_like(owner), owner)
 
 
+def _band(durations, k, num_frames) -> tuple[torch.Tensor, torch.Tensor]:
+    """The [B, T] frame-to-phoneme map and the [L, L] table band[i, j] = |i - j| <= k.
+
+    Row t of the mask depends only on l(t), so the masks index the band table with the map
+    instead of comparing B*T*L differences (L times less arithmetic, a bool gather).
+    """
+    k = _count(k, "k", 0)
+    d = _durations(durations)
+    owner = _owner(d, num_frames)
+    keys = torch.arange(max(d.shape[1], 1), device=owner.device)
+    band = (keys[:, None] - keys[None, :]).abs() <= k
+    return owner, band[:, : d.shape[1]]
+
+
 def dense_mask(durations, k: int, num_frames: int | None = None) -> torch.Tensor:
     """bool [B, T, L]: True where speech frame t may attend to phoneme key l.
 
@@ -116,20 +130,17 @@ def dense_mask(durations, k: int, num_frames: int | None = None) -> torch.Tensor
     Raises:
         TensorError / InvalidArgumentError as :func:`frame_phonemes`, and for ``k < 0``.
     """
-    k = _count(k, "k", 0)
-    d = _durations(durations)
-    owner = _owner(d, num_frames)
-    keys = torch.arange(d.shape[1], device=owner.device)
-    return (keys[None, None, :] - owner[:, :, None]).abs() <= k
+    owner, band = _band(durations, k, num_frames)
+    return band[owner]
 
 
 def additive_bias(durations, k: int, num_frames: int | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """float [B, T, L] attention bias: 0 where :func:`dense_mask` is True, -inf elsewhere."""
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise InvalidArgumentError("dtype", "a floating-point torch.dtype", repr(dtype))
-    mask = dense_mask(durations, k, num_frames)
-    bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
-    return bias.masked_fill_(~mask, float("-inf"))
+    owner, band = _band(durations, k, num_frames)
+    bias = torch.zeros(band.shape, dtype=dtype, device=band.device).masked_fill_(~band, float("-inf"))
+    return bias[owner]
 
 
 def sequence_mask(durations, k: int, num_frames: int | None = None) -> torch.Tensor:
