@@ -13,13 +13,13 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 from speechdecode._io import atomic_write, open_text
-from speechdecode.errors import InputFileError, InvalidArgumentError
+from speechdecode.errors import BackendUnavailableError, InputFileError, InvalidArgumentError
 
-__all__ = ["Lexicon", "Pronunciation", "char_lexicon", "read_lexicon", "write_lexicon"]
+__all__ = ["Lexicon", "Pronunciation", "char_lexicon", "piece_lexicon", "read_lexicon", "write_lexicon"]
 
 _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
@@ -55,6 +55,8 @@ class Lexicon(Mapping[str, tuple[Pronunciation, ...]]):
     def __init__(self, entries: Mapping[str, Iterable[Sequence[str] | Pronunciation]] | None = None):
         self._prons: dict[str, list[Pronunciation]] = {}
         self._has_probs: bool | None = None
+        self._source: str | None = None
+        self._lines: dict[tuple[str, tuple[str, ...]], int] = {}
         for word, prons in (entries or {}).items():
             for pron in prons:
                 if isinstance(pron, Pronunciation):
@@ -111,6 +113,11 @@ class Lexicon(Mapping[str, tuple[Pronunciation, ...]]):
     def num_pronunciations(self) -> int:
         """Total number of (word, pronunciation) entries."""
         return sum(len(p) for p in self._prons.values())
+
+    def origin(self, word: str, tokens: Sequence[str]) -> tuple[str, int] | None:
+        """``(path, line)`` of a pronunciation read by :func:`read_lexicon`; None for one added in code."""
+        line = self._lines.get((word, tuple(tokens)))
+        return None if line is None or self._source is None else (self._source, line)
 
     def entries(self) -> Iterator[tuple[str, Pronunciation]]:
         """Every ``(word, pronunciation)`` in order: words by insertion, then their pronunciations."""
@@ -199,6 +206,8 @@ def read_lexicon(path: str | os.PathLike, probabilities: bool | None = None) -> 
             if earlier != line_number:
                 raise InputFileError(path, line_number, f"word {word!r} repeats the pronunciation of line {earlier}")
             lexicon.add(word, tokens, prob)
+    lexicon._source = os.fspath(path)
+    lexicon._lines = seen
     return lexicon
 
 
@@ -246,4 +255,51 @@ def char_lexicon(words: Iterable[str], word_boundary: str = "|") -> Lexicon:
             )
         if word not in lexicon:
             lexicon.add(word, (*word, word_boundary))
+    return lexicon
+
+
+def piece_lexicon(words: Iterable[str], pieces: str | os.PathLike | Callable[[str], Sequence[str]]) -> Lexicon:
+    """The lexicon of a word-piece CTC model: each word spelled as its pieces.
+
+    Args:
+        words: the words (e.g. an LM's vocabulary); repeats are added once.
+        pieces: a sentencepiece model file (needs the ``sentencepiece`` package; each word is
+            encoded alone, as ``encode(word, out_type=str)``), or any callable mapping a word to its
+            pieces (e.g. a Hugging Face tokenizer's ``tokenize``).
+
+    Raises:
+        InvalidArgumentError: ``words`` is a single str, a word is empty or contains whitespace,
+            or the model gives a word no pieces (or a piece with whitespace).
+        BackendUnavailableError: a model path is given and sentencepiece is not installed.
+
+    Example:
+        >>> piece_lexicon(["hello"], lambda w: ["\u2581he", "llo"])["hello"][0].tokens
+        ('\u2581he', 'llo')
+    """
+    if isinstance(words, str):
+        raise InvalidArgumentError("words", "an iterable of words", "a single str")
+    if callable(pieces):
+        split = pieces
+    else:
+        try:
+            import sentencepiece
+        except ImportError:
+            raise BackendUnavailableError(
+                "a sentencepiece model needs the sentencepiece package: pip install sentencepiece"
+            ) from None
+        model = sentencepiece.SentencePieceProcessor(model_file=os.fspath(pieces))
+
+        def split(word: str) -> list[str]:
+            return model.encode(word, out_type=str)
+
+    lexicon = Lexicon()
+    for i, word in enumerate(words):
+        if not _is_field(word):
+            raise InvalidArgumentError(f"words[{i}]", "a non-empty str without whitespace", repr(word))
+        if word in lexicon:
+            continue
+        spelled = tuple(split(word))
+        if not spelled or not all(_is_field(p) for p in spelled):
+            raise InvalidArgumentError("pieces", f"non-empty pieces without whitespace for {word!r}", spelled)
+        lexicon.add(word, spelled)
     return lexicon

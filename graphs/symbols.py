@@ -14,12 +14,12 @@ from __future__ import annotations
 import operator
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from speechdecode._io import atomic_write, open_text
 from speechdecode.errors import InputFileError, InvalidArgumentError
 
-__all__ = ["SymbolTable", "char_tokens"]
+__all__ = ["SymbolTable", "acoustic_units", "char_tokens", "is_disambig", "token_table", "word_table"]
 
 _ID = re.compile(r"[0-9]+")
 
@@ -234,3 +234,88 @@ def char_tokens(words: Iterable[str], blank: str = "<blk>", word_boundary: str =
                 raise InvalidArgumentError(f"words[{i}]", f"no character equal to {name} {reserved!r}", repr(word))
         chars.update(word)
     return SymbolTable([blank, word_boundary, *sorted(chars)])
+
+
+EPSILON = "<eps>"
+BOS, EOS = "<s>", "</s>"
+_DISAMBIG = re.compile(r"#[0-9]+")
+
+
+def is_disambig(symbol: str) -> bool:
+    """True for a disambiguation symbol ``#0``, ``#1``, ... (reserved in both tables)."""
+    return _DISAMBIG.fullmatch(symbol) is not None
+
+
+def acoustic_units(
+    units: Iterable[str] | SymbolTable | str | os.PathLike, blank: str = "<blk>", blank_last: bool = False
+) -> list[str]:
+    """The acoustic model's output symbols in output order, with the blank first (or last).
+
+    ``units`` is the model's token list: a file in either :class:`SymbolTable` layout (one token per
+    line in output order, or k2/icefall ``token id`` pairs, the id being the output index), a
+    :class:`SymbolTable`, or the symbols in order. If the list lacks ``blank`` it is inserted at
+    index 0 (or appended with ``blank_last``); if it has it, it must be at that index.
+
+    Returns:
+        A list of V symbols; index i is acoustic-model output i.
+
+    Raises:
+        InvalidArgumentError: a reserved symbol in the list (``<eps>``, ``#k``, ``<s>``, ``</s>`` are
+            added by the graph compiler), the blank elsewhere than first (last), or no units besides
+            the blank.
+        InputFileError: a malformed token file (see :meth:`SymbolTable.read`).
+
+    Example:
+        >>> acoustic_units(["a", "b"]), acoustic_units(["a", "b"], blank_last=True)
+        (['<blk>', 'a', 'b'], ['a', 'b', '<blk>'])
+    """
+    _check_symbol(blank, "blank")
+    if isinstance(units, (str, os.PathLike)):
+        table = SymbolTable.read(units)
+    elif isinstance(units, SymbolTable):
+        table = units
+    else:
+        table = SymbolTable(units)
+    symbols = table.symbols
+    for i, symbol in enumerate(symbols):
+        if symbol == EPSILON or is_disambig(symbol):
+            raise InvalidArgumentError(
+                f"units[{i}]", "an acoustic-model output (<eps> and #k are added by the graph compiler)", repr(symbol)
+            )
+    if blank not in table:
+        symbols = [*symbols, blank] if blank_last else [blank, *symbols]
+    where = len(symbols) - 1 if blank_last else 0
+    if symbols[where] != blank:
+        expected = f"the blank {blank!r} {'last' if blank_last else 'first'} (output index {where})"
+        raise InvalidArgumentError("units", expected, f"blank at index {symbols.index(blank)}")
+    if len(symbols) < 2:
+        raise InvalidArgumentError("units", "at least one token besides the blank", symbols)
+    return symbols
+
+
+def token_table(units: Sequence[str], num_disambig: int) -> SymbolTable:
+    """The graph's input table: ``<eps>`` 0, the acoustic outputs at ids 1..V, then ``#0 .. #k``.
+
+    Id ``i >= 1`` below V+1 is acoustic-model output ``i - 1``; ``num_disambig`` symbols ``#0 ..
+    #(num_disambig-1)`` follow at ids V+1 onward. ``units`` comes from :func:`acoustic_units`.
+    """
+    if num_disambig < 1:
+        raise InvalidArgumentError("num_disambig", "at least 1 (#0 for the LM's back-off arcs)", num_disambig)
+    return SymbolTable([EPSILON, *units, *(f"#{k}" for k in range(num_disambig))])
+
+
+def word_table(words: Iterable[str]) -> SymbolTable:
+    """The graph's output table: ``<eps>`` 0, ``words`` in order from id 1, then ``#0``, ``<s>``, ``</s>``.
+
+    Raises:
+        InvalidArgumentError: a word that is ``<eps>``, ``<s>``, ``</s>`` or ``#k``, or a repeated word.
+
+    Example:
+        >>> word_table(["hi", "there"]).symbols
+        ['<eps>', 'hi', 'there', '#0', '<s>', '</s>']
+    """
+    words = list(words)
+    for i, word in enumerate(words):
+        if word in (EPSILON, BOS, EOS) or (isinstance(word, str) and is_disambig(word)):
+            raise InvalidArgumentError(f"words[{i}]", "a word (<eps>, <s>, </s> and #k are reserved)", repr(word))
+    return SymbolTable([EPSILON, *words, "#0", BOS, EOS])

@@ -1,0 +1,402 @@
+"""TLG compilation (SPECS.md section 2, the EESEN / WeNet / FunASR recipe), every step OpenFst's.
+
+    LG  = arcsort(minimize_encoded(determinize_log(compose(L, G))))
+    TLG = arcsort(compose(T, LG))
+
+``determinize_log`` determinizes in the log semiring (Kaldi's ``fstdeterminizestar --use-log``
+role: sums, not minima, of equal-label paths, so LG stays stochastic); ``minimize_encoded``
+minimizes LG as an acceptor over (input, output, weight) triples, with no weight pushing. T's
+``#k`` self-loops read epsilon, so TLG's input labels are epsilon and acoustic units only; LG
+keeps its ``#k`` inputs (for composing with another T).
+
+Each step is timed and reports its result's states and arcs and the process's peak resident
+memory so far. ``max_arcs`` estimates the two compositions' sizes before running them and stops
+with :class:`GraphCompileError` instead of exhausting memory; the actual sizes are checked too.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import gc
+import os
+import resource
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+from speechdecode.errors import InvalidArgumentError, SpeechdecodeError
+from speechdecode.graphs.fst_io import fst_to_arrays, openfst
+from speechdecode.graphs.grammar import grammar_fst
+from speechdecode.graphs.lexicon import Lexicon, read_lexicon
+from speechdecode.graphs.lexicon_fst import disambiguate, lexicon_fst
+from speechdecode.graphs.symbols import SymbolTable, acoustic_units, is_disambig, token_table, word_table
+from speechdecode.graphs.topology import TOPOLOGIES, ctc_topology
+
+pywrapfst = openfst()
+
+__all__ = [
+    "CompileStep",
+    "CompiledGraph",
+    "GraphCompileError",
+    "check_output_dir",
+    "compile_graph",
+    "compose_lg",
+    "compose_tlg",
+    "num_arcs",
+]
+
+
+class GraphCompileError(SpeechdecodeError, RuntimeError):
+    """A graph could not be compiled: too large for ``max_arcs``, or L∘G not determinizable."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CompileStep:
+    """One step of a compilation: its name, wall time, result size and peak RSS so far (MB)."""
+
+    name: str
+    seconds: float
+    states: int
+    arcs: int
+    peak_rss_mb: float
+
+
+def num_arcs(fst) -> int:
+    """Total number of arcs of an FST."""
+    return sum(map(fst.num_arcs, fst.states()))
+
+
+def _release_free_heap() -> None:
+    """Give the heap that parsing the ARPA file freed back to the OS (glibc's ``malloc_trim``).
+
+    The parse leaves ~150 MB of free but fragmented heap on a 500k n-gram LM; OpenFst's large
+    allocations are mmapped and cannot reuse it, so without this it adds to the compile's peak RSS.
+    A no-op where the C library has no ``malloc_trim``.
+    """
+    gc.collect()
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class _Steps:
+    def __init__(self, steps: list[CompileStep] | None):
+        self.steps = steps if steps is not None else []
+
+    def record(self, name: str, started: float, fst) -> None:
+        self.steps.append(
+            CompileStep(name, time.perf_counter() - started, fst.num_states(), num_arcs(fst), _peak_rss_mb())
+        )
+
+
+def _check_size(what: str, arcs: int, max_arcs: int | None, estimated: bool) -> None:
+    if max_arcs is not None and arcs > max_arcs:
+        verb = "would have about" if estimated else "has"
+        raise GraphCompileError(
+            f"{what} {verb} {arcs:,} arcs, more than max_arcs={max_arcs:,}; raise --max-arcs if the memory "
+            "allows, or use a smaller (pruned) LM"
+        )
+
+
+def _estimate_lg_arcs(lexicon: Lexicon, words: SymbolTable, G, silence: bool) -> int:
+    """|L∘G| arcs: each G word arc meets each first arc of its word's pronunciations; the rest of a
+    pronunciation is shared by all G arcs with the same word and destination. Exact without
+    silence; with it, an upper bound."""
+    entries, _ = disambiguate(lexicon)
+    first = np.zeros(len(words), dtype=np.int64)
+    rest = np.zeros(len(words), dtype=np.int64)
+    for entry in entries:
+        w = words.id(entry.word)
+        first[w] += 1
+        rest[w] += len(entry.tokens) - 1 + (entry.disambig > 0) + silence
+    g = fst_to_arrays(G)
+    backoff = g.ilabels == words.id("#0")
+    word_arcs = ~backoff
+    pairs = np.unique(g.ilabels[word_arcs].astype(np.int64) * (g.num_states + 1) + g.nextstates[word_arcs])
+    return int(first[g.ilabels[word_arcs]].sum() + rest[pairs // (g.num_states + 1)].sum() + backoff.sum()) + (
+        3 * g.num_states if silence else 0
+    )
+
+
+def _estimate_tlg_arcs(LG, num_tokens: int, topology: str) -> int:
+    """|T∘LG| arcs from LG's arcs: per LG state, the units that can have led into it (T's state).
+
+    Exact for the compact topology; for the standard one it leaves out T states carried through
+    LG's ``#k`` arcs (about 5-10% fewer arcs than the result on phone lexicons)."""
+    lg = fst_to_arrays(LG)
+    sources = np.repeat(np.arange(lg.num_states), np.diff(lg.arc_offsets))
+    token = (lg.ilabels > 0) & (lg.ilabels <= num_tokens)
+    pairs = np.unique(lg.ilabels[token].astype(np.int64) * lg.num_states + lg.nextstates[token])
+    into = np.bincount(pairs % lg.num_states, minlength=lg.num_states)
+    if topology == "compact":
+        return lg.num_arcs + 2 * len(pairs) + lg.num_states
+    out = np.bincount(sources, minlength=lg.num_states)
+    return int(((1 + into) * (out + 1) + into).sum())
+
+
+def compose_lg(L, G, *, max_arcs: int | None = None, steps: list[CompileStep] | None = None):
+    """LG = arcsort(minimize_encoded(determinize_log(compose(L, G)))), as a new tropical FST.
+
+    Args:
+        L: the lexicon FST (input tokens, output words), e.g. from :func:`lexicon_fst`.
+        G: the grammar FST (words), e.g. ``grammar_fst(...).fst``.
+        max_arcs: stop when a result has more arcs.
+        steps: a list that receives a :class:`CompileStep` per step.
+
+    Raises:
+        GraphCompileError: L∘G is not functional, so not determinizable (the message explains:
+            homophones or prefix pronunciations without disambiguation symbols), or a result
+            larger than ``max_arcs``.
+    """
+    return _compose_lg([L.copy(), G.copy()], _Steps(steps), max_arcs)
+
+
+def _compose_lg(owned: list, record: _Steps, max_arcs: int | None):
+    """:func:`compose_lg` on ``owned = [L, G]``, FSTs nothing else holds: the list is emptied, L and
+    G are arc-sorted in place and freed once composed, and each intermediate is freed as soon as the
+    next exists, so the peak memory is that of one step."""
+    L, G = owned
+    owned.clear()
+    started = time.perf_counter()
+    L.arcsort("olabel")
+    G.arcsort("ilabel")
+    lg = pywrapfst.compose(L, G)
+    del L, G
+    record.record("compose(L,G)", started, lg)
+    _check_size("L∘G", record.steps[-1].arcs, max_arcs, False)
+    started = time.perf_counter()
+    log = pywrapfst.arcmap(lg, map_type="to_log")
+    del lg
+    try:
+        det = pywrapfst.determinize(log)
+    except pywrapfst.FstOpError:
+        raise GraphCompileError(
+            "L∘G is not determinizable: some token sequence maps to two different word sequences (it is "
+            "not functional). This happens when homophones or pronunciations that are prefixes of others "
+            "lack disambiguation symbols #1, #2, ... at their ends (lexicon_fst adds them unless "
+            "disambig=False), or when G's back-off arcs are not labelled #0."
+        ) from None
+    del log
+    det = pywrapfst.arcmap(det, map_type="to_std")
+    record.record("determinize_log", started, det)
+    _check_size("det(L∘G)", record.steps[-1].arcs, max_arcs, False)
+    started = time.perf_counter()
+    mapper = pywrapfst.EncodeMapper(det.arc_type(), encode_labels=True, encode_weights=True)
+    det.encode(mapper)
+    det.minimize()
+    det.decode(mapper)
+    record.record("minimize_encoded", started, det)
+    started = time.perf_counter()
+    det.arcsort("ilabel")
+    record.record("arcsort(LG)", started, det)
+    return det
+
+
+def compose_tlg(T, LG, *, max_arcs: int | None = None, steps: list[CompileStep] | None = None):
+    """TLG = arcsort(compose(T, LG)) (input-label sorted), as a new tropical FST.
+
+    Raises:
+        GraphCompileError: the result has more than ``max_arcs`` arcs.
+    """
+    record = _Steps(steps)
+    started = time.perf_counter()
+    T = T.copy().arcsort("olabel")
+    tlg = pywrapfst.compose(T, LG)
+    record.record("compose(T,LG)", started, tlg)
+    _check_size("TLG", record.steps[-1].arcs, max_arcs, False)
+    started = time.perf_counter()
+    tlg.arcsort("ilabel")
+    record.record("arcsort(TLG)", started, tlg)
+    return tlg
+
+
+@dataclasses.dataclass
+class CompiledGraph:
+    """A compiled decoding graph and how it was made.
+
+    Attributes:
+        tlg: TLG (``pywrapfst.VectorFst``), input-label sorted; inputs are token ids (0 epsilon,
+            i >= 1 acoustic output i - 1), outputs word ids.
+        lg: LG (with ``#k`` inputs), or None unless ``keep_lg``.
+        tokens, words: the symbol tables.
+        blank: the blank's acoustic-model output index; num_tokens: V; topology: T's kind.
+        steps: a :class:`CompileStep` per step, in order.
+        oov_words, dropped_ngrams: what ``allow_oov`` left out of G (see :class:`~speechdecode.graphs.grammar.Grammar`).
+    """
+
+    tlg: object
+    lg: object | None
+    tokens: SymbolTable
+    words: SymbolTable
+    blank: int
+    num_tokens: int
+    topology: str
+    steps: list[CompileStep]
+    oov_words: list[str]
+    dropped_ngrams: tuple[int, ...]
+
+    def stats(self) -> dict:
+        """A JSON-ready summary: sizes, per-step timing and memory, OOV counts."""
+        return {
+            "topology": self.topology,
+            "num_tokens": self.num_tokens,
+            "blank": self.blank,
+            "words": len(self.words) - 4,
+            "tlg_states": self.steps[-1].states,
+            "tlg_arcs": self.steps[-1].arcs,
+            "seconds": sum(s.seconds for s in self.steps),
+            "peak_rss_mb": max(s.peak_rss_mb for s in self.steps),
+            "steps": [dataclasses.asdict(s) for s in self.steps],
+            "oov_words": len(self.oov_words),
+            "dropped_ngrams": list(self.dropped_ngrams),
+        }
+
+    def write(self, out_dir: str | os.PathLike) -> list[str]:
+        """Write ``TLG.fst``, ``TLG.npz``, ``tokens.txt``, ``words.txt`` (and ``LG.fst``) into ``out_dir``.
+
+        All files are written into a temporary directory beside ``out_dir`` first and moved in
+        only when every one is complete, so a failure leaves ``out_dir`` as it was.
+
+        Returns:
+            The paths written.
+
+        Raises:
+            InvalidArgumentError: ``out_dir`` is not a writable directory (see :func:`check_output_dir`).
+        """
+        from speechdecode.graphs.export import export_npz
+
+        out_dir = os.fspath(out_dir)
+        check_output_dir(out_dir)
+        parent = os.path.dirname(os.path.abspath(out_dir))
+        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out_dir))}.", dir=parent)
+        try:
+            self.tlg.write(os.path.join(staging, "TLG.fst"))
+            if self.lg is not None:
+                self.lg.write(os.path.join(staging, "LG.fst"))
+            export_npz(self.tlg, os.path.join(staging, "TLG.npz"), self.num_tokens, self.blank, self.topology)
+            self.tokens.write(os.path.join(staging, "tokens.txt"))
+            self.words.write(os.path.join(staging, "words.txt"))
+            os.makedirs(out_dir, exist_ok=True)
+            written = []
+            for name in sorted(os.listdir(staging)):
+                os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
+                written.append(os.path.join(out_dir, name))
+            return written
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_output_dir(out_dir: str | os.PathLike) -> None:
+    """Fail early unless ``out_dir`` is (or can be created as) a writable directory.
+
+    Raises:
+        InvalidArgumentError: naming ``out_dir``, what is wrong with it.
+    """
+    path = os.path.abspath(os.fspath(out_dir))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InvalidArgumentError("out_dir", "a directory", f"{path!r}, an existing file")
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidArgumentError("out_dir", "a writable directory", f"{path!r} ({existing!r} is not writable)")
+
+
+def compile_graph(
+    tokens,
+    lexicon: Lexicon | str | os.PathLike,
+    lm,
+    *,
+    topology: str = "compact",
+    blank: str = "<blk>",
+    blank_last: bool = False,
+    silence: str | None = None,
+    silence_prob: float = 0.5,
+    allow_oov: bool = False,
+    max_arcs: int | None = None,
+    keep_lg: bool = False,
+) -> CompiledGraph:
+    """Compile TLG from a token list, a lexicon and an n-gram LM.
+
+    Args:
+        tokens: the acoustic model's outputs (a token file in either layout, a SymbolTable or a
+            list; see :func:`~speechdecode.graphs.symbols.acoustic_units`).
+        lexicon: a :class:`Lexicon` or a lexicon file (``word [prob] t1 t2 ...``).
+        lm: an ARPA file path, an :class:`~speechdecode.lm.arpa.ArpaModel` or an
+            :class:`~speechdecode.lm.model.NgramModel`.
+        topology: ``"compact"`` or ``"standard"`` (:func:`~speechdecode.graphs.topology.ctc_topology`).
+        blank, blank_last: the blank symbol and whether it is the model's last output.
+        silence, silence_prob: optional silence token between words and its probability.
+        allow_oov: drop (and count) n-grams with words the lexicon lacks instead of failing.
+        max_arcs: stop before (estimated) or after (actual) any step whose result exceeds it.
+        keep_lg: keep LG in the result.
+
+    Returns:
+        A :class:`CompiledGraph`; ``.write(out_dir)`` stores it.
+
+    Raises:
+        InputFileError: a lexicon token missing from the tokens (``lexicon.txt:line``), an empty
+            pronunciation or repeated entry in the lexicon file, a malformed token file.
+        ArpaFormatError: an ARPA file that does not parse.
+        InvalidArgumentError: LM words the lexicon lacks (without ``allow_oov``), bad options.
+        GraphCompileError: over ``max_arcs``, or L∘G not determinizable.
+
+    Example:
+        >>> graph = compile_graph("tokens.txt", "lexicon.txt", "lm.arpa", topology="compact")  # doctest: +SKIP
+        >>> graph.write("graph/")  # doctest: +SKIP
+    """
+    if topology not in TOPOLOGIES:
+        raise InvalidArgumentError("topology", f"one of {', '.join(TOPOLOGIES)}", repr(topology))
+    if max_arcs is not None and (not isinstance(max_arcs, int) or max_arcs < 1):
+        raise InvalidArgumentError("max_arcs", "None or an integer >= 1", repr(max_arcs))
+    steps: list[CompileStep] = []
+    units = acoustic_units(tokens, blank=blank, blank_last=blank_last)
+    if not isinstance(lexicon, Lexicon):
+        lexicon = read_lexicon(lexicon)
+    for i, word in enumerate(lexicon):
+        if is_disambig(word):
+            raise InvalidArgumentError(f"lexicon word {i}", "a word (#k is reserved)", repr(word))
+    _, max_k = disambiguate(lexicon)
+    token_symbols = token_table(units, max_k + 1)
+    words = word_table(lexicon)
+
+    started = time.perf_counter()
+    L = lexicon_fst(lexicon, token_symbols, words, blank=blank, silence=silence, silence_prob=silence_prob)
+    _Steps(steps).record("L", started, L)
+    started = time.perf_counter()
+    grammar = grammar_fst(lm, words, allow_oov=allow_oov)
+    _release_free_heap()
+    _Steps(steps).record("G", started, grammar.fst)
+    if max_arcs is not None:
+        _check_size("L∘G", _estimate_lg_arcs(lexicon, words, grammar.fst, silence is not None), max_arcs, True)
+    owned = [L, grammar.fst]
+    oov_words, dropped_ngrams = grammar.oov_words, grammar.dropped_ngrams
+    del L, grammar
+    LG = _compose_lg(owned, _Steps(steps), max_arcs)
+    started = time.perf_counter()
+    T = ctc_topology(len(units), units.index(blank), max_k + 1, topology)
+    _Steps(steps).record("T", started, T)
+    if max_arcs is not None:
+        _check_size("TLG", _estimate_tlg_arcs(LG, len(units), topology), max_arcs, True)
+    TLG = compose_tlg(T, LG, max_arcs=max_arcs, steps=steps)
+    return CompiledGraph(
+        tlg=TLG,
+        lg=LG if keep_lg else None,
+        tokens=token_symbols,
+        words=words,
+        blank=units.index(blank),
+        num_tokens=len(units),
+        topology=topology,
+        steps=steps,
+        oov_words=oov_words,
+        dropped_ngrams=dropped_ngrams,
+    )

@@ -1,0 +1,163 @@
+"""The flat-array decoding graph (``.npz``) that the WFST decoder reads.
+
+Keys (the contract between ``graphs/`` and the decoder):
+
+* ``start``: int64 scalar; ``final_weights``: float32 [S], tropical cost, +inf where not final;
+* ``arc_offsets``: int64 [S+1], the arcs of state s are ``arc_offsets[s] .. arc_offsets[s+1]-1``;
+* ``ilabels``, ``olabels``: int32 [A]; ``weights``: float32 [A] (tropical cost); ``nextstates``:
+  int32 [A]; within a state arcs are sorted by ilabel (stable);
+* ``num_tokens``: int64 scalar V; ``blank``: int64 scalar (the blank's acoustic output index);
+  ``topology``: str (``"standard"`` or ``"compact"``).
+
+Input label 0 is epsilon, i >= 1 is acoustic output i - 1 (every ilabel is in 0..V); output
+labels are word ids of the ``words.txt`` beside the file, 0 for none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from speechdecode._io import atomic_write
+from speechdecode.errors import InputFileError, InvalidArgumentError
+from speechdecode.graphs.fst_io import FstArrays, fst_to_arrays
+from speechdecode.graphs.topology import TOPOLOGIES
+
+__all__ = ["DecodingGraph", "export_npz", "load_graph"]
+
+_ARRAYS = {
+    "final_weights": np.float32,
+    "arc_offsets": np.int64,
+    "ilabels": np.int32,
+    "olabels": np.int32,
+    "weights": np.float32,
+    "nextstates": np.int32,
+}
+_SCALARS = ("start", "num_tokens", "blank")
+
+
+@dataclasses.dataclass
+class DecodingGraph(FstArrays):
+    """A decoding graph as flat arrays (the module docstring gives each field's meaning): the
+    :class:`~speechdecode.graphs.fst_io.FstArrays` of the FST, and its acoustic-model facts."""
+
+    num_tokens: int
+    blank: int
+    topology: str
+
+
+def export_npz(fst, path: str | os.PathLike, num_tokens: int, blank: int, topology: str) -> DecodingGraph:
+    """Write ``fst`` (a decoding graph with CTC-token inputs) as the ``.npz`` of the module docstring.
+
+    The file is written atomically. Arcs are stably sorted by ilabel within each state.
+
+    Args:
+        fst: a tropical FST, e.g. ``CompiledGraph.tlg``.
+        path: the output file.
+        num_tokens: V; blank: the blank's output index in [0, V); topology: T's kind.
+
+    Returns:
+        The :class:`DecodingGraph` written.
+
+    Raises:
+        InvalidArgumentError: an ilabel outside 0..V (e.g. a ``#k`` left in), an FST without a
+            start state, or bad ``num_tokens`` / ``blank`` / ``topology``.
+    """
+    if not isinstance(num_tokens, (int, np.integer)) or num_tokens < 2:
+        raise InvalidArgumentError("num_tokens", "an integer >= 2", num_tokens)
+    if not isinstance(blank, (int, np.integer)) or not 0 <= blank < num_tokens:
+        raise InvalidArgumentError("blank", f"an output index in [0, {num_tokens})", blank)
+    if topology not in TOPOLOGIES:
+        raise InvalidArgumentError("topology", f"one of {', '.join(TOPOLOGIES)}", repr(topology))
+    arrays = fst_to_arrays(fst)
+    if arrays.start < 0:
+        raise InvalidArgumentError("fst", "an FST with a start state", "an FST without one")
+    if arrays.num_arcs and (arrays.ilabels.min() < 0 or arrays.ilabels.max() > num_tokens):
+        raise InvalidArgumentError(
+            "fst", f"input labels in 0..{num_tokens} (epsilon or acoustic outputs)", f"label {arrays.ilabels.max()}"
+        )
+    sources = np.repeat(np.arange(arrays.num_states, dtype=np.int64), np.diff(arrays.arc_offsets))
+    order = np.lexsort((arrays.ilabels, sources))
+    graph = DecodingGraph(
+        start=arrays.start,
+        final_weights=arrays.final_weights,
+        arc_offsets=arrays.arc_offsets,
+        ilabels=arrays.ilabels[order],
+        olabels=arrays.olabels[order],
+        weights=arrays.weights[order],
+        nextstates=arrays.nextstates[order],
+        num_tokens=int(num_tokens),
+        blank=int(blank),
+        topology=topology,
+    )
+    with atomic_write(path, "wb") as handle:
+        np.savez(
+            handle,
+            **{name: np.asarray(getattr(graph, name), dtype=dtype) for name, dtype in _ARRAYS.items()},
+            **{name: np.int64(getattr(graph, name)) for name in _SCALARS},
+            topology=np.str_(topology),
+        )
+    return graph
+
+
+def load_graph(path: str | os.PathLike) -> DecodingGraph:
+    """Read a decoding graph: a ``.npz`` from :func:`export_npz`, or a graph directory holding ``TLG.npz``.
+
+    Raises:
+        InputFileError: a missing key, a wrong dtype or shape, or offsets / labels / states out of
+            range (the message names the key).
+        OSError: the file cannot be read.
+
+    Example:
+        >>> graph = load_graph("graph/")  # doctest: +SKIP
+        >>> graph.arc_offsets.shape == (graph.num_states + 1,)  # doctest: +SKIP
+        True
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, "TLG.npz")
+    with np.load(path, allow_pickle=False) as data:
+        missing = sorted((set(_ARRAYS) | set(_SCALARS) | {"topology"}) - set(data.files))
+        if missing:
+            raise InputFileError(path, None, f"not a decoding graph: missing key(s) {', '.join(missing)}")
+        fields = {}
+        for name, dtype in _ARRAYS.items():
+            value = data[name]
+            if value.dtype != dtype or value.ndim != 1:
+                raise InputFileError(
+                    path, None, f"{name}: expected 1-D {np.dtype(dtype)}, got {value.dtype} {value.shape}"
+                )
+            fields[name] = value
+        for name in _SCALARS:
+            value = data[name]
+            if value.shape != () or value.dtype != np.int64:
+                raise InputFileError(path, None, f"{name}: expected an int64 scalar, got {value.dtype} {value.shape}")
+            fields[name] = int(value)
+        fields["topology"] = str(data["topology"])
+    graph = DecodingGraph(**fields)
+    _validate(path, graph)
+    return graph
+
+
+def _validate(path: str, graph: DecodingGraph) -> None:
+    states, arcs = graph.num_states, graph.num_arcs
+    problems = []
+    if len(graph.arc_offsets) != states + 1 or graph.arc_offsets[0] != 0 or graph.arc_offsets[-1] != arcs:
+        problems.append(f"arc_offsets: expected {states + 1} offsets from 0 to {arcs}")
+    elif np.any(np.diff(graph.arc_offsets) < 0):
+        problems.append("arc_offsets: expected non-decreasing offsets")
+    for name in ("olabels", "weights", "nextstates"):
+        if len(getattr(graph, name)) != arcs:
+            problems.append(f"{name}: expected {arcs} values (one per arc), got {len(getattr(graph, name))}")
+    if arcs and (graph.ilabels.min() < 0 or graph.ilabels.max() > graph.num_tokens):
+        problems.append(f"ilabels: expected labels in 0..{graph.num_tokens}")
+    if arcs and len(graph.nextstates) == arcs and (graph.nextstates.min() < 0 or graph.nextstates.max() >= states):
+        problems.append(f"nextstates: expected states in [0, {states})")
+    if not 0 <= graph.start < max(states, 1) or not 0 <= graph.blank < graph.num_tokens:
+        problems.append("start/blank: out of range")
+    if graph.topology not in TOPOLOGIES:
+        problems.append(f"topology: expected one of {', '.join(TOPOLOGIES)}, got {graph.topology!r}")
+    if problems:
+        raise InputFileError(path, None, "; ".join(problems))
