@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = Commands(parser.add_subparsers(dest="command", required=True, parser_class=Parser))
     for module in (info, lm, decode, demo, bench):
         module.register(commands)
+    from speechdecode.cli import graph
+
+    graph.register(commands)
     return parser
 
 

@@ -20,10 +20,15 @@ def run(args) -> None:
     if args.suite == "list":
         emit(args, {"suites": sorted(bench.SUITES)}, "\n".join(sorted(bench.SUITES)))
         return
-    names = sorted(bench.SUITES) if args.suite == "all" else [args.suite]
-    results = {name: bench.run(name, out_dir=args.out, quick=args.quick) for name in names}
+    if args.suite == "all":
+        results = bench.run_all(args.out, quick=args.quick)
+    else:
+        results = {args.suite: bench.run(args.suite, out_dir=args.out, quick=args.quick)}
     text = []
-    for name in names:
+    for name, result in results.items():
+        if "skipped" in result:
+            text.append(f"{name}: skipped ({result['skipped']})\n")
+            continue
         with open(f"{args.out}/{name}.md", encoding="utf-8") as handle:
             text.append(handle.read())
         text.append(f"(written: {args.out}/{name}.json, .md, .png)\n")

@@ -6,17 +6,20 @@ import datetime
 import json
 import os
 import re
+import sys
 import time
+import types
 
 import numpy as np
 import pytest
 import torch
 
+import speechdecode.bench as bench
 from speechdecode import _backend
 from speechdecode.bench import SUITES, bench_ctc_greedy, harness, run
 from speechdecode.bench.harness import BenchmarkMismatchError, Suite, check_equal, measure
 from speechdecode.decoding.ctc_greedy import ctc_greedy_packed
-from speechdecode.errors import InvalidArgumentError
+from speechdecode.errors import BackendUnavailableError, InvalidArgumentError
 
 FAST = {"warmup": 1, "repeats": 5, "min_seconds": 0.0}
 
@@ -262,3 +265,21 @@ def test_suite_refuses_to_time_wrong_output(monkeypatch, tmp_path):
     with Suite("wrong", tmp_path, quick=True) as suite, pytest.raises(BenchmarkMismatchError, match="fp32/"):
         bench_ctc_greedy.run(suite, quick=True)
     assert len(timed) == 1  # only the anchor was timed
+
+
+def test_run_all_skips_suites_that_need_missing_hardware(monkeypatch, tmp_path):
+    def needs_gpu(suite, quick):
+        raise BackendUnavailableError("needs a CUDA GPU")
+
+    def one_row(suite, quick):
+        suite.add("case", "impl", lambda: None, anchor=True)
+
+    for name, fn in (("fake_gpu", needs_gpu), ("fake_cpu", one_row)):
+        module = types.ModuleType(f"speechdecode_test_{name}")
+        module.run = fn
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setattr(bench, "SUITES", {name: f"speechdecode_test_{name}" for name in ("fake_gpu", "fake_cpu")})
+    results = bench.run_all(tmp_path, quick=True)
+    assert results["fake_gpu"] == {"skipped": "needs a CUDA GPU"}
+    assert [row["impl"] for row in results["fake_cpu"]["rows"]] == ["impl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake_cpu.json", "fake_cpu.md", "fake_cpu.png"]
