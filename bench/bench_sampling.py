@@ -74,7 +74,7 @@ def run(suite: Suite, quick: bool) -> None:
         )
         suite.add(
             case,
-            "sample (native)",
+            "sample (native: fused C++)",
             lambda x=logits: sample(x, top_k=TOP_K, top_p=TOP_P, generator=gen),
             items=batch,
             item_unit="draw",
@@ -98,7 +98,7 @@ def run(suite: Suite, quick: bool) -> None:
         )
         suite.add(
             case,
-            "ras (batched)",
+            "ras (native: fused C++)",
             lambda x=logits, h=history: ras(
                 x, h, window=WINDOW, threshold=THRESHOLD, top_p=TOP_P, preset="cosyvoice", generator=gen
             ),

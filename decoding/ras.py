@@ -29,6 +29,12 @@ kept set) and a uniform u in [0, 1), the token is the first id whose cumulative 
 exceeds u * sum(q). Each row consumes exactly two uniforms, ``u[:, 0]`` for the candidate and
 ``u[:, 1]`` for the redraw (used or not), so results are reproducible from the uniforms.
 Probabilities are softmax(logits) in float32.
+
+Implementations: :func:`ras` runs the fused C++ kernel (csrc/decoding/sampling.cc: one pass
+per row, rows on threads) for CPU inputs when the extension is built, else a batched torch
+path (any device); ``_ras_reference`` is the per-row oracle both are tested against. As for
+:func:`speechdecode.kernels.sampling.sample`, sums and exp may differ by float32 rounding, so
+only a uniform within rounding of a cumulative value could draw differently.
 """
 
 from __future__ import annotations
@@ -37,8 +43,9 @@ import numbers
 
 import torch
 
-from speechdecode import _tensors
+from speechdecode import _backend, _tensors
 from speechdecode.errors import InvalidArgumentError, TensorError
+from speechdecode.kernels.sampling import check_logit_rows
 
 __all__ = ["PRESETS", "RepetitionAwareSampler", "ras"]
 
@@ -66,19 +73,11 @@ def _check_logits(logits) -> torch.Tensor:
     t = _tensors.scores(logits, "logits", 2)
     if t.shape[1] == 0:
         raise TensorError("logits", "a vocabulary of at least one token", _tensors._describe(logits))
-    nan = torch.isnan(t).any(dim=1)
-    if bool(nan.any()):
-        raise TensorError("logits", "no NaN", f"NaN in row {int(nan.nonzero()[0, 0])}")
-    pos = (t == float("inf")).any(dim=1)
-    if bool(pos.any()):
-        raise TensorError("logits", "finite values or -inf", f"+inf in row {int(pos.nonzero()[0, 0])}")
-    dead = (t == float("-inf")).all(dim=1)
-    if bool(dead.any()):
-        raise TensorError("logits", "at least one finite logit per row", f"row {int(dead.nonzero()[0, 0])} all -inf")
+    check_logit_rows(t)
     return t
 
 
-def _check_history(history, batch: int, device) -> torch.Tensor:
+def _check_history(history, batch: int, device, check_values: bool = True) -> torch.Tensor:
     if history is None:
         return torch.empty((batch, 0), dtype=torch.int64, device=device)
     h = _tensors.as_tensor(history, "history")
@@ -87,6 +86,8 @@ def _check_history(history, batch: int, device) -> torch.Tensor:
     if h.dtype.is_floating_point or h.dtype.is_complex or h.dtype == torch.bool:
         raise TensorError("history", "an integer dtype", _tensors._describe(history))
     h = h.to(device=device, dtype=torch.int64)
+    if not check_values:  # the native kernel checks them while it reads them
+        return h
     bad = h < -1
     if bool(bad.any()):
         i, j = (int(v) for v in bad.nonzero()[0])
@@ -94,7 +95,7 @@ def _check_history(history, batch: int, device) -> torch.Tensor:
     return h
 
 
-def _check_uniforms(uniforms, generator, batch: int, device) -> torch.Tensor:
+def _check_uniforms(uniforms, generator, batch: int, device, check_values: bool = True) -> torch.Tensor:
     if uniforms is None:
         gdev = generator.device if generator is not None else device
         return torch.rand((batch, 2), generator=generator, dtype=torch.float32, device=gdev).to(device)
@@ -104,6 +105,8 @@ def _check_uniforms(uniforms, generator, batch: int, device) -> torch.Tensor:
     if not u.dtype.is_floating_point:
         raise TensorError("uniforms", "a floating-point dtype", _tensors._describe(uniforms))
     u = u.to(device=device, dtype=torch.float32)
+    if not check_values:
+        return u
     bad = ~((u >= 0) & (u < 1))
     if bool(bad.any()):
         i, j = (int(v) for v in bad.nonzero()[0])
@@ -190,6 +193,7 @@ def ras(
     preset: str = "paper",
     uniforms=None,
     generator: torch.Generator | None = None,
+    backend: str | None = None,
 ):
     """Repetition-aware sampling of one token per row (VALL-E 2; presets in the module doc).
 
@@ -207,6 +211,10 @@ def ras(
         uniforms: [B, 2] floats in [0, 1): column 0 draws the candidate, column 1 the redraw.
             When None they are drawn with ``torch.rand`` from ``generator``.
         generator: torch.Generator for the uniforms when none are supplied.
+        backend: "native" (default: the fused C++ kernel for CPU inputs when the extension
+            is built, else batched torch), "reference" (the per-row loop, the oracle), or
+            "triton" (CUDA; there is no RAS Triton kernel yet, so this runs batched torch).
+            ``SPEECHDECODE_BACKEND`` sets the default (speechdecode._backend).
 
     Returns:
         int64 [B] tokens, a numpy array when ``logits`` was one, else a tensor on its device.
@@ -224,11 +232,39 @@ def ras(
         tensor([1])
     """
     window, threshold, top_k, top_p = _check_options(window, threshold, top_k, top_p, preset)
-    t = _check_logits(logits)
-    batch = t.shape[0]
-    h = _check_history(history, batch, t.device)
-    u = _check_uniforms(uniforms, generator, batch, t.device)
+    t = _tensors.scores(logits, "logits", 2)
+    if t.shape[1] == 0:
+        raise TensorError("logits", "a vocabulary of at least one token", _tensors._describe(logits))
+    batch, device = t.shape[0], t.device
+    name = _backend.select(device.type, backend, torch_native=True)
+    native = name == "native" and device.type == "cpu" and _backend.HAS_NATIVE
+    # the native kernel checks logits, history and uniform values while it reads them
+    h = _check_history(history, batch, device, check_values=not native)
+    u = _check_uniforms(uniforms, generator, batch, device, check_values=not native)
+    if native:
+        tokens = _ras_native(t, h, u, window, threshold, top_k, top_p, preset)
+    elif name == "reference":
+        tokens = _ras_reference(
+            t, h, window=window, threshold=threshold, top_k=top_k, top_p=top_p, preset=preset, uniforms=u
+        )
+    else:
+        tokens = _ras_torch(_check_logits(t), h, u, window, threshold, top_k, top_p, preset)
+    return _tensors.like_input(tokens, logits)
 
+
+def _ras_native(t, h, u, window, threshold, top_k, top_p, preset) -> torch.Tensor:
+    """The fused C++ kernel (csrc/decoding/sampling.cc): one pass per row, rows on threads."""
+    x = t.detach() if t.dtype == torch.float32 else t.detach().float()
+    if x.shape[1] > 1 and x.stride(1) != 1:
+        x = x.contiguous()
+    out = _backend.native().repetition_aware_sample(
+        x.numpy(), h.numpy(), window, threshold, top_k or 0, top_p, preset, u.numpy()
+    )
+    return torch.from_numpy(out)
+
+
+def _ras_torch(t, h, u, window, threshold, top_k, top_p, preset) -> torch.Tensor:
+    """Batched torch (any device): a partial sort of the batch, no loop over rows."""
     probs = torch.softmax(t.float(), dim=-1)
     kept = torch.where(_nucleus_mask(probs, top_k, top_p, preset), probs, torch.zeros_like(probs))
     candidate = _inverse_cdf(kept, u[:, 0])
@@ -243,7 +279,7 @@ def ras(
         fire = fire & (full.sum(dim=1) > 0)
         full = torch.where(fire.unsqueeze(1), full, probs)
     redraw = _inverse_cdf(full, u[:, 1])
-    return _tensors.like_input(torch.where(fire, redraw, candidate), logits)
+    return torch.where(fire, redraw, candidate)
 
 
 def _ras_reference(logits, history, *, window=10, threshold=0.1, top_k=None, top_p=0.8, preset="paper", uniforms):

@@ -11,25 +11,32 @@ Definition (every backend implements exactly this; HF's logits processors in thi
     draw:  token = first index (vocabulary order) with cumsum(kept e) > u * sum(kept e)
 
 ``u`` is one uniform in [0, 1) per row, so the same uniforms give the same tokens on every
-backend. Sums are float32; backends add in different orders, so a draw whose ``u`` (or a
+backend. Sums are float32; backends add in different orders, and exp may differ by an ulp
+(the C++ kernel uses a vectorized polynomial within 2 ulp), so a draw whose ``u`` (or a
 top-p boundary) falls within float32 rounding of a cumulative value may differ between
-backends -- tests use random uniforms, which stay clear of such boundaries.
+backends -- tests use random uniforms, which stay clear of such boundaries, and check ties,
+underflowing exponentials and one-token nuclei exactly.
 
-Backends: ``reference`` (torch, a loop over rows with sorts; the oracle), ``native`` (batched
-torch: one sort for the batch; any device, no extension needed), ``triton`` (a program per row,
-thresholds by bisection instead of a sort; CUDA, or CPU under TRITON_INTERPRET=1).
+Backends: ``reference`` (torch, a loop over rows with sorts; the oracle), ``native`` (CPU
+inputs with the extension built: the fused C++ kernel of csrc/decoding/sampling.cc, one pass
+per row, rows on threads, GIL released; otherwise batched torch, one partial sort for the
+batch, any device), ``triton`` (a program per row, thresholds by bisection instead of a sort;
+CUDA, or CPU under TRITON_INTERPRET=1). A CPU call with scalar parameters skips the per-row
+parameter tensors and the checks that allocate: the kernel checks logits and uniforms.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import torch
 
 from speechdecode import _backend, _tensors
 from speechdecode.errors import InvalidArgumentError, TensorError
+from speechdecode.kernels.sampling import native
 
-__all__ = ["sample"]
+__all__ = ["keep_mask", "sample"]
 
 
 def _impl(device: str, backend: str | None):
@@ -61,6 +68,84 @@ def _check(t: torch.Tensor, bad: torch.Tensor, name: str, expected: str) -> None
     if bool(bad.any()):
         i = int(bad.nonzero()[0, 0])
         raise InvalidArgumentError(name, expected, f"{t[i].item()} at row {i}")
+
+
+def _real(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _native_scalars(logits, temperature, top_k, top_p, min_p, uniforms, generator, backend):
+    """The per-step fast path: a CPU tensor, scalar parameters, the C++ kernel. It builds no
+    per-row tensors and runs no checks that allocate (the kernel checks logits and uniforms as
+    it reads them). None when a call does not qualify or a scalar is out of range: the general
+    path then runs (and raises)."""
+    if not (
+        _backend.HAS_NATIVE
+        and isinstance(logits, torch.Tensor)
+        and logits.device.type == "cpu"
+        and logits.ndim == 2
+        and logits.dtype in _tensors.SCORE_DTYPES
+        and logits.shape[1] >= 1
+    ):
+        return None
+    if _backend.select("cpu", backend, torch_native=True) != "native":
+        return None
+    B, V = logits.shape
+    t = 1.0 if temperature is None else temperature
+    k = V if top_k is None else top_k
+    p = 1.0 if top_p is None else top_p
+    m = 0.0 if min_p is None else min_p
+    if not (_real(t) and 0 <= t < math.inf and _real(p) and 0 < p <= 1 and _real(m) and 0 <= m <= 1):
+        return None
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        return None
+    if uniforms is None:
+        if generator is not None and generator.device.type != "cpu":
+            return None
+        uniforms = torch.rand(B, generator=generator)
+    elif not (
+        isinstance(uniforms, torch.Tensor)
+        and uniforms.device.type == "cpu"
+        and uniforms.dtype == torch.float32
+        and uniforms.shape == (B,)
+    ):
+        return None
+    return native.sample_cpp(logits, float(t), min(int(k), V), float(p), float(m), uniforms.contiguous())
+
+
+def check_logit_rows(x: torch.Tensor) -> None:
+    """TensorError naming the first row of [B, V] scores with a NaN, a +inf or only -inf."""
+    f = x.float()
+    nan = torch.isnan(f).any(dim=1)
+    if bool(nan.any()):
+        raise TensorError("logits", "no NaN", f"NaN in row {int(nan.nonzero()[0, 0])}")
+    pinf = (f == float("inf")).any(dim=1)
+    if bool(pinf.any()):
+        raise TensorError("logits", "no +inf", f"+inf in row {int(pinf.nonzero()[0, 0])}")
+    dead = (f == float("-inf")).all(dim=1)
+    if bool(dead.any()):
+        raise TensorError("logits", "at least one finite logit per row", f"row {int(dead.nonzero()[0, 0])} all -inf")
+
+
+def _prepare(logits, temperature, top_k, top_p, min_p):
+    """Validated (logits [B, V], temperature, top_k clamped to [1, V], top_p, min_p as [B])."""
+    x = _tensors.scores(logits, "logits", 2)
+    B, V = x.shape
+    if V < 1:
+        raise TensorError("logits", "at least one column (V >= 1)", _tensors._describe(logits))
+    dev = x.device
+    check_logit_rows(x)
+
+    temp = _param(temperature, "temperature", B, dev, torch.float32, 1.0)
+    _check(temp, ~(temp >= 0) | torch.isinf(temp), "temperature", "a finite value >= 0")
+    k = _param(top_k, "top_k", B, dev, torch.int64, V)
+    _check(k, k < 1, "top_k", "a value >= 1")
+    k = k.clamp(max=V)
+    p = _param(top_p, "top_p", B, dev, torch.float32, 1.0)
+    _check(p, ~((p > 0) & (p <= 1)), "top_p", "a value in (0, 1]")
+    m = _param(min_p, "min_p", B, dev, torch.float32, 0.0)
+    _check(m, ~((m >= 0) & (m <= 1)), "min_p", "a value in [0, 1]")
+    return x, temp, k, p, m
 
 
 def sample(
@@ -102,31 +187,11 @@ def sample(
         >>> sample(torch.tensor([[1.0, 3.0, 2.0]]), temperature=0).tolist()
         [1]
     """
-    x = _tensors.scores(logits, "logits", 2)
-    B, V = x.shape
-    if V < 1:
-        raise TensorError("logits", "at least one column (V >= 1)", _tensors._describe(logits))
-    dev = x.device
-    f = x.float()
-    nan = torch.isnan(f).any(dim=1)
-    if bool(nan.any()):
-        raise TensorError("logits", "no NaN", f"NaN in row {int(nan.nonzero()[0, 0])}")
-    pinf = (f == float("inf")).any(dim=1)
-    if bool(pinf.any()):
-        raise TensorError("logits", "no +inf", f"+inf in row {int(pinf.nonzero()[0, 0])}")
-    dead = (f == float("-inf")).all(dim=1)
-    if bool(dead.any()):
-        raise TensorError("logits", "at least one finite logit per row", f"row {int(dead.nonzero()[0, 0])} all -inf")
-
-    temp = _param(temperature, "temperature", B, dev, torch.float32, 1.0)
-    _check(temp, ~(temp >= 0) | torch.isinf(temp), "temperature", "a finite value >= 0")
-    k = _param(top_k, "top_k", B, dev, torch.int64, V)
-    _check(k, k < 1, "top_k", "a value >= 1")
-    k = k.clamp(max=V)
-    p = _param(top_p, "top_p", B, dev, torch.float32, 1.0)
-    _check(p, ~((p > 0) & (p <= 1)), "top_p", "a value in (0, 1]")
-    m = _param(min_p, "min_p", B, dev, torch.float32, 0.0)
-    _check(m, ~((m >= 0) & (m <= 1)), "min_p", "a value in [0, 1]")
+    tokens = _native_scalars(logits, temperature, top_k, top_p, min_p, uniforms, generator, backend)
+    if tokens is not None:
+        return tokens
+    x, temp, k, p, m = _prepare(logits, temperature, top_k, top_p, min_p)
+    B, dev = x.shape[0], x.device
     if uniforms is None:
         gen_dev = generator.device if generator is not None else "cpu"
         u = torch.rand(B, generator=generator, device=gen_dev).to(dev)
@@ -137,3 +202,22 @@ def sample(
         _check(u, ~((u >= 0) & (u < 1)), "uniforms", "a value in [0, 1)")
     tokens = _impl(dev.type, backend).sample(x, temp, k, p, m, u)
     return _tensors.like_input(tokens, logits)
+
+
+def keep_mask(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, backend: str | None = None):
+    """The tokens :func:`sample` may draw: bool [B, V], True where a token survives the filters.
+
+    Same arguments, checks and definition as :func:`sample` (a greedy row keeps only its first
+    maximum). Masking the other logits with -inf and drawing from their softmax is drawing from
+    the distribution ``sample`` draws from; ``backend``: "reference" or "native" (batched
+    torch, any device; the default), "triton" is not offered for the mask.
+
+    Example:
+        >>> keep_mask(torch.tensor([[0.0, 2.0, 1.0, -1.0]]), top_k=2).tolist()
+        [[False, True, True, False]]
+    """
+    x, temp, k, p, m = _prepare(logits, temperature, top_k, top_p, min_p)
+    impl = _backend.implementation(__name__, x.device.type, backend or "native", torch_native=True)
+    if not hasattr(impl, "keep_mask"):
+        raise InvalidArgumentError("backend", "reference or native", repr(backend))
+    return _tensors.like_input(impl.keep_mask(x, temp, k, p, m), logits)

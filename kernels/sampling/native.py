@@ -1,4 +1,6 @@
-"""Sampling, batched torch (CPU or CUDA): one partial sort of the batch, no Python loop over rows.
+"""Sampling fast paths: the fused C++ kernel for CPU inputs (csrc/decoding/sampling.cc, when the
+extension is built), else batched torch (CPU or CUDA): one partial sort of the batch, no Python
+loop over rows.
 
 Same definition as :mod:`reference`; see :func:`speechdecode.kernels.sampling.sample`.
 """
@@ -6,6 +8,8 @@ Same definition as :mod:`reference`; see :func:`speechdecode.kernels.sampling.sa
 from __future__ import annotations
 
 import torch
+
+from speechdecode import _backend
 
 # Top-k / top-p thresholds almost always lie among a row's few hundred largest weights: sorting
 # that prefix (torch.topk) instead of whole rows is the fast path; whole rows are the fallback.
@@ -33,22 +37,55 @@ def _thresholds(e: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor, zero:
     return kth, torch.where(everything, zero, ordered.gather(1, last[:, None]))
 
 
-def sample(logits, temperature, top_k, top_p, min_p, uniforms) -> torch.Tensor:
-    V = logits.shape[1]
-    raw = logits.float()
-    greedy = (raw == raw.max(dim=1, keepdim=True).values).int().argmax(dim=1)  # first max
-    greedy_row = temperature == 0
-    t = torch.where(greedy_row, torch.ones_like(temperature), temperature)
-    x = raw / t[:, None]
-    e = torch.exp(x - x.max(dim=1, keepdim=True).values)
+def _keep(e: torch.Tensor, top_k, top_p, min_p) -> torch.Tensor:
+    """Kept mask [B, V] from unnormalized probabilities ``e`` (row maxima exactly 1)."""
+    V = e.shape[1]
     zero = torch.zeros((), dtype=e.dtype, device=e.device)
     cut = _thresholds(e, top_k, top_p, zero, prefix=min(V, _PREFIX))
     if cut is None:  # a row's nucleus or top-k reaches past the prefix: sort whole rows
         cut = _thresholds(e, top_k, top_p, zero, prefix=V)
     kth, threshold = cut
-    w = torch.where(e >= kth, e, zero)
-    w = torch.where(w >= threshold, w, zero)
-    w = torch.where(e >= min_p[:, None] * e.max(dim=1, keepdim=True).values, w, zero)
+    return (e >= kth) & (e >= threshold) & (e >= min_p[:, None] * e.max(dim=1, keepdim=True).values)
+
+
+def _probabilities(logits, temperature):
+    """(unnormalized probabilities e [B, V], greedy rows [B] bool, first max [B])."""
+    raw = logits.float()
+    greedy = (raw == raw.max(dim=1, keepdim=True).values).int().argmax(dim=1)  # first max
+    greedy_row = temperature == 0
+    t = torch.where(greedy_row, torch.ones_like(temperature), temperature)
+    x = raw / t[:, None]
+    return torch.exp(x - x.max(dim=1, keepdim=True).values), greedy_row, greedy
+
+
+def keep_mask(logits, temperature, top_k, top_p, min_p) -> torch.Tensor:
+    e, greedy_row, greedy = _probabilities(logits, temperature)
+    one_hot = torch.zeros_like(e, dtype=torch.bool).scatter(1, greedy[:, None], True)
+    return torch.where(greedy_row[:, None], one_hot, _keep(e, top_k, top_p, min_p))
+
+
+def sample(logits, temperature, top_k, top_p, min_p, uniforms) -> torch.Tensor:
+    if logits.device.type == "cpu" and _backend.HAS_NATIVE:
+        return sample_cpp(logits, temperature, top_k, top_p, min_p, uniforms)
+    return sample_torch(logits, temperature, top_k, top_p, min_p, uniforms)
+
+
+def float32_rows(logits: torch.Tensor) -> torch.Tensor:
+    """``logits`` as float32 with a contiguous vocabulary axis (a copy only when needed)."""
+    x = logits.detach() if logits.dtype == torch.float32 else logits.detach().float()
+    return x.contiguous() if x.shape[1] > 1 and x.stride(1) != 1 else x
+
+
+def sample_cpp(logits, temperature, top_k, top_p, min_p, uniforms) -> torch.Tensor:
+    """The C++ kernel; parameters are [B] tensors or Python scalars (shared by all rows)."""
+    params = (v.numpy() if isinstance(v, torch.Tensor) else v for v in (temperature, top_k, top_p, min_p, uniforms))
+    return torch.from_numpy(_backend.native().sample(float32_rows(logits).numpy(), *params))
+
+
+def sample_torch(logits, temperature, top_k, top_p, min_p, uniforms) -> torch.Tensor:
+    V = logits.shape[1]
+    e, greedy_row, greedy = _probabilities(logits, temperature)
+    w = torch.where(_keep(e, top_k, top_p, min_p), e, torch.zeros((), dtype=e.dtype, device=e.device))
     c = torch.cumsum(w, 1)
     idx = (c <= (uniforms * w.sum(dim=1))[:, None]).sum(dim=1)
     o_v = torch.arange(V, device=e.device)

@@ -10,30 +10,50 @@ from __future__ import annotations
 import torch
 
 
+def _row_keep(raw: torch.Tensor, temperature, top_k, top_p, min_p) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kept mask, unnormalized probabilities e) of one float32 row; temperature > 0."""
+    x = raw / temperature
+    e = torch.exp(x - x.max())  # unnormalized probabilities, max exactly 1
+    # top-k: keep every token at least as likely as the k-th most likely (ties kept)
+    ordered, _ = torch.sort(e, descending=True)
+    keep = e >= ordered[int(top_k) - 1]
+    # top-p: keep token i when the mass of tokens strictly more likely than i is < top_p
+    if float(top_p) < 1.0:
+        w = torch.where(keep, e, torch.zeros_like(e))
+        ordered, _ = torch.sort(w, descending=True)
+        before = torch.cumsum(ordered, 0) - ordered
+        threshold = ordered[before < top_p * w.sum()].min()  # the kept set is a sorted prefix
+        keep = keep & (w >= threshold)
+    # min-p: keep tokens with p >= min_p * p_max
+    return keep & (e >= min_p * e.max()), e
+
+
+def _first_max(raw: torch.Tensor) -> int:
+    return int((raw == raw.max()).nonzero()[0, 0])
+
+
+def keep_mask(logits, temperature, top_k, top_p, min_p) -> torch.Tensor:
+    B, V = logits.shape
+    out = torch.zeros(B, V, dtype=torch.bool, device=logits.device)
+    for b in range(B):
+        raw = logits[b].float()
+        if float(temperature[b]) == 0.0:
+            out[b, _first_max(raw)] = True
+        else:
+            out[b] = _row_keep(raw, temperature[b], top_k[b], top_p[b], min_p[b])[0]
+    return out
+
+
 def sample(logits, temperature, top_k, top_p, min_p, uniforms) -> torch.Tensor:
     B, V = logits.shape
     out = torch.empty(B, dtype=torch.int64, device=logits.device)
     for b in range(B):
         raw = logits[b].float()
-        t = float(temperature[b])
-        if t == 0.0:  # greedy: the first index of the largest logit
-            out[b] = int((raw == raw.max()).nonzero()[0, 0])
+        if float(temperature[b]) == 0.0:  # greedy: the first index of the largest logit
+            out[b] = _first_max(raw)
             continue
-        x = raw / temperature[b]
-        e = torch.exp(x - x.max())  # unnormalized probabilities, max exactly 1
-        # top-k: keep every token at least as likely as the k-th most likely (ties kept)
-        ordered, _ = torch.sort(e, descending=True)
-        kth = ordered[int(top_k[b]) - 1]
-        w = torch.where(e >= kth, e, torch.zeros_like(e))
-        # top-p: keep token i when the mass of tokens strictly more likely than i is < top_p
-        if float(top_p[b]) < 1.0:
-            ordered, _ = torch.sort(w, descending=True)
-            before = torch.cumsum(ordered, 0) - ordered
-            keep = before < top_p[b] * w.sum()
-            threshold = ordered[keep].min()  # keep is a prefix of the sorted order
-            w = torch.where(w >= threshold, w, torch.zeros_like(w))
-        # min-p: keep tokens with p >= min_p * p_max
-        w = torch.where(e >= min_p[b] * e.max(), w, torch.zeros_like(w))
+        keep, e = _row_keep(raw, temperature[b], top_k[b], top_p[b], min_p[b])
+        w = torch.where(keep, e, torch.zeros_like(e))
         # inverse CDF in vocabulary order: first index whose cumulative weight exceeds u * total
         c = torch.cumsum(w, 0)
         idx = int((c <= uniforms[b] * w.sum()).sum())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from speechdecode.decoding.ras import RepetitionAwareSampler, _ras_reference, ras
+from speechdecode.decoding.ras import RepetitionAwareSampler, _check_options, _ras_reference, _ras_torch, ras
 from speechdecode.errors import InvalidArgumentError, TensorError
 
 # p = [0.5, 0.25, 0.125, 0.125]: cumulative 0.5, 0.75, 0.875, 1.0.
@@ -283,3 +283,38 @@ def test_partial_sort_paths_match_reference(preset, kind):
         options = {"window": 10, "threshold": 0.1, "top_k": top_k, "top_p": 0.8, "preset": preset}
         expected = _ras_reference(logits, history, uniforms=uniforms, **options)
         assert torch.equal(ras(logits, history, uniforms=uniforms, **options), torch.as_tensor(expected))
+
+
+# --- the fused C++ kernel and the batched torch path ----------------------------------------
+
+
+@pytest.mark.parametrize("preset", ["paper", "cosyvoice", "flashcosyvoice"])
+@pytest.mark.parametrize(("b", "v"), [(1, 1), (5, 2), (9, 63), (4, 4097)])
+def test_torch_path_matches_reference(preset, b, v):
+    g = torch.Generator().manual_seed(b + v)
+    for window, threshold, top_k, top_p in [(10, 0.1, None, 0.8), (3, 0.34, 2, 0.5), (1, 0.0, None, 1.0)]:
+        logits, history, u = _random_case(g, b, v, 9)
+        kw = dict(window=window, threshold=threshold, top_k=top_k, top_p=top_p, preset=preset)
+        got = _ras_torch(logits, history, u, *_check_options(window, threshold, top_k, top_p, preset), preset)
+        assert got.tolist() == _ras_reference(logits, history, uniforms=u, **kw).tolist()
+
+
+@pytest.mark.parametrize("preset", ["paper", "cosyvoice", "flashcosyvoice"])
+def test_native_edges_and_threads_match_reference(preset):
+    """Logits far below the maximum (exp underflows), nuclei of one token and of thousands, and a
+    batch large enough to be split over threads."""
+    g = torch.Generator().manual_seed(17)
+    b, v = 48, 3001
+    logits = torch.randn(b, v, generator=g) * 3
+    logits[:8] = torch.rand(8, v, generator=g) * -300  # underflow
+    logits[8:10] *= 0.003  # flat: the nucleus holds most of the vocabulary
+    logits[16:20, 5] = 60.0  # one token holds all the mass
+    history = torch.randint(-1, 6, (b, 15), generator=g)
+    history[16:20, -3:] = 5  # ... and repeats
+    uniforms = torch.rand(b, 2, generator=g)
+    for top_k, top_p in ((None, 0.8), (25, 0.9)):
+        options = {"window": 10, "threshold": 0.1, "top_k": top_k, "top_p": top_p, "preset": preset}
+        expected = _ras_reference(logits, history, uniforms=uniforms, **options)
+        assert ras(logits, history, uniforms=uniforms, **options).tolist() == expected.tolist()
+    small = ras(logits[16:20], history[16:20], uniforms=uniforms[16:20], backend="reference", **options)
+    assert small.tolist() == expected[16:20].tolist()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from speechdecode.errors import InvalidArgumentError, TensorError
-from speechdecode.kernels.sampling import sample
+from speechdecode.kernels.sampling import keep_mask, sample
 
 
 def _params(gen, B, V):
@@ -172,3 +172,87 @@ def test_native_prefix_and_full_sort_paths_match_reference(kind):
     for k, p in ((top_k, top_p), (None, top_p), (top_k, None), (None, None)):
         expected = sample(logits, top_k=k, top_p=p, uniforms=uniforms, backend="reference")
         assert torch.equal(sample(logits, top_k=k, top_p=p, uniforms=uniforms, backend="native"), expected)
+
+
+# --- the C++ kernel, the batched torch path and the scalar fast path ---------------------------
+
+
+def _edge_rows(kind, gen, B, V):
+    if kind == "ties":  # integer logits: many equal values at the top-k / top-p boundaries
+        return torch.randint(-3, 4, (B, V), generator=gen).float()
+    if kind == "underflow":  # exp(x - max) below float32's normal range for most tokens
+        x = torch.rand(B, V, generator=gen) * -400
+        x[:, ::7] = float("-inf")
+        return x
+    if kind == "flat":  # nuclei of thousands of tokens (past any small prefix)
+        return torch.randn(B, V, generator=gen) * 0.01
+    return torch.randn(B, V, generator=gen) * 4  # peaked
+
+
+@pytest.mark.parametrize("kind", ["ties", "underflow", "flat", "peaked"])
+@pytest.mark.parametrize("V", [1, 3, 17, 1000, 4099])
+def test_native_and_torch_paths_match_reference_on_edges(kind, V):
+    from speechdecode.kernels.sampling import native
+
+    gen = torch.Generator().manual_seed(V + len(kind))
+    B = 7
+    logits = _edge_rows(kind, gen, B, V)
+    logits[:, 0] = torch.where(torch.isinf(logits).all(1), torch.zeros(B), logits[:, 0])
+    params = _params(gen, B, V)
+    params["top_k"][0] = 1
+    params["top_p"][1] = 1e-6  # only the most likely token (and its ties)
+    params["temperature"][2] = 1e-3  # huge logit range after scaling
+    u = torch.rand(B, generator=gen)
+    want = sample(logits, uniforms=u, backend="reference", **params)
+    args = (logits, params["temperature"], params["top_k"].clamp(max=V), params["top_p"], params["min_p"], u)
+    assert native.sample_cpp(*args).tolist() == want.tolist()
+    assert native.sample_torch(*args).tolist() == want.tolist()
+    kept = keep_mask(logits, backend="reference", **params)
+    assert torch.equal(keep_mask(logits, backend="native", **params), kept)
+    assert bool(kept.gather(1, want[:, None]).all())
+
+
+def test_native_many_rows_on_threads_match_reference():
+    """A batch large enough to be split over threads (the GIL is released)."""
+    gen = torch.Generator().manual_seed(21)
+    B, V = 40, 4000
+    logits = torch.randn(B, V, generator=gen) * 3
+    params = _params(gen, B, V)
+    u = torch.rand(B, generator=gen)
+    want = sample(logits, uniforms=u, backend="reference", **params)
+    assert sample(logits, uniforms=u, backend="native", **params).tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_scalar_fast_path_matches_reference(dtype):
+    gen = torch.Generator().manual_seed(8)
+    base = (torch.randn(301, 5, generator=gen) * 2).to(dtype)
+    logits = base.t()  # [5, 301], non-contiguous
+    for kw in (dict(temperature=0.8, top_k=9, top_p=0.85, min_p=0.05), dict(top_p=0.5), dict(temperature=0)):
+        got = sample(logits, generator=torch.Generator().manual_seed(3), **kw)
+        u = torch.rand(5, generator=torch.Generator().manual_seed(3))
+        assert got.tolist() == sample(logits, uniforms=u, backend="reference", **kw).tolist()
+
+
+def test_fast_path_errors_name_argument_and_row():
+    x = torch.zeros(3, 5)
+    x[2, 1] = float("nan")
+    with pytest.raises(TensorError, match=r"^logits: .*NaN in row 2"):
+        sample(x, top_k=2)
+    with pytest.raises(InvalidArgumentError, match=r"^uniforms: .*row 1"):
+        sample(torch.zeros(3, 5), uniforms=torch.tensor([0.5, 1.0, 0.2]))
+    with pytest.raises(InvalidArgumentError, match=r"^top_k: .*row 0"):
+        sample(torch.zeros(3, 5), top_k=0)
+    with pytest.raises(InvalidArgumentError, match=r"^temperature: .*stay finite.*row 1"):
+        sample(torch.tensor([[0.0, 1.0], [1e3, 2.0]]), temperature=torch.tensor([1.0, 1e-37]), backend="native")
+
+
+def test_keep_mask_by_hand():
+    logits = torch.log(torch.tensor([[0.125, 0.5, 0.25, 0.125]]))
+    for backend in ("reference", "native"):
+        # mass before token 2 is 0.5 < 0.6: kept; before the 0.125s it is 0.75: dropped
+        assert keep_mask(logits, top_p=0.6, backend=backend).tolist() == [[False, True, True, False]]
+        # ties at the top-k boundary are kept
+        assert keep_mask(logits, top_k=3, backend=backend).tolist() == [[True, True, True, True]]
+        assert keep_mask(logits, min_p=0.5, backend=backend).tolist() == [[False, True, True, False]]
+        assert keep_mask(logits, temperature=0, backend=backend).tolist() == [[False, True, False, False]]

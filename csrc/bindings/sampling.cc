@@ -1,0 +1,118 @@
+// Bindings for csrc/decoding/sampling: check arguments, release the GIL, call, convert.
+#include "decoding/sampling.h"
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+
+#include "bindings/bindings.h"
+#include "common/errors.h"
+
+namespace py = pybind11;
+
+namespace speechdecode {
+namespace {
+
+template <typename T>
+using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+std::string shape_of(const py::array& a) {
+  std::string s = "[";
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) s += (d ? ", " : "") + std::to_string(a.shape(d));
+  return s + "] " + py::str(a.dtype()).cast<std::string>() + " array";
+}
+
+LogitsView logits_view(const py::array& a) {
+  if (a.ndim() != 2 || a.dtype().kind() != 'f' || a.itemsize() != 4) {
+    throw TensorError("logits", "a 2-D float32 array [B, V]", shape_of(a));
+  }
+  if (a.shape(1) < 1 || a.shape(1) > INT32_MAX) {
+    throw TensorError("logits", "between 1 and 2^31 - 1 columns", shape_of(a));
+  }
+  if (a.shape(0) > 0 && ((a.shape(1) > 1 && a.strides(1) != 4) || a.strides(0) % 4 != 0)) {
+    throw TensorError(
+        "logits", "a contiguous vocabulary axis",
+        "strides " + std::to_string(a.strides(0)) + ", " + std::to_string(a.strides(1)) + " bytes");
+  }
+  return {static_cast<const float*>(a.data()), a.shape(0), a.shape(1), a.strides(0) / 4};
+}
+
+// A scalar (0-d or one element: shared by every row) or a contiguous [batch] parameter.
+template <typename T>
+RowParam<T> row_param(const Array<T>& a, const char* name, int64_t batch) {
+  if (a.size() == 1 && a.ndim() <= 1) return {a.data(), 0};
+  if (a.ndim() != 1 || a.shape(0) != batch) {
+    throw TensorError(name, "a scalar or shape [" + std::to_string(batch) + "]", shape_of(a));
+  }
+  return {a.data(), 1};
+}
+
+py::array_t<int64_t> sample_py(const py::array& logits, const Array<float>& temperature,
+                               const Array<int64_t>& top_k, const Array<float>& top_p,
+                               const Array<float>& min_p, const Array<float>& uniforms, int num_threads) {
+  const LogitsView view = logits_view(logits);
+  const SampleParams params{row_param(temperature, "temperature", view.batch),
+                            row_param(top_k, "top_k", view.batch), row_param(top_p, "top_p", view.batch),
+                            row_param(min_p, "min_p", view.batch),
+                            row_param(uniforms, "uniforms", view.batch)};
+  py::array_t<int64_t> out(view.batch);
+  int64_t* data = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    sample(view, params, data, num_threads);
+  }
+  return out;
+}
+
+RasPreset ras_preset(const std::string& name) {
+  if (name == "paper") return RasPreset::kPaper;
+  if (name == "cosyvoice") return RasPreset::kCosyVoice;
+  if (name == "flashcosyvoice") return RasPreset::kFlashCosyVoice;
+  throw TensorError("preset", "one of paper, cosyvoice, flashcosyvoice", "'" + name + "'");
+}
+
+py::array_t<int64_t> ras_py(const py::array& logits, const Array<int64_t>& history, int64_t window,
+                            double threshold, int64_t top_k, double top_p, const std::string& preset,
+                            const Array<float>& uniforms, int num_threads) {
+  const LogitsView view = logits_view(logits);
+  const std::string rows = std::to_string(view.batch);
+  if (history.ndim() != 2 || history.shape(0) != view.batch) {
+    throw TensorError("history", "shape [" + rows + ", L]", shape_of(history));
+  }
+  if (uniforms.ndim() != 2 || uniforms.shape(0) != view.batch || uniforms.shape(1) != 2) {
+    throw TensorError("uniforms", "shape [" + rows + ", 2]", shape_of(uniforms));
+  }
+  if (window < 1) throw TensorError("window", "an integer >= 1", std::to_string(window));
+  if (!(threshold >= 0 && threshold <= 1))
+    throw TensorError("threshold", "a number in [0, 1]", std::to_string(threshold));
+  if (!(top_p > 0 && top_p <= 1)) throw TensorError("top_p", "a number in (0, 1]", std::to_string(top_p));
+  const RasOptions options{window, threshold, top_k, top_p, ras_preset(preset)};
+  const HistoryView hist{history.data(), history.shape(1), history.shape(1)};
+  py::array_t<int64_t> out(view.batch);
+  int64_t* data = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    repetition_aware_sample(view, hist, options, uniforms.data(), data, num_threads);
+  }
+  return out;
+}
+
+}  // namespace
+
+void bind_sampling(py::module_& m) {
+  m.def("sample", &sample_py, py::arg("logits"), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"),
+        py::arg("min_p"), py::arg("uniforms"), py::arg("num_threads") = 0,
+        R"doc(Draws one token per row of float32 logits [B, V] (vocabulary axis contiguous) with
+temperature / top-k / top-p / min-p, by speechdecode.kernels.sampling's definition. Parameters
+are scalars or [B] arrays; uniforms in [0, 1). Returns int64 [B]. Releases the GIL.)doc");
+  m.def("repetition_aware_sample", &ras_py, py::arg("logits"), py::arg("history"), py::arg("window"),
+        py::arg("threshold"), py::arg("top_k"), py::arg("top_p"), py::arg("preset"), py::arg("uniforms"),
+        py::arg("num_threads") = 0,
+        R"doc(VALL-E 2 repetition-aware sampling of float32 logits [B, V] with history int64 [B, L]
+(-1 padding), as speechdecode.decoding.ras defines it; top_k <= 0 means none; uniforms
+float32 [B, 2]. Returns int64 [B]. Releases the GIL.)doc");
+}
+
+}  // namespace speechdecode

@@ -1,0 +1,206 @@
+"""Hugging Face transformers adapters: our samplers and stopping rule inside ``model.generate()``.
+
+Three pieces, for any ``transformers`` causal LM (tested with 5.x on a tiny random Llama):
+
+* :class:`SamplingWarper` -- a ``LogitsProcessor`` applying temperature, top-k, top-p and min-p
+  exactly as :func:`speechdecode.decoding.sample` defines them: it divides the scores by the
+  temperature and sets every token ``sample`` would not draw to -inf, so the softmax +
+  ``torch.multinomial`` that ``generate(do_sample=True)`` runs draws from the same
+  distribution as ``sample``. Pass ``top_k=0`` (and leave ``top_p`` / ``temperature`` /
+  ``min_p`` unset) in ``generate`` so that transformers adds no warper of its own after ours.
+* :class:`DurationStoppingProcessor` -- :class:`speechdecode.decoding.DurationGuidedStopping`
+  as a ``LogitsProcessor``: per row, EOS is suppressed for the first D_b generated tokens and
+  forced right after (steps count from the prompt length).
+* :func:`ras_generate` -- a ``custom_generate`` callable (transformers 5.x accepts a callable
+  as well as a Hub repository: ``generate`` prepares inputs, cache, processors and stopping
+  criteria, then hands the decoding loop to it, with keywords its signature names). It runs
+  repetition-aware sampling (:func:`speechdecode.decoding.ras`), which a ``LogitsProcessor``
+  cannot express because it looks at the drawn token and may draw again. Batched, with the
+  model's KV cache; the history is the generated tokens only.
+
+transformers is an optional dependency (``pip install speechdecode[hf]``); importing this
+module without it raises :class:`~speechdecode.errors.BackendUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+from speechdecode.decoding.ras import _check_options, ras
+from speechdecode.decoding.stopping import DurationGuidedStopping
+from speechdecode.errors import BackendUnavailableError, InvalidArgumentError
+from speechdecode.kernels.sampling import keep_mask
+
+try:
+    from transformers import LogitsProcessor
+    from transformers.generation.utils import GenerateDecoderOnlyOutput
+except ImportError as exc:  # pragma: no cover - exercised only without the extra installed
+    raise BackendUnavailableError(
+        f"speechdecode.models.hf needs transformers ({exc}); `pip install speechdecode[hf]`"
+    ) from exc
+
+__all__ = ["DurationStoppingProcessor", "SamplingWarper", "ras_generate"]
+
+
+class SamplingWarper(LogitsProcessor):
+    """``LogitsProcessor`` with :func:`speechdecode.decoding.sample`'s filters.
+
+    Args:
+        temperature, top_k, top_p, min_p: as for ``sample`` (scalars or [B] tensors; None
+            switches a filter off; temperature 0 keeps only the first maximum: greedy).
+
+    ``warper(input_ids, scores)`` returns a new [B, V] float tensor: ``scores / temperature``
+    where ``sample`` could draw the token, -inf elsewhere (greedy rows: 0 at the first maximum).
+
+    Raises:
+        InvalidArgumentError / TensorError as ``sample`` does, at the first call (values are
+        checked against the batch they are applied to).
+
+    Example:
+        >>> model.generate(ids, do_sample=True, top_k=0, max_new_tokens=20,
+        ...                logits_processor=[SamplingWarper(top_k=25, top_p=0.8)])  # doctest: +SKIP
+    """
+
+    def __init__(self, temperature=1.0, top_k=None, top_p=None, min_p=None):
+        self.temperature, self.top_k, self.top_p, self.min_p = temperature, top_k, top_p, min_p
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        keep = keep_mask(scores, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, min_p=self.min_p)
+        t = self.temperature
+        if isinstance(t, numbers.Number):
+            x = scores.float() / (1.0 if t == 0 else float(t))
+        else:
+            t = torch.as_tensor(t, dtype=torch.float32, device=scores.device)
+            x = scores.float() / torch.where(t == 0, torch.ones_like(t), t)[:, None]
+        return x.masked_fill(~keep, float("-inf"))
+
+
+class DurationStoppingProcessor(LogitsProcessor):
+    """``LogitsProcessor`` for RALL-E duration-guided stopping inside ``generate``.
+
+    Args:
+        durations: [B, L] integer frames per phoneme or [B] totals D_b (as for
+            :class:`~speechdecode.decoding.DurationGuidedStopping`).
+        eos_id: the EOS token id (also pass it to ``generate`` as ``eos_token_id`` so that a
+            row stops once EOS is drawn).
+        prompt_length: length of the prompt ``input_ids`` handed to ``generate``; the step of a
+            call is ``input_ids.shape[1] - prompt_length`` (tokens generated so far).
+
+    Row b generates exactly D_b tokens other than EOS, then EOS.
+
+    Raises:
+        InvalidArgumentError: ``prompt_length`` not an integer >= 0, or a call whose
+            ``input_ids`` are shorter than the prompt. Errors of ``DurationGuidedStopping``.
+
+    Example:
+        >>> stop = DurationStoppingProcessor(durations, eos_id=0, prompt_length=ids.shape[1])  # doctest: +SKIP
+        >>> model.generate(ids, logits_processor=[stop], eos_token_id=0, pad_token_id=0)  # doctest: +SKIP
+    """
+
+    def __init__(self, durations, eos_id: int, prompt_length: int):
+        self.stopping = DurationGuidedStopping(durations, eos_id)
+        if isinstance(prompt_length, bool) or not isinstance(prompt_length, numbers.Integral) or prompt_length < 0:
+            raise InvalidArgumentError("prompt_length", "an integer >= 0", repr(prompt_length))
+        self.prompt_length = int(prompt_length)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        step = input_ids.shape[1] - self.prompt_length
+        if step < 0:
+            raise InvalidArgumentError(
+                "input_ids", f"at least prompt_length={self.prompt_length} columns", input_ids.shape[1]
+            )
+        return self.stopping(step, scores)
+
+
+def ras_generate(
+    model,
+    input_ids: torch.LongTensor,
+    logits_processor,
+    stopping_criteria,
+    generation_config,
+    synced_gpus: bool = False,
+    streamer=None,
+    *,
+    ras_window: int = 10,
+    ras_threshold: float = 0.1,
+    ras_top_k: int | None = None,
+    ras_top_p: float = 0.8,
+    ras_preset: str = "paper",
+    ras_generator: torch.Generator | None = None,
+    **model_kwargs,
+):
+    """Decoding loop with repetition-aware sampling, for ``model.generate(custom_generate=...)``.
+
+    Pass it as ``custom_generate=ras_generate``; ``generate`` calls it with the prepared
+    arguments. Its own options go to ``generate`` as keywords (they never reach the model):
+
+    Args:
+        ras_window, ras_threshold, ras_top_k, ras_top_p, ras_preset: ``window``, ``threshold``,
+            ``top_k``, ``top_p``, ``preset`` of :func:`speechdecode.decoding.ras`.
+        ras_generator: torch.Generator for the uniforms; each step draws ``[B, 2]`` uniforms
+            from it (``torch.rand``), as ``ras`` does without ``uniforms``.
+
+    Each step: one forward on the new token (KV cache from ``generate``), the logits processors
+    of ``generate`` (e.g. :class:`DurationStoppingProcessor`), then ``ras`` with each row's
+    generated tokens as history (the prompt excluded). ``do_sample``, ``top_k``, ``top_p`` and
+    ``temperature`` of the generation config are not used: RAS is the sampler. Rows stop at EOS
+    (``eos_token_id``) and then get ``pad_token_id``; all stop at ``max_new_tokens`` /
+    ``max_length`` (``generate``'s stopping criteria).
+
+    Returns:
+        [B, prompt + generated] token ids, or a ``GenerateDecoderOnlyOutput`` (sequences, and
+        scores when ``output_scores``) with ``return_dict_in_generate=True``.
+
+    Raises:
+        InvalidArgumentError: bad RAS options (as ``ras``), an encoder-decoder model,
+            ``synced_gpus`` or a streamer (not supported).
+
+    Example:
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> out = model.generate(ids, custom_generate=ras_generate, max_new_tokens=50,
+        ...                      ras_preset="cosyvoice", ras_generator=gen)  # doctest: +SKIP
+    """
+    window, threshold, top_k, top_p = _check_options(ras_window, ras_threshold, ras_top_k, ras_top_p, ras_preset)
+    if model.config.is_encoder_decoder:
+        raise InvalidArgumentError("model", "a decoder-only causal LM", type(model).__name__)
+    if synced_gpus or streamer is not None:
+        raise InvalidArgumentError("synced_gpus/streamer", "not set (unsupported by ras_generate)", "set")
+    pad = generation_config._pad_token_tensor
+    has_eos = any(hasattr(c, "eos_token_id") for c in stopping_criteria)
+    keep_scores = generation_config.return_dict_in_generate and generation_config.output_scores
+    scores = () if keep_scores else None
+    prompt_length = input_ids.shape[1]
+    unfinished = torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    outputs = model._prefill(input_ids, generation_config, model_kwargs)
+    while True:
+        model_kwargs = model._update_model_kwargs_for_generation(outputs, model_kwargs)
+        logits = outputs.logits[:, -1].to(copy=True, dtype=torch.float32, device=input_ids.device)
+        processed = logits_processor(input_ids, logits)
+        if keep_scores:
+            scores += (processed,)
+        tokens = ras(
+            processed,
+            input_ids[:, prompt_length:][:, -window:],
+            window=window,
+            threshold=threshold,
+            top_k=top_k,
+            top_p=top_p,
+            preset=ras_preset,
+            generator=ras_generator,
+        )
+        if has_eos:
+            tokens = torch.where(unfinished, tokens, pad)
+        input_ids = torch.cat([input_ids, tokens[:, None]], dim=-1)
+        unfinished = unfinished & ~stopping_criteria(input_ids, scores)
+        if not bool(unfinished.any()):
+            break
+        step_length = 1 if model_kwargs.get("use_cache", True) else None
+        model_inputs = model.prepare_inputs_for_generation(input_ids, next_sequence_length=step_length, **model_kwargs)
+        outputs = model(**model_inputs, return_dict=True)
+
+    if generation_config.return_dict_in_generate:
+        return GenerateDecoderOnlyOutput(sequences=input_ids, scores=scores)
+    return input_ids
