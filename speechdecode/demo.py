@@ -3,13 +3,18 @@
 Data: sentences from :class:`speechdecode.lm.SentenceGenerator` (a training corpus for the LM
 stages and held-out test sentences), a character lexicon and token table for its vocabulary,
 and simulated CTC posteriors (:class:`speechdecode.models.CtcPosteriorSimulator`) of the
-test sentences. Stages, each on every CPU backend: building a modified Kneser-Ney LM from the
-training text (perplexity of the held-out text, speed) and greedy decoding (WER, CER, speed).
-Later issues add graph compilation and the other decoders here.
+test sentences. ASR stages: building a modified Kneser-Ney LM from the training text on every
+CPU backend (perplexity of the held-out text, speed); compiling the TLG decoding graph from the
+tokens, the lexicon and that LM; decoding the posteriors with every decoder (greedy on every CPU
+backend, CTC prefix beam search without and with the LM, WFST beam search over the TLG: WER and
+speed). TTS stage: codec-LM generation on a random-weight reference model with the delay
+pattern, duration-guided masks and stopping, with and without repetition-aware sampling
+(:func:`speechdecode.models.demo_tts.tts_demo`: tokens/s, real-time factor, repetition rate).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import warnings
@@ -18,18 +23,20 @@ import numpy as np
 
 from speechdecode import _backend
 from speechdecode._progress import progress
-from speechdecode.decoding import char_error_rate, ctc_greedy, word_error_rate
+from speechdecode.decoding import CtcPrefixBeamSearch, WfstDecoder, char_error_rate, ctc_greedy, word_error_rate
 from speechdecode.decoding.posteriors import save_posteriors
 from speechdecode.decoding.text import words_from_tokens
-from speechdecode.graphs import char_lexicon, char_tokens, write_lexicon
+from speechdecode.graphs import char_lexicon, char_tokens, compile_graph, write_lexicon
 from speechdecode.lm import NgramModel, SentenceGenerator, count_files, estimate, write_arpa, write_corpus
 from speechdecode.models import CtcPosteriorSimulator
+from speechdecode.models.demo_tts import tts_demo
 
 TRAIN_SENTENCES = 5000
 # Frame rate of a typical CTC encoder: 10 ms features subsampled 4x.
 FRAME_SECONDS = 0.04
 REPEATS = 5
 LM_ORDER = 3
+BEAM = 16
 
 
 def _time(fn) -> tuple[float, object]:
@@ -62,7 +69,7 @@ def run_demo(out_dir: str | os.PathLike = "demo-output", sentences: int = 200, s
     files = {name: os.path.join(out_dir, name) for name in ("train.txt", "test.txt", "lexicon.txt", "tokens.txt")}
     files["posteriors.npz"] = os.path.join(out_dir, "posteriors.npz")
 
-    bar = progress(total=3, desc="demo: data", unit="step")
+    bar = progress(total=5, desc="demo", unit="stage")
     generator = SentenceGenerator(seed)
     corpus = generator.sentences(TRAIN_SENTENCES + sentences)
     train, test = corpus[:TRAIN_SENTENCES], corpus[TRAIN_SENTENCES:]
@@ -110,12 +117,55 @@ def run_demo(out_dir: str | os.PathLike = "demo-output", sentences: int = 200, s
                 "words/s",
             )
         )
-    for backend in backends:
-        seconds, hyps = _time(lambda b=backend: ctc_greedy(log_probs, lengths, tokens.id("<blk>"), backend=b))
-        hyps_text = [" ".join(words_from_tokens(tokens.decode(h.tokens.tolist()))) for h in hyps]
-        wer, cer = word_error_rate(test, hyps_text), char_error_rate(test, hyps_text)
-        row = _row("decode", "greedy", backend, f"WER {100 * wer:.2f}%", seconds, frames / seconds, "frames/s")
+    bar.update()
+
+    arpa = files[f"lm.o{LM_ORDER}.native.arpa"]
+    graph_dir = os.path.join(out_dir, "graph")
+    # The LM knows <unk>, which no lexicon spells: its n-grams are dropped (and counted).
+    seconds, graph = _time(lambda: compile_graph(files["tokens.txt"], files["lexicon.txt"], arpa, allow_oov=True))
+    graph.write(graph_dir)
+    files["graph/"] = graph_dir
+    stats = graph.stats()
+    rows.append(
+        _row("graph", "TLG compact", "openfst", f"{stats['tlg_arcs']:,} arcs", seconds, stats["tlg_arcs"] / seconds,
+             "arcs/s")
+    )  # fmt: skip
+    bar.update()
+
+    def decode_row(what: str, backend: str, decode) -> None:
+        seconds, texts = _time(decode)
+        wer, cer = word_error_rate(test, texts), char_error_rate(test, texts)
+        row = _row("decode", what, backend, f"WER {100 * wer:.2f}%", seconds, frames / seconds, "frames/s")
         rows.append({**row, "wer": wer, "cer": cer, "rtf": seconds / (frames * FRAME_SECONDS)})
+
+    blank = tokens.id("<blk>")
+    for backend in backends:
+        decode_row(
+            "greedy", backend,
+            lambda b=backend: [
+                " ".join(words_from_tokens(tokens.decode(h.tokens.tolist())))
+                for h in ctc_greedy(log_probs, lengths, blank, backend=b)
+            ],
+        )  # fmt: skip
+    symbols = list(tokens)
+    lm = NgramModel.from_arpa(arpa)
+    searches = {
+        "prefix beam": CtcPrefixBeamSearch(symbols, blank=blank, beam=BEAM),
+        # Words restricted to the LM's vocabulary, unfinished words scored by look-ahead: what a
+        # lexicon decoder does (without look-ahead, an unfinished word pays nothing and beats
+        # finished out-of-vocabulary words in the beam).
+        "prefix + LM": CtcPrefixBeamSearch(
+            symbols, blank=blank, beam=BEAM, lm=lm, partial_word_lm=True, unk_score_offset=-math.inf
+        ),
+        "wfst TLG": WfstDecoder(graph_dir, beam=BEAM, word_boundary="|"),
+    }
+    for what, search in searches.items():
+        decode_row(what, "native", lambda s=search: [n[0].text for n in s(log_probs, lengths)])
+    bar.update()
+
+    tts = tts_demo(out_dir, seed=seed)
+    rows += tts["rows"]
+    files.update(tts["files"])
     bar.update()
     bar.close()
     return {
@@ -143,11 +193,11 @@ def format_report(report: dict) -> str:
         f"sentences ({data['frames']} frames = {data['audio_seconds']:.0f} s of audio at "
         f"{FRAME_SECONDS * 1000:.0f} ms/frame), {data['tokens']} tokens, {data['vocabulary']}-word vocabulary",
         "",
-        f"{'stage':<8} {'what':<14} {'backend':<10} {'quality':<14} {'ms':>9} {'speed':>22}",
+        f"{'stage':<8} {'what':<22} {'backend':<10} {'quality':<17} {'ms':>9} {'speed':>22}",
     ]
     for row in report["rows"]:
         lines.append(
-            f"{row['stage']:<8} {row['what']:<14} {row['backend']:<10} {row['quality']:<14} "
+            f"{row['stage']:<8} {row['what']:<22} {row['backend']:<10} {row['quality']:<17} "
             f"{1000 * row['seconds']:>9.2f} {row['speed']:>13,.0f} {row['speed_unit']:<8}"
         )
     lines += [f"note: {note}" for note in report["notes"]]

@@ -4,11 +4,15 @@ import json
 import subprocess
 import sys
 
-from speechdecode.decoding import ctc_greedy, word_error_rate
+import numpy as np
+import torch
+
+from speechdecode.decoding import WfstDecoder, ctc_greedy, word_error_rate
 from speechdecode.decoding.posteriors import load_posteriors
 from speechdecode.decoding.text import words_from_tokens
-from speechdecode.graphs import SymbolTable, read_lexicon
+from speechdecode.graphs import SymbolTable, load_graph, read_lexicon
 from speechdecode.lm import NgramModel
+from speechdecode.models.demo_tts import repetition_rate
 
 
 def test_demo_json(tmp_path):
@@ -35,7 +39,7 @@ def test_demo_json(tmp_path):
     hyps = ctc_greedy(posteriors.log_probs, posteriors.lengths, tokens.id("<blk>"), backend="reference")
     text = [" ".join(words_from_tokens(tokens.decode(h.tokens.tolist()))) for h in hyps]
     wer = word_error_rate(test, text)
-    decode = {row["backend"]: row for row in report["rows"] if row["stage"] == "decode"}
+    decode = {row["backend"]: row for row in report["rows"] if row["stage"] == "decode" and row["what"] == "greedy"}
     assert set(decode) == {"reference", "native"}
     for row in decode.values():
         assert abs(row["wer"] - wer) < 1e-12 and row["speed"] > 0 and row["quality"] == f"WER {100 * wer:.2f}%"
@@ -47,6 +51,22 @@ def test_demo_json(tmp_path):
     assert native_arpa == (tmp_path / "lm.o3.reference.arpa").read_bytes()
     model = NgramModel.from_arpa(tmp_path / "lm.o3.native.arpa")
     assert lm_rows[1]["quality"] == f"ppl {model.perplexity_of(test):.2f}"
+    # The graph stage wrote a TLG the WFST decoder reads; the decoders' WERs are those of their
+    # transcripts of the written posteriors, and the LM-constrained searches beat greedy here.
+    graph = load_graph(tmp_path / "graph")
+    (graph_row,) = [row for row in report["rows"] if row["stage"] == "graph"]
+    assert graph_row["quality"] == f"{graph.num_arcs:,} arcs"
+    wers = {row["what"]: row["wer"] for row in report["rows"] if row["stage"] == "decode"}
+    wfst = [n[0].text for n in WfstDecoder(tmp_path / "graph", beam=16, word_boundary="|")(*posteriors[:2])]
+    assert wers["wfst TLG"] == word_error_rate(test, wfst)
+    assert wers["wfst TLG"] < wer and wers["prefix + LM"] < wer
+    # TTS: both samplers generated codes; RAS lowers the repetition rate of the same model.
+    tts = {row["what"]: row for row in report["rows"] if row["stage"] == "tts"}
+    codes = np.load(tmp_path / "tts_codes.npz")
+    for key, row in zip(("nucleus", "ras"), tts.values(), strict=True):
+        assert row["repetition_rate"] == repetition_rate(torch.from_numpy(codes[key]), codes[f"{key}_lengths"])
+        assert row["tokens"] == 4 * int(codes[f"{key}_lengths"].sum())
+    assert tts["RAS paper top_p=0.8"]["repetition_rate"] < tts["nucleus top_p=0.8"]["repetition_rate"]
 
 
 def test_demo_table(tmp_path):
@@ -58,6 +78,17 @@ def test_demo_table(tmp_path):
     lines = out.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("stage"))
     assert lines[header].split() == ["stage", "what", "backend", "quality", "ms", "speed"]
-    stages = [(line[:8].strip(), line[24:34].strip()) for line in lines[header + 1 : header + 5]]
-    assert stages == [("lm", "reference"), ("lm", "native"), ("decode", "reference"), ("decode", "native")]
+    stages = [(line[:8].strip(), line[9:31].strip(), line[32:42].strip()) for line in lines[header + 1 : header + 11]]
+    assert stages == [
+        ("lm", "mkn order 3", "reference"),
+        ("lm", "mkn order 3", "native"),
+        ("graph", "TLG compact", "openfst"),
+        ("decode", "greedy", "reference"),
+        ("decode", "greedy", "native"),
+        ("decode", "prefix beam", "native"),
+        ("decode", "prefix + LM", "native"),
+        ("decode", "wfst TLG", "native"),
+        ("tts", "nucleus top_p=0.8", "torch"),
+        ("tts", "RAS paper top_p=0.8", "torch"),
+    ]
     assert lines[-1].startswith(f"files: {tmp_path}/demo-test-output/")
