@@ -1,8 +1,11 @@
-"""Small reference models and adapters that feed the decoders in ``speechdecode.decoding``.
+"""Model loops and adapters that feed the decoders and kernels of ``speechdecode.decoding``.
 
-Adapters for real acoustic and codec models (Hugging Face transformers) land with their issue.
-For now this holds :class:`CtcPosteriorSimulator`, a seeded stand-in for a CTC acoustic model
-used by tests, the demo and benchmarks.
+ASR: :class:`CtcAsr` (any encoder to log-probs, any decoder, offline and streaming).
+TTS: :class:`CodecLM` (VALL-E AR + NAR), :class:`DelayPatternLM` (MusicGen / VoiceCraft, with
+infilling), :class:`UnitStreamer` (LLaMA-Omni units), :func:`melle_generate` (MELLE). Small
+random-weight reference networks make every loop runnable; :class:`CtcPosteriorSimulator` stands
+in for an acoustic model. Hugging Face ``generate()`` adapters (:class:`SamplingWarper`,
+:class:`DurationStoppingProcessor`, :func:`ras_generate`) load on first use.
 """
 
 from speechdecode.models.codec_lm import CodecLM, DelayPatternLM, GenerationOutput, TokenSampler
