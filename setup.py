@@ -10,6 +10,9 @@ ParallelCompile("SPEECHDECODE_BUILD_JOBS", default=0).install()
 native = Pybind11Extension(
     "speechdecode._native",
     sorted(glob("csrc/**/*.cc", recursive=True)),
+    # setuptools does not track #includes: rebuild every source when any header changes, or an
+    # object compiled against an old struct layout is linked in (heap corruption, not an error).
+    depends=sorted(glob("csrc/**/*.h", recursive=True)),
     include_dirs=["csrc"],
     cxx_std=17,
     # -fopenmp-simd honours `#pragma omp simd` reductions without linking an OpenMP runtime.

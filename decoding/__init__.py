@@ -1,21 +1,28 @@
 """Searches and samplers that users call: CTC greedy decoding, streaming CTC speech units, error rates."""
 
 from speechdecode.decoding.ctc_greedy import GreedyHypothesis, ctc_greedy, ctc_greedy_packed
+from speechdecode.decoding.ctc_prefix_beam_search import CtcPrefixBeamSearch, CtcPrefixBeamSearchStream
 from speechdecode.decoding.metrics import char_error_rate, edit_distance, word_error_rate
 from speechdecode.decoding.ras import PRESETS, RepetitionAwareSampler, ras
 from speechdecode.decoding.stopping import DurationGuidedStopping
 from speechdecode.decoding.unit_streamer import CtcUnitStreamer, UnitCallbackError, UnitChunk
+from speechdecode.decoding.wfst_decoder import WfstDecoder, WfstHypothesis, WfstStream
 from speechdecode.kernels.beam_search import beam_search_step
 from speechdecode.kernels.sampling import sample
 
 __all__ = [
     "PRESETS",
+    "CtcPrefixBeamSearch",
+    "CtcPrefixBeamSearchStream",
     "CtcUnitStreamer",
     "DurationGuidedStopping",
     "GreedyHypothesis",
     "RepetitionAwareSampler",
     "UnitCallbackError",
     "UnitChunk",
+    "WfstDecoder",
+    "WfstHypothesis",
+    "WfstStream",
     "beam_search_step",
     "char_error_rate",
     "ctc_greedy",

@@ -22,6 +22,157 @@ def ctc_greedy(
     Raises speechdecode.errors.TensorError for bad shapes, lengths, blank, NaN or +inf scores.
     """
 
+# --- CTC prefix beam search (csrc/decoding/ctc_prefix_beam_search, csrc/bindings/decoding_prefix.cc) ---
+# public API: speechdecode.decoding.CtcPrefixBeamSearch
+
+_PrefixHypothesis = tuple[
+    tuple[int, ...], tuple[str, ...], float, float, float, tuple[int, ...], tuple[tuple[int, int], ...]
+]
+
+class CtcPrefixBeamSearch:
+    """CTC prefix beam search with word-level LM fusion and hotwords; read-only, shareable across threads."""
+
+    def __init__(
+        self,
+        chars: list[str],
+        starts_word: list[int],
+        hotwords: list[tuple[list[int], float]],
+        lm: NgramModel | None,
+        blank: int,
+        alpha: float,
+        beta: float,
+        beam: int,
+        token_topk: int,
+        beam_threshold: float,
+        token_min_logp: float,
+        partial_word_lm: bool,
+        unk_score_offset: float,
+    ) -> None: ...
+    @property
+    def vocab_size(self) -> int: ...
+    def decode(
+        self, log_probs: npt.NDArray[np.float32], lengths: npt.NDArray[np.int64], nbest: int, num_threads: int
+    ) -> list[list[_PrefixHypothesis]]:
+        """Decodes float32 log_probs [B, T, V] (last axis contiguous); per utterance, up to nbest
+        (tokens, words, score, am_score, lm_score, token_frames, word_frames). Releases the GIL.
+        Raises speechdecode.errors.TensorError for bad shapes, lengths, NaN or +inf scores."""
+    def stream(self) -> CtcPrefixBeamSearchStream: ...
+
+class CtcPrefixBeamSearchStream:
+    """One utterance fed in chunks; finalize() equals decoding all the frames at once."""
+
+    @property
+    def frames(self) -> int: ...
+    def accept(self, chunk: npt.NDArray[np.float32]) -> None:
+        """Consumes float32 frames [T, V]. Releases the GIL."""
+    def finalize(self, nbest: int) -> list[_PrefixHypothesis]: ...
+
+# --- WFST beam search (csrc/decoding/wfst_decoder, csrc/bindings/decoding_wfst.cc); API: decoding.WfstDecoder ---
+
+# (tokens, token_frames, word ids, word_frames, score, am_score, lm_score, reached_final)
+WfstResult = tuple[list[int], list[int], list[int], list[tuple[int, int]], float, float, float, bool]
+
+class WfstGraph:
+    """A decoding graph in flat arrays (CSR by state, arcs sorted by ilabel), checked once."""
+
+    def __init__(
+        self,
+        start: int,
+        final_weights: npt.NDArray[np.float32],
+        arc_offsets: npt.NDArray[np.int64],
+        ilabels: npt.NDArray[np.int32],
+        olabels: npt.NDArray[np.int32],
+        weights: npt.NDArray[np.float32],
+        nextstates: npt.NDArray[np.int32],
+        num_tokens: int,
+        blank: int,
+    ) -> None:
+        """Raises speechdecode.errors.TensorError naming the bad array (or an epsilon cycle)."""
+    @property
+    def num_states(self) -> int: ...
+    @property
+    def num_arcs(self) -> int: ...
+    @property
+    def num_tokens(self) -> int: ...
+    @property
+    def blank(self) -> int: ...
+    @property
+    def start(self) -> int: ...
+
+def wfst_decode(
+    graph: WfstGraph,
+    log_probs: npt.NDArray[np.float32],
+    lengths: npt.NDArray[np.int64] | None,
+    beam: float,
+    max_active: int,
+    acoustic_scale: float,
+    blank_skip_threshold: float,
+    lattice_beam: float,
+    nbest: int,
+    word_boundary: int,
+    num_threads: int = 0,
+) -> list[list[WfstResult]]:
+    """Beam-searches log_probs [B, T, V] (last axis contiguous) over graph; one n-best list per utterance.
+
+    blank_skip_threshold: +inf for none; word_boundary: -1 for none. Releases the GIL and runs
+    utterances on num_threads threads (0: all cores). Raises TensorError for bad shapes, lengths,
+    options, NaN or +inf log-probs (naming utterance and frame).
+    """
+
+class WfstSearch:
+    """The streaming search state of one utterance."""
+
+    def __init__(
+        self,
+        graph: WfstGraph,
+        beam: float,
+        max_active: int,
+        acoustic_scale: float,
+        blank_skip_threshold: float,
+        lattice_beam: float,
+        nbest: int,
+        word_boundary: int,
+    ) -> None: ...
+    def accept(self, chunk: npt.NDArray[np.float32]) -> None:
+        """Searches chunk [T_chunk, V] (float32, last axis contiguous). Releases the GIL."""
+    def partial(self) -> WfstResult | None:
+        """The best path so far, final weights ignored; None when no token survives."""
+    def finalize(self) -> list[WfstResult]:
+        """The n-best list of the frames accepted so far. Releases the GIL."""
+    @property
+    def frames_accepted(self) -> int: ...
+
+# --- sampling (csrc/decoding/sampling, csrc/bindings/sampling.cc) ---
+
+def sample(
+    logits: npt.NDArray[np.float32],
+    temperature: float | npt.NDArray[np.float32],
+    top_k: int | npt.NDArray[np.int64],
+    top_p: float | npt.NDArray[np.float32],
+    min_p: float | npt.NDArray[np.float32],
+    uniforms: float | npt.NDArray[np.float32],
+    num_threads: int = 0,
+) -> npt.NDArray[np.int64]:
+    """One token per row of float32 logits [B, V] (vocab axis contiguous), as kernels.sampling.
+
+    Parameters are scalars or [B] arrays. Releases the GIL. Raises TensorError naming the
+    argument and row (NaN / +inf / all -inf logits, parameters out of range).
+    """
+
+def repetition_aware_sample(
+    logits: npt.NDArray[np.float32],
+    history: npt.NDArray[np.int64],
+    window: int,
+    threshold: float,
+    top_k: int,
+    top_p: float,
+    preset: str,
+    uniforms: npt.NDArray[np.float32],
+    num_threads: int = 0,
+) -> npt.NDArray[np.int64]:
+    """VALL-E 2 RAS of logits [B, V] with history [B, L] (-1 padding) and uniforms [B, 2], as
+    decoding.ras; top_k <= 0: none. Releases the GIL. Raises TensorError naming the row."""
+
 # --- lm counting (csrc/lm/ngram_counter, csrc/bindings/lm_count.cc) ---
 
 COUNT_MAX_ORDER: int
@@ -133,4 +284,25 @@ def format_arpa_floats(values: npt.NDArray[np.float64]) -> list[str]:
     """The ARPA writer's text of each value: shortest float32 decimal as KenLM prints it.
 
     Exponent form below 1e-6 and from 1e21, as KenLM's double-conversion settings give.
+    """
+
+def read_arpa_tables(
+    path: str,
+) -> (
+    tuple[
+        list[str],
+        list[npt.NDArray[np.int32]],
+        list[npt.NDArray[np.float64]],
+        list[npt.NDArray[np.float64]],
+        tuple[int, int, int] | None,
+    ]
+    | None
+):
+    """The tables of lm/arpa.py's ArpaModel, read by the C++ parser (plain or gzip by content).
+
+    (words, ngrams per order int32 [M_n, n], log10_probs per order float64 [M_n], backoffs per
+    order float64 [M_n] ([0] for the highest), duplicate): ids in file order and values equal to
+    float(text), as the reference reader gives them; duplicate is None or (n, index, line) of the
+    first n-gram (n >= 2) repeating an earlier one. None for a file that fails to parse or that
+    the reference reader could read differently. Releases the GIL.
     """

@@ -50,7 +50,11 @@ PYBIND11_MODULE(_native, m) {
 
   m.def("compiler_info", &compiler_info, "Compiler and C++ standard the extension was built with.");
   speechdecode::bind_decoding(m);
+  speechdecode::bind_sampling(m);
+  speechdecode::bind_decoding_prefix(m);
+  speechdecode::bind_decoding_wfst(m);
   speechdecode::bind_lm_count(m);
   speechdecode::bind_lm(m);
   speechdecode::bind_lm_estimate(m);
+  speechdecode::bind_lm_arpa(m);
 }

@@ -1,0 +1,177 @@
+// Bindings for csrc/decoding/ctc_prefix_beam_search: check arguments, release the GIL, call, convert.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bindings/bindings.h"
+#include "common/errors.h"
+#include "decoding/ctc_prefix_beam_search.h"
+#include "lm/ngram_model.h"
+
+namespace py = pybind11;
+
+namespace speechdecode {
+namespace {
+
+std::string shape_of(const py::array& a) {
+  std::string s = "[";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + "]";
+}
+
+// A float32 array of ndim dimensions over vocab tokens (last axis, contiguous), any other strides.
+void check_scores(const py::array& a, py::ssize_t ndim, int64_t vocab) {
+  const std::string want =
+      ndim == 3 ? "[B, T, " + std::to_string(vocab) + "]" : "[T, " + std::to_string(vocab) + "]";
+  if (a.ndim() != ndim || a.shape(ndim - 1) != vocab) {
+    throw TensorError("log_probs", "shape " + want + " (V = the number of tokens)", shape_of(a));
+  }
+  if (a.dtype().kind() != 'f' || a.itemsize() != 4) {
+    throw TensorError("log_probs", "dtype float32", py::str(a.dtype()).cast<std::string>());
+  }
+  for (py::ssize_t i = 0; i < ndim; ++i) {
+    if (a.strides(i) % 4 != 0)
+      throw TensorError("log_probs", "strides that are multiples of 4 bytes", "unaligned");
+  }
+  if (a.size() > 0 && vocab > 1 && a.strides(ndim - 1) != 4) {
+    throw TensorError("log_probs", "a contiguous last (token) axis",
+                      "stride " + std::to_string(a.strides(ndim - 1)) + " bytes");
+  }
+}
+
+py::tuple to_python(const CtcHypothesis& h) {
+  py::tuple words(h.words.size());
+  for (size_t i = 0; i < h.words.size(); ++i) words[i] = py::str(h.words[i]);
+  py::tuple word_frames(h.word_frames.size());
+  for (size_t i = 0; i < h.word_frames.size(); ++i) {
+    word_frames[i] = py::make_tuple(h.word_frames[i].first, h.word_frames[i].second);
+  }
+  return py::make_tuple(py::tuple(py::cast(h.tokens)), std::move(words), h.score, h.am_score, h.lm_score,
+                        py::tuple(py::cast(h.token_frames)), std::move(word_frames));
+}
+
+py::list to_python(const std::vector<CtcHypothesis>& nbest) {
+  py::list out;
+  for (const CtcHypothesis& h : nbest) out.append(to_python(h));
+  return out;
+}
+
+std::unique_ptr<CtcPrefixBeamSearch> make_search(
+    std::vector<std::string> chars, std::vector<uint8_t> starts_word,
+    const std::vector<std::pair<std::vector<int32_t>, double>>& hotwords, const NgramModel* lm, int64_t blank,
+    double alpha, double beta, int64_t beam, int64_t token_topk, double beam_threshold, double token_min_logp,
+    bool partial_word_lm, double unk_score_offset) {
+  CtcPrefixBeamSearchOptions o;
+  o.blank = blank;
+  o.alpha = alpha;
+  o.beta = beta;
+  o.beam = beam;
+  o.token_topk = token_topk;
+  o.beam_threshold = beam_threshold;
+  o.token_min_logp = token_min_logp;
+  o.partial_word_lm = partial_word_lm;
+  o.unk_score_offset = unk_score_offset;
+  std::vector<HotwordPhrase> phrases;
+  for (const auto& [tokens, weight] : hotwords) phrases.push_back({tokens, weight});
+  return std::make_unique<CtcPrefixBeamSearch>(std::move(chars), std::move(starts_word), o, phrases, lm);
+}
+
+py::list decode(const CtcPrefixBeamSearch& search, const py::array& log_probs, const py::array& lengths,
+                int64_t nbest, int num_threads) {
+  check_scores(log_probs, 3, search.vocab_size());
+  const int64_t batch = log_probs.shape(0), frames = log_probs.shape(1);
+  if (lengths.ndim() != 1 || lengths.shape(0) != batch || lengths.dtype().kind() != 'i' ||
+      lengths.itemsize() != 8 || (batch > 1 && lengths.strides(0) != 8)) {
+    throw TensorError("lengths", "a contiguous int64 array of shape [" + std::to_string(batch) + "]",
+                      py::str(lengths.dtype()).cast<std::string>() + " of shape " + shape_of(lengths));
+  }
+  const auto* length_data = static_cast<const int64_t*>(lengths.data());
+  for (int64_t b = 0; b < batch; ++b) {
+    if (length_data[b] < 0 || length_data[b] > frames) {
+      throw TensorError("lengths", "values in [0, " + std::to_string(frames) + "]",
+                        std::to_string(length_data[b]) + " at [" + std::to_string(b) + "]");
+    }
+  }
+  if (nbest < 1) throw TensorError("nbest", "an integer >= 1", std::to_string(nbest));
+  std::vector<std::vector<CtcHypothesis>> results;
+  {
+    py::gil_scoped_release release;
+    results = search.decode(static_cast<const float*>(log_probs.data()), batch, log_probs.strides(0) / 4,
+                            log_probs.strides(1) / 4, length_data, nbest, num_threads);
+  }
+  py::list out;
+  for (const auto& nbest_list : results) out.append(to_python(nbest_list));
+  return out;
+}
+
+// A stream with a lock: Python threads may share one, and calls run without the GIL.
+class PyStream {
+ public:
+  explicit PyStream(const CtcPrefixBeamSearch& search) : stream_(search), vocab_(search.vocab_size()) {}
+
+  void accept(const py::array& chunk) {
+    check_scores(chunk, 2, vocab_);
+    const auto* data = static_cast<const float*>(chunk.data());
+    const int64_t count = chunk.shape(0), stride = chunk.strides(0) / 4;
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mutex_);
+    stream_.accept(data, count, stride);
+  }
+
+  py::list finalize(int64_t nbest) {
+    if (nbest < 1) throw TensorError("nbest", "an integer >= 1", std::to_string(nbest));
+    std::vector<CtcHypothesis> result;
+    {
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mutex_);
+      result = stream_.finalize(nbest);
+    }
+    return to_python(result);
+  }
+
+  int64_t frames() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stream_.frames();
+  }
+
+ private:
+  CtcPrefixBeamSearch::Stream stream_;
+  const int64_t vocab_;
+  std::mutex mutex_;
+};
+
+}  // namespace
+
+void bind_decoding_prefix(py::module_& m) {
+  py::class_<CtcPrefixBeamSearch>(m, "CtcPrefixBeamSearch",
+                                  "CTC prefix beam search (csrc/decoding/ctc_prefix_beam_search.h). Use "
+                                  "speechdecode.decoding.CtcPrefixBeamSearch.")
+      .def(py::init(&make_search), py::arg("chars"), py::arg("starts_word"), py::arg("hotwords"),
+           py::arg("lm"), py::arg("blank"), py::arg("alpha"), py::arg("beta"), py::arg("beam"),
+           py::arg("token_topk"), py::arg("beam_threshold"), py::arg("token_min_logp"),
+           py::arg("partial_word_lm"), py::arg("unk_score_offset"), py::keep_alive<1, 5>())
+      .def_property_readonly("vocab_size", &CtcPrefixBeamSearch::vocab_size)
+      .def("decode", &decode, py::arg("log_probs"), py::arg("lengths"), py::arg("nbest"),
+           py::arg("num_threads"),
+           "Decodes float32 log_probs [B, T, V] (last axis contiguous) with int64 lengths [B]; returns per "
+           "utterance a list of (tokens, words, score, am_score, lm_score, token_frames, word_frames). "
+           "Releases the GIL.")
+      .def(
+          "stream", [](const CtcPrefixBeamSearch& search) { return std::make_unique<PyStream>(search); },
+          py::keep_alive<0, 1>(), "A new stream (one utterance fed in chunks).");
+
+  py::class_<PyStream>(m, "CtcPrefixBeamSearchStream",
+                       "One utterance of a CtcPrefixBeamSearch, fed in chunks.")
+      .def("accept", &PyStream::accept, py::arg("chunk"), "Consumes float32 frames [T, V]. Releases the GIL.")
+      .def("finalize", &PyStream::finalize, py::arg("nbest"),
+           "The n-best hypotheses of the frames so far, as decode's tuples; the stream can go on.")
+      .def_property_readonly("frames", &PyStream::frames);
+}
+
+}  // namespace speechdecode

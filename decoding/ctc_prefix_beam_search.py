@@ -1,0 +1,320 @@
+"""CTC prefix beam search with word-level n-gram LM fusion and hotwords (:class:`CtcPrefixBeamSearch`).
+
+The search is defined by the plain-Python reference, :mod:`speechdecode.kernels.ctc_prefix_beam.reference`
+(its module docstring states every rule); the native backend (C++, csrc/decoding/
+ctc_prefix_beam_search.h) gives the same n-best lists, decoding the utterances of a batch on all
+cores without holding the GIL.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from speechdecode import _backend, _tensors
+from speechdecode.decoding.hypothesis import Hypothesis
+from speechdecode.errors import InvalidArgumentError, TensorError
+from speechdecode.kernels.ctc_prefix_beam.reference import PrefixBeamSearch, token_pieces
+
+__all__ = ["CtcPrefixBeamSearch", "CtcPrefixBeamSearchStream"]
+
+
+def _integer(value, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise InvalidArgumentError(name, f"an integer >= {low}", repr(value))
+    return int(value)
+
+
+def _real(value, name: str, *, finite: bool = True, low: float = -math.inf) -> float:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
+    if not ok or (finite and math.isinf(value)) or value < low:
+        what = "a finite number" if finite else "a number (not NaN)"
+        raise InvalidArgumentError(name, what + (f" >= {low}" if low > -math.inf else ""), repr(value))
+    return float(value)
+
+
+def _float32_cpu(x: torch.Tensor) -> torch.Tensor:
+    """x as float32 on the CPU with a contiguous last axis (other strides kept)."""
+    x = x.detach().to(device="cpu", dtype=torch.float32)
+    return x if x.shape[-1] <= 1 or x.stride(-1) == 1 else x.contiguous()
+
+
+def _scores(x, name: str, ndim: int) -> torch.Tensor:
+    if isinstance(x, np.ndarray) and any(s < 0 for s in x.strides):  # torch cannot view negative strides
+        x = np.ascontiguousarray(x)
+    return _tensors.scores(x, name, ndim)
+
+
+class CtcPrefixBeamSearch:
+    r"""CTC prefix beam search over log-probabilities, with an optional n-gram LM and hotwords.
+
+    Args:
+        tokens: the acoustic model's output symbols, by id (V of them).
+        blank: the blank token's id.
+        word_boundary: the word-boundary marker: a token of its own (``"|"``, wav2vec2 style) or
+            the prefix of word-initial pieces (``"▁"``, sentencepiece style); a token starting with
+            it starts a word. ``None``: every token is a word.
+        lm: a :class:`speechdecode.lm.NgramModel` scoring completed words (unknown words are
+            ``<unk>``), or None.
+        alpha: LM weight: each word adds ``alpha * ln(10) * log10 p(word | context)``.
+        beta: word insertion bonus, added per word (with an LM only).
+        beam: prefixes kept per frame.
+        token_topk: non-blank tokens extended per frame (the most likely ones).
+        beam_threshold: prefixes scoring more than this below the best are dropped.
+        token_min_logp: tokens with a smaller log-probability in a frame are not extended.
+        hotwords: ``(phrase, weight)`` pairs; a phrase is a string (spelled with the tokens,
+            longest token first, words joined by the boundary) or a sequence of token ids or
+            symbols; each matched token earns ``weight``, given back if the match is abandoned.
+        nbest: hypotheses returned per utterance (at most ``beam``).
+        num_threads: threads decoding the utterances of a batch (default: all cores).
+        partial_word_lm: score unfinished words by LM look-ahead: ``alpha * ln(10)`` times the
+            largest unigram log10 probability of the LM words they begin (as a lexicon decoder's
+            smeared trie), or ``unk_score_offset`` when they begin none.
+        unk_score_offset: natural-log penalty of a completed word outside the LM vocabulary
+            (and, with ``partial_word_lm``, of an unfinished one); ``-inf`` allows LM words only
+            (a lexicon-constrained search, and a faster one for V <= 64).
+        backend: "native" (C++) or "reference" (Python); default: ``SPEECHDECODE_BACKEND`` or native.
+
+    Calling the object on ``(log_probs, lengths)`` decodes a batch: log_probs ``[B, T, V]``
+    float32, float16 or bfloat16 (upcast), numpy or torch (CUDA tensors are copied to the CPU),
+    any strides; lengths ``[B]`` integers (None: all T). Returns one n-best list of
+    :class:`~speechdecode.decoding.Hypothesis` per utterance, best first; an empty utterance gives
+    one empty hypothesis. A token's frame is the first frame at which the prefix ending with it
+    survived pruning (with a tight ``beam_threshold``, where its peak begins). :meth:`stream`
+    decodes one utterance chunk by chunk.
+
+    Raises:
+        InvalidArgumentError: an option out of range, a token containing the boundary marker
+            after its start, a hotword that the tokens cannot spell or with unknown token ids.
+        TensorError: log_probs not 3-D or not floating point, V != len(tokens), lengths outside
+            [0, T], NaN or +inf scores (naming ``[utterance, frame, token]``).
+
+    Example:
+        >>> import numpy as np
+        >>> tokens = ["-", "|", "a", "b"]
+        >>> frames = [2, 0, 3, 3, 0, 1, 3]  # a - b b - | b
+        >>> x = np.log(np.full((1, 7, 4), 0.02, np.float32) + 0.92 * np.eye(4, dtype=np.float32)[frames])
+        >>> best = CtcPrefixBeamSearch(tokens, blank=0, beam=4)(x)[0][0]
+        >>> best.words, best.tokens, best.word_frames
+        (('ab', 'b'), (2, 3, 1, 3), ((0, 2), (6, 6)))
+    """
+
+    def __init__(
+        self,
+        tokens: Sequence[str],
+        blank: int = 0,
+        word_boundary: str | None = "|",
+        lm=None,
+        alpha: float = 0.5,
+        beta: float = 1.0,
+        beam: int = 16,
+        token_topk: int = 16,
+        beam_threshold: float = 20.0,
+        token_min_logp: float = -10.0,
+        hotwords: Sequence[tuple[str | Sequence[int | str], float]] = (),
+        nbest: int = 1,
+        num_threads: int | None = None,
+        partial_word_lm: bool = False,
+        unk_score_offset: float = -10.0,
+        backend: str | None = None,
+    ):
+        from speechdecode.lm.model import NgramModel
+
+        if isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens) or len(tokens) == 0:
+            raise InvalidArgumentError("tokens", "a non-empty sequence of str", repr(tokens)[:80])
+        self.tokens = tuple(tokens)
+        self.blank = _tensors.label(blank, "blank", len(self.tokens))
+        if word_boundary is not None and (not isinstance(word_boundary, str) or not word_boundary):
+            raise InvalidArgumentError("word_boundary", "a non-empty str or None", repr(word_boundary))
+        self.word_boundary = word_boundary
+        if word_boundary is not None:
+            for i, symbol in enumerate(self.tokens):
+                if i != self.blank and word_boundary in symbol.lstrip(word_boundary):
+                    expected = f"symbols with the word boundary {word_boundary!r} only at their start"
+                    raise InvalidArgumentError("tokens", expected, f"{symbol!r} at [{i}]")
+        if lm is not None and not isinstance(lm, NgramModel):
+            raise InvalidArgumentError("lm", "None or a speechdecode.lm.NgramModel", type(lm).__name__)
+        self.lm = lm
+        self.alpha = _real(alpha, "alpha")
+        self.beta = _real(beta, "beta")
+        self.beam = _integer(beam, "beam", 1)
+        self.token_topk = _integer(token_topk, "token_topk", 1)
+        self.beam_threshold = _real(beam_threshold, "beam_threshold", finite=False, low=0.0)
+        self.token_min_logp = _real(token_min_logp, "token_min_logp", finite=False)
+        self.nbest = _integer(nbest, "nbest", 1)
+        self.num_threads = None if num_threads is None else _integer(num_threads, "num_threads", 1)
+        self.partial_word_lm = bool(partial_word_lm)
+        self.unk_score_offset = _real(unk_score_offset, "unk_score_offset", finite=False)
+        if self.unk_score_offset == math.inf:
+            raise InvalidArgumentError("unk_score_offset", "a number < +inf (-inf: only LM words)", unk_score_offset)
+        self.hotwords = tuple(self._hotword(i, h) for i, h in enumerate(hotwords))
+        self.backend = _backend.select("cpu", backend)
+        self._pieces = token_pieces(self.tokens, self.blank, word_boundary)
+        self._native = None
+        if self.backend == "native":
+            self._native = _backend.native().CtcPrefixBeamSearch(
+                [chars for _, chars in self._pieces],
+                [int(starts) for starts, _ in self._pieces],
+                [(list(p), w) for p, w in self.hotwords],
+                None if lm is None else lm._native,
+                blank=self.blank,
+                alpha=self.alpha,
+                beta=self.beta,
+                beam=self.beam,
+                token_topk=self.token_topk,
+                beam_threshold=self.beam_threshold,
+                token_min_logp=self.token_min_logp,
+                partial_word_lm=self.partial_word_lm,
+                unk_score_offset=self.unk_score_offset,
+            )
+
+    def _hotword(self, index: int, item) -> tuple[tuple[int, ...], float]:
+        """One ``(phrase, weight)`` pair as (token ids, weight)."""
+        name = f"hotwords[{index}]"
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise InvalidArgumentError(name, "a (phrase, weight) pair", repr(item))
+        phrase, weight = item
+        weight = _real(weight, name + " weight")
+        ids = self._spell(phrase, name) if isinstance(phrase, str) else self._token_ids(phrase, name)
+        if not ids:
+            raise InvalidArgumentError(name, "a phrase of one or more tokens", repr(phrase))
+        return tuple(ids), weight
+
+    def _token_ids(self, phrase, name: str) -> list[int]:
+        symbol_ids = {s: i for i, s in reversed(list(enumerate(self.tokens)))}
+        ids = []
+        for token in phrase:
+            if isinstance(token, str):
+                if token not in symbol_ids:
+                    raise InvalidArgumentError(name, "token symbols of the vocabulary", repr(token))
+                token = symbol_ids[token]
+            if isinstance(token, bool) or not isinstance(token, numbers.Integral):
+                raise InvalidArgumentError(name, "token ids (int) or symbols (str)", repr(token))
+            if not 0 <= token < len(self.tokens) or token == self.blank:
+                raise InvalidArgumentError(name, f"token ids in [0, {len(self.tokens)}) other than blank", int(token))
+            ids.append(int(token))
+        return ids
+
+    def _spell(self, phrase: str, name: str) -> list[int]:
+        """Greedy longest-match spelling of the phrase's words with the (non-blank) token symbols."""
+        words = phrase.split()
+        symbol_ids = {s: i for i, s in reversed(list(enumerate(self.tokens))) if i != self.blank and s}
+        if self.word_boundary is None:
+            pieces = words
+        elif self.word_boundary in symbol_ids:
+            pieces = [self.word_boundary.join(words)]
+        else:
+            pieces = ["".join(self.word_boundary + w for w in words)]
+        longest = max(map(len, symbol_ids), default=0)
+        ids = []
+        for text in pieces:
+            at = 0
+            while at < len(text):
+                n = next((n for n in range(min(longest, len(text) - at), 0, -1) if text[at : at + n] in symbol_ids), 0)
+                if n == 0:
+                    actual = f"{phrase!r}: no token for {text[at:]!r}"
+                    raise InvalidArgumentError(name, "a phrase the tokens can spell", actual)
+                ids.append(symbol_ids[text[at : at + n]])
+                at += n
+        return ids
+
+    def _options(self) -> dict:
+        return {
+            "lm": self.lm,
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "beam": self.beam,
+            "token_topk": self.token_topk,
+            "beam_threshold": self.beam_threshold,
+            "token_min_logp": self.token_min_logp,
+            "hotwords": self.hotwords,
+            "partial_word_lm": self.partial_word_lm,
+            "unk_score_offset": self.unk_score_offset,
+        }
+
+    def __call__(self, log_probs, lengths=None) -> list[list[Hypothesis]]:
+        """Decode a batch: see the class docstring."""
+        x = _scores(log_probs, "log_probs", 3)
+        batch, frames, vocab = x.shape
+        if vocab != len(self.tokens):
+            raise TensorError("log_probs", f"shape [B, T, {len(self.tokens)}] (V = len(tokens))", f"{list(x.shape)}")
+        lens = _tensors.lengths(lengths, "lengths", batch, frames, torch.device("cpu"))
+        x = _float32_cpu(x)
+        if self._native is not None:
+            results = self._native.decode(x.numpy(), lens.numpy(), self.nbest, self.num_threads or 0)
+            return [[Hypothesis(*h) for h in nbest] for nbest in results]
+        from speechdecode.kernels.ctc_prefix_beam.reference import ctc_prefix_beam_search
+
+        return ctc_prefix_beam_search(x.numpy(), lens.tolist(), self._pieces, self.blank, self.nbest, **self._options())
+
+    def stream(self) -> CtcPrefixBeamSearchStream:
+        """A new stream: one utterance fed chunk by chunk (see :class:`CtcPrefixBeamSearchStream`)."""
+        return CtcPrefixBeamSearchStream(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"CtcPrefixBeamSearch(V={len(self.tokens)}, blank={self.blank}, word_boundary={self.word_boundary!r}, "
+            f"lm={self.lm!r}, alpha={self.alpha}, beta={self.beta}, beam={self.beam}, token_topk={self.token_topk}, "
+            f"beam_threshold={self.beam_threshold}, hotwords={len(self.hotwords)}, backend={self.backend!r})"
+        )
+
+
+class CtcPrefixBeamSearchStream:
+    """One utterance decoded as its frames arrive; :meth:`finalize` equals offline decoding.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.log(np.full((6, 3), 0.05, np.float32) + 0.85 * np.eye(3, dtype=np.float32)[[1, 0, 2, 2, 0, 1]])
+        >>> stream = CtcPrefixBeamSearch(["-", "a", "b"], word_boundary=None).stream()
+        >>> stream.accept(x[:4])
+        >>> stream.partial().tokens
+        (1, 2)
+        >>> stream.accept(x[4:])
+        >>> stream.finalize()[0].tokens
+        (1, 2, 1)
+    """
+
+    def __init__(self, search: CtcPrefixBeamSearch):
+        self._search = search
+        if search._native is not None:
+            self._native = search._native.stream()
+        else:
+            self._reference = PrefixBeamSearch(search._pieces, search.blank, **search._options())
+            self._native = None
+
+    @property
+    def frames(self) -> int:
+        """Frames accepted so far."""
+        return self._native.frames if self._native is not None else self._reference.frames
+
+    def accept(self, chunk) -> None:
+        """Consume frames: chunk ``[T_chunk, V]`` (dtypes and frameworks as the batch call).
+
+        Raises:
+            TensorError: wrong shape or dtype, NaN or +inf scores (named ``[0, frame, token]``,
+                frames counted from the stream's start).
+        """
+        x = _scores(chunk, "chunk", 2)
+        if x.shape[1] != len(self._search.tokens):
+            raise TensorError("chunk", f"shape [T, {len(self._search.tokens)}] (V = len(tokens))", f"{list(x.shape)}")
+        x = _float32_cpu(x)
+        if self._native is not None:
+            self._native.accept(x.numpy())
+        else:
+            for row in x.numpy():
+                self._reference.step(row)
+
+    def finalize(self, nbest: int | None = None) -> list[Hypothesis]:
+        """The n-best list (default: the search's ``nbest``) of the frames so far; the stream can go on."""
+        n = self._search.nbest if nbest is None else _integer(nbest, "nbest", 1)
+        if self._native is not None:
+            return [Hypothesis(*h) for h in self._native.finalize(n)]
+        return self._reference.finish(n)
+
+    def partial(self) -> Hypothesis:
+        """The current best hypothesis, as if the utterance ended here."""
+        return self.finalize(1)[0]

@@ -1,0 +1,318 @@
+"""Plain-Python CTC prefix beam search: the oracle of the native (C++) and future GPU searches.
+
+Definition (every backend implements exactly this, frame by frame)::
+
+    beams    prefixes (token-id tuples), each with log-probabilities p_b (alignments ending in
+             blank) and p_nb (ending in its last token); initially [()] with p_b = 0, p_nb = -inf
+    frame t  x = log_probs[t] (float32 values, added in float64)
+             candidates: the non-blank tokens with x[v] >= token_min_logp, sorted by (-x[v], v),
+             the first token_topk of them (blank is always extended)
+             for each beam (in rank order), with total = logaddexp(p_b, p_nb):
+               blank:                 p_b(prefix)       += total + x[blank]
+               for c in candidates:   c == last token:  p_nb(prefix)     += p_nb + x[c]
+                                                        p_nb(prefix + c) += p_b  + x[c]
+                                      otherwise:        p_nb(prefix + c) += total + x[c]
+             ("+=" is log-sum-exp: equal prefixes merge; a -inf term through a token is
+             skipped, so it creates no prefix, while the blank term always keeps its prefix)
+             rank: score = logaddexp(p_b, p_nb) + extra(prefix), sorted by (-score, prefix);
+             keep the first ``beam``, then drop those with score < best - beam_threshold
+    end      final score = logaddexp(p_b, p_nb) + final_extra(prefix); the n-best by
+             (-final score, prefix)
+
+Without LM and hotwords ``extra`` is 0: a plain CTC prefix beam search over the acoustic scores.
+
+Words. A token whose symbol starts with the ``word_boundary`` marker (``|`` alone, or ``▁the``)
+starts a new word; its characters after the marker(s) begin that word; other tokens append
+their characters to the current word. A word is complete when the next word starts, or at the
+end. ``word_boundary=None``: every token is a word of its own.
+
+LM (an :class:`speechdecode.lm.NgramModel`; words not in it score as ``<unk>``). Starting from
+``<s>``, each completed word w adds ``alpha * ln(10) * log10 p(w | context) + beta`` (and
+``unk_score_offset`` if w is not in the LM's vocabulary, as pyctcdecode does); at the end
+the last word (if any) and ``</s>`` are scored. ``partial_word_lm`` (LM look-ahead, as a lexicon
+decoder's smeared trie): an unfinished word adds ``alpha * ln(10) * u`` to the ranking score, u the
+largest unigram log10 probability of the LM words it begins, or ``unk_score_offset`` if it begins
+none (``-inf``: only LM words can be spelled).
+
+Hotwords: phrases of token ids with a weight. A prefix's hotword state is the longest suffix of
+its tokens that is a prefix of some phrase (an Aho-Corasick state). The bonus of a state is the
+sum over its tokens of the token's weight (the largest weight of the phrases sharing that
+prefix). When a state is a whole phrase, its bonus since the longest shorter whole phrase on its
+path is committed; the rest of a state's bonus is on loan: ``extra`` includes it, and it is
+taken back when the match is abandoned (the state falls to a shorter suffix) or the utterance
+ends.
+
+Token frames: the first frame at which a prefix survived pruning is the frame of its last token.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from speechdecode.decoding.hypothesis import Hypothesis
+from speechdecode.errors import TensorError
+
+LN10 = math.log(10.0)
+NEG_INF = -math.inf
+
+
+def logaddexp(a: float, b: float) -> float:
+    """log(exp(a) + exp(b)), exact for -inf operands."""
+    if a < b:
+        a, b = b, a
+    if b == NEG_INF:
+        return a
+    return a + math.log1p(math.exp(b - a))
+
+
+def token_pieces(tokens: Sequence[str], blank: int, word_boundary: str | None) -> list[tuple[bool, str]]:
+    """Per token id: (starts a word, its characters), as the search reads the symbols.
+
+    Leading ``word_boundary`` markers are stripped; the blank has no characters.
+    """
+    pieces = []
+    for i, symbol in enumerate(tokens):
+        if i == blank:
+            pieces.append((False, ""))
+        elif word_boundary is None:
+            pieces.append((True, symbol))
+        else:
+            chars = symbol.lstrip(word_boundary)
+            pieces.append((len(chars) < len(symbol), chars))
+    return pieces
+
+
+class _Hotwords:
+    """The phrases as a set of prefixes; states are token tuples, found by brute force."""
+
+    def __init__(self, phrases: Sequence[tuple[Sequence[int], float]]):
+        self.ends = {tuple(p) for p, _ in phrases if len(p)}
+        self.weight: dict[tuple[int, ...], float] = {}
+        for phrase, weight in phrases:
+            for i in range(1, len(phrase) + 1):
+                key = tuple(phrase[:i])
+                self.weight[key] = max(self.weight.get(key, NEG_INF), float(weight))
+
+    def bonus(self, state: tuple[int, ...]) -> float:
+        total = 0.0
+        for i in range(1, len(state) + 1):
+            total += self.weight[state[:i]]
+        return total
+
+    def end_base(self, state: tuple[int, ...]) -> float:
+        """The bonus of the longest whole phrase that is a prefix of ``state`` (0 if none)."""
+        for i in range(len(state), 0, -1):
+            if state[:i] in self.ends:
+                return self.bonus(state[:i])
+        return 0.0
+
+    def step(self, state: tuple[int, ...], token: int) -> tuple[tuple[int, ...], float]:
+        """The next state and the bonus it commits."""
+        state = (*state, token)
+        while state and state not in self.weight:
+            state = state[1:]
+        committed = self.bonus(state) - self.end_base(state[:-1]) if state in self.ends else 0.0
+        return state, committed
+
+    def loan(self, state: tuple[int, ...]) -> float:
+        return self.bonus(state) - self.end_base(state)
+
+
+class _PrefixInfo:
+    """What a prefix's tokens determine: its words so far, LM state and sums, hotword state."""
+
+    __slots__ = ("hot_committed", "hot_state", "lm_state", "lm_sum", "n_words", "word")
+
+    def __init__(self, word, lm_state, lm_sum, n_words, hot_state, hot_committed):
+        self.word = word
+        self.lm_state = lm_state
+        self.lm_sum = lm_sum
+        self.n_words = n_words
+        self.hot_state = hot_state
+        self.hot_committed = hot_committed
+
+
+class PrefixBeamSearch:
+    """One utterance's search, fed frame by frame (:meth:`step`) and read out with :meth:`finish`."""
+
+    def __init__(
+        self,
+        pieces: Sequence[tuple[bool, str]],
+        blank: int,
+        *,
+        lm=None,
+        alpha: float = 0.5,
+        beta: float = 1.0,
+        beam: int = 16,
+        token_topk: int = 16,
+        beam_threshold: float = 20.0,
+        token_min_logp: float = -10.0,
+        hotwords: Sequence[tuple[Sequence[int], float]] = (),
+        partial_word_lm: bool = False,
+        unk_score_offset: float = -10.0,
+        utterance: int = 0,
+    ):
+        self.pieces = list(pieces)
+        self.blank = blank
+        self.lm = lm
+        self.alpha, self.beta = float(alpha), float(beta)
+        self.beam, self.token_topk = beam, token_topk
+        self.beam_threshold, self.token_min_logp = float(beam_threshold), float(token_min_logp)
+        self.hotwords = _Hotwords(hotwords)
+        self.partial_word_lm = partial_word_lm and lm is not None
+        self.unk_score_offset = float(unk_score_offset)
+        if self.partial_word_lm:
+            words = [w for w in lm.vocab if w not in ("<unk>", "<s>", "</s>")]
+            self.lookahead: dict[str, float] = {}
+            for w in words:
+                p = lm.score_word((), w)[0]
+                for i in range(1, len(w) + 1):
+                    self.lookahead[w[:i]] = max(self.lookahead.get(w[:i], NEG_INF), p)
+        begin = lm.begin_state() if lm is not None else ()
+        self.info = {(): _PrefixInfo("", begin, 0.0, 0, (), 0.0)}
+        self.beams: list[tuple[int, ...]] = [()]
+        self.p_b = {(): 0.0}
+        self.p_nb = {(): NEG_INF}
+        self.first_frame: dict[tuple[int, ...], int] = {}
+        self.frames = 0
+        self.utterance = utterance
+
+    def _weighted(self, log10_prob: float) -> float:
+        return 0.0 if self.alpha == 0.0 else self.alpha * LN10 * log10_prob
+
+    def _complete(self, word: str, state, lm_sum: float, n_words: int):
+        """The LM state, weighted LM sum and word count after ``word`` (out of vocabulary: + unk_score_offset)."""
+        p, state = self.lm.score_word(state, word)
+        lm_sum = lm_sum + self._weighted(p)
+        if word not in self.lm:
+            lm_sum = lm_sum + self.unk_score_offset
+        return state, lm_sum, n_words + 1
+
+    def _info(self, prefix: tuple[int, ...]) -> _PrefixInfo:
+        if prefix in self.info:
+            return self.info[prefix]
+        parent = self._info(prefix[:-1])
+        starts, chars = self.pieces[prefix[-1]]
+        word, lm_state, lm_sum, n_words = parent.word, parent.lm_state, parent.lm_sum, parent.n_words
+        if starts:
+            if word and self.lm is not None:
+                lm_state, lm_sum, n_words = self._complete(word, lm_state, lm_sum, n_words)
+            word = chars
+        else:
+            word = word + chars
+        hot_state, committed = self.hotwords.step(parent.hot_state, prefix[-1])
+        info = _PrefixInfo(word, lm_state, lm_sum, n_words, hot_state, parent.hot_committed + committed)
+        self.info[prefix] = info
+        return info
+
+    def _extra(self, prefix: tuple[int, ...]) -> float:
+        i = self._info(prefix)
+        extra = i.lm_sum + self.beta * i.n_words if self.lm is not None else 0.0
+        extra = extra + i.hot_committed + self.hotwords.loan(i.hot_state)
+        if self.partial_word_lm and i.word:
+            u = self.lookahead.get(i.word)
+            extra = extra + (self.unk_score_offset if u is None else self._weighted(u))
+        return extra
+
+    def _final(self, prefix: tuple[int, ...]) -> tuple[float, float, int]:
+        """(final extra, weighted LM score, words) with the last word and </s> scored."""
+        i = self._info(prefix)
+        if self.lm is None:
+            return i.hot_committed, 0.0, 0
+        lm_sum, n_words, state = i.lm_sum, i.n_words, i.lm_state
+        if i.word:
+            state, lm_sum, n_words = self._complete(i.word, state, lm_sum, n_words)
+        p, _ = self.lm.score_word(state, "</s>")
+        lm_sum = lm_sum + self._weighted(p)
+        return lm_sum + self.beta * n_words + i.hot_committed, lm_sum, n_words
+
+    def step(self, x: np.ndarray) -> None:
+        """Consume one frame of log-probabilities x[V]."""
+        x = [float(v) for v in x]
+        for v, value in enumerate(x):
+            if math.isnan(value) or value == math.inf:
+                kind = "NaN" if math.isnan(value) else "+inf"
+                raise TensorError(
+                    "log_probs", "finite log-probabilities or -inf", f"{kind} at [{self.utterance}, {self.frames}, {v}]"
+                )
+        cands = [v for v in range(len(x)) if v != self.blank and x[v] >= self.token_min_logp]
+        cands = sorted(cands, key=lambda v: (-x[v], v))[: self.token_topk]
+        p_b: dict[tuple[int, ...], float] = {}
+        p_nb: dict[tuple[int, ...], float] = {}
+
+        def add(table, prefix, value):
+            if value == NEG_INF and table is p_nb:  # log 0 through a token creates no prefix
+                return
+            if prefix not in p_b:
+                p_b[prefix], p_nb[prefix] = NEG_INF, NEG_INF
+            table[prefix] = logaddexp(table[prefix], value)
+
+        for prefix in self.beams:
+            b, nb = self.p_b[prefix], self.p_nb[prefix]
+            total = logaddexp(b, nb)
+            add(p_b, prefix, total + x[self.blank])
+            last = prefix[-1] if prefix else None
+            for c in cands:
+                if c == last:
+                    add(p_nb, prefix, nb + x[c])
+                    add(p_nb, (*prefix, c), b + x[c])
+                else:
+                    add(p_nb, (*prefix, c), total + x[c])
+        scored = sorted((-(logaddexp(p_b[p], p_nb[p]) + self._extra(p)), p) for p in p_b)[: self.beam]
+        best = -scored[0][0]
+        self.beams = [p for s, p in scored if -s >= best - self.beam_threshold]
+        self.p_b = {p: p_b[p] for p in self.beams}
+        self.p_nb = {p: p_nb[p] for p in self.beams}
+        for p in self.beams:
+            self.first_frame.setdefault(p, self.frames)
+        self.frames += 1
+
+    def _hypothesis(self, prefix: tuple[int, ...]) -> Hypothesis:
+        am = logaddexp(self.p_b[prefix], self.p_nb[prefix])
+        extra, lm_score, _ = self._final(prefix)
+        frames = [self.first_frame[prefix[: i + 1]] for i in range(len(prefix))]
+        words: list[str] = []
+        word_frames: list[tuple[int, int]] = []
+        word, first, last = "", 0, 0
+        for token, frame in zip(prefix, frames, strict=True):
+            starts, chars = self.pieces[token]
+            if starts and word:
+                words.append(word)
+                word_frames.append((first, last))
+                word = ""
+            if chars:
+                first = first if word else frame
+                word, last = word + chars, frame
+        if word:
+            words.append(word)
+            word_frames.append((first, last))
+        return Hypothesis(
+            tokens=prefix,
+            words=tuple(words),
+            score=am + extra,
+            am_score=am,
+            lm_score=lm_score,
+            token_frames=tuple(frames),
+            word_frames=tuple(word_frames),
+        )
+
+    def finish(self, nbest: int) -> list[Hypothesis]:
+        """The n-best hypotheses of the frames so far, by final score."""
+        ranked = sorted((-(logaddexp(self.p_b[p], self.p_nb[p]) + self._final(p)[0]), p) for p in self.beams)[:nbest]
+        return [self._hypothesis(p) for _, p in ranked]
+
+
+def ctc_prefix_beam_search(
+    log_probs: np.ndarray, lengths: Sequence[int], pieces: Sequence[tuple[bool, str]], blank: int, nbest: int, **options
+) -> list[list[Hypothesis]]:
+    """The n-best lists of a batch: log_probs [B, T, V] float, lengths [B]; options as :class:`PrefixBeamSearch`."""
+    results = []
+    for b, length in enumerate(lengths):
+        search = PrefixBeamSearch(pieces, blank, utterance=b, **options)
+        for t in range(int(length)):
+            search.step(log_probs[b, t])
+        results.append(search.finish(nbest))
+    return results
