@@ -159,8 +159,69 @@ def _next_nonblank(lines, line_no: int) -> tuple[int, str | None]:
     return line_no, None
 
 
-def read_arpa(path: str | os.PathLike) -> ArpaModel:
-    """Read an ARPA file (plain or .gz) into tables; every format error names file and line."""
+def read_arpa(path: str | os.PathLike, *, backend: str | None = None) -> ArpaModel:
+    """Read an ARPA file (plain or .gz) into tables; every format error names file and line.
+
+    Args:
+        path: the file; gzip-compressed when the name ends in ``.gz``.
+        backend: "native" (the C++ parser, csrc/lm/arpa_reader; the default when the extension
+            is built) or "reference" (this module). Both give the same :class:`ArpaModel`
+            (ids in file order, float64 values equal to ``float(text)``) and the same errors:
+            files whose layout the two parsers could read differently (``#`` lines before
+            ``\\data\\``, blank lines inside a section, a lone ``\\r``, Unicode whitespace,
+            mixed ``<unk>`` / ``<UNK>``, ...) and files with errors other than a repeated n-gram
+            are read by the reference code.
+
+    Returns:
+        an :class:`ArpaModel`: ``ngrams[n - 1]`` int32 [M_n, n], ``log10_probs[n - 1]`` float64
+        [M_n], ``backoffs[n - 1]`` float64 [M_n] ([0] for the highest order).
+
+    Raises:
+        ArpaFormatError: the file is malformed (``path:line: what is wrong``).
+        OSError: the file cannot be read.
+        InvalidArgumentError: an unknown ``backend``.
+        BackendUnavailableError: ``backend="native"`` without the extension.
+
+    >>> model = read_arpa("tests/data/lmplz/kjv400.o3.arpa.gz")  # doctest: +SKIP
+    >>> model.order, model.ngrams[2].shape  # doctest: +SKIP
+    (3, (7991, 3))
+    """
+    from speechdecode import _backend
+
+    if backend not in (None, *_backend.BACKENDS):
+        raise InvalidArgumentError("backend", f"one of {', '.join(_backend.BACKENDS)}", repr(backend))
+    choice = backend or _backend.forced()
+    if choice != "reference" and (choice == "native" or _backend.HAS_NATIVE):
+        model = _read_arpa_native(path, _backend.native())
+        if model is not None:
+            return model
+    return _read_arpa_reference(path)
+
+
+def _read_arpa_native(path: str | os.PathLike, native) -> ArpaModel | None:
+    """The C++ parser's tables, or None where the reference reader must read the file."""
+    name = os.fspath(path)
+    if not isinstance(name, str):
+        return None
+    try:
+        with open(name, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+    except OSError:
+        return None
+    if gzipped != name.endswith(".gz"):  # open_text tells gzip by name, the C++ reader by content
+        return None
+    tables = native.read_arpa_tables(name)
+    if tables is None:
+        return None
+    words, ngrams, probs, backoffs, duplicate = tables
+    if duplicate is not None:
+        n, index, line = duplicate
+        text = " ".join(words[i] for i in ngrams[n - 1][index].tolist())
+        raise ArpaFormatError(path, line, f"duplicate {n}-gram {text!r}")
+    return ArpaModel(words, ngrams, probs, backoffs)
+
+
+def _read_arpa_reference(path: str | os.PathLike) -> ArpaModel:
     with open_text(path) as handle:
         lines = enumerate(handle, start=1)
         declared: list[int] = []
