@@ -31,10 +31,12 @@ exceeds u * sum(q). Each row consumes exactly two uniforms, ``u[:, 0]`` for the 
 Probabilities are softmax(logits) in float32.
 
 Implementations: :func:`ras` runs the fused C++ kernel (csrc/decoding/sampling.cc: one pass
-per row, rows on threads) for CPU inputs when the extension is built, else a batched torch
-path (any device); ``_ras_reference`` is the per-row oracle both are tested against. As for
-:func:`speechdecode.kernels.sampling.sample`, sums and exp may differ by float32 rounding, so
-only a uniform within rounding of a cumulative value could draw differently.
+per row, rows on threads) for CPU inputs when the extension is built, the fused Triton kernel
+(kernels/sampling/ras_triton.py: one program per row, one launch per step) for CUDA inputs,
+else a batched torch path (any device); ``_ras_reference`` is the per-row oracle all are
+tested against. As for :func:`speechdecode.kernels.sampling.sample`, sums and exp may differ
+by float32 rounding, so only a uniform (or top_p) within rounding of a cumulative value could
+draw differently.
 """
 
 from __future__ import annotations
@@ -213,8 +215,12 @@ def ras(
         generator: torch.Generator for the uniforms when none are supplied.
         backend: "native" (default: the fused C++ kernel for CPU inputs when the extension
             is built, else batched torch), "reference" (the per-row loop, the oracle), or
-            "triton" (CUDA; there is no RAS Triton kernel yet, so this runs batched torch).
-            ``SPEECHDECODE_BACKEND`` sets the default (speechdecode._backend).
+            "triton" (the default for CUDA inputs: one fused kernel launch per step, no host
+            synchronization, kernels/sampling/ras_triton.py; CPU inputs need TRITON_INTERPRET=1).
+            ``SPEECHDECODE_BACKEND`` sets the default (speechdecode._backend). The triton path
+            runs no value checks on the host: a row with NaN, +inf or all -inf logits, or
+            uniforms outside [0, 1), gets token -1, and history values below -1 count as
+            padding; V is at most 131072 there.
 
     Returns:
         int64 [B] tokens, a numpy array when ``logits`` was one, else a tensor on its device.
@@ -238,11 +244,17 @@ def ras(
     batch, device = t.shape[0], t.device
     name = _backend.select(device.type, backend, torch_native=True)
     native = name == "native" and device.type == "cpu" and _backend.HAS_NATIVE
-    # the native kernel checks logits, history and uniform values while it reads them
-    h = _check_history(history, batch, device, check_values=not native)
-    u = _check_uniforms(uniforms, generator, batch, device, check_values=not native)
+    # the native kernel checks logits, history and uniform values while it reads them; the
+    # Triton kernel flags bad rows with -1 instead (a host check would synchronize each step)
+    checked = not (native or name == "triton")
+    h = _check_history(history, batch, device, check_values=checked)
+    u = _check_uniforms(uniforms, generator, batch, device, check_values=checked)
     if native:
         tokens = _ras_native(t, h, u, window, threshold, top_k, top_p, preset)
+    elif name == "triton":
+        from speechdecode.kernels.sampling import ras_triton
+
+        tokens = ras_triton.ras(t, h, u, window, threshold, top_k, top_p, preset)
     elif name == "reference":
         tokens = _ras_reference(
             t, h, window=window, threshold=threshold, top_k=top_k, top_p=top_p, preset=preset, uniforms=u

@@ -19,6 +19,39 @@ ONE_BITS = 0x3F800000  # float32 1.0, the largest unnormalized probability
 
 
 @triton.jit
+def load_row(p_logits, stride_b, stride_v, V, BLOCK_V: tl.constexpr):
+    """This program's row of [B, V] logits as float32 [BLOCK_V] (-inf past V), with the ids and
+    the mask of the lanes inside the row."""
+    o_v = tl.arange(0, BLOCK_V)
+    m_v = o_v < V
+    p_row = p_logits + tl.program_id(0).to(tl.int64) * stride_b + o_v.to(tl.int64) * stride_v
+    return o_v, m_v, tl.load(p_row, mask=m_v, other=float("-inf")).to(tl.float32)
+
+
+@triton.jit
+def kth_largest_bits(b_bits, m_v, k, ONE: tl.constexpr):
+    """The k-th largest of the non-negative float32 bit patterns ``b_bits`` (lanes ``m_v``): the
+    largest pattern ``lo`` with count(bits >= lo) >= k, found exactly in 31 bisection steps."""
+    lo = tl.full([], 0, tl.int32)
+    hi = tl.full([], ONE + 1, tl.int32)
+    for _ in range(31):
+        mid = lo + (hi - lo) // 2
+        ok = tl.sum((m_v & (b_bits >= mid)).to(tl.int32), axis=0) >= k
+        lo = tl.where(ok, mid, lo)
+        hi = tl.where(ok, hi, mid)
+    return lo
+
+
+@triton.jit
+def first_above(b_c, b_q, o_v, m_v, x, V):
+    """Inverse CDF: the first id whose cumulative weight ``b_c`` (of the non-negative ``b_q``)
+    exceeds ``x``; the last id with weight when ``x`` reached the total by rounding."""
+    idx = tl.sum((m_v & (b_c <= x)).to(tl.int32), axis=0)
+    last = tl.max(tl.where(b_q > 0.0, o_v, -1), axis=0)
+    return tl.where(idx >= V, last, idx)
+
+
+@triton.jit
 def _sample_kernel(
     p_logits,
     stride_b,
@@ -34,10 +67,7 @@ def _sample_kernel(
     ONE: tl.constexpr,
 ):
     i_b = tl.program_id(0)
-    o_v = tl.arange(0, BLOCK_V)
-    m_v = o_v < V
-    p_row = p_logits + i_b.to(tl.int64) * stride_b + o_v.to(tl.int64) * stride_v
-    b_raw = tl.load(p_row, mask=m_v, other=float("-inf")).to(tl.float32)  # [BLOCK_V]
+    o_v, m_v, b_raw = load_row(p_logits, stride_b, stride_v, V, BLOCK_V)  # [BLOCK_V]
     temperature = tl.load(p_temperature + i_b)
     top_k = tl.load(p_top_k + i_b).to(tl.int32)
     top_p = tl.load(p_top_p + i_b)
@@ -54,16 +84,8 @@ def _sample_kernel(
     b_e = tl.where(m_v, b_e, 0.0)
     b_bits = b_e.to(tl.int32, bitcast=True)
 
-    # top-k: the largest bit pattern `lo` with count(e >= lo) >= k is exactly the k-th value
-    lo = tl.full([], 0, tl.int32)
-    hi = tl.full([], ONE + 1, tl.int32)
-    for _ in range(31):
-        mid = lo + (hi - lo) // 2
-        count = tl.sum((m_v & (b_bits >= mid)).to(tl.int32), axis=0)
-        ok = count >= top_k
-        lo = tl.where(ok, mid, lo)
-        hi = tl.where(ok, hi, mid)
-    b_w = tl.where(b_bits >= lo, b_e, 0.0)
+    # top-k: every weight >= the k-th largest (ties at the threshold all kept)
+    b_w = tl.where(b_bits >= kth_largest_bits(b_bits, m_v, top_k, ONE), b_e, 0.0)
     b_wbits = b_w.to(tl.int32, bitcast=True)
 
     # top-p: the smallest `hi` with mass(w > hi) < top_p * total; token i stays iff w_i >= hi
@@ -82,18 +104,22 @@ def _sample_kernel(
     b_w = tl.where(b_e >= min_p * tl.max(b_e, axis=0), b_w, 0.0)
 
     # inverse CDF in vocabulary order; cumsum of non-negatives never decreases
-    b_c = tl.cumsum(b_w, axis=0)
-    idx = tl.sum((m_v & (b_c <= u * tl.sum(b_w, axis=0))).to(tl.int32), axis=0)
-    last = tl.max(tl.where(b_w > 0.0, o_v, -1), axis=0)
-    idx = tl.where(idx >= V, last, idx)
+    idx = first_above(tl.cumsum(b_w, axis=0), b_w, o_v, m_v, u * tl.sum(b_w, axis=0), V)
     tl.store(p_out + i_b, tl.where(temperature == 0.0, greedy, idx).to(tl.int64))
+
+
+def row_output(logits: torch.Tensor) -> torch.Tensor:
+    """The int64 [B] output of a kernel with one program per row of [B, V] ``logits``, after
+    checking that a row fits one block."""
+    B, V = logits.shape
+    if V > MAX_V:
+        raise InvalidArgumentError("logits", f"at most {MAX_V} columns for the triton backend", V)
+    return torch.empty(B, dtype=torch.int64, device=logits.device)
 
 
 def sample(logits, temperature, top_k, top_p, min_p, uniforms) -> torch.Tensor:
     B, V = logits.shape
-    if V > MAX_V:
-        raise InvalidArgumentError("logits", f"at most {MAX_V} columns for the triton backend", V)
-    out = torch.empty(B, dtype=torch.int64, device=logits.device)
+    out = row_output(logits)
     if B == 0:
         return out
     _sample_kernel[(B,)](

@@ -318,3 +318,157 @@ def test_native_edges_and_threads_match_reference(preset):
         assert ras(logits, history, uniforms=uniforms, **options).tolist() == expected.tolist()
     small = ras(logits[16:20], history[16:20], uniforms=uniforms[16:20], backend="reference", **options)
     assert small.tolist() == expected[16:20].tolist()
+
+
+# --- the fused Triton kernel ------------------------------------------------------------------
+
+# The kernel's exp and the order of its additions differ from torch's by float32 rounding, so a
+# uniform (or top_p) within rounding of a cumulative probability (mass) may draw differently;
+# the cases below are asserted to stay MARGIN away from every such boundary (float64 check).
+MARGIN = 1e-5
+
+
+def _nucleus64(p, top_k, top_p, preset):
+    """Kept probabilities of one row, and the distance from top_p to the masses compared with it."""
+    sp, order = torch.sort(p, descending=True, stable=True)
+    inclusive = torch.cumsum(sp, 0)
+    compared = inclusive if preset == "flashcosyvoice" else inclusive - sp
+    keep = compared <= top_p if preset == "flashcosyvoice" else compared < top_p
+    keep[0] |= preset == "flashcosyvoice"
+    if top_k is not None:
+        keep[top_k:] = False
+    kept = torch.zeros_like(p).scatter(0, order, torch.where(keep, sp, torch.zeros_like(sp)))
+    return kept, float((compared[sp > 0] - top_p).abs().min())
+
+
+def _cdf_distance(q, u):
+    c = torch.cumsum(q, 0) / q.sum()
+    return float((c[q > 0] - u).abs().min())
+
+
+def _clear_uniforms(logits, history, g, **options):
+    """Uniforms [B, 2] at least MARGIN from every cumulative probability each draw compares them
+    with (rows redrawn until they are), after asserting top_p is MARGIN from the sorted masses."""
+    p = torch.softmax(logits.double(), dim=-1)
+    kept = []
+    for row in p:
+        q, top_p_distance = _nucleus64(row, options["top_k"], options["top_p"], options["preset"])
+        assert top_p_distance > MARGIN
+        kept.append(q)
+    u = torch.rand(logits.shape[0], 2, generator=g)
+    for b in range(logits.shape[0]):
+        while True:
+            cand = int(_ras_reference(logits[b : b + 1], None, uniforms=u[b : b + 1], **options)[0])
+            zeroed = p[b].clone()
+            zeroed[cand] = 0.0
+            redraws = [p[b]] + ([zeroed] if float(zeroed.sum()) > 0 else [])
+            near = [_cdf_distance(kept[b], float(u[b, 0]))] + [_cdf_distance(q, float(u[b, 1])) for q in redraws]
+            if min(near) > MARGIN:
+                break
+            u[b] = torch.rand(2, generator=g)
+    return u
+
+
+def _triton_case(g, b, v, length, kind, dtype):
+    if kind == "ties":  # integer logits: many equal probabilities, cuts inside groups of ties
+        logits = torch.randint(-3, 2, (b, v), generator=g).float()
+    else:
+        logits = torch.randn(b, v, generator=g) * 3
+    logits[torch.rand(b, v, generator=g) < 0.2] = -math.inf
+    logits[:, 0] = torch.where(torch.isinf(logits).all(1), torch.zeros(b), logits[:, 0])
+    logits = logits.to(dtype)
+    history = torch.randint(-1, v, (b, length), generator=g)
+    return logits, history
+
+
+TRITON = pytest.mark.skipif(
+    "triton" not in __import__("speechdecode._backend", fromlist=["available"]).available("cpu"),
+    reason="needs TRITON_INTERPRET=1 and triton",
+)
+
+
+@TRITON
+@pytest.mark.parametrize("preset", ["paper", "cosyvoice", "flashcosyvoice"])
+def test_triton_matches_reference(preset):
+    """Awkward sizes, padded histories shorter and longer than the window, top_k on and off,
+    ties, -inf entries and half inputs: the fused kernel gives the reference's tokens."""
+    g = torch.Generator().manual_seed(23)
+    cases = [
+        (1, 1, 0, "random", torch.float32, 10, 0.1, None, 0.8),
+        (3, 7, 5, "ties", torch.float32, 3, 0.34, 2, 0.55),
+        (17, 33, 12, "random", torch.float16, 20, 0.1, None, 0.9),
+        (17, 33, 9, "ties", torch.float32, 4, 0.25, 5, 0.7),
+        (3, 1000, 14, "random", torch.bfloat16, 10, 0.1, 25, 0.85),
+        (3, 1000, 6, "ties", torch.float32, 10, 0.0, None, 0.62),
+    ]
+    fired = 0
+    for b, v, length, kind, dtype, window, threshold, top_k, top_p in cases:
+        logits, history = _triton_case(g, b, v, length, kind, dtype)
+        options = dict(window=window, threshold=threshold, top_k=top_k, top_p=top_p, preset=preset)
+        u = _clear_uniforms(logits, history, g, **options)
+        # plant each row's candidate in its history so that the trigger fires in some rows
+        cand = _ras_reference(logits, None, uniforms=u, **options)
+        planted = torch.rand(b, length, generator=g) < 0.3
+        history = torch.where(planted, cand.unsqueeze(1), history)
+        expected = _ras_reference(logits, history, uniforms=u, **options)
+        fired += int((expected != cand).sum())
+        assert ras(logits, history, uniforms=u, backend="triton", **options).tolist() == expected.tolist()
+    assert fired > 0  # the redraw path was exercised
+
+
+@TRITON
+def test_triton_ties_at_the_cut_go_to_lower_ids():
+    # 40 equal tokens: top_k 3 keeps ids 0..2, cosyvoice's default 25 keeps 0..24, top_p 0.1
+    # keeps 0..3 (mass before j is j/40 < 0.1); u = 0.99 draws the last kept id.
+    logits = torch.zeros(1, 40)
+    u = torch.tensor([[0.99, 0.0]])
+    for preset, top_k, top_p, want in [
+        ("paper", 3, 1.0, 2),
+        ("cosyvoice", None, 1.0, 24),
+        ("paper", None, 0.1, 3),
+        ("flashcosyvoice", None, 0.1, 2),  # inclusive (j + 1) / 40 <= 0.1 keeps 0..2
+        ("flashcosyvoice", 2, 0.5, 1),
+    ]:
+        options = dict(top_k=top_k, top_p=top_p, preset=preset, uniforms=u)
+        assert int(ras(logits, None, backend="triton", **options)[0]) == want
+        assert int(_ras_reference(logits, None, **options)[0]) == want
+
+
+@TRITON
+def test_triton_flags_bad_rows_and_noncontiguous_logits():
+    base = torch.randn(9, 5, generator=torch.Generator().manual_seed(2))
+    logits = base.t()  # [5, 9], non-contiguous
+    u = torch.full((5, 2), 0.3)
+    want = _ras_reference(logits.contiguous(), None, uniforms=u)
+    assert ras(logits, None, uniforms=u, backend="triton").tolist() == want.tolist()
+    bad = logits.contiguous()
+    bad[1, 3], bad[2, 0], bad[3] = math.nan, math.inf, -math.inf
+    u[4, 1] = 1.0
+    got = ras(bad, None, uniforms=u, backend="triton").tolist()
+    assert got == [want[0].item(), -1, -1, -1, -1]
+    with pytest.raises(InvalidArgumentError, match=r"^logits: expected at most 131072 columns"):
+        ras(torch.zeros(1, (1 << 17) + 1), None, backend="triton")
+
+
+@TRITON
+@pytest.mark.parametrize("preset", ["paper", "cosyvoice", "flashcosyvoice"])
+def test_triton_sampler_matches_reference(preset, monkeypatch):
+    """RepetitionAwareSampler (ring buffer on the device) running the Triton kernel each step."""
+    g = torch.Generator().manual_seed(31)
+    b, v, window = 3, 7, 3
+    options = dict(window=window, threshold=0.3, top_k=None, top_p=0.7, preset=preset)
+    monkeypatch.setenv("SPEECHDECODE_BACKEND", "triton")
+    sampler = RepetitionAwareSampler(batch_size=b, device="cpu", **options)
+    histories = [[] for _ in range(b)]
+    for step in range(6):
+        if step == 4:
+            sampler.reset(1)
+            histories[1] = []
+        logits = torch.randint(-2, 2, (b, v), generator=g).float()
+        length = max(1, max(len(h) for h in histories))
+        hist = torch.tensor([[-1] * (length - len(h)) + h for h in histories], dtype=torch.int64)
+        u = _clear_uniforms(logits, hist, g, **options)
+        want = _ras_reference(logits, hist, uniforms=u, **options)
+        assert sampler.step(logits, uniforms=u).tolist() == want.tolist()
+        for r in range(b):
+            histories[r].append(int(want[r]))
