@@ -15,7 +15,9 @@ Decoders per beam (``BEAMS``):
 * pyctcdecode's ``build_ctcdecoder`` with its kenlm ``LanguageModel`` (``beam_width`` = beam,
   ``beam_prune_logp`` = -BEAM_THRESHOLD, ``token_min_logp`` = ``TOKEN_MIN_LOGP``);
 * ours: :class:`CtcPrefixBeamSearch` with the LM (``LEXICON``: LM words only, partial words
-  scored by look-ahead), on one thread and on every core, and without LM; plus greedy decoding.
+  scored by look-ahead, and, as flashlight's ``log_add=False`` decoder, prefixes with equal futures
+  recombined and alignments merged by max), on one thread and on every core, and without LM;
+  plus greedy decoding.
 
 The "both cores" rows of the anchors run the utterances on a thread pool (flashlight) or a
 process pool (pyctcdecode's ``decode_batch``). Each row records WER (in its params and in the
@@ -53,9 +55,11 @@ FULL = {"utterances": 40, "order": 4, "train": None, "beams": (10, 50, 100)}
 QUICK = {"utterances": 3, "order": 3, "train": 3000, "beams": (10,)}
 SLOW_ROW = {"warmup": 0, "repeats": 1, "min_seconds": 0.0}
 # Ours spells LM words only, as flashlight's lexicon decoder (unk_score = -inf) does; partial
-# words are scored by LM look-ahead, as flashlight's smeared trie scores them.
-LEXICON = {"partial_word_lm": True, "unk_score_offset": float("-inf")}
-LEXICON_PARAMS = {"partial_word_lm": True, "unk_score_offset": "-inf"}  # JSON has no -inf
+# words are scored by LM look-ahead, as flashlight's smeared trie (SmearingMode.MAX) scores them;
+# prefixes with the same LM state, unfinished word and last token are recombined and alignments
+# merge by max, as flashlight merges equal states (log_add=False).
+LEXICON = {"partial_word_lm": True, "unk_score_offset": float("-inf"), "recombine": True, "viterbi": True}
+LEXICON_PARAMS = {**LEXICON, "unk_score_offset": "-inf"}  # JSON has no -inf
 
 
 def _threads() -> int:

@@ -77,6 +77,16 @@ class CtcPrefixBeamSearch:
         unk_score_offset: natural-log penalty of a completed word outside the LM vocabulary
             (and, with ``partial_word_lm``, of an unfinished one); ``-inf`` allows LM words only
             (a lexicon-constrained search, and a faster one for V <= 64).
+        blank_skip_threshold: frames whose blank log-probability exceeds this are not searched:
+            such a frame acts as a blank frame of probability 1 (every prefix keeps its score,
+            all of it now ending in blank, so a token repeated across the frame is two tokens).
+            None: every frame is searched. Speeds up peaky (mostly blank) posteriors.
+        viterbi: merge a prefix's alignments by max (its score is its best alignment, as a
+            Viterbi lexicon decoder scores) instead of by log-sum-exp.
+        recombine: with an LM, keep only the best of a frame's prefixes whose futures are equal
+            (same LM state, same unfinished word, or none of the LM's words begins either, same
+            last token and hotword state), as a lexicon decoder merges equal states: the beam
+            holds more distinct hypotheses. No effect without an LM.
         backend: "native" (C++) or "reference" (Python); default: ``SPEECHDECODE_BACKEND`` or native.
 
     Calling the object on ``(log_probs, lengths)`` decodes a batch: log_probs ``[B, T, V]``
@@ -120,6 +130,9 @@ class CtcPrefixBeamSearch:
         num_threads: int | None = None,
         partial_word_lm: bool = False,
         unk_score_offset: float = -10.0,
+        blank_skip_threshold: float | None = None,
+        viterbi: bool = False,
+        recombine: bool = False,
         backend: str | None = None,
     ):
         from speechdecode.lm.model import NgramModel
@@ -151,6 +164,12 @@ class CtcPrefixBeamSearch:
         self.unk_score_offset = _real(unk_score_offset, "unk_score_offset", finite=False)
         if self.unk_score_offset == math.inf:
             raise InvalidArgumentError("unk_score_offset", "a number < +inf (-inf: only LM words)", unk_score_offset)
+        if blank_skip_threshold is None:
+            self.blank_skip_threshold = None
+        else:
+            self.blank_skip_threshold = _real(blank_skip_threshold, "blank_skip_threshold", finite=False)
+        self.viterbi = bool(viterbi)
+        self.recombine = bool(recombine)
         self.hotwords = tuple(self._hotword(i, h) for i, h in enumerate(hotwords))
         self.backend = _backend.select("cpu", backend)
         self._pieces = token_pieces(self.tokens, self.blank, word_boundary)
@@ -170,6 +189,9 @@ class CtcPrefixBeamSearch:
                 token_min_logp=self.token_min_logp,
                 partial_word_lm=self.partial_word_lm,
                 unk_score_offset=self.unk_score_offset,
+                blank_skip_threshold=math.inf if blank_skip_threshold is None else self.blank_skip_threshold,
+                viterbi=self.viterbi,
+                recombine=self.recombine,
             )
 
     def _hotword(self, index: int, item) -> tuple[tuple[int, ...], float]:
@@ -234,6 +256,9 @@ class CtcPrefixBeamSearch:
             "hotwords": self.hotwords,
             "partial_word_lm": self.partial_word_lm,
             "unk_score_offset": self.unk_score_offset,
+            "blank_skip_threshold": self.blank_skip_threshold,
+            "viterbi": self.viterbi,
+            "recombine": self.recombine,
         }
 
     def __call__(self, log_probs, lengths=None) -> list[list[Hypothesis]]:
@@ -290,6 +315,11 @@ class CtcPrefixBeamSearchStream:
     def frames(self) -> int:
         """Frames accepted so far."""
         return self._native.frames if self._native is not None else self._reference.frames
+
+    @property
+    def searched_frames(self) -> int:
+        """Frames searched so far: :attr:`frames` less those skipped by ``blank_skip_threshold``."""
+        return self._native.searched_frames if self._native is not None else self._reference.searched_frames
 
     def accept(self, chunk) -> None:
         """Consume frames: chunk ``[T_chunk, V]`` (dtypes and frameworks as the batch call).

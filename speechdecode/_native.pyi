@@ -47,6 +47,9 @@ class CtcPrefixBeamSearch:
         token_min_logp: float,
         partial_word_lm: bool,
         unk_score_offset: float,
+        blank_skip_threshold: float,
+        viterbi: bool,
+        recombine: bool,
     ) -> None: ...
     @property
     def vocab_size(self) -> int: ...
@@ -63,6 +66,8 @@ class CtcPrefixBeamSearchStream:
 
     @property
     def frames(self) -> int: ...
+    @property
+    def searched_frames(self) -> int: ...
     def accept(self, chunk: npt.NDArray[np.float32]) -> None:
         """Consumes float32 frames [T, V]. Releases the GIL."""
     def finalize(self, nbest: int) -> list[_PrefixHypothesis]: ...

@@ -66,7 +66,8 @@ std::unique_ptr<CtcPrefixBeamSearch> make_search(
     std::vector<std::string> chars, std::vector<uint8_t> starts_word,
     const std::vector<std::pair<std::vector<int32_t>, double>>& hotwords, const NgramModel* lm, int64_t blank,
     double alpha, double beta, int64_t beam, int64_t token_topk, double beam_threshold, double token_min_logp,
-    bool partial_word_lm, double unk_score_offset) {
+    bool partial_word_lm, double unk_score_offset, double blank_skip_threshold, bool viterbi,
+    bool recombine) {
   CtcPrefixBeamSearchOptions o;
   o.blank = blank;
   o.alpha = alpha;
@@ -77,6 +78,9 @@ std::unique_ptr<CtcPrefixBeamSearch> make_search(
   o.token_min_logp = token_min_logp;
   o.partial_word_lm = partial_word_lm;
   o.unk_score_offset = unk_score_offset;
+  o.blank_skip_threshold = blank_skip_threshold;
+  o.viterbi = viterbi;
+  o.recombine = recombine;
   std::vector<HotwordPhrase> phrases;
   for (const auto& [tokens, weight] : hotwords) phrases.push_back({tokens, weight});
   return std::make_unique<CtcPrefixBeamSearch>(std::move(chars), std::move(starts_word), o, phrases, lm);
@@ -140,6 +144,11 @@ class PyStream {
     return stream_.frames();
   }
 
+  int64_t searched_frames() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stream_.searched_frames();
+  }
+
  private:
   CtcPrefixBeamSearch::Stream stream_;
   const int64_t vocab_;
@@ -155,7 +164,8 @@ void bind_decoding_prefix(py::module_& m) {
       .def(py::init(&make_search), py::arg("chars"), py::arg("starts_word"), py::arg("hotwords"),
            py::arg("lm"), py::arg("blank"), py::arg("alpha"), py::arg("beta"), py::arg("beam"),
            py::arg("token_topk"), py::arg("beam_threshold"), py::arg("token_min_logp"),
-           py::arg("partial_word_lm"), py::arg("unk_score_offset"), py::keep_alive<1, 5>())
+           py::arg("partial_word_lm"), py::arg("unk_score_offset"), py::arg("blank_skip_threshold"),
+           py::arg("viterbi"), py::arg("recombine"), py::keep_alive<1, 5>())
       .def_property_readonly("vocab_size", &CtcPrefixBeamSearch::vocab_size)
       .def("decode", &decode, py::arg("log_probs"), py::arg("lengths"), py::arg("nbest"),
            py::arg("num_threads"),
@@ -171,7 +181,8 @@ void bind_decoding_prefix(py::module_& m) {
       .def("accept", &PyStream::accept, py::arg("chunk"), "Consumes float32 frames [T, V]. Releases the GIL.")
       .def("finalize", &PyStream::finalize, py::arg("nbest"),
            "The n-best hypotheses of the frames so far, as decode's tuples; the stream can go on.")
-      .def_property_readonly("frames", &PyStream::frames);
+      .def_property_readonly("frames", &PyStream::frames)
+      .def_property_readonly("searched_frames", &PyStream::searched_frames);
 }
 
 }  // namespace speechdecode

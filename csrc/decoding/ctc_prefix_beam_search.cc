@@ -288,6 +288,10 @@ int32_t CtcPrefixBeamSearch::Stream::make_child(int32_t parent, int32_t token) {
   return id;
 }
 
+double CtcPrefixBeamSearch::Stream::merge(double a, double b) const {
+  return search_.options_.viterbi ? std::max(a, b) : log_add(a, b);
+}
+
 CtcPrefixBeamSearch::Stream::Entry& CtcPrefixBeamSearch::Stream::candidate(int32_t node) {
   Node& n = nodes_[node];
   if (n.stamp != frame_) {
@@ -327,6 +331,16 @@ void CtcPrefixBeamSearch::Stream::step(const float* row) {
     row_[v] = x;
     if (v != o.blank && x >= o.token_min_logp) tokens_.push_back(static_cast<int32_t>(v));
   }
+  if (row_[o.blank] > o.blank_skip_threshold) {
+    // A blank frame of probability 1: scores, ranks and pruning stay as they are.
+    for (Entry& e : beams_) {
+      e.p_b = merge(e.p_b, e.p_nb);
+      e.p_nb = kNegInf;
+    }
+    ++frame_;
+    return;
+  }
+  ++searched_;
   auto token_before = [&](int32_t a, int32_t b) { return row_[a] != row_[b] ? row_[a] > row_[b] : a < b; };
   if (static_cast<int64_t>(tokens_.size()) > o.token_topk) {
     std::nth_element(tokens_.begin(), tokens_.begin() + o.token_topk, tokens_.end(), token_before);
@@ -343,9 +357,9 @@ void CtcPrefixBeamSearch::Stream::step(const float* row) {
   auto note = [&](const Entry& e) { best = std::max(best, std::max(e.p_b, e.p_nb) + nodes_[e.node].extra); };
   for (size_t i = 0; i < beams_.size(); ++i) {
     const Entry beam = beams_[i];
-    const double total = log_add(beam.p_b, beam.p_nb);
+    const double total = merge(beam.p_b, beam.p_nb);
     Entry& self = candidate(beam.node);
-    self.p_b = log_add(self.p_b, total + blank_score);
+    self.p_b = merge(self.p_b, total + blank_score);
     note(self);
     const int32_t last = nodes_[beam.node].token;
     // Tokens that make the prefix impossible (-inf) are pruned anyway when the floor is finite.
@@ -364,7 +378,7 @@ void CtcPrefixBeamSearch::Stream::step(const float* row) {
         return;
       }
       Entry& e = candidate(node);
-      e.p_nb = log_add(e.p_nb, term);
+      e.p_nb = merge(e.p_nb, term);
       note(e);
     };
     for (const int32_t c : tokens_) {
@@ -378,7 +392,8 @@ void CtcPrefixBeamSearch::Stream::step(const float* row) {
       }
     }
   }
-  for (Entry& e : candidates_) e.score = log_add(e.p_b, e.p_nb) + nodes_[e.node].extra;
+  for (Entry& e : candidates_) e.score = merge(e.p_b, e.p_nb) + nodes_[e.node].extra;
+  if (o.recombine && search_.lm_ != nullptr) recombine();
   auto before = [&](const Entry& a, const Entry& b) { return ranks_before(a, b); };
   const size_t keep = std::min<size_t>(candidates_.size(), static_cast<size_t>(o.beam));
   if (keep < candidates_.size()) {
@@ -390,6 +405,51 @@ void CtcPrefixBeamSearch::Stream::step(const float* row) {
   for (size_t i = 0; i < keep && candidates_[i].score >= floor; ++i) beams_.push_back(candidates_[i]);
   keep_survivors();
   ++frame_;
+}
+
+void CtcPrefixBeamSearch::Stream::recombine() {
+  // In rank order, a candidate is kept when no kept one has its future (found through an
+  // open-addressing table of kept candidates by the future's hash); beam kept ones are enough,
+  // so the candidates are put in rank order a block at a time, as far as the walk goes.
+  const CtcPrefixBeamSearchOptions& o = search_.options_;
+  auto before = [&](const Entry& a, const Entry& b) { return ranks_before(a, b); };
+  const size_t limit = std::min<size_t>(candidates_.size(), static_cast<size_t>(o.beam));
+  size_t ranked = 0;
+  auto rank_next = [&] {
+    const size_t end = std::min(candidates_.size(), std::max(2 * ranked, 2 * limit));
+    if (end < candidates_.size())
+      std::nth_element(candidates_.begin() + ranked, candidates_.begin() + end, candidates_.end(), before);
+    std::sort(candidates_.begin() + ranked, candidates_.begin() + end, before);
+    ranked = end;
+  };
+  rank_next();
+  const double floor = candidates_[0].score - o.beam_threshold;
+  size_t capacity = 16;
+  while (capacity < 2 * limit) capacity *= 2;
+  futures_.assign(capacity, -1);
+  kept_.clear();
+  for (size_t next = 0; next < candidates_.size() && kept_.size() < limit; ++next) {
+    if (next == ranked) rank_next();
+    const Entry& e = candidates_[next];
+    if (e.score < floor) break;
+    const Node& n = nodes_[e.node];
+    uint64_t h = lm_states_[n.lm_state].hash();
+    for (const int32_t part : {n.lexicon, n.token, n.hot_state}) {
+      h = (h ^ static_cast<uint32_t>(part)) * 0x9E3779B97F4A7C15ull;
+      h ^= h >> 29;
+    }
+    size_t i = h & (capacity - 1);
+    bool seen = false;
+    for (; futures_[i] >= 0 && !seen; i = (i + 1) & (capacity - 1)) {
+      const Node& m = nodes_[kept_[futures_[i]].node];
+      seen = m.lexicon == n.lexicon && m.token == n.token && m.hot_state == n.hot_state &&
+             lm_states_[m.lm_state] == lm_states_[n.lm_state];
+    }
+    if (seen) continue;
+    futures_[i] = static_cast<int32_t>(kept_.size());
+    kept_.push_back(e);
+  }
+  candidates_.swap(kept_);
 }
 
 void CtcPrefixBeamSearch::Stream::keep_survivors() {
@@ -471,7 +531,7 @@ CtcHypothesis CtcPrefixBeamSearch::Stream::hypothesis(const Entry& entry) const 
     h.word_frames.emplace_back(first, last);
   }
   const Final f = final_extra(entry.node);
-  h.am_score = log_add(entry.p_b, entry.p_nb);
+  h.am_score = merge(entry.p_b, entry.p_nb);
   h.score = h.am_score + f.extra;
   h.lm_score = f.lm_sum;
   return h;
@@ -479,7 +539,7 @@ CtcHypothesis CtcPrefixBeamSearch::Stream::hypothesis(const Entry& entry) const 
 
 std::vector<CtcHypothesis> CtcPrefixBeamSearch::Stream::finalize(int64_t nbest) const {
   std::vector<Entry> ranked = beams_;
-  for (Entry& e : ranked) e.score = log_add(e.p_b, e.p_nb) + final_extra(e.node).extra;
+  for (Entry& e : ranked) e.score = merge(e.p_b, e.p_nb) + final_extra(e.node).extra;
   const size_t keep = std::min<size_t>(ranked.size(), static_cast<size_t>(std::max<int64_t>(nbest, 0)));
   std::partial_sort(ranked.begin(), ranked.begin() + keep, ranked.end(),
                     [&](const Entry& a, const Entry& b) { return ranks_before(a, b); });

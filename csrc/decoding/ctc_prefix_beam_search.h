@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -42,6 +43,14 @@ struct CtcPrefixBeamSearchOptions {
   double token_min_logp = -10.0;
   bool partial_word_lm = false;
   double unk_score_offset = -10.0;
+  // Frames whose blank log-prob exceeds this are not searched: they act as a blank frame of
+  // probability 1 (every prefix's p_b becomes its total, p_nb -inf). +inf: search every frame.
+  double blank_skip_threshold = std::numeric_limits<double>::infinity();
+  // Merge alignments by max (a prefix scores its best alignment) instead of log-sum-exp.
+  bool viterbi = false;
+  // With an LM: of a frame's candidates with the same future (LM state, current word's lexicon
+  // node, last token, hotword state), only the best is kept (hypothesis recombination).
+  bool recombine = false;
 };
 
 struct HotwordPhrase {
@@ -172,6 +181,8 @@ class CtcPrefixBeamSearch::Stream {
   // Consumes count frames: rows frames + t * stride, t < count.
   void accept(const float* frames, int64_t count, int64_t stride);
   int64_t frames() const { return frame_; }
+  // The frames searched so far (frames() less those skipped by blank_skip_threshold).
+  int64_t searched_frames() const { return searched_; }
   // The n-best hypotheses of the frames so far (the search can go on afterwards).
   std::vector<CtcHypothesis> finalize(int64_t nbest) const;
 
@@ -212,6 +223,11 @@ class CtcPrefixBeamSearch::Stream {
   WordId word_id(int32_t lexicon) const;
   Entry& candidate(int32_t node);
   void step(const float* row);
+  // Sorts the candidates by rank and keeps the first beam of those whose future no better one
+  // has (options().recombine).
+  void recombine();
+  // Merges two log-probabilities of alignments: log-sum-exp, or max with viterbi.
+  double merge(double a, double b) const;
   bool ranks_before(const Entry& a, const Entry& b) const;
   bool prefix_less(int32_t a, int32_t b) const;
   Final final_extra(int32_t node) const;
@@ -220,6 +236,7 @@ class CtcPrefixBeamSearch::Stream {
   const CtcPrefixBeamSearch& search_;
   int64_t utterance_;
   int64_t frame_ = 0;
+  int64_t searched_ = 0;
   std::vector<Node> nodes_;
   // The trie holds the prefixes that survived a frame; nodes from first_pending_ on (and LM
   // states from first_pending_state_ on) are this frame's new candidates.
@@ -232,6 +249,8 @@ class CtcPrefixBeamSearch::Stream {
   std::vector<Entry> candidates_;
   std::vector<double> row_;
   std::vector<int32_t> tokens_;
+  std::vector<int32_t> futures_;  // recombine(): a hash table of indices in kept_
+  std::vector<Entry> kept_;
 };
 
 }  // namespace speechdecode

@@ -19,6 +19,15 @@ Definition (every backend implements exactly this, frame by frame)::
     end      final score = logaddexp(p_b, p_nb) + final_extra(prefix); the n-best by
              (-final score, prefix)
 
+``blank_skip_threshold`` (None: off): a frame with x[blank] > blank_skip_threshold is not
+searched; it acts as a blank frame of probability 1: every beam's p_b becomes total and p_nb
+-inf, scores, ranks and beams stay (so a token on both sides of it is two tokens, "a a"). It
+counts as a frame (token frames index all frames). ``viterbi``: every log-sum-exp above
+(merges, total, final score) is max instead, so a prefix scores its best alignment.
+``recombine`` (with an LM): before ranking, of the prefixes with the same future, only the first
+by (-score, prefix) is kept; the future of a prefix is its LM state, its unfinished word (one key
+for all the words no LM word begins), its last token and its hotword state.
+
 Without LM and hotwords ``extra`` is 0: a plain CTC prefix beam search over the acoustic scores.
 
 Words. A token whose symbol starts with the ``word_boundary`` marker (``|`` alone, or ``▁the``)
@@ -153,6 +162,9 @@ class PrefixBeamSearch:
         hotwords: Sequence[tuple[Sequence[int], float]] = (),
         partial_word_lm: bool = False,
         unk_score_offset: float = -10.0,
+        blank_skip_threshold: float | None = None,
+        viterbi: bool = False,
+        recombine: bool = False,
         utterance: int = 0,
     ):
         self.pieces = list(pieces)
@@ -164,6 +176,12 @@ class PrefixBeamSearch:
         self.hotwords = _Hotwords(hotwords)
         self.partial_word_lm = partial_word_lm and lm is not None
         self.unk_score_offset = float(unk_score_offset)
+        self.blank_skip_threshold = math.inf if blank_skip_threshold is None else float(blank_skip_threshold)
+        self.merge = max if viterbi else logaddexp
+        self.recombine = recombine and lm is not None
+        if self.recombine:
+            spelled = [w for w in lm.vocab if w not in ("<unk>", "<s>", "</s>")]
+            self.word_prefixes = {w[:i] for w in spelled for i in range(1, len(w) + 1)}
         if self.partial_word_lm:
             words = [w for w in lm.vocab if w not in ("<unk>", "<s>", "</s>")]
             self.lookahead: dict[str, float] = {}
@@ -178,6 +196,7 @@ class PrefixBeamSearch:
         self.p_nb = {(): NEG_INF}
         self.first_frame: dict[tuple[int, ...], int] = {}
         self.frames = 0
+        self.searched_frames = 0
         self.utterance = utterance
 
     def _weighted(self, log10_prob: float) -> float:
@@ -238,6 +257,12 @@ class PrefixBeamSearch:
                 raise TensorError(
                     "log_probs", "finite log-probabilities or -inf", f"{kind} at [{self.utterance}, {self.frames}, {v}]"
                 )
+        if x[self.blank] > self.blank_skip_threshold:
+            for p in self.beams:
+                self.p_b[p], self.p_nb[p] = self.merge(self.p_b[p], self.p_nb[p]), NEG_INF
+            self.frames += 1
+            return
+        self.searched_frames += 1
         cands = [v for v in range(len(x)) if v != self.blank and x[v] >= self.token_min_logp]
         cands = sorted(cands, key=lambda v: (-x[v], v))[: self.token_topk]
         p_b: dict[tuple[int, ...], float] = {}
@@ -248,11 +273,11 @@ class PrefixBeamSearch:
                 return
             if prefix not in p_b:
                 p_b[prefix], p_nb[prefix] = NEG_INF, NEG_INF
-            table[prefix] = logaddexp(table[prefix], value)
+            table[prefix] = self.merge(table[prefix], value)
 
         for prefix in self.beams:
             b, nb = self.p_b[prefix], self.p_nb[prefix]
-            total = logaddexp(b, nb)
+            total = self.merge(b, nb)
             add(p_b, prefix, total + x[self.blank])
             last = prefix[-1] if prefix else None
             for c in cands:
@@ -261,7 +286,10 @@ class PrefixBeamSearch:
                     add(p_nb, (*prefix, c), b + x[c])
                 else:
                     add(p_nb, (*prefix, c), total + x[c])
-        scored = sorted((-(logaddexp(p_b[p], p_nb[p]) + self._extra(p)), p) for p in p_b)[: self.beam]
+        scored = sorted((-(self.merge(p_b[p], p_nb[p]) + self._extra(p)), p) for p in p_b)
+        if self.recombine:
+            scored = self._recombined(scored)
+        scored = scored[: self.beam]
         best = -scored[0][0]
         self.beams = [p for s, p in scored if -s >= best - self.beam_threshold]
         self.p_b = {p: p_b[p] for p in self.beams}
@@ -270,8 +298,21 @@ class PrefixBeamSearch:
             self.first_frame.setdefault(p, self.frames)
         self.frames += 1
 
+    def _recombined(self, scored: list) -> list:
+        """The first of the ranked (-score, prefix) pairs of each future."""
+        kept, futures = [], set()
+        for item in scored:
+            prefix = item[1]
+            i = self._info(prefix)
+            word = i.word if not i.word or i.word in self.word_prefixes else None
+            future = (i.lm_state, word, prefix[-1] if prefix else None, i.hot_state)
+            if future not in futures:
+                futures.add(future)
+                kept.append(item)
+        return kept
+
     def _hypothesis(self, prefix: tuple[int, ...]) -> Hypothesis:
-        am = logaddexp(self.p_b[prefix], self.p_nb[prefix])
+        am = self.merge(self.p_b[prefix], self.p_nb[prefix])
         extra, lm_score, _ = self._final(prefix)
         frames = [self.first_frame[prefix[: i + 1]] for i in range(len(prefix))]
         words: list[str] = []
@@ -301,7 +342,7 @@ class PrefixBeamSearch:
 
     def finish(self, nbest: int) -> list[Hypothesis]:
         """The n-best hypotheses of the frames so far, by final score."""
-        ranked = sorted((-(logaddexp(self.p_b[p], self.p_nb[p]) + self._final(p)[0]), p) for p in self.beams)[:nbest]
+        ranked = sorted((-(self.merge(self.p_b[p], self.p_nb[p]) + self._final(p)[0]), p) for p in self.beams)[:nbest]
         return [self._hypothesis(p) for _, p in ranked]
 
 

@@ -75,6 +75,24 @@ CONFIGS = {
     "hotwords": {"hotwords": [("ab", 1.5), ("b a", 0.7), ("abc", 0.4), ("cd", -0.5)]},
     "lm hotwords": {"lm": True, "hotwords": [("ab|c", 2.0), ([3, 4], 1.0)], "alpha": 1.2},
     "no boundary": {"word_boundary": None, "hotwords": [(["a", "b"], 1.0)]},
+    "blank skip": {"blank_skip_threshold": -0.4},
+    "viterbi": {"viterbi": True, "hotwords": [("ab", 1.5), ("cd", -0.5)]},
+    "recombine": {"lm": True, "recombine": True, "partial_word_lm": True, "unk_score_offset": -2.0},
+    "recombine hotwords": {"lm": True, "recombine": True, "hotwords": [("ab", 1.5), ("b|a", 0.7)], "alpha": 1.2},
+    "recombine viterbi lexicon": {
+        "lm": True,
+        "recombine": True,
+        "viterbi": True,
+        "partial_word_lm": True,
+        "unk_score_offset": -math.inf,
+    },
+    "viterbi lexicon blank skip": {
+        "lm": True,
+        "partial_word_lm": True,
+        "unk_score_offset": -math.inf,
+        "viterbi": True,
+        "blank_skip_threshold": -0.6,
+    },
     "many overlapping hotwords": {
         "hotwords": [
             ([int(t) for t in np.random.default_rng(i).integers(1, 6, size=1 + i % 4)], 0.1 + 0.05 * (i % 7))
@@ -140,6 +158,87 @@ def test_reference_without_pruning_is_exact():
         want = sorted(exact.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
         assert [h.tokens for h in got] == [k for k, _ in want]
         assert [h.am_score for h in got] == pytest.approx([v for _, v in want], abs=1e-9)
+
+
+def best_alignment_log_probs(x: np.ndarray, blank: int) -> dict[tuple[int, ...], float]:
+    """log p of each labelling's most likely alignment (tiny inputs only)."""
+    best: dict[tuple[int, ...], float] = {}
+    frames, vocab = x.shape
+    for path in itertools.product(range(vocab), repeat=frames):
+        labels = tuple(k for i, k in enumerate(path) if k != blank and (i == 0 or path[i - 1] != k))
+        p = sum(float(x[t, k]) for t, k in enumerate(path))
+        best[labels] = max(best.get(labels, -math.inf), p)
+    return best
+
+
+def test_viterbi_reference_without_pruning_scores_the_best_alignment():
+    rng = np.random.default_rng(4)
+    for frames, vocab in [(1, 3), (5, 3), (4, 4)]:
+        x = random_log_probs(rng, 1, frames, vocab, peak=1.0)
+        best = best_alignment_log_probs(x[0], blank=0)
+        tokens = ["-", *"abc"[: vocab - 1]]
+        search = CtcPrefixBeamSearch(
+            tokens, beam=10_000, token_topk=vocab, beam_threshold=math.inf, token_min_logp=-math.inf,
+            nbest=5, viterbi=True, backend="reference",
+        )  # fmt: skip
+        got = search(x)[0]
+        want = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+        assert [h.tokens for h in got] == [k for k, _ in want]
+        assert [h.am_score for h in got] == pytest.approx([v for _, v in want], abs=1e-9)
+
+
+@pytest.mark.parametrize("backend", _backend.available("cpu")[:2])
+def test_skipped_frames_act_as_certain_blanks(backend, lm):
+    rng = np.random.default_rng(6)
+    x = random_log_probs(rng, 3, 40, len(CHARS))
+    peaky = rng.random((3, 40)) < 0.4
+    x[peaky] = np.log(np.full(len(CHARS), 0.001, np.float32) + 0.994 * np.eye(len(CHARS), dtype=np.float32)[0])
+    threshold = -0.02  # above every random frame's blank, below log(0.995)
+    assert (x[..., 0] > threshold).sum() == peaky.sum()
+    certain = x.copy()
+    certain[peaky] = -np.inf
+    certain[peaky, 0] = 0.0
+    lengths = [40, 27, 9]
+    for options in [{}, {"lm": lm, "partial_word_lm": True, "viterbi": True, "hotwords": [("ab", 1.0)]}]:
+        options = {"tokens": CHARS, "beam": 6, "token_topk": 4, "nbest": 3, "backend": backend, **options}
+        skipping = CtcPrefixBeamSearch(**options, blank_skip_threshold=threshold)
+        assert_same(skipping(x, lengths), CtcPrefixBeamSearch(**options)(certain, lengths), tol=0)
+        stream = skipping.stream()
+        stream.accept(x[0, :25])
+        assert (stream.frames, stream.searched_frames) == (25, 25 - peaky[0, :25].sum())
+
+
+@pytest.mark.parametrize("backend", _backend.available("cpu")[:2])
+def test_a_skipped_blank_separates_repeated_tokens(backend):
+    x = one_hot_frames([2, 0, 2], len(CHARS))
+    search = CtcPrefixBeamSearch(CHARS, beam=4, beam_threshold=5.0, blank_skip_threshold=-0.1, backend=backend)
+    best = search(x)[0][0]
+    assert best.tokens == (2, 2)
+    assert best.token_frames == (0, 2)
+
+
+def test_recombined_beams_have_distinct_futures(lm):
+    from speechdecode.kernels.ctc_prefix_beam.reference import PrefixBeamSearch, token_pieces
+
+    x = random_log_probs(np.random.default_rng(8), 1, 30, len(CHARS), peak=1.0)[0]
+    pieces = token_pieces(CHARS, 0, "|")
+    options = {"lm": lm, "beam": 12, "token_topk": 5, "beam_threshold": math.inf, "hotwords": [((2, 3), 1.0)]}
+    merged, plain = PrefixBeamSearch(pieces, 0, recombine=True, **options), PrefixBeamSearch(pieces, 0, **options)
+
+    def futures(search):
+        infos = [(search._info(p), p) for p in search.beams]
+        return {(i.lm_state, i.word, p[-1] if p else None, i.hot_state) for i, p in infos}
+
+    shared = 0
+    for row in x:
+        merged.step(row)
+        plain.step(row)
+        assert len(futures(merged)) == len(merged.beams)
+        shared += len(futures(plain)) < len(plain.beams)
+    assert shared > 0  # without recombination, beams do share futures
+    no_lm = {"tokens": CHARS, "beam": 6, "nbest": 3, "backend": "reference"}
+    x3 = x[None]
+    assert_same(CtcPrefixBeamSearch(recombine=True, **no_lm)(x3), CtcPrefixBeamSearch(**no_lm)(x3), tol=0)
 
 
 def one_hot_frames(ids, vocab, floor=1e-3):
@@ -312,6 +411,8 @@ def test_bad_arguments_are_named():
         ({"lm": "lm.arpa"}, "lm"),
         ({"tokens": ["-", "a|b"]}, "tokens"),
         ({"unk_score_offset": math.inf}, "unk_score_offset"),
+        ({"blank_skip_threshold": math.nan}, "blank_skip_threshold"),
+        ({"blank_skip_threshold": "high"}, "blank_skip_threshold"),
     ]
     for options, message in cases:
         options = {"tokens": CHARS, **options}
