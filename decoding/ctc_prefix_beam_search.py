@@ -87,7 +87,11 @@ class CtcPrefixBeamSearch:
             (same LM state, same unfinished word, or none of the LM's words begins either, same
             last token and hotword state), as a lexicon decoder merges equal states: the beam
             holds more distinct hypotheses. No effect without an LM.
-        backend: "native" (C++) or "reference" (Python); default: ``SPEECHDECODE_BACKEND`` or native.
+        backend: "native" (C++), "reference" (Python) or "triton" (the batched GPU search of
+            :mod:`speechdecode.kernels.ctc_prefix_beam.triton`: no LM, hotwords, blank skip,
+            viterbi or recombine; CPU tensors only under ``TRITON_INTERPRET=1``); default:
+            ``SPEECHDECODE_BACKEND``, else Triton for CUDA inputs of a search it implements and
+            native (on a CPU copy) for everything else.
 
     Calling the object on ``(log_probs, lengths)`` decodes a batch: log_probs ``[B, T, V]``
     float32, float16 or bfloat16 (upcast), numpy or torch (CUDA tensors are copied to the CPU),
@@ -172,6 +176,18 @@ class CtcPrefixBeamSearch:
         self.recombine = bool(recombine)
         self.hotwords = tuple(self._hotword(i, h) for i, h in enumerate(hotwords))
         self.backend = _backend.select("cpu", backend)
+        self._requested = backend
+        # What the Triton search (kernels/ctc_prefix_beam/triton.py) implements: no LM, no
+        # hotwords, no blank skip, log-sum-exp merges, no recombination.
+        self._triton_ok = (
+            lm is None and not self.hotwords and self.blank_skip_threshold is None and not self.viterbi
+        ) and not self.recombine
+        if self.backend == "triton" and not self._triton_ok:
+            raise InvalidArgumentError(
+                "backend",
+                "native or reference for a search with an LM, hotwords, blank_skip_threshold, viterbi or recombine",
+                "'triton' (the Triton search has none of them)",
+            )
         self._pieces = token_pieces(self.tokens, self.blank, word_boundary)
         self._native = None
         if self.backend == "native":
@@ -267,6 +283,8 @@ class CtcPrefixBeamSearch:
         batch, frames, vocab = x.shape
         if vocab != len(self.tokens):
             raise TensorError("log_probs", f"shape [B, T, {len(self.tokens)}] (V = len(tokens))", f"{list(x.shape)}")
+        if self._triton_ok and self._device_backend(x) == "triton":
+            return self._decode_triton(x, lengths)
         lens = _tensors.lengths(lengths, "lengths", batch, frames, torch.device("cpu"))
         x = _float32_cpu(x)
         if self._native is not None:
@@ -275,6 +293,27 @@ class CtcPrefixBeamSearch:
         from speechdecode.kernels.ctc_prefix_beam.reference import ctc_prefix_beam_search
 
         return ctc_prefix_beam_search(x.numpy(), lens.tolist(), self._pieces, self.blank, self.nbest, **self._options())
+
+    def _device_backend(self, x: torch.Tensor) -> str:
+        """The backend for inputs on x's device: the constructor's choice on the CPU; on CUDA,
+        Triton by default (or as forced), else the CPU search on a copy."""
+        return self.backend if x.device.type == "cpu" else _backend.select("cuda", self._requested)
+
+    def _decode_triton(self, x: torch.Tensor, lengths) -> list[list[Hypothesis]]:
+        from speechdecode.kernels.ctc_prefix_beam.reference import spell
+        from speechdecode.kernels.ctc_prefix_beam.triton import prefix_beam_search
+
+        results = prefix_beam_search(
+            x, lengths, blank=self.blank, beam=self.beam, token_topk=self.token_topk,
+            token_min_logp=self.token_min_logp, beam_threshold=self.beam_threshold, nbest=self.nbest,
+        )  # fmt: skip
+        hypotheses = []
+        for nbest in results:
+            hypotheses.append([])
+            for tokens, score, frames in nbest:
+                words, word_frames = spell(self._pieces, tokens, frames)
+                hypotheses[-1].append(Hypothesis(tokens, words, score, score, 0.0, frames, word_frames))
+        return hypotheses
 
     def stream(self) -> CtcPrefixBeamSearchStream:
         """A new stream: one utterance fed chunk by chunk (see :class:`CtcPrefixBeamSearchStream`)."""

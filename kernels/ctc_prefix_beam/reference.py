@@ -58,11 +58,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from speechdecode.decoding.hypothesis import Hypothesis
 from speechdecode.errors import TensorError
+
+if TYPE_CHECKING:  # imported where used: importing speechdecode.decoding imports this module
+    from speechdecode.decoding.hypothesis import Hypothesis
 
 LN10 = math.log(10.0)
 NEG_INF = -math.inf
@@ -315,24 +318,12 @@ class PrefixBeamSearch:
         am = self.merge(self.p_b[prefix], self.p_nb[prefix])
         extra, lm_score, _ = self._final(prefix)
         frames = [self.first_frame[prefix[: i + 1]] for i in range(len(prefix))]
-        words: list[str] = []
-        word_frames: list[tuple[int, int]] = []
-        word, first, last = "", 0, 0
-        for token, frame in zip(prefix, frames, strict=True):
-            starts, chars = self.pieces[token]
-            if starts and word:
-                words.append(word)
-                word_frames.append((first, last))
-                word = ""
-            if chars:
-                first = first if word else frame
-                word, last = word + chars, frame
-        if word:
-            words.append(word)
-            word_frames.append((first, last))
+        words, word_frames = spell(self.pieces, prefix, frames)
+        from speechdecode.decoding.hypothesis import Hypothesis
+
         return Hypothesis(
             tokens=prefix,
-            words=tuple(words),
+            words=words,
             score=am + extra,
             am_score=am,
             lm_score=lm_score,
@@ -344,6 +335,29 @@ class PrefixBeamSearch:
         """The n-best hypotheses of the frames so far, by final score."""
         ranked = sorted((-(self.merge(self.p_b[p], self.p_nb[p]) + self._final(p)[0]), p) for p in self.beams)[:nbest]
         return [self._hypothesis(p) for _, p in ranked]
+
+
+def spell(
+    pieces: Sequence[tuple[bool, str]], tokens: Sequence[int], frames: Sequence[int]
+) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
+    """The words of a token sequence (module docstring, "Words") and each word's first and last
+    frame (of its first and last token with characters), from :func:`token_pieces` output."""
+    words: list[str] = []
+    word_frames: list[tuple[int, int]] = []
+    word, first, last = "", 0, 0
+    for token, frame in zip(tokens, frames, strict=True):
+        starts, chars = pieces[token]
+        if starts and word:
+            words.append(word)
+            word_frames.append((first, last))
+            word = ""
+        if chars:
+            first = first if word else frame
+            word, last = word + chars, frame
+    if word:
+        words.append(word)
+        word_frames.append((first, last))
+    return tuple(words), tuple(word_frames)
 
 
 def ctc_prefix_beam_search(

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import doctest
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-import speechdecode.decoding  # noqa: F401  (imports the reference's package in its working order)
 from speechdecode.bench import bench_ctc_gpu
 from speechdecode.bench.harness import Suite
+from speechdecode.decoding import CtcPrefixBeamSearch
 from speechdecode.errors import BackendUnavailableError, InvalidArgumentError, TensorError
 from speechdecode.kernels.ctc_prefix_beam.reference import ctc_prefix_beam_search, token_pieces
 from speechdecode.kernels.ctc_prefix_beam.triton import prefix_beam_search
@@ -174,3 +176,39 @@ def test_benchmark_cases_on_a_tiny_input(tmp_path):
         rows["C++ CPU search (all cores)"]["median_ms"] / rows["Triton GPU search"]["median_ms"],
     )
     assert (tmp_path / "ctc_gpu.md").read_text().count("| B=2 T=6 V=7 beam=3 |") == 3
+
+
+def test_kernel_module_imports_first():
+    """The kernel's package imports on its own (no import cycle through speechdecode.decoding)."""
+    code = "import speechdecode.kernels.ctc_prefix_beam.triton as t; print(t.prefix_beam_search.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "prefix_beam_search", out.stderr
+
+
+def test_decoder_dispatches_to_triton_with_words_and_frames():
+    """CtcPrefixBeamSearch(backend="triton") gives the native search's hypotheses, words included."""
+    gen = torch.Generator().manual_seed(11)
+    tokens = ["-", "|", "a", "b", "c"]
+    x = torch.log_softmax(3 * torch.randn(3, 9, len(tokens), generator=gen), dim=-1)
+    lengths = [9, 0, 6]
+    options = {"blank": 0, "beam": 4, "token_topk": 3, "nbest": 3}
+    got = CtcPrefixBeamSearch(tokens, backend="triton", **options)(x.to(DEVICE), lengths)
+    want = CtcPrefixBeamSearch(tokens, backend="native", **options)(x, lengths)
+    assert [len(n) for n in got] == [len(n) for n in want]
+    for g_list, w_list in zip(got, want, strict=True):
+        for g, w in zip(g_list, w_list, strict=True):
+            assert (g.tokens, g.words, g.token_frames, g.word_frames) == (
+                w.tokens,
+                w.words,
+                w.token_frames,
+                w.word_frames,
+            )
+            assert g.score == pytest.approx(w.score, abs=SCORE_TOLERANCE) and g.lm_score == w.lm_score == 0.0
+    assert any(len(n[0].words) > 1 for n in got)  # the word grouping was exercised
+
+
+def test_decoder_refuses_triton_for_what_it_lacks():
+    with pytest.raises(InvalidArgumentError, match="backend: expected native or reference"):
+        CtcPrefixBeamSearch(["-", "a"], word_boundary=None, backend="triton", hotwords=[([1], 1.0)])
+    with pytest.raises(InvalidArgumentError, match="backend: expected native or reference"):
+        CtcPrefixBeamSearch(["-", "a"], backend="triton", recombine=True)
