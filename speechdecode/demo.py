@@ -151,11 +151,18 @@ def run_demo(out_dir: str | os.PathLike = "demo-output", sentences: int = 200, s
     lm = NgramModel.from_arpa(arpa)
     searches = {
         "prefix beam": CtcPrefixBeamSearch(symbols, blank=blank, beam=BEAM),
-        # Words restricted to the LM's vocabulary, unfinished words scored by look-ahead: what a
-        # lexicon decoder does (without look-ahead, an unfinished word pays nothing and beats
-        # finished out-of-vocabulary words in the beam).
+        # Words restricted to the LM's vocabulary, unfinished words scored by look-ahead, equal
+        # futures recombined: what a lexicon decoder does (without look-ahead, an unfinished word
+        # pays nothing and beats finished out-of-vocabulary words in the beam).
         "prefix + LM": CtcPrefixBeamSearch(
-            symbols, blank=blank, beam=BEAM, lm=lm, partial_word_lm=True, unk_score_offset=-math.inf
+            symbols,
+            blank=blank,
+            beam=BEAM,
+            lm=lm,
+            partial_word_lm=True,
+            unk_score_offset=-math.inf,
+            recombine=True,
+            viterbi=True,
         ),
         "wfst TLG": WfstDecoder(graph_dir, beam=BEAM, word_boundary="|"),
     }
