@@ -12,41 +12,14 @@ import math
 import numbers
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
-from speechdecode import _backend, _tensors
+from speechdecode import _args, _backend, _tensors
 from speechdecode.decoding.hypothesis import Hypothesis
 from speechdecode.errors import InvalidArgumentError, TensorError
 from speechdecode.kernels.ctc_prefix_beam.reference import PrefixBeamSearch, token_pieces
 
 __all__ = ["CtcPrefixBeamSearch", "CtcPrefixBeamSearchStream"]
-
-
-def _integer(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise InvalidArgumentError(name, f"an integer >= {low}", repr(value))
-    return int(value)
-
-
-def _real(value, name: str, *, finite: bool = True, low: float = -math.inf) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
-    if not ok or (finite and math.isinf(value)) or value < low:
-        what = "a finite number" if finite else "a number (not NaN)"
-        raise InvalidArgumentError(name, what + (f" >= {low}" if low > -math.inf else ""), repr(value))
-    return float(value)
-
-
-def _float32_cpu(x: torch.Tensor) -> torch.Tensor:
-    """x as float32 on the CPU with a contiguous last axis (other strides kept)."""
-    x = x.detach().to(device="cpu", dtype=torch.float32)
-    return x if x.shape[-1] <= 1 or x.stride(-1) == 1 else x.contiguous()
-
-
-def _scores(x, name: str, ndim: int) -> torch.Tensor:
-    if isinstance(x, np.ndarray) and any(s < 0 for s in x.strides):  # torch cannot view negative strides
-        x = np.ascontiguousarray(x)
-    return _tensors.scores(x, name, ndim)
 
 
 class CtcPrefixBeamSearch:
@@ -156,22 +129,22 @@ class CtcPrefixBeamSearch:
         if lm is not None and not isinstance(lm, NgramModel):
             raise InvalidArgumentError("lm", "None or a speechdecode.lm.NgramModel", type(lm).__name__)
         self.lm = lm
-        self.alpha = _real(alpha, "alpha")
-        self.beta = _real(beta, "beta")
-        self.beam = _integer(beam, "beam", 1)
-        self.token_topk = _integer(token_topk, "token_topk", 1)
-        self.beam_threshold = _real(beam_threshold, "beam_threshold", finite=False, low=0.0)
-        self.token_min_logp = _real(token_min_logp, "token_min_logp", finite=False)
-        self.nbest = _integer(nbest, "nbest", 1)
-        self.num_threads = None if num_threads is None else _integer(num_threads, "num_threads", 1)
+        self.alpha = _args.real(alpha, "alpha")
+        self.beta = _args.real(beta, "beta")
+        self.beam = _args.integer(beam, "beam", 1)
+        self.token_topk = _args.integer(token_topk, "token_topk", 1)
+        self.beam_threshold = _args.real(beam_threshold, "beam_threshold", finite=False, low=0.0)
+        self.token_min_logp = _args.real(token_min_logp, "token_min_logp", finite=False)
+        self.nbest = _args.integer(nbest, "nbest", 1)
+        self.num_threads = None if num_threads is None else _args.integer(num_threads, "num_threads", 1)
         self.partial_word_lm = bool(partial_word_lm)
-        self.unk_score_offset = _real(unk_score_offset, "unk_score_offset", finite=False)
+        self.unk_score_offset = _args.real(unk_score_offset, "unk_score_offset", finite=False)
         if self.unk_score_offset == math.inf:
             raise InvalidArgumentError("unk_score_offset", "a number < +inf (-inf: only LM words)", unk_score_offset)
         if blank_skip_threshold is None:
             self.blank_skip_threshold = None
         else:
-            self.blank_skip_threshold = _real(blank_skip_threshold, "blank_skip_threshold", finite=False)
+            self.blank_skip_threshold = _args.real(blank_skip_threshold, "blank_skip_threshold", finite=False)
         self.viterbi = bool(viterbi)
         self.recombine = bool(recombine)
         self.hotwords = tuple(self._hotword(i, h) for i, h in enumerate(hotwords))
@@ -216,7 +189,7 @@ class CtcPrefixBeamSearch:
         if not isinstance(item, (tuple, list)) or len(item) != 2:
             raise InvalidArgumentError(name, "a (phrase, weight) pair", repr(item))
         phrase, weight = item
-        weight = _real(weight, name + " weight")
+        weight = _args.real(weight, name + " weight")
         ids = self._spell(phrase, name) if isinstance(phrase, str) else self._token_ids(phrase, name)
         if not ids:
             raise InvalidArgumentError(name, "a phrase of one or more tokens", repr(phrase))
@@ -279,14 +252,14 @@ class CtcPrefixBeamSearch:
 
     def __call__(self, log_probs, lengths=None) -> list[list[Hypothesis]]:
         """Decode a batch: see the class docstring."""
-        x = _scores(log_probs, "log_probs", 3)
+        x = _tensors.scores(log_probs, "log_probs", 3)
         batch, frames, vocab = x.shape
         if vocab != len(self.tokens):
             raise TensorError("log_probs", f"shape [B, T, {len(self.tokens)}] (V = len(tokens))", f"{list(x.shape)}")
         if self._triton_ok and self._device_backend(x) == "triton":
             return self._decode_triton(x, lengths)
         lens = _tensors.lengths(lengths, "lengths", batch, frames, torch.device("cpu"))
-        x = _float32_cpu(x)
+        x = _tensors.cpu_float32(x)
         if self._native is not None:
             results = self._native.decode(x.numpy(), lens.numpy(), self.nbest, self.num_threads or 0)
             return [[Hypothesis(*h) for h in nbest] for nbest in results]
@@ -367,10 +340,10 @@ class CtcPrefixBeamSearchStream:
             TensorError: wrong shape or dtype, NaN or +inf scores (named ``[0, frame, token]``,
                 frames counted from the stream's start).
         """
-        x = _scores(chunk, "chunk", 2)
+        x = _tensors.scores(chunk, "chunk", 2)
         if x.shape[1] != len(self._search.tokens):
             raise TensorError("chunk", f"shape [T, {len(self._search.tokens)}] (V = len(tokens))", f"{list(x.shape)}")
-        x = _float32_cpu(x)
+        x = _tensors.cpu_float32(x)
         if self._native is not None:
             self._native.accept(x.numpy())
         else:
@@ -379,7 +352,7 @@ class CtcPrefixBeamSearchStream:
 
     def finalize(self, nbest: int | None = None) -> list[Hypothesis]:
         """The n-best list (default: the search's ``nbest``) of the frames so far; the stream can go on."""
-        n = self._search.nbest if nbest is None else _integer(nbest, "nbest", 1)
+        n = self._search.nbest if nbest is None else _args.integer(nbest, "nbest", 1)
         if self._native is not None:
             return [Hypothesis(*h) for h in self._native.finalize(n)]
         return self._reference.finish(n)

@@ -25,17 +25,14 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from speechdecode import _backend, _tensors
+from speechdecode import _args, _backend, _tensors
 from speechdecode.decoding.hypothesis import Hypothesis
 from speechdecode.errors import InputFileError, InvalidArgumentError, TensorError
-from speechdecode.graphs.export import DecodingGraph, load_graph
+from speechdecode.graphs.export import ARRAY_DTYPES, GRAPH_FILE, DecodingGraph, load_graph
 from speechdecode.graphs.symbols import SymbolTable
 from speechdecode.kernels.wfst_decode import reference
 
 __all__ = ["WfstDecoder", "WfstHypothesis", "WfstStream", "read_graph_arrays"]
-
-_ARRAYS = ("final_weights", "arc_offsets", "ilabels", "olabels", "weights", "nextstates")
-GRAPH_FILE = "TLG.npz"
 
 
 @dataclass(frozen=True)
@@ -81,12 +78,11 @@ def _arrays_from(source, path, num_tokens: int | None, blank: int | None) -> Dec
             raise InputFileError(path, None, f"missing {name!r}{hint}")
         scalars[name] = int(given) if given is not None else _scalar(stored, name, path)
     arrays = {}
-    for name in _ARRAYS:
+    for name, dtype in ARRAY_DTYPES.items():
         array = get(name)
         if array is None:
-            raise InputFileError(path, None, f"missing array {name!r} (a graph needs {', '.join(_ARRAYS)})")
+            raise InputFileError(path, None, f"missing array {name!r} (a graph needs {', '.join(ARRAY_DTYPES)})")
         array = np.asarray(array)
-        dtype = np.float32 if "weights" in name else np.int64 if name == "arc_offsets" else np.int32
         if array.ndim != 1 or array.dtype.kind not in ("f" if dtype == np.float32 else "iu"):
             got = f"{array.dtype} of shape {array.shape}"
             raise InputFileError(path, None, f"{name}: expected a 1-D {np.dtype(dtype)} array, got {got}")
@@ -119,12 +115,11 @@ def read_graph_arrays(path: str | os.PathLike) -> tuple[DecodingGraph, SymbolTab
     else:
         raise InputFileError(path, None, "no such graph file or directory")
     try:
-        graph = load_graph(npz)
+        arrays = load_graph(npz)  # checked there: dtypes, shapes, offsets, labels, states
     except InputFileError:
         raise
     except (OSError, ValueError) as exc:
         raise InputFileError(npz, None, f"not a readable .npz graph: {exc}") from exc
-    arrays = _arrays_from(graph, npz, None, None)
     words = SymbolTable.read(words_path) if os.path.isfile(words_path) else None
     tokens_path = os.path.join(os.path.dirname(words_path), "tokens.txt")
     tokens = SymbolTable.read(tokens_path) if os.path.isfile(tokens_path) else None
@@ -163,20 +158,6 @@ def _boundary(value, tokens: SymbolTable | None, num_tokens: int) -> int | None:
         value = tokens.id(value) - 1  # tokens.txt ids are acoustic indices + 1 (0 is <eps>)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < num_tokens:
         raise InvalidArgumentError("word_boundary", f"a token index in [0, {num_tokens}) or its symbol", repr(value))
-    return int(value)
-
-
-def _number(value, name: str, low: float, *, allow_inf: bool = False, strict: bool = False) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
-    ok = ok and (allow_inf or math.isfinite(value)) and (value > low if strict else value >= low)
-    if not ok:
-        raise InvalidArgumentError(name, f"a number {'>' if strict else '>='} {low}", repr(value))
-    return float(value)
-
-
-def _integer(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise InvalidArgumentError(name, f"an int >= {low}", repr(value))
     return int(value)
 
 
@@ -265,15 +246,15 @@ class WfstDecoder:
         blank: int | None = None,
         backend: str | None = None,
     ):
-        self.beam = _number(beam, "beam", 0.0, allow_inf=True, strict=True)
-        self.max_active = _integer(max_active, "max_active", 1)
-        self.acoustic_scale = _number(acoustic_scale, "acoustic_scale", 0.0, strict=True)
+        self.beam = _args.real(beam, "beam", low=0.0, strict=True, finite=False)
+        self.max_active = _args.integer(max_active, "max_active", 1)
+        self.acoustic_scale = _args.real(acoustic_scale, "acoustic_scale", low=0.0, strict=True)
         self.blank_skip_threshold = (
-            None if blank_skip_threshold is None else _number(blank_skip_threshold, "blank_skip_threshold", -math.inf)
+            None if blank_skip_threshold is None else _args.real(blank_skip_threshold, "blank_skip_threshold")
         )
-        self.lattice_beam = _number(lattice_beam, "lattice_beam", 0.0, allow_inf=True)
-        self.nbest = _integer(nbest, "nbest", 1)
-        self.num_threads = 0 if num_threads is None else _integer(num_threads, "num_threads", 1)
+        self.lattice_beam = _args.real(lattice_beam, "lattice_beam", low=0.0, finite=False)
+        self.nbest = _args.integer(nbest, "nbest", 1)
+        self.num_threads = 0 if num_threads is None else _args.integer(num_threads, "num_threads", 1)
         self.backend = _backend.select("cpu", backend)
         if self.backend == "triton":
             raise InvalidArgumentError("backend", "native or reference (no Triton WFST search)", repr(backend))
@@ -340,8 +321,7 @@ class WfstDecoder:
         t = _tensors.scores(x, name, ndim)
         if t.shape[-1] != self.num_tokens:
             raise TensorError(name, f"V = {self.num_tokens} (the graph's num_tokens)", f"shape {list(t.shape)}")
-        t = t.detach().to(device="cpu", dtype=torch.float32)
-        return t if t.shape[-1] <= 1 or t.stride(-1) == 1 else t.contiguous()
+        return _tensors.cpu_float32(t)
 
     def __call__(self, log_probs, lengths=None) -> list[list[WfstHypothesis]]:
         """Decode a batch.

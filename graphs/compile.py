@@ -272,7 +272,7 @@ class CompiledGraph:
         Raises:
             InvalidArgumentError: ``out_dir`` is not a writable directory (see :func:`check_output_dir`).
         """
-        from speechdecode.graphs.export import export_npz
+        from speechdecode.graphs.export import GRAPH_FILE, export_npz
 
         out_dir = os.fspath(out_dir)
         check_output_dir(out_dir)
@@ -282,7 +282,7 @@ class CompiledGraph:
             self.tlg.write(os.path.join(staging, "TLG.fst"))
             if self.lg is not None:
                 self.lg.write(os.path.join(staging, "LG.fst"))
-            export_npz(self.tlg, os.path.join(staging, "TLG.npz"), self.num_tokens, self.blank, self.topology)
+            export_npz(self.tlg, os.path.join(staging, GRAPH_FILE), self.num_tokens, self.blank, self.topology)
             self.tokens.write(os.path.join(staging, "tokens.txt"))
             self.words.write(os.path.join(staging, "words.txt"))
             os.makedirs(out_dir, exist_ok=True)

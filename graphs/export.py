@@ -25,9 +25,10 @@ from speechdecode.errors import InputFileError, InvalidArgumentError
 from speechdecode.graphs.fst_io import FstArrays, fst_to_arrays
 from speechdecode.graphs.topology import TOPOLOGIES
 
-__all__ = ["DecodingGraph", "export_npz", "load_graph"]
+__all__ = ["ARRAY_DTYPES", "GRAPH_FILE", "DecodingGraph", "export_npz", "load_graph"]
 
-_ARRAYS = {
+GRAPH_FILE = "TLG.npz"  # the decoding graph's arrays in a graph directory
+ARRAY_DTYPES = {
     "final_weights": np.float32,
     "arc_offsets": np.int64,
     "ilabels": np.int32,
@@ -95,7 +96,7 @@ def export_npz(fst, path: str | os.PathLike, num_tokens: int, blank: int, topolo
     with atomic_write(path, "wb") as handle:
         np.savez(
             handle,
-            **{name: np.asarray(getattr(graph, name), dtype=dtype) for name, dtype in _ARRAYS.items()},
+            **{name: np.asarray(getattr(graph, name), dtype=dtype) for name, dtype in ARRAY_DTYPES.items()},
             **{name: np.int64(getattr(graph, name)) for name in _SCALARS},
             topology=np.str_(topology),
         )
@@ -117,13 +118,13 @@ def load_graph(path: str | os.PathLike) -> DecodingGraph:
     """
     path = os.fspath(path)
     if os.path.isdir(path):
-        path = os.path.join(path, "TLG.npz")
+        path = os.path.join(path, GRAPH_FILE)
     with np.load(path, allow_pickle=False) as data:
-        missing = sorted((set(_ARRAYS) | set(_SCALARS) | {"topology"}) - set(data.files))
+        missing = sorted((set(ARRAY_DTYPES) | set(_SCALARS) | {"topology"}) - set(data.files))
         if missing:
             raise InputFileError(path, None, f"not a decoding graph: missing key(s) {', '.join(missing)}")
         fields = {}
-        for name, dtype in _ARRAYS.items():
+        for name, dtype in ARRAY_DTYPES.items():
             value = data[name]
             if value.dtype != dtype or value.ndim != 1:
                 raise InputFileError(

@@ -26,12 +26,15 @@ def _describe(x) -> str:
 
 
 def as_tensor(x, name: str) -> torch.Tensor:
-    """``x`` (numpy array or torch tensor) as a torch tensor sharing its memory."""
+    """``x`` (numpy array or torch tensor) as a torch tensor sharing its memory (a numpy array
+    with a negative stride, which torch cannot view, is copied)."""
     if isinstance(x, torch.Tensor):
         return x
     if isinstance(x, np.ndarray):
         if x.dtype.byteorder == ">":
             raise TensorError(name, "native byte order", "a big-endian array")
+        if any(stride < 0 for stride in x.strides):
+            x = np.ascontiguousarray(x)
         return torch.from_numpy(x)
     raise TensorError(name, "a numpy array or a torch tensor", type(x).__name__)
 
@@ -44,6 +47,13 @@ def scores(x, name: str, ndim: int) -> torch.Tensor:
     if t.dtype not in SCORE_DTYPES:
         raise TensorError(name, "dtype float32, float16 or bfloat16", _describe(x))
     return t
+
+
+def cpu_float32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as float32 on the CPU with a contiguous last axis (other strides kept): the layout
+    the native searches read rows from."""
+    t = t.detach().to(device="cpu", dtype=torch.float32)
+    return t if t.shape[-1] <= 1 or t.stride(-1) == 1 else t.contiguous()
 
 
 def lengths(x, name: str, batch: int, maximum: int, device: torch.device) -> torch.Tensor:
