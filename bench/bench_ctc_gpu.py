@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 
 from speechdecode import _backend
-from speechdecode.bench.bench_ctc_greedy import _threads, make_log_probs
-from speechdecode.bench.harness import BenchmarkMismatchError, Suite
+from speechdecode.bench.bench_ctc_greedy import make_log_probs
+from speechdecode.bench.harness import BenchmarkMismatchError, Suite, usable_cores
 from speechdecode.decoding import CtcPrefixBeamSearch
 from speechdecode.errors import BackendUnavailableError
 
@@ -44,7 +44,7 @@ def add_cases(suite: Suite, sizes, device: str, *, token_topk: int = TOKEN_TOPK)
 
     sync = torch.cuda.synchronize if device == "cuda" else None
     cpu_settings = {k: min(v, 3) if k == "repeats" else v for k, v in suite.settings.items()}  # seconds a run
-    threads = _threads()
+    threads = usable_cores()
     for batch, frames, vocab, beam in sizes:
         x = make_log_probs(batch, frames, vocab, blank=BLANK)
         lengths = torch.full((batch,), frames, dtype=torch.int64)

@@ -17,13 +17,11 @@ checked against the anchor's before it is timed. Quick mode uses [4, 200, 64].
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 
 from speechdecode import _backend
-from speechdecode.bench.harness import Suite, check_equal
+from speechdecode.bench.harness import Suite, check_equal, usable_cores
 from speechdecode.decoding.ctc_greedy import ctc_greedy_packed
 
 FULL_SHAPE = (64, 2000, 512)
@@ -61,13 +59,6 @@ def numpy_greedy(x: np.ndarray, blank: int = BLANK, lengths: np.ndarray | None =
     return best[keep], frames, offsets
 
 
-def _threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _case(
     suite: Suite,
     case: str,
@@ -95,7 +86,7 @@ def _impls(x: torch.Tensor, lengths: torch.Tensor | None, *, reference: bool):
     if reference:
         rows.append(("reference (torch)", lambda: ctc_greedy_packed(x, lengths, BLANK, backend="reference"), {}, None))
     if "native" in _backend.available("cpu"):
-        n = _threads()
+        n = usable_cores()
         thread_counts = [1] if n == 1 else [1, n]
         for k in thread_counts:
             rows.append(

@@ -1,6 +1,6 @@
 """Benchmark of WFST beam search over a TLG (:class:`speechdecode.decoding.WfstDecoder`).
 
-Data: the prefix-search benchmark's (:func:`speechdecode.bench.bench_ctc.make_data`): held-out
+Data: the prefix-search benchmark's (:func:`speechdecode.bench.asr_common.make_data`): held-out
 King James verses turned into CTC log-posteriors by the posterior simulator (character tokens,
 ``|`` after every word, blank ``-``), and an ``ORDER``-gram modified Kneser-Ney LM built by
 :mod:`speechdecode.lm` from the other verses, written as ARPA. The TLG is compiled by
@@ -27,19 +27,18 @@ import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
-from speechdecode.bench.bench_ctc import (
+from speechdecode.bench.asr_common import (
     ALPHA,
     BEAM_THRESHOLD,
     BETA,
     TOKEN_TOPK,
     TOKENS,
-    _best_texts,
-    _Rows,
-    _threads,
+    Rows,
+    best_texts,
     flashlight_decoder,
     make_data,
 )
-from speechdecode.bench.harness import Suite
+from speechdecode.bench.harness import Suite, usable_cores
 from speechdecode.decoding import WfstDecoder
 from speechdecode.decoding.wfst_decoder import read_graph_arrays
 from speechdecode.graphs.compile import compile_graph
@@ -82,14 +81,14 @@ def wfst_decoder(graph_dir: str, beam: float, max_active: int, num_threads: int)
 def run(suite: Suite, quick: bool) -> None:
     """Add the wfst cases to ``suite``: per pairing, flashlight and ours on the same posteriors and LM."""
     config = QUICK if quick else FULL
-    threads = _threads()
+    threads = usable_cores()
     with tempfile.TemporaryDirectory() as work_dir:
         refs, log_probs, lengths, arpa = make_data(config, work_dir)
         lm = NgramModel.from_arpa(arpa)
         graph_dir = os.path.join(work_dir, "graph")
         stats = compile_char_tlg(arpa, [w for w in lm.vocab if w not in SPECIAL_WORDS], graph_dir)
         utterances = [log_probs[b, : lengths[b]].copy() for b in range(len(refs))]
-        rows = _Rows(suite, refs, {
+        rows = Rows(suite, refs, {
             "utterances": len(refs),
             "frames": int(lengths.sum()),
             "vocab": len(TOKENS),
@@ -113,6 +112,6 @@ def run(suite: Suite, quick: bool) -> None:
             for k in sorted({1, threads}):
                 ours = wfst_decoder(graph_dir, cost_beam, max_active, k)
                 name = f"ours WfstDecoder {k} thread{'s' if k > 1 else ''}"
-                rows.add(case, name, lambda ours=ours: ours(log_probs, lengths), _best_texts,
+                rows.add(case, name, lambda ours=ours: ours(log_probs, lengths), best_texts,
                          {**search, "num_threads": k})  # fmt: skip
     rows.note()

@@ -166,12 +166,17 @@ def _git_info() -> dict:
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask on Linux, else the CPU count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def machine_info() -> dict:
     """Platform, CPU model (from /proc/cpuinfo where there is one) and CPU count."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        usable = os.cpu_count()
+    usable = usable_cores()
     return {
         "platform": platform.platform(),
         "machine": platform.machine(),

@@ -11,7 +11,7 @@ from speechdecode.bench.bench_patterns import SPECIAL, gather_build, gather_reve
 from speechdecode.bench.bench_units import _logits, redecode_every_step, streamed
 
 
-@pytest.mark.parametrize("suite", ["units", "patterns", "sampling", "masks", "beam"])
+@pytest.mark.parametrize("suite", ["units", "patterns", "sampling", "masks", "beam", "ctc", "wfst"])
 def test_quick_suite(tmp_path, suite):
     doc = run(suite, out_dir=tmp_path, quick=True)
     cases = {r["case"] for r in doc["rows"]}
