@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numbers
 
-import numpy as np
 import torch
 
 from speechdecode import _tensors
@@ -48,18 +47,7 @@ class DurationGuidedStopping:
     """
 
     def __init__(self, durations, eos_id: int):
-        if isinstance(durations, (list, tuple)):
-            durations = np.asarray(durations)
-        d = _tensors.as_tensor(durations, "durations")
-        if d.ndim not in (1, 2):
-            raise TensorError("durations", "a 2-D [B, L] or 1-D [B] array", _tensors._describe(durations))
-        if d.dtype.is_floating_point or d.dtype.is_complex or d.dtype == torch.bool:
-            raise TensorError("durations", "an integer dtype", _tensors._describe(durations))
-        d = d.to(torch.int64)
-        negative = d < 0
-        if bool(negative.any()):
-            index = [int(i) for i in negative.nonzero()[0]]
-            raise TensorError("durations", "values >= 0", f"{int(d[tuple(index)])} at {index}")
+        d = _tensors.counts(durations, "durations", (1, 2), "a 2-D [B, L] or 1-D [B] array")
         self.totals = d.sum(dim=1) if d.ndim == 2 else d.clone()
         self.eos_id = _non_negative(eos_id, "eos_id")
 

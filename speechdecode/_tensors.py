@@ -49,6 +49,24 @@ def scores(x, name: str, ndim: int) -> torch.Tensor:
     return t
 
 
+def counts(x, name: str, ndims: tuple[int, ...], shape: str, what: str = "values") -> torch.Tensor:
+    """Non-negative integer counts (a list, numpy array or torch tensor) as int64, ``ndim`` in
+    ``ndims``; ``shape`` and ``what`` word the errors (e.g. "a 2-D array [B, L]", "frame counts")."""
+    if isinstance(x, (list, tuple)):
+        x = np.asarray(x)
+    t = as_tensor(x, name)
+    if t.ndim not in ndims:
+        raise TensorError(name, shape, _describe(x))
+    if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+        raise TensorError(name, "an integer dtype", _describe(x))
+    t = t.to(torch.int64)
+    negative = t < 0
+    if bool(negative.any()):
+        index = [int(i) for i in negative.nonzero()[0]]
+        raise TensorError(name, f"{what} >= 0", f"{int(t[tuple(index)])} at {index}")
+    return t
+
+
 def cpu_float32(t: torch.Tensor) -> torch.Tensor:
     """``t`` as float32 on the CPU with a contiguous last axis (other strides kept): the layout
     the native searches read rows from."""

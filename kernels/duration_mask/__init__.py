@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import numbers
 
-import numpy as np
 import torch
 
 from speechdecode import _tensors
@@ -41,19 +40,7 @@ __all__ = ["additive_bias", "block_mask", "dense_mask", "flex_mask_mod", "frame_
 
 
 def _durations(durations) -> torch.Tensor:
-    if isinstance(durations, (list, tuple)):
-        durations = np.asarray(durations)
-    d = _tensors.as_tensor(durations, "durations")
-    if d.ndim != 2:
-        raise TensorError("durations", "a 2-D array [B, L]", _tensors._describe(durations))
-    if d.dtype.is_floating_point or d.dtype.is_complex or d.dtype == torch.bool:
-        raise TensorError("durations", "an integer dtype", _tensors._describe(durations))
-    d = d.to(torch.int64)
-    negative = d < 0
-    if bool(negative.any()):
-        b, ph = (int(i) for i in negative.nonzero()[0])
-        raise TensorError("durations", "frame counts >= 0", f"{int(d[b, ph])} at [{b}, {ph}]")
-    return d.contiguous()
+    return _tensors.counts(durations, "durations", (2,), "a 2-D array [B, L]", "frame counts").contiguous()
 
 
 def _count(value, name: str, minimum: int) -> int:
