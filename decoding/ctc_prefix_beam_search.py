@@ -16,6 +16,7 @@ import torch
 
 from speechdecode import _args, _backend, _tensors
 from speechdecode.decoding.hypothesis import Hypothesis
+from speechdecode.decoding.text import blank_id, boundary_of, check_lm_words, load_lm
 from speechdecode.errors import InvalidArgumentError, TensorError
 from speechdecode.kernels.ctc_prefix_beam.reference import PrefixBeamSearch, token_pieces
 
@@ -27,26 +28,33 @@ class CtcPrefixBeamSearch:
 
     Args:
         tokens: the acoustic model's output symbols, by id (V of them).
-        blank: the blank token's id.
-        word_boundary: the word-boundary marker: a token of its own (``"|"``, wav2vec2 style) or
-            the prefix of word-initial pieces (``"▁"``, sentencepiece style); a token starting with
-            it starts a word. ``None``: every token is a word.
-        lm: a :class:`speechdecode.lm.NgramModel` scoring completed words (unknown words are
-            ``<unk>``), or None.
+        blank: the blank token's id, or its symbol (``""`` for pyctcdecode-style labels).
+        word_boundary: the word-boundary marker: a token of its own (``"|"``, wav2vec2 style, or
+            ``" "``, pyctcdecode style) or the prefix of word-initial pieces (``"▁"``, sentencepiece
+            style); a token starting with it starts a word. ``None``: every token is a word.
+            ``"auto"`` (the default): ``"|"`` if it is a token, else ``" "`` if it is one, else
+            ``"▁"`` if a token starts with it, else None. A marker that no token starts with is
+            an error.
+        lm: a :class:`speechdecode.lm.NgramModel`, or the path of an LM file, scoring completed
+            words (unknown words are ``<unk>``), or None. Its words are checked against the
+            tokens: none of them spelled by the tokens' characters (e.g. upper-case tokens, a
+            lower-case LM) is an error; fewer than half of them, a warning.
         alpha: LM weight: each word adds ``alpha * ln(10) * log10 p(word | context)``.
         beta: word insertion bonus, added per word (with an LM only).
-        beam: prefixes kept per frame.
+        beam: prefixes kept per frame (default 32).
         token_topk: non-blank tokens extended per frame (the most likely ones).
         beam_threshold: prefixes scoring more than this below the best are dropped.
         token_min_logp: tokens with a smaller log-probability in a frame are not extended.
         hotwords: ``(phrase, weight)`` pairs; a phrase is a string (spelled with the tokens,
             longest token first, words joined by the boundary) or a sequence of token ids or
             symbols; each matched token earns ``weight``, given back if the match is abandoned.
-        nbest: hypotheses returned per utterance (at most ``beam``).
+        nbest: hypotheses returned per utterance (at most ``beam``), with distinct texts: of
+            prefixes spelling the same words (``"a|"`` and ``"a"``), the best one.
         num_threads: threads decoding the utterances of a batch (default: all cores).
         partial_word_lm: score unfinished words by LM look-ahead: ``alpha * ln(10)`` times the
             largest unigram log10 probability of the LM words they begin (as a lexicon decoder's
-            smeared trie), or ``unk_score_offset`` when they begin none.
+            smeared trie), or ``unk_score_offset`` when they begin none. On by default, as
+            pyctcdecode scores partial words: without it the search favours never finishing a word.
         unk_score_offset: natural-log penalty of a completed word outside the LM vocabulary
             (and, with ``partial_word_lm``, of an unfinished one); ``-inf`` allows LM words only
             (a lexicon-constrained search, and a faster one for V <= 64).
@@ -59,10 +67,10 @@ class CtcPrefixBeamSearch:
         recombine: with an LM, keep only the best of a frame's prefixes whose futures are equal
             (same LM state, same unfinished word, or none of the LM's words begins either, same
             last token and hotword state), as a lexicon decoder merges equal states: the beam
-            holds more distinct hypotheses. No effect without an LM.
+            holds more distinct hypotheses. No effect without an LM. On by default.
         backend: "native" (C++), "reference" (Python) or "triton" (the batched GPU search of
-            :mod:`speechdecode.kernels.ctc_prefix_beam.triton`: no LM, hotwords, blank skip,
-            viterbi or recombine; CPU tensors only under ``TRITON_INTERPRET=1``); default:
+            :mod:`speechdecode.kernels.ctc_prefix_beam.triton`: no LM, hotwords, blank skip or
+            viterbi; CPU tensors only under ``TRITON_INTERPRET=1``); default:
             ``SPEECHDECODE_BACKEND``, else Triton for CUDA inputs of a search it implements and
             native (on a CPU copy) for everything else.
 
@@ -93,42 +101,38 @@ class CtcPrefixBeamSearch:
     def __init__(
         self,
         tokens: Sequence[str],
-        blank: int = 0,
-        word_boundary: str | None = "|",
+        blank: int | str = 0,
+        word_boundary: str | None = "auto",
         lm=None,
         alpha: float = 0.5,
         beta: float = 1.0,
-        beam: int = 16,
+        beam: int = 32,
         token_topk: int = 16,
         beam_threshold: float = 20.0,
         token_min_logp: float = -10.0,
         hotwords: Sequence[tuple[str | Sequence[int | str], float]] = (),
         nbest: int = 1,
         num_threads: int | None = None,
-        partial_word_lm: bool = False,
+        partial_word_lm: bool = True,
         unk_score_offset: float = -10.0,
         blank_skip_threshold: float | None = None,
         viterbi: bool = False,
-        recombine: bool = False,
+        recombine: bool = True,
         backend: str | None = None,
     ):
-        from speechdecode.lm.model import NgramModel
-
         if isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens) or len(tokens) == 0:
             raise InvalidArgumentError("tokens", "a non-empty sequence of str", repr(tokens)[:80])
         self.tokens = tuple(tokens)
-        self.blank = _tensors.label(blank, "blank", len(self.tokens))
-        if word_boundary is not None and (not isinstance(word_boundary, str) or not word_boundary):
-            raise InvalidArgumentError("word_boundary", "a non-empty str or None", repr(word_boundary))
-        self.word_boundary = word_boundary
-        if word_boundary is not None:
+        self.blank = blank_id(self.tokens, blank)
+        self.word_boundary = boundary_of(self.tokens, self.blank, word_boundary)
+        if self.word_boundary is not None:
             for i, symbol in enumerate(self.tokens):
-                if i != self.blank and word_boundary in symbol.lstrip(word_boundary):
-                    expected = f"symbols with the word boundary {word_boundary!r} only at their start"
+                if i != self.blank and self.word_boundary in symbol.lstrip(self.word_boundary):
+                    expected = f"symbols with the word boundary {self.word_boundary!r} only at their start"
                     raise InvalidArgumentError("tokens", expected, f"{symbol!r} at [{i}]")
-        if lm is not None and not isinstance(lm, NgramModel):
-            raise InvalidArgumentError("lm", "None or a speechdecode.lm.NgramModel", type(lm).__name__)
-        self.lm = lm
+        self.lm = load_lm(lm)
+        if self.lm is not None:
+            check_lm_words(self.tokens, self.blank, self.word_boundary, self.lm.vocab)
         self.alpha = _args.real(alpha, "alpha")
         self.beta = _args.real(beta, "beta")
         self.beam = _args.integer(beam, "beam", 1)
@@ -153,22 +157,22 @@ class CtcPrefixBeamSearch:
         # What the Triton search (kernels/ctc_prefix_beam/triton.py) implements: no LM, no
         # hotwords, no blank skip, log-sum-exp merges, no recombination.
         self._triton_ok = (
-            lm is None and not self.hotwords and self.blank_skip_threshold is None and not self.viterbi
-        ) and not self.recombine
+            self.lm is None and not self.hotwords and self.blank_skip_threshold is None and not self.viterbi
+        )
         if self.backend == "triton" and not self._triton_ok:
             raise InvalidArgumentError(
                 "backend",
-                "native or reference for a search with an LM, hotwords, blank_skip_threshold, viterbi or recombine",
+                "native or reference for a search with an LM, hotwords, blank_skip_threshold or viterbi",
                 "'triton' (the Triton search has none of them)",
             )
-        self._pieces = token_pieces(self.tokens, self.blank, word_boundary)
+        self._pieces = token_pieces(self.tokens, self.blank, self.word_boundary)
         self._native = None
         if self.backend == "native":
             self._native = _backend.native().CtcPrefixBeamSearch(
                 [chars for _, chars in self._pieces],
                 [int(starts) for starts, _ in self._pieces],
                 [(list(p), w) for p, w in self.hotwords],
-                None if lm is None else lm._native,
+                None if self.lm is None else self.lm._native,
                 blank=self.blank,
                 alpha=self.alpha,
                 beta=self.beta,
@@ -260,12 +264,14 @@ class CtcPrefixBeamSearch:
             return self._decode_triton(x, lengths)
         lens = _tensors.lengths(lengths, "lengths", batch, frames, torch.device("cpu"))
         x = _tensors.cpu_float32(x)
+        wanted = self.nbest if self.nbest == 1 else self.beam
         if self._native is not None:
-            results = self._native.decode(x.numpy(), lens.numpy(), self.nbest, self.num_threads or 0)
-            return [[Hypothesis(*h) for h in nbest] for nbest in results]
+            results = self._native.decode(x.numpy(), lens.numpy(), wanted, self.num_threads or 0)
+            return [distinct([Hypothesis(*h) for h in nbest], self.nbest) for nbest in results]
         from speechdecode.kernels.ctc_prefix_beam.reference import ctc_prefix_beam_search
 
-        return ctc_prefix_beam_search(x.numpy(), lens.tolist(), self._pieces, self.blank, self.nbest, **self._options())
+        results = ctc_prefix_beam_search(x.numpy(), lens.tolist(), self._pieces, self.blank, wanted, **self._options())
+        return [distinct(nbest, self.nbest) for nbest in results]
 
     def _device_backend(self, x: torch.Tensor) -> str:
         """The backend for inputs on x's device: the constructor's choice on the CPU; on CUDA,
@@ -278,7 +284,8 @@ class CtcPrefixBeamSearch:
 
         results = prefix_beam_search(
             x, lengths, blank=self.blank, beam=self.beam, token_topk=self.token_topk,
-            token_min_logp=self.token_min_logp, beam_threshold=self.beam_threshold, nbest=self.nbest,
+            token_min_logp=self.token_min_logp, beam_threshold=self.beam_threshold,
+            nbest=self.nbest if self.nbest == 1 else self.beam,
         )  # fmt: skip
         hypotheses = []
         for nbest in results:
@@ -286,7 +293,7 @@ class CtcPrefixBeamSearch:
             for tokens, score, frames in nbest:
                 words, word_frames = spell(self._pieces, tokens, frames)
                 hypotheses[-1].append(Hypothesis(tokens, words, score, score, 0.0, frames, word_frames))
-        return hypotheses
+        return [distinct(nbest, self.nbest) for nbest in hypotheses]
 
     def stream(self) -> CtcPrefixBeamSearchStream:
         """A new stream: one utterance fed chunk by chunk (see :class:`CtcPrefixBeamSearchStream`)."""
@@ -298,6 +305,16 @@ class CtcPrefixBeamSearch:
             f"lm={self.lm!r}, alpha={self.alpha}, beta={self.beta}, beam={self.beam}, token_topk={self.token_topk}, "
             f"beam_threshold={self.beam_threshold}, hotwords={len(self.hotwords)}, backend={self.backend!r})"
         )
+
+
+def distinct(ranked: list[Hypothesis], n: int) -> list[Hypothesis]:
+    """The first n hypotheses of a ranked list with distinct words (the best of each text)."""
+    seen, out = set(), []
+    for h in ranked:
+        if h.words not in seen and len(out) < n:
+            seen.add(h.words)
+            out.append(h)
+    return out
 
 
 class CtcPrefixBeamSearchStream:
@@ -353,9 +370,10 @@ class CtcPrefixBeamSearchStream:
     def finalize(self, nbest: int | None = None) -> list[Hypothesis]:
         """The n-best list (default: the search's ``nbest``) of the frames so far; the stream can go on."""
         n = self._search.nbest if nbest is None else _args.integer(nbest, "nbest", 1)
+        wanted = n if n == 1 else max(n, self._search.beam)
         if self._native is not None:
-            return [Hypothesis(*h) for h in self._native.finalize(n)]
-        return self._reference.finish(n)
+            return distinct([Hypothesis(*h) for h in self._native.finalize(wanted)], n)
+        return distinct(self._reference.finish(wanted), n)
 
     def partial(self) -> Hypothesis:
         """The current best hypothesis, as if the utterance ended here."""

@@ -1,8 +1,18 @@
-"""From decoded token symbols to words."""
+"""From token symbols to words: label conventions, word boundaries, and an LM's words against the tokens."""
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Sequence
+
+from speechdecode import _tensors
+from speechdecode.errors import InvalidArgumentError
+
+__all__ = ["blank_id", "boundary_of", "check_lm_words", "load_lm", "words_from_tokens"]
+
+SPECIAL_WORDS = ("<unk>", "<s>", "</s>")
+PIECE_MARK = "\u2581"
 
 
 def words_from_tokens(pieces: Sequence[str], word_boundary: str | None = "|") -> list[str]:
@@ -17,3 +27,80 @@ def words_from_tokens(pieces: Sequence[str], word_boundary: str | None = "|") ->
     if word_boundary is None:
         return list(pieces)
     return "".join(pieces).replace(word_boundary, " ").split()
+
+
+def _examples(items, n: int = 5) -> str:
+    items = list(items)
+    shown = ", ".join(repr(x) for x in items[:n])
+    return f"[{shown}{', ...' if len(items) > n else ''}]"
+
+
+def blank_id(tokens: Sequence[str], blank: int | str) -> int:
+    """The blank's id: an id in [0, V), or a symbol of ``tokens`` (``""``, ``"<pad>"``, ``"-"``)."""
+    if isinstance(blank, str):
+        if blank not in tokens:
+            raise InvalidArgumentError("blank", f"an id or a symbol of the tokens {_examples(tokens, 8)}", repr(blank))
+        return list(tokens).index(blank)
+    return _tensors.label(blank, "blank", len(tokens))
+
+
+def boundary_of(tokens: Sequence[str], blank: int, word_boundary: str | None) -> str | None:
+    """The word-boundary marker the search uses (see :class:`CtcPrefixBeamSearch`'s ``word_boundary``).
+
+    ``"auto"``: ``"|"`` if a token holds it, else ``" "`` if it is a token, else ``"▁"`` if a token
+    starts with it, else None. A marker that no token (but the blank) starts with is an error: the words
+    would run together.
+    """
+    symbols = [s for i, s in enumerate(tokens) if i != blank]
+    if word_boundary == "auto":
+        if any("|" in s for s in symbols):
+            return "|"
+        if " " in symbols:
+            return " "
+        return PIECE_MARK if any(s.startswith(PIECE_MARK) for s in symbols) else None
+    if word_boundary is None:
+        return None
+    if not isinstance(word_boundary, str) or not word_boundary:
+        raise InvalidArgumentError("word_boundary", "a non-empty str, 'auto' or None", repr(word_boundary))
+    if not any(s.startswith(word_boundary) for s in symbols):
+        expected = f"a token, or the start of tokens, of {_examples(symbols, 8)} (words would run together)"
+        raise InvalidArgumentError("word_boundary", expected, f"{word_boundary!r}, which no token starts with")
+    return word_boundary
+
+
+def check_lm_words(tokens: Sequence[str], blank: int, word_boundary: str | None, vocab: Sequence[str]) -> None:
+    """Check that the tokens can spell the LM's words (by characters).
+
+    Raises InvalidArgumentError when they spell none of them (a case mismatch says so); warns when
+    they spell fewer than half. Both messages name examples of each side.
+    """
+    chars = set()
+    for i, symbol in enumerate(tokens):
+        if i != blank:
+            chars.update(symbol.lstrip(word_boundary) if word_boundary else symbol)
+    words = [w for w in vocab if w not in SPECIAL_WORDS]
+    if not words or not chars:
+        return
+    spelled = [w for w in words if chars.issuperset(w)]
+    if len(spelled) * 2 >= len(words):
+        return
+    unspelled = [w for w in words if not chars.issuperset(w)]
+    both = f"LM words {_examples(unspelled)} are not spelled by the tokens {_examples(sorted(chars), 12)}"
+    if not spelled:
+        lower = {c.lower() for c in chars} | {c.upper() for c in chars}
+        case = " (a case mismatch: the tokens and the LM differ in upper/lower case)"
+        hint = case if sum(lower.issuperset(w) for w in words) * 2 >= len(words) else ""
+        raise InvalidArgumentError("lm", "an LM whose words the tokens can spell", both + hint)
+    share = f"{len(spelled)} of {len(words)} LM words can be spelled"
+    warnings.warn(f"lm: {share}; {both}", UserWarning, stacklevel=3)
+
+
+def load_lm(lm, name: str = "lm"):
+    """An :class:`~speechdecode.lm.NgramModel` from a model (returned as is), a path, or None."""
+    from speechdecode.lm.model import NgramModel
+
+    if lm is None or isinstance(lm, NgramModel):
+        return lm
+    if isinstance(lm, (str, os.PathLike)):
+        return NgramModel.from_arpa(lm)
+    raise InvalidArgumentError(name, "None, a speechdecode.lm.NgramModel or the path of an LM file", type(lm).__name__)

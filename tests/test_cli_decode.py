@@ -68,9 +68,33 @@ def test_cli_scores_equal_the_api(capsys, data):
     api = [n[0] for n in search(log_probs, lengths)]
     assert [r["score"] for r in out["results"]] == pytest.approx([h.score for h in api], abs=1e-9)
     assert [r["word_frames"] for r in out["results"]] == [[list(f) for f in h.word_frames] for h in api]
+    # Every search option reaches the search (none of them is the default here).
+    flags = ["--no-partial-word-lm", "--unk-score-offset", "-3", "--no-recombine", "--viterbi", "--token-topk", "4",
+             "--beam-threshold", "8", "--token-min-logp", "-6", "--lm", str(tmp / "lm.arpa")]  # fmt: skip
+    out = decode(capsys, "--log-probs", str(tmp / "p.npz"), "--tokens", str(tmp / "tokens.txt"), *flags)
+    search = CtcPrefixBeamSearch(
+        list(tokens), lm=NgramModel.from_arpa(tmp / "lm.arpa"), partial_word_lm=False, unk_score_offset=-3.0,
+        recombine=False, viterbi=True, token_topk=4, beam_threshold=8.0, token_min_logp=-6.0,
+    )  # fmt: skip
+    api = [n[0] for n in search(log_probs, lengths)]
+    assert [r["score"] for r in out["results"]] == pytest.approx([h.score for h in api], abs=1e-9)
+    default = [n[0] for n in CtcPrefixBeamSearch(list(tokens), lm=tmp / "lm.arpa")(log_probs, lengths)]
+    assert [h.score for h in api] != pytest.approx([h.score for h in default], abs=1e-6)
     out = decode(capsys, "--log-probs", str(tmp / "p.npz"), "--graph", str(tmp / "graph"), "--beam", "9")
     api = [n[0] for n in WfstDecoder(tmp / "graph", beam=9, word_boundary="|")(log_probs, lengths)]
     assert [r["score"] for r in out["results"]] == pytest.approx([h.score for h in api], abs=1e-9)
+
+
+def test_search_options_without_an_lm_run_the_prefix_search(capsys, data):
+    """--beam / --nbest without --lm: the prefix search, never greedy; n-best texts are distinct."""
+    tmp, test, *_ = data
+    out = decode(
+        capsys, "--log-probs", str(tmp / "p.npz"), "--tokens", str(tmp / "tokens.txt"), "--beam", "16", "--nbest", "3"
+    )  # fmt: skip
+    assert out["decoder"] == "prefix" and [r["text"] for r in out["results"]] == test
+    for r in out["results"]:
+        texts = [h["text"] for h in r["nbest"]]
+        assert len(texts) == 3 and len(set(texts)) == 3
 
 
 @pytest.mark.parametrize(
@@ -80,7 +104,13 @@ def test_cli_scores_equal_the_api(capsys, data):
         (["--decoder", "prefix"], "--tokens: expected a token table for --decoder prefix"),
         (["--tokens", "tokens.txt", "--hotword", "hoot"], "--hotword: expected PHRASE:WEIGHT"),
         (["--tokens", "tokens.txt", "--hotword", "hoot:x"], "--hotword: expected PHRASE:WEIGHT"),
-        (["--decoder", "greedy", "--arpa", "lm.arpa"], "--decoder: expected prefix with --arpa / --hotword"),
+        (["--decoder", "greedy", "--arpa", "lm.arpa"], "--decoder: expected options that greedy decoding takes"),
+        (["--graph", "graph", "--alpha", "1"], "the wfst decoder takes (--decoder auto chose wfst), got --alpha"),
+        (["--tokens", "tokens.txt", "--max-active", "9"], "greedy decoding takes (--decoder auto chose greedy)"),
+        (["--tokens", "tokens.txt", "--beam", "4", "--max-active", "9"], "prefix decoder takes (--decoder auto"),
+        (["--beam", "16", "--nbest", "3"], "--tokens: expected a token table for the prefix search (--beam, --nbest)"),
+        (["--tokens", "tokens.txt", "--beam", "2.5"], "--beam: expected an integer number of prefixes"),
+        (["--tokens", "tokens.txt", "--word-boundary", "@"], "word_boundary: expected a token"),
         (["--graph", "nowhere"], "nowhere"),
     ],
 )

@@ -1,12 +1,15 @@
 """``speechdecode decode``: decode CTC log-probs from an .npz file.
 
 Three decoders: ``greedy`` (argmax and collapse), ``prefix`` (CTC prefix beam search, with an
-ARPA LM and hotwords when given) and ``wfst`` (beam search over a compiled TLG directory).
-``--decoder auto`` (the default) picks ``wfst`` with ``--graph``, ``prefix`` with ``--arpa`` or
-``--hotword``, else ``greedy``.
+n-gram LM, a lexicon and hotwords when given) and ``wfst`` (beam search over a compiled TLG
+directory or an OpenFst graph). ``--decoder auto`` (the default) picks ``wfst`` with ``--graph``,
+``prefix`` when any search option is given (``--lm``, ``--beam``, ``--nbest``, ...), else
+``greedy``; an option the chosen decoder does not take is an error, never dropped.
 """
 
 from __future__ import annotations
+
+import argparse
 
 from speechdecode.cli import emit
 from speechdecode.errors import InputFileError, InvalidArgumentError
@@ -20,18 +23,42 @@ def register(commands) -> None:
     decode.add_argument("--decoder", choices=["auto", "greedy", "prefix", "wfst"], default="auto")
     decode.add_argument("--tokens", metavar="tokens.txt", help="token table: one per line, or 'symbol id' pairs")
     decode.add_argument("--graph", metavar="DIR", help="graph directory from `graph compile` (TLG.npz, words.txt)")
-    decode.add_argument("--arpa", metavar="lm.arpa", help="n-gram LM fused into the prefix beam search")
+    decode.add_argument(
+        "--lm", "--arpa", dest="lm", metavar="FILE", help="prefix: n-gram LM (ARPA, gzip) fused into the search"
+    )
     decode.add_argument("--blank", default="0", help="blank label id, or its symbol in --tokens (default 0)")
-    decode.add_argument("--word-boundary", default="|", help="token that separates words (default '|')")
-    decode.add_argument("--beam", type=float, default=None, help="prefix: prefixes kept (16); wfst: cost beam (16)")
-    decode.add_argument("--alpha", type=float, default=0.5, help="prefix: LM weight (default 0.5)")
-    decode.add_argument("--beta", type=float, default=1.0, help="prefix: word insertion bonus (default 1.0)")
+    decode.add_argument(
+        "--word-boundary",
+        default="auto",
+        help="word-boundary token or piece prefix (default: '|', ' ' or '▁' if a token)",
+    )
+    decode.add_argument("--beam", type=float, default=None, help="prefix: prefixes kept (32); wfst: cost beam (16)")
+    decode.add_argument("--alpha", type=float, default=None, help="prefix: LM weight (default 0.5)")
+    decode.add_argument("--beta", type=float, default=None, help="prefix: word insertion bonus (default 1.0)")
+    decode.add_argument("--token-topk", type=int, default=None, help="prefix: tokens extended per frame (16)")
+    decode.add_argument("--beam-threshold", type=float, default=None, help="prefix: score margin kept (20)")
+    decode.add_argument("--token-min-logp", type=float, default=None, help="prefix: skip tokens below (-10)")
+    decode.add_argument(
+        "--partial-word-lm", action=argparse.BooleanOptionalAction, default=None,
+        help="prefix: score unfinished words by LM look-ahead (default on)",
+    )  # fmt: skip
+    decode.add_argument(
+        "--unk-score-offset", type=float, default=None, help="prefix: penalty of a word outside the LM (-10; -inf)"
+    )
+    decode.add_argument(
+        "--recombine", action=argparse.BooleanOptionalAction, default=None,
+        help="prefix: keep the best of prefixes with equal futures (default on)",
+    )  # fmt: skip
+    decode.add_argument(
+        "--viterbi", action=argparse.BooleanOptionalAction, default=None,
+        help="prefix: score a prefix by its best alignment (default off)",
+    )  # fmt: skip
     decode.add_argument(
         "--hotword", action="append", default=[], metavar="PHRASE:WEIGHT", help="prefix: boost a phrase (repeatable)"
     )
-    decode.add_argument("--max-active", type=int, default=7000, help="wfst: most tokens kept per frame")
-    decode.add_argument("--acoustic-scale", type=float, default=1.0, help="wfst: weight of the log-probs")
-    decode.add_argument("--nbest", type=int, default=1, help="hypotheses per utterance (prefix, wfst)")
+    decode.add_argument("--max-active", type=int, default=None, help="wfst: most tokens kept per frame (7000)")
+    decode.add_argument("--acoustic-scale", type=float, default=None, help="wfst: weight of the log-probs (1.0)")
+    decode.add_argument("--nbest", type=int, default=None, help="hypotheses per utterance (prefix, wfst; default 1)")
     decode.add_argument("--num-threads", type=int, default=None, help="threads over utterances (default all cores)")
     decode.add_argument("--backend", choices=["reference", "native", "triton"], default=None)
 
@@ -41,7 +68,16 @@ def _transcript(ids: list[int], symbols, word_boundary: str | None) -> str:
 
     if symbols is None:
         return " ".join(str(i) for i in ids)
-    return " ".join(words_from_tokens(symbols.decode(ids), word_boundary if word_boundary in symbols else None))
+    return " ".join(words_from_tokens(symbols.decode(ids), word_boundary))
+
+
+def _boundary(args, symbols, blank: int) -> str | None:
+    """--word-boundary resolved against the token table ('none': every token is a word)."""
+    from speechdecode.decoding.text import boundary_of
+
+    if args.word_boundary == "none":
+        return None
+    return boundary_of([symbols.symbol(i) for i in range(len(symbols))], blank, args.word_boundary)
 
 
 def _blank_id(value: str, symbols) -> int:
@@ -65,21 +101,47 @@ def _hotwords(values: list[str]) -> list[tuple[str, float]]:
     return hotwords
 
 
+# Options of one decoder: (flag, attribute), given when the attribute is not None / not empty.
+PREFIX_ONLY = [
+    ("--lm", "lm"), ("--alpha", "alpha"), ("--beta", "beta"), ("--token-topk", "token_topk"),
+    ("--beam-threshold", "beam_threshold"), ("--token-min-logp", "token_min_logp"),
+    ("--partial-word-lm", "partial_word_lm"), ("--unk-score-offset", "unk_score_offset"),
+    ("--recombine", "recombine"), ("--viterbi", "viterbi"), ("--hotword", "hotword"),
+]  # fmt: skip
+WFST_ONLY = [("--max-active", "max_active"), ("--acoustic-scale", "acoustic_scale")]
+SEARCH = [("--beam", "beam"), ("--nbest", "nbest")]
+
+
+def _given(args, options) -> list[str]:
+    return [flag for flag, name in options if getattr(args, name) not in (None, [])]
+
+
 def _choose(args) -> str:
+    """The decoder: --decoder, or auto; an option the decoder does not take is an error."""
+    prefix_only, wfst_only, search = _given(args, PREFIX_ONLY), _given(args, WFST_ONLY), _given(args, SEARCH)
     if args.decoder != "auto":
         chosen = args.decoder
     elif args.graph:
         chosen = "wfst"
-    elif args.arpa or args.hotword:
+    elif prefix_only or search:
         chosen = "prefix"
     else:
         chosen = "greedy"
+    takes = {"greedy": [], "prefix": prefix_only + search, "wfst": wfst_only + search}[chosen]
+    ignored = [flag for flag in prefix_only + wfst_only + search if flag not in takes]
+    if ignored:
+        which = "greedy decoding" if chosen == "greedy" else f"the {chosen} decoder"
+        expected = f"options that {which} takes (--decoder {args.decoder} chose {chosen})"
+        raise InvalidArgumentError("--decoder", expected, ", ".join(ignored))
     if chosen == "wfst" and not args.graph:
         raise InvalidArgumentError("--graph", "a graph directory for --decoder wfst", "none")
     if chosen == "prefix" and args.tokens is None:
-        raise InvalidArgumentError("--tokens", "a token table for --decoder prefix", "none")
-    if chosen != "prefix" and (args.arpa or args.hotword):
-        raise InvalidArgumentError("--decoder", "prefix with --arpa / --hotword", chosen)
+        why = (
+            "--decoder prefix"
+            if args.decoder == "prefix"
+            else "the prefix search (" + ", ".join(prefix_only + search) + ")"
+        )
+        raise InvalidArgumentError("--tokens", f"a token table for {why}", "none")
     return chosen
 
 
@@ -87,10 +149,11 @@ def _greedy(args, posteriors, symbols) -> list[dict]:
     from speechdecode.decoding import ctc_greedy
 
     blank = _blank_id(args.blank, symbols)
+    boundary = None if symbols is None else _boundary(args, symbols, blank)
     hyps = ctc_greedy(posteriors.log_probs, posteriors.lengths, blank, backend=args.backend)
     return [
         {
-            "text": _transcript(hyp.tokens.tolist(), symbols, args.word_boundary),
+            "text": _transcript(hyp.tokens.tolist(), symbols, boundary),
             "tokens": hyp.tokens.tolist(),
             "frames": hyp.frames.tolist(),
         }
@@ -114,21 +177,27 @@ def _nbest(nbest) -> dict:
 
 def _prefix(args, posteriors, symbols) -> list[dict]:
     from speechdecode.decoding import CtcPrefixBeamSearch
-    from speechdecode.lm import NgramModel
 
-    boundary = args.word_boundary if any(s.startswith(args.word_boundary) for s in symbols) else None
+    options = {
+        name: getattr(args, name)
+        for name in ("alpha", "beta", "token_topk", "beam_threshold", "token_min_logp", "partial_word_lm",
+                     "unk_score_offset", "recombine", "viterbi", "nbest")
+        if getattr(args, name) is not None
+    }  # fmt: skip
+    if args.beam is not None:
+        if args.beam != int(args.beam):
+            raise InvalidArgumentError("--beam", "an integer number of prefixes for the prefix search", args.beam)
+        options["beam"] = int(args.beam)
+    blank = _blank_id(args.blank, symbols)
     search = CtcPrefixBeamSearch(
         [symbols.symbol(i) for i in range(len(symbols))],
-        blank=_blank_id(args.blank, symbols),
-        word_boundary=boundary,
-        lm=NgramModel.from_arpa(args.arpa) if args.arpa else None,
-        alpha=args.alpha,
-        beta=args.beta,
-        beam=16 if args.beam is None else int(args.beam),
+        blank=blank,
+        word_boundary=_boundary(args, symbols, blank),
+        lm=args.lm,
         hotwords=_hotwords(args.hotword),
-        nbest=args.nbest,
         num_threads=args.num_threads,
         backend=args.backend,
+        **options,
     )
     return [_nbest(nbest) for nbest in search(posteriors.log_probs, posteriors.lengths)]
 
@@ -141,13 +210,14 @@ def _wfst(args, posteriors) -> list[dict]:
 
     tokens_path = os.path.join(args.graph, "tokens.txt")
     tokens = SymbolTable.read(tokens_path) if os.path.exists(tokens_path) else None
-    boundary = args.word_boundary if tokens is not None and args.word_boundary in tokens else None
+    boundary = args.word_boundary if args.word_boundary != "auto" else "|"
+    boundary = boundary if tokens is not None and boundary in tokens else None
     decoder = WfstDecoder(
         args.graph,
         beam=16.0 if args.beam is None else args.beam,
-        max_active=args.max_active,
-        acoustic_scale=args.acoustic_scale,
-        nbest=args.nbest,
+        max_active=7000 if args.max_active is None else args.max_active,
+        acoustic_scale=1.0 if args.acoustic_scale is None else args.acoustic_scale,
+        nbest=1 if args.nbest is None else args.nbest,
         num_threads=args.num_threads,
         word_boundary=boundary,
         backend=args.backend,

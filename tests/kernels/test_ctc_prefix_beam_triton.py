@@ -211,4 +211,4 @@ def test_decoder_refuses_triton_for_what_it_lacks():
     with pytest.raises(InvalidArgumentError, match="backend: expected native or reference"):
         CtcPrefixBeamSearch(["-", "a"], word_boundary=None, backend="triton", hotwords=[([1], 1.0)])
     with pytest.raises(InvalidArgumentError, match="backend: expected native or reference"):
-        CtcPrefixBeamSearch(["-", "a"], backend="triton", recombine=True)
+        CtcPrefixBeamSearch(["-", "a"], backend="triton", viterbi=True)
