@@ -1,23 +1,46 @@
-"""Querying back-off n-gram language models: :class:`NgramModel`, KenLM's scores from an ARPA file.
+"""Querying back-off n-gram language models: :class:`NgramModel`, KenLM's scores from an ARPA file
+or a KenLM binary.
 
 The model is the native ``speechdecode._native.NgramModel`` (csrc/lm/ngram_model.h): KenLM's
 probing data structure and its query algorithm, so that every score equals what the ``kenlm``
-Python module returns for the same file, bit for bit (float32 probabilities, float32 sums).
+Python module returns for the same file, bit for bit (float32 probabilities, float32 sums). A
+KenLM binary file (probing or trie, quantized or not; csrc/lm/kenlm_binary.h) is memory-mapped
+and queried in place with KenLM's algorithm on KenLM's own tables.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
 from speechdecode import _backend
-from speechdecode.errors import InvalidArgumentError, TensorError
+from speechdecode.errors import InputFileError, InvalidArgumentError, TensorError
 from speechdecode.lm.vocab import BOS_ID
 
 __all__ = ["NgramModel", "WordScore"]
+
+KENLM_TYPES = ("probing", "rest_probing", "trie", "quant_trie", "array_trie", "quant_array_trie")
+
+# Content digests this process has checked, by (path, size, mtime_ns, inode, ctime_ns): a model
+# unpickled many times (a process pool's tasks) hashes its file once. Any write to the file
+# changes its ctime, which no one can set back, so a rewrite is never served from this cache.
+_verified: dict[tuple, str] = {}
+_verified_lock = threading.Lock()
+
+
+def _stat_key(path: str) -> tuple:
+    st = os.stat(path)
+    return (path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+def _digest(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "blake2b").hexdigest()
 
 
 class WordScore(NamedTuple):
@@ -52,7 +75,7 @@ def _int32_array(values, name: str, ndim: int) -> np.ndarray:
 
 
 class NgramModel:
-    r"""A back-off n-gram language model loaded from an ARPA file, queried as KenLM queries it.
+    r"""A back-off n-gram language model from an ARPA file or a KenLM binary, queried as KenLM queries it.
 
     Scores are log10 probabilities. Sentences are split on ASCII whitespace and words not in the
     vocabulary are scored as ``<unk>``; ``bos`` starts from the context ``<s>``, ``eos`` adds
@@ -101,15 +124,41 @@ class NgramModel:
         (-0.1, (3,))
     """
 
-    def __init__(self, native, path: str):
-        """Use :meth:`from_arpa`."""
+    def __init__(self, native, path: str, stat_key: tuple | None = None):
+        """Use :meth:`load`."""
         self._native = native
         self._path = path
         self._words: tuple[str, ...] | None = None
+        self._stat_key = stat_key
+        self._digest: str | None = None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> NgramModel:
+        """Load a model file, its kind told by content, not name: ARPA text, gzip-compressed ARPA,
+        or a KenLM binary (any type ``build_binary`` writes: probing, trie, trie with ``-q``/``-b``
+        quantization and/or ``-a`` pointer compression).
+
+        A KenLM binary is memory-mapped, not read: loading takes the same time for any size and
+        queries read the file in place, with KenLM's algorithm, so scores equal the ``kenlm``
+        module's on the same file. ARPA files follow :meth:`from_arpa`'s rules.
+
+        Raises:
+            InputFileError: a KenLM binary that is incomplete (its build failed), truncated,
+                from another byte order or format version, of an order above 10, or damaged;
+                the message names the file and the reason.
+            ArpaFormatError: a malformed ARPA file (``path:line: what is wrong``).
+            OSError: the file cannot be read.
+        """
+        path = os.path.abspath(os.fsdecode(path))
+        key = _stat_key(path) if os.path.isfile(path) else None
+        native = _backend.native().NgramModel.load(os.fsencode(path))
+        return cls(native, path, key)
 
     @classmethod
     def from_arpa(cls, path: str | os.PathLike) -> NgramModel:
         """Load an ARPA file, plain or gzip-compressed (told apart by content, not name).
+
+        Kept from before :meth:`load`, which it now is: a KenLM binary given here loads too.
 
         The loader follows KenLM's rules (see csrc/lm/arpa_reader.h for the full list): a
         missing ``<unk>`` is added with log10 probability -100; ``<s>`` and ``</s>`` are required;
@@ -123,9 +172,7 @@ class NgramModel:
             OSError: the file cannot be read (FileNotFoundError, IsADirectoryError, ...).
             BackendUnavailableError: the native extension was not built.
         """
-        path = os.path.abspath(os.fsdecode(path))
-        native = _backend.native().NgramModel.from_arpa(os.fsencode(path))
-        return cls(native, path)
+        return cls.load(path)
 
     # ------------------------------------------------------------------------------------------
     # The model
@@ -158,8 +205,15 @@ class NgramModel:
         return self._path
 
     @property
+    def kenlm_type(self) -> str | None:
+        """For a KenLM binary, its type (``"probing"``, ``"trie"``, ``"quant_trie"``,
+        ``"array_trie"``, ``"quant_array_trie"``, ``"rest_probing"``); None for an ARPA file."""
+        t = self._native.kenlm_type
+        return None if t is None else KENLM_TYPES[t]
+
+    @property
     def memory_bytes(self) -> int:
-        """Bytes held by the vocabulary and the n-gram tables."""
+        """Bytes held by the vocabulary and the n-gram tables (a KenLM binary: the file's size)."""
         return self._native.memory_bytes
 
     @property
@@ -178,8 +232,31 @@ class NgramModel:
         return f"NgramModel(order={self.order}, vocab_size={self.vocab_size}, counts={self.counts}, path={self.path!r})"
 
     def __reduce__(self):
-        # Pickles the path only: unpickling loads the file again.
-        return (NgramModel.from_arpa, (self._path,))
+        """Pickle the path and the file's identity, never the tables: unpickling loads the file
+        again (a KenLM binary is mapped again, so a pool's workers share the page cache).
+
+        The file's size, modification time and a BLAKE2b digest of its content are pickled along
+        (the digest is computed on the first pickling); unpickling refuses a file that differs in
+        any of them, so a pickled model never silently turns into another model.
+
+        Raises:
+            InputFileError: the file changed (or went away) between loading and pickling.
+        """
+        if self._stat_key is None:
+            raise InputFileError(self._path, None, "the model was not loaded from a regular file; it cannot be pickled")
+        try:
+            now = _stat_key(self._path)
+        except OSError as e:
+            raise InputFileError(self._path, None, f"cannot be pickled: the file is gone ({e.strerror})") from None
+        if now != self._stat_key:
+            raise InputFileError(
+                self._path, None, "cannot be pickled: the file changed on disk since this model loaded it"
+            )
+        if self._digest is None:
+            self._digest = _digest(self._path)
+            with _verified_lock:
+                _verified[now] = self._digest
+        return (_reopen, (self._path, now[1], now[2], self._digest))
 
     # ------------------------------------------------------------------------------------------
     # Sentences
@@ -304,3 +381,28 @@ class NgramModel:
         states = _int32_array(states, "states", 2)
         word_ids = _int32_array(word_ids, "word_ids", 1)
         return self._native.score_words(states, word_ids, num_threads or 0)
+
+
+def _reopen(path: str, size: int, mtime_ns: int, digest: str) -> NgramModel:
+    """Unpickles an :class:`NgramModel`: loads ``path`` after checking it is the pickled file."""
+    try:
+        key = _stat_key(path)
+    except OSError as e:
+        raise InputFileError(path, None, f"the pickled model's file is gone ({e.strerror})") from None
+    if (key[1], key[2]) != (size, mtime_ns):
+        raise InputFileError(
+            path, None, "the file changed since the model was pickled (size or modification time differs)"
+        )
+    with _verified_lock:
+        known = _verified.get(key)
+    if known is None:
+        known = _digest(path)
+        with _verified_lock:
+            _verified[key] = known
+    if known != digest:
+        raise InputFileError(path, None, "the file's content changed since the model was pickled")
+    model = NgramModel.load(path)
+    if model._stat_key != key:
+        raise InputFileError(path, None, "the file changed while the pickled model was being loaded")
+    model._digest = digest
+    return model

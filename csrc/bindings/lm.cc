@@ -11,6 +11,7 @@
 #include "bindings/bindings.h"
 #include "common/errors.h"
 #include "lm/arpa_reader.h"
+#include "lm/kenlm_binary.h"
 #include "lm/ngram_model.h"
 
 namespace py = pybind11;
@@ -202,6 +203,13 @@ void bind_lm(py::module_& m) {
       .def_static("from_arpa", &NgramModel::from_arpa, py::arg("path"),
                   py::call_guard<py::gil_scoped_release>(),
                   "Loads an ARPA file (plain or gzip). Raises ArpaFormatError or OSError. Releases the GIL.")
+      .def_static("load", &NgramModel::load, py::arg("path"), py::call_guard<py::gil_scoped_release>(),
+                  "Loads an ARPA file (plain or gzip) or maps a KenLM binary, by content. Releases the GIL.")
+      .def_property_readonly("kenlm_type",
+                             [](const NgramModel& m) -> py::object {
+                               if (m.kenlm_binary() == nullptr) return py::none();
+                               return py::int_(m.kenlm_binary()->layout().type);
+                             })
       .def_property_readonly("order", &NgramModel::order)
       .def_property_readonly("vocab_size", &NgramModel::vocab_size)
       .def_property_readonly("counts", &NgramModel::counts)

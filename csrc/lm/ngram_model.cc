@@ -6,12 +6,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <type_traits>
 
 #include "common/errors.h"
 #include "common/parallel.h"
+#include "lm/kenlm_binary.h"
 
 namespace speechdecode {
 
@@ -314,16 +316,40 @@ NgramModel NgramModel::from_arpa(const std::string& path) {
   return model;
 }
 
+NgramModel NgramModel::from_kenlm_binary(const std::string& path) {
+  NgramModel model;
+  model.binary_ = kenlm::KenlmBinary::open(path);
+  model.order_ = model.binary_->order();
+  model.counts_ = model.binary_->layout().counts;
+  return model;
+}
+
+NgramModel NgramModel::load(const std::string& path) {
+  char head[64];
+  size_t got = 0;
+  if (FILE* f = std::fopen(path.c_str(), "rb")) {
+    got = std::fread(head, 1, sizeof head, f);
+    std::fclose(f);
+  }
+  // A file that cannot be opened is reported by from_arpa, as before.
+  if (kenlm::has_binary_magic(head, got)) return from_kenlm_binary(path);
+  return from_arpa(path);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Vocabulary
 
+size_t NgramModel::vocab_size() const { return binary_ ? binary_->vocab_size() : vocab_.size(); }
+
+std::string_view NgramModel::word(WordId id) const { return binary_ ? binary_->word(id) : vocab_.word(id); }
+
 WordId NgramModel::word_id(std::string_view word) const {
-  const WordId id = vocab_.find(word);
+  const WordId id = binary_ ? binary_->find(word) : vocab_.find(word);
   return id == ArpaVocabulary::kNotFound ? kUnkId : id;
 }
 
 bool NgramModel::contains(std::string_view word) const {
-  return vocab_.find(word) != ArpaVocabulary::kNotFound;
+  return (binary_ ? binary_->find(word) : vocab_.find(word)) != ArpaVocabulary::kNotFound;
 }
 
 void NgramModel::append_word_ids(std::string_view sentence, std::vector<WordId>* ids) const {
@@ -344,6 +370,7 @@ std::vector<WordId> NgramModel::word_ids(std::string_view sentence) const {
 }
 
 size_t NgramModel::memory_bytes() const {
+  if (binary_) return binary_->file_bytes();
   size_t bytes = vocab_.memory_bytes() + unigrams_.capacity() * sizeof(Unigram) +
                  longest_.slots.capacity() * sizeof(LongestEntry) + counts_.capacity() * sizeof(uint64_t);
   for (const auto& table : middle_) bytes += table.slots.capacity() * sizeof(MiddleEntry);
@@ -354,6 +381,7 @@ size_t NgramModel::memory_bytes() const {
 // Queries
 
 NgramModel::State NgramModel::begin_sentence_state() const {
+  if (binary_) return binary_->begin_sentence_state();
   State s;
   if (order_ > 1) {
     s.length = 1;
@@ -366,6 +394,7 @@ NgramModel::State NgramModel::begin_sentence_state() const {
 NgramModel::State NgramModel::null_context_state() const { return State(); }
 
 NgramModel::FullScore NgramModel::score_word(const State& in, WordId w, State* out) const {
+  if (binary_) return binary_->score_word(in, w, out);
   FullScore result{0.0f, 1, w == kUnkId};
   const Unigram& unigram = unigrams_[w];
   float prob = value(unigram.prob);
@@ -403,6 +432,7 @@ NgramModel::FullScore NgramModel::score_word(const State& in, WordId w, State* o
 
 NgramModel::FullScore NgramModel::score_context(const WordId* context, int length, WordId w,
                                                 WordId* out_context, int* out_length) const {
+  if (binary_) return binary_->score_context(context, length, w, out_context, out_length);
   FullScore result{0.0f, 1, w == kUnkId};
   const Unigram& unigram = unigrams_[w];
   float prob = value(unigram.prob);

@@ -35,6 +35,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +45,10 @@
 #include "lm/ngram_model_memory.h"
 
 namespace speechdecode {
+
+namespace kenlm {
+class KenlmBinary;
+}
 
 class NgramModel {
  public:
@@ -69,10 +74,17 @@ class NgramModel {
   // Loads an ARPA file (plain or gzip). Throws ArpaFormatError (file and line) for a malformed
   // file and FileReadError when it cannot be read.
   static NgramModel from_arpa(const std::string& path);
+  // Maps a KenLM binary file (csrc/lm/kenlm_binary.h): every query reads the file in place.
+  // Throws InputFileError (file and reason) for a file that is not a complete KenLM binary.
+  static NgramModel from_kenlm_binary(const std::string& path);
+  // from_kenlm_binary or from_arpa, decided by the file's first bytes.
+  static NgramModel load(const std::string& path);
 
   int order() const { return order_; }
-  size_t vocab_size() const { return vocab_.size(); }
-  std::string_view word(WordId id) const { return vocab_.word(id); }
+  size_t vocab_size() const;
+  std::string_view word(WordId id) const;
+  // The mapped KenLM binary behind the model, or null for a model read from an ARPA file.
+  const kenlm::KenlmBinary* kenlm_binary() const { return binary_.get(); }
   // The id of word; kUnkId when it is not in the vocabulary.
   WordId word_id(std::string_view word) const;
   bool contains(std::string_view word) const;
@@ -174,6 +186,8 @@ class NgramModel {
   ngram_memory::HugeVector<Unigram> unigrams_;
   std::vector<ProbingTable<MiddleEntry>> middle_;  // middle_[n - 2] holds order n, 2 <= n < order
   ProbingTable<LongestEntry> longest_;             // the highest order, when it is >= 2
+  // Set for a KenLM binary: queries go to it and the tables above stay empty.
+  std::shared_ptr<const kenlm::KenlmBinary> binary_;
 };
 
 }  // namespace speechdecode
