@@ -16,7 +16,14 @@ import torch
 
 from speechdecode import _args, _backend, _tensors
 from speechdecode.decoding.hypothesis import Hypothesis
-from speechdecode.decoding.text import blank_id, boundary_of, check_lm_words, load_lm
+from speechdecode.decoding.text import (
+    blank_id,
+    boundary_of,
+    check_lexicon_lm,
+    check_lm_words,
+    lexicon_entries,
+    load_lm,
+)
 from speechdecode.errors import InvalidArgumentError, TensorError
 from speechdecode.kernels.ctc_prefix_beam.reference import PrefixBeamSearch, token_pieces
 
@@ -68,9 +75,18 @@ class CtcPrefixBeamSearch:
             (same LM state, same unfinished word, or none of the LM's words begins either, same
             last token and hotword state), as a lexicon decoder merges equal states: the beam
             holds more distinct hypotheses. No effect without an LM. On by default.
+        lexicon: the words the search spells, each with one or more spellings in tokens: a
+            lexicon file (``word t1 t2 ...`` lines; a trailing boundary token such as torchaudio's
+            ``|`` is dropped) or a mapping ``word -> spellings``. Words are then completed by
+            spelling (phone lexicons work), a spelling shared by several words completes as the
+            one the LM scores best, lexicon words outside the LM score as its ``<unk>``, and
+            spellings outside the lexicon as ``<unk>`` plus ``unk_score_offset`` (``-inf``: none).
+            Without an LM, each word still earns ``beta``. None: words are spelled by characters.
+        score_boundary: the LM starts from ``<s>`` and scores ``</s>`` at the end (pyctcdecode's
+            ``lm_score_boundary``); False: from the null context, no ``</s>``.
         backend: "native" (C++), "reference" (Python) or "triton" (the batched GPU search of
-            :mod:`speechdecode.kernels.ctc_prefix_beam.triton`: no LM, hotwords, blank skip or
-            viterbi; CPU tensors only under ``TRITON_INTERPRET=1``); default:
+            :mod:`speechdecode.kernels.ctc_prefix_beam.triton`: no LM, lexicon, hotwords, blank
+            skip or viterbi; CPU tensors only under ``TRITON_INTERPRET=1``); default:
             ``SPEECHDECODE_BACKEND``, else Triton for CUDA inputs of a search it implements and
             native (on a CPU copy) for everything else.
 
@@ -118,6 +134,8 @@ class CtcPrefixBeamSearch:
         blank_skip_threshold: float | None = None,
         viterbi: bool = False,
         recombine: bool = True,
+        lexicon=None,
+        score_boundary: bool = True,
         backend: str | None = None,
     ):
         if isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens) or len(tokens) == 0:
@@ -131,8 +149,13 @@ class CtcPrefixBeamSearch:
                     expected = f"symbols with the word boundary {self.word_boundary!r} only at their start"
                     raise InvalidArgumentError("tokens", expected, f"{symbol!r} at [{i}]")
         self.lm = load_lm(lm)
-        if self.lm is not None:
+        self._pieces = token_pieces(self.tokens, self.blank, self.word_boundary)
+        self.lexicon = None if lexicon is None else tuple(lexicon_entries(lexicon, self.tokens, self._pieces))
+        if self.lm is not None and self.lexicon is not None:
+            check_lexicon_lm(self.lexicon, self.lm.vocab)
+        elif self.lm is not None:
             check_lm_words(self.tokens, self.blank, self.word_boundary, self.lm.vocab)
+        self.score_boundary = bool(score_boundary)
         self.alpha = _args.real(alpha, "alpha")
         self.beta = _args.real(beta, "beta")
         self.beam = _args.integer(beam, "beam", 1)
@@ -157,15 +180,18 @@ class CtcPrefixBeamSearch:
         # What the Triton search (kernels/ctc_prefix_beam/triton.py) implements: no LM, no
         # hotwords, no blank skip, log-sum-exp merges, no recombination.
         self._triton_ok = (
-            self.lm is None and not self.hotwords and self.blank_skip_threshold is None and not self.viterbi
+            self.lm is None
+            and self.lexicon is None
+            and not self.hotwords
+            and self.blank_skip_threshold is None
+            and not self.viterbi
         )
         if self.backend == "triton" and not self._triton_ok:
             raise InvalidArgumentError(
                 "backend",
-                "native or reference for a search with an LM, hotwords, blank_skip_threshold or viterbi",
+                "native or reference for a search with an LM, a lexicon, hotwords, blank_skip_threshold or viterbi",
                 "'triton' (the Triton search has none of them)",
             )
-        self._pieces = token_pieces(self.tokens, self.blank, self.word_boundary)
         self._native = None
         if self.backend == "native":
             self._native = _backend.native().CtcPrefixBeamSearch(
@@ -185,6 +211,8 @@ class CtcPrefixBeamSearch:
                 blank_skip_threshold=math.inf if blank_skip_threshold is None else self.blank_skip_threshold,
                 viterbi=self.viterbi,
                 recombine=self.recombine,
+                score_boundary=self.score_boundary,
+                lexicon=[(list(spelling), word) for spelling, word in self.lexicon or ()],
             )
 
     def _hotword(self, index: int, item) -> tuple[tuple[int, ...], float]:
@@ -252,6 +280,8 @@ class CtcPrefixBeamSearch:
             "blank_skip_threshold": self.blank_skip_threshold,
             "viterbi": self.viterbi,
             "recombine": self.recombine,
+            "score_boundary": self.score_boundary,
+            "lexicon": self.lexicon,
         }
 
     def __call__(self, log_probs, lengths=None) -> list[list[Hypothesis]]:

@@ -9,7 +9,15 @@ from collections.abc import Sequence
 from speechdecode import _tensors
 from speechdecode.errors import InvalidArgumentError
 
-__all__ = ["blank_id", "boundary_of", "check_lm_words", "load_lm", "words_from_tokens"]
+__all__ = [
+    "blank_id",
+    "boundary_of",
+    "check_lexicon_lm",
+    "check_lm_words",
+    "lexicon_entries",
+    "load_lm",
+    "words_from_tokens",
+]
 
 SPECIAL_WORDS = ("<unk>", "<s>", "</s>")
 PIECE_MARK = "\u2581"
@@ -95,6 +103,19 @@ def check_lm_words(tokens: Sequence[str], blank: int, word_boundary: str | None,
     warnings.warn(f"lm: {share}; {both}", UserWarning, stacklevel=3)
 
 
+def check_lexicon_lm(entries: Sequence[tuple[tuple[int, ...], str]], vocab: Sequence[str]) -> None:
+    """A lexicon none of whose words the LM knows is an error naming examples of both."""
+    known = set(vocab)
+    words = list(dict.fromkeys(w for _, w in entries))
+    if any(w in known for w in words):
+        return
+    lm_words = [w for w in vocab if w not in SPECIAL_WORDS]
+    lower = {w.lower() for w in lm_words}
+    case = " (a case mismatch)" if any(w.lower() in lower for w in words) else ""
+    actual = f"lexicon words {_examples(words)}, LM words {_examples(lm_words)}: none in common{case}"
+    raise InvalidArgumentError("lm", "an LM that knows the lexicon's words", actual)
+
+
 def load_lm(lm, name: str = "lm"):
     """An :class:`~speechdecode.lm.NgramModel` from a model (returned as is), a path, or None."""
     from speechdecode.lm.model import NgramModel
@@ -104,3 +125,57 @@ def load_lm(lm, name: str = "lm"):
     if isinstance(lm, (str, os.PathLike)):
         return NgramModel.from_arpa(lm)
     raise InvalidArgumentError(name, "None, a speechdecode.lm.NgramModel or the path of an LM file", type(lm).__name__)
+
+
+def lexicon_entries(
+    lexicon, tokens: Sequence[str], pieces: Sequence[tuple[bool, str]]
+) -> list[tuple[tuple[int, ...], str]]:
+    """A lexicon as ``(token ids, word)`` pairs for the prefix search.
+
+    ``lexicon``: a lexicon file (``word t1 t2 ...`` lines, :func:`speechdecode.graphs.read_lexicon`),
+    or a mapping ``word -> spellings`` (each a sequence of token symbols, or a
+    :class:`~speechdecode.graphs.Pronunciation`). Word-boundary tokens (a boundary token of its own,
+    such as torchaudio's trailing ``|``) are dropped from spellings; ``pieces`` is
+    :func:`~speechdecode.kernels.ctc_prefix_beam.reference.token_pieces` of the tokens.
+
+    Raises:
+        InputFileError: (a file) a spelling with a token that is not in ``tokens``, the blank, or a
+            word-starting token after its first, naming the word and its line.
+        InvalidArgumentError: the same for a mapping, naming the word; an empty lexicon.
+    """
+    from speechdecode.errors import InputFileError
+    from speechdecode.graphs.lexicon import Pronunciation, read_lexicon
+
+    if isinstance(lexicon, (str, os.PathLike)):
+        lexicon = read_lexicon(lexicon)
+    source, lines = getattr(lexicon, "_source", None), getattr(lexicon, "_lines", {})
+    ids = {s: i for i, s in reversed(list(enumerate(tokens)))}
+    entries = []
+    for word, spellings in lexicon.items():
+        for spelling in spellings:
+            symbols = tuple(spelling.tokens if isinstance(spelling, Pronunciation) else spelling)
+
+            def bad(what: str, word=word, symbols=symbols):
+                line = lines.get((word, symbols))
+                if source is not None:
+                    return InputFileError(source, line, f"word {word!r}: {what}")
+                return InvalidArgumentError("lexicon", "spellings in the tokens", f"word {word!r}: {what}")
+
+            spelled = []
+            for symbol in symbols:
+                if symbol not in ids:
+                    raise bad(f"token {symbol!r} is not one of the {len(tokens)} tokens")
+                starts, chars = pieces[ids[symbol]]
+                if not chars and starts:
+                    continue  # a boundary token of its own: words are separated by it anyway
+                if not chars:
+                    raise bad(f"token {symbol!r} has no characters (the blank?)")
+                if starts and spelled:
+                    raise bad(f"token {symbol!r} starts a word, after the spelling's first token")
+                spelled.append(ids[symbol])
+            if not spelled:
+                raise bad("no token other than word boundaries")
+            entries.append((tuple(spelled), word))
+    if not entries:
+        raise InvalidArgumentError("lexicon", "one or more words", "an empty lexicon")
+    return entries

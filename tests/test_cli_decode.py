@@ -78,6 +78,15 @@ def test_cli_scores_equal_the_api(capsys, data):
     )  # fmt: skip
     api = [n[0] for n in search(log_probs, lengths)]
     assert [r["score"] for r in out["results"]] == pytest.approx([h.score for h in api], abs=1e-9)
+    out = decode(capsys, "--log-probs", str(tmp / "p.npz"), "--tokens", str(tmp / "tokens.txt"), *flags,
+                 "--lexicon", str(tmp / "lexicon.txt"))  # fmt: skip
+    lexicon = CtcPrefixBeamSearch(
+        list(tokens), lm=NgramModel.from_arpa(tmp / "lm.arpa"), partial_word_lm=False, unk_score_offset=-3.0,
+        recombine=False, viterbi=True, token_topk=4, beam_threshold=8.0, token_min_logp=-6.0,
+        lexicon=tmp / "lexicon.txt",
+    )  # fmt: skip
+    with_lexicon = [n[0] for n in lexicon(log_probs, lengths)]
+    assert [r["score"] for r in out["results"]] == pytest.approx([h.score for h in with_lexicon], abs=1e-9)
     default = [n[0] for n in CtcPrefixBeamSearch(list(tokens), lm=tmp / "lm.arpa")(log_probs, lengths)]
     assert [h.score for h in api] != pytest.approx([h.score for h in default], abs=1e-6)
     out = decode(capsys, "--log-probs", str(tmp / "p.npz"), "--graph", str(tmp / "graph"), "--beam", "9")
@@ -111,6 +120,10 @@ def test_search_options_without_an_lm_run_the_prefix_search(capsys, data):
         (["--beam", "16", "--nbest", "3"], "--tokens: expected a token table for the prefix search (--beam, --nbest)"),
         (["--tokens", "tokens.txt", "--beam", "2.5"], "--beam: expected an integer number of prefixes"),
         (["--tokens", "tokens.txt", "--word-boundary", "@"], "word_boundary: expected a token"),
+        (
+            ["--graph", "graph", "--lexicon", "lexicon.txt"],
+            "wfst decoder takes (--decoder auto chose wfst), got --lexicon",
+        ),
         (["--graph", "nowhere"], "nowhere"),
     ],
 )

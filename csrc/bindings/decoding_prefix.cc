@@ -66,8 +66,8 @@ std::unique_ptr<CtcPrefixBeamSearch> make_search(
     std::vector<std::string> chars, std::vector<uint8_t> starts_word,
     const std::vector<std::pair<std::vector<int32_t>, double>>& hotwords, const NgramModel* lm, int64_t blank,
     double alpha, double beta, int64_t beam, int64_t token_topk, double beam_threshold, double token_min_logp,
-    bool partial_word_lm, double unk_score_offset, double blank_skip_threshold, bool viterbi,
-    bool recombine) {
+    bool partial_word_lm, double unk_score_offset, double blank_skip_threshold, bool viterbi, bool recombine,
+    bool score_boundary, const std::vector<std::pair<std::vector<int32_t>, std::string>>& lexicon) {
   CtcPrefixBeamSearchOptions o;
   o.blank = blank;
   o.alpha = alpha;
@@ -81,9 +81,13 @@ std::unique_ptr<CtcPrefixBeamSearch> make_search(
   o.blank_skip_threshold = blank_skip_threshold;
   o.viterbi = viterbi;
   o.recombine = recombine;
+  o.score_boundary = score_boundary;
   std::vector<HotwordPhrase> phrases;
   for (const auto& [tokens, weight] : hotwords) phrases.push_back({tokens, weight});
-  return std::make_unique<CtcPrefixBeamSearch>(std::move(chars), std::move(starts_word), o, phrases, lm);
+  std::vector<LexiconEntry> entries;
+  for (const auto& [spelling, word] : lexicon) entries.push_back({spelling, word});
+  return std::make_unique<CtcPrefixBeamSearch>(std::move(chars), std::move(starts_word), o, phrases, lm,
+                                               entries);
 }
 
 py::list decode(const CtcPrefixBeamSearch& search, const py::array& log_probs, const py::array& lengths,
@@ -165,7 +169,9 @@ void bind_decoding_prefix(py::module_& m) {
            py::arg("lm"), py::arg("blank"), py::arg("alpha"), py::arg("beta"), py::arg("beam"),
            py::arg("token_topk"), py::arg("beam_threshold"), py::arg("token_min_logp"),
            py::arg("partial_word_lm"), py::arg("unk_score_offset"), py::arg("blank_skip_threshold"),
-           py::arg("viterbi"), py::arg("recombine"), py::keep_alive<1, 5>())
+           py::arg("viterbi"), py::arg("recombine"), py::arg("score_boundary") = true,
+           py::arg("lexicon") = std::vector<std::pair<std::vector<int32_t>, std::string>>(),
+           py::keep_alive<1, 5>())
       .def_property_readonly("vocab_size", &CtcPrefixBeamSearch::vocab_size)
       .def("decode", &decode, py::arg("log_probs"), py::arg("lengths"), py::arg("nbest"),
            py::arg("num_threads"),

@@ -125,7 +125,8 @@ int32_t HotwordAutomaton::step(int32_t state, int32_t token, double* committed) 
 
 CtcPrefixBeamSearch::CtcPrefixBeamSearch(std::vector<std::string> chars, std::vector<uint8_t> starts_word,
                                          CtcPrefixBeamSearchOptions options,
-                                         const std::vector<HotwordPhrase>& hotwords, const NgramModel* lm)
+                                         const std::vector<HotwordPhrase>& hotwords, const NgramModel* lm,
+                                         const std::vector<LexiconEntry>& lexicon)
     : chars_(std::move(chars)),
       starts_word_(std::move(starts_word)),
       options_(options),
@@ -154,7 +155,10 @@ CtcPrefixBeamSearch::CtcPrefixBeamSearch(std::vector<std::string> chars, std::ve
       }
     }
   }
-  if (lm_ != nullptr) {
+  scores_words_ = lm_ != nullptr || !lexicon.empty();
+  if (!lexicon.empty()) {
+    build_lexicon(lexicon);
+  } else if (lm_ != nullptr) {
     const float none = -std::numeric_limits<float>::infinity();
     lexicon_words_.push_back(kUnkId);
     lexicon_best_.push_back(none);
@@ -176,19 +180,97 @@ CtcPrefixBeamSearch::CtcPrefixBeamSearch(std::vector<std::string> chars, std::ve
       }
       lexicon_words_[node] = static_cast<WordId>(id);
     }
-    if (options_.partial_word_lm && options_.unk_score_offset == kNegInf && vocab <= 64) build_allowed();
   }
+  if (scores_words_ && options_.partial_word_lm && options_.unk_score_offset == kNegInf && vocab <= 64) {
+    build_allowed();
+  }
+}
+
+void CtcPrefixBeamSearch::build_lexicon(const std::vector<LexiconEntry>& lexicon) {
+  by_tokens_ = true;
+  const int64_t vocab = vocab_size();
+  const float none = -std::numeric_limits<float>::infinity();
+  const NgramModel::State empty = lm_ != nullptr ? lm_->null_context_state() : NgramModel::State();
+  NgramModel::State unused;
+  std::vector<std::vector<int32_t>> at(1);  // entries ending at each node
+  lexicon_words_.push_back(kUnkId);
+  lexicon_best_.push_back(none);
+  for (size_t e = 0; e < lexicon.size(); ++e) {
+    const LexiconEntry& entry = lexicon[e];
+    if (entry.spelling.empty()) throw TensorError("lexicon", "spellings of one or more tokens", entry.word);
+    const WordId id = lm_ != nullptr ? lm_->word_id(entry.word) : kUnkId;
+    const float unigram = lm_ != nullptr ? lm_->score_word(empty, id, &unused).log10_prob : 0.0f;
+    int32_t node = 0;
+    for (const int32_t v : entry.spelling) {
+      if (v < 0 || v >= vocab || v == options_.blank || chars_[v].empty()) {
+        throw TensorError("lexicon",
+                          "token ids in [0, " + std::to_string(vocab) + ") with characters, not blank",
+                          std::to_string(v) + " in the spelling of " + entry.word);
+      }
+      int32_t& next = lexicon_edges_.insert(node, static_cast<uint32_t>(v));
+      if (next < 0) {
+        next = static_cast<int32_t>(lexicon_words_.size());
+        lexicon_words_.push_back(kUnkId);
+        lexicon_best_.push_back(none);
+        at.emplace_back();
+      }
+      node = next;
+      lexicon_best_[node] = std::max(lexicon_best_[node], unigram);
+    }
+    at[node].push_back(static_cast<int32_t>(e));
+    entry_lm_.push_back(id);
+    entry_words_.push_back(entry.word);
+  }
+  entry_start_.push_back(0);
+  for (size_t node = 0; node < at.size(); ++node) {
+    node_entries_.insert(node_entries_.end(), at[node].begin(), at[node].end());
+    entry_start_.push_back(static_cast<int32_t>(node_entries_.size()));
+  }
+}
+
+int32_t CtcPrefixBeamSearch::spell(int32_t node, int64_t v) const {
+  if (by_tokens_)
+    return chars_[v].empty() || node < 0 ? node : lexicon_edges_.find(node, static_cast<uint32_t>(v));
+  for (size_t i = 0; i < chars_[v].size() && node >= 0; ++i) {
+    node = lexicon_edges_.find(node, static_cast<uint8_t>(chars_[v][i]));
+  }
+  return node;
+}
+
+double CtcPrefixBeamSearch::complete(int32_t lexicon, const NgramModel::State& in, NgramModel::State* out,
+                                     int32_t* entry) const {
+  *entry = -1;
+  if (!by_tokens_) {
+    const WordId word = lexicon >= 0 ? lexicon_words_[lexicon] : kUnkId;
+    const double lm =
+        lm_ != nullptr ? weighted(options_.alpha, lm_->score_word(in, word, out).log10_prob) : 0.0;
+    return word == kUnkId ? lm + options_.unk_score_offset : lm;
+  }
+  const int32_t begin = lexicon >= 0 ? entry_start_[lexicon] : 0,
+                end = lexicon >= 0 ? entry_start_[lexicon + 1] : 0;
+  if (begin == end) {
+    // A spelling outside the lexicon: <unk>, at unk_score_offset.
+    const double lm =
+        lm_ != nullptr ? weighted(options_.alpha, lm_->score_word(in, kUnkId, out).log10_prob) : 0.0;
+    return lm + options_.unk_score_offset;
+  }
+  double best = kNegInf;
+  for (int32_t i = begin; i < end; ++i) {
+    const int32_t e = node_entries_[i];
+    NgramModel::State next;
+    const double score =
+        lm_ != nullptr ? weighted(options_.alpha, lm_->score_word(in, entry_lm_[e], &next).log10_prob) : 0.0;
+    if (*entry < 0 || score > best) {
+      best = score;
+      *entry = e;
+      if (lm_ != nullptr) *out = next;
+    }
+  }
+  return best;
 }
 
 void CtcPrefixBeamSearch::build_allowed() {
   const int64_t vocab = vocab_size();
-  // The lexicon node reached from node by token v's characters, or -1.
-  auto spell = [&](int32_t node, int64_t v) {
-    for (size_t i = 0; i < chars_[v].size() && node >= 0; ++i) {
-      node = lexicon_edges_.find(node, static_cast<uint8_t>(chars_[v][i]));
-    }
-    return node;
-  };
   uint64_t starters = 0, continuations_from_root = 0;
   for (int64_t v = 0; v < vocab; ++v) {
     if (v == options_.blank || spell(0, v) < 0) continue;
@@ -197,7 +279,9 @@ void CtcPrefixBeamSearch::build_allowed() {
   allowed_empty_ = starters | continuations_from_root;
   allowed_.assign(lexicon_words_.size(), 0);
   for (size_t node = 0; node < lexicon_words_.size(); ++node) {
-    uint64_t bits = lexicon_words_[node] != kUnkId ? starters : 0;
+    const bool ends_word =
+        by_tokens_ ? entry_start_[node] != entry_start_[node + 1] : lexicon_words_[node] != kUnkId;
+    uint64_t bits = ends_word ? starters : 0;
     for (int64_t v = 0; v < vocab; ++v) {
       if (v != options_.blank && !starts_word_[v] && spell(static_cast<int32_t>(node), v) >= 0)
         bits |= uint64_t{1} << v;
@@ -233,13 +317,12 @@ CtcPrefixBeamSearch::Stream::Stream(const CtcPrefixBeamSearch& search, int64_t u
   root.stamp = -1;
   root.lm_state = search_.lm_ != nullptr ? 0 : -1;
   nodes_.push_back(root);
-  if (search_.lm_ != nullptr) lm_states_.push_back(search_.lm_->begin_sentence_state());
+  if (search_.lm_ != nullptr) {
+    lm_states_.push_back(search_.options_.score_boundary ? search_.lm_->begin_sentence_state()
+                                                         : search_.lm_->null_context_state());
+  }
   first_pending_state_ = static_cast<int32_t>(lm_states_.size());
   beams_.push_back({0, 0.0, kNegInf, 0.0});
-}
-
-WordId CtcPrefixBeamSearch::Stream::word_id(int32_t lexicon) const {
-  return lexicon >= 0 ? search_.lexicon_words_[lexicon] : kUnkId;
 }
 
 int32_t CtcPrefixBeamSearch::Stream::child(int32_t parent, int32_t token) {
@@ -258,28 +341,28 @@ int32_t CtcPrefixBeamSearch::Stream::make_child(int32_t parent, int32_t token) {
   n.stamp = -1;
   const std::string& chars = search_.chars_[token];
   if (search_.starts_word_[token]) {
-    if (n.lexicon != kNoWord && lm != nullptr) {
+    if (n.lexicon != kNoWord && search_.scores_words_) {
       NgramModel::State next;
-      const WordId word = word_id(n.lexicon);
-      const float p = lm->score_word(lm_states_[n.lm_state], word, &next).log10_prob;
-      n.lm_state = static_cast<int32_t>(lm_states_.size());
-      lm_states_.push_back(next);
-      n.lm_sum = n.lm_sum + weighted(o.alpha, p);
-      if (word == kUnkId) n.lm_sum = n.lm_sum + o.unk_score_offset;
+      int32_t entry;
+      const double score =
+          search_.complete(n.lexicon, lm != nullptr ? lm_states_[n.lm_state] : next, &next, &entry);
+      if (lm != nullptr) {
+        n.lm_state = static_cast<int32_t>(lm_states_.size());
+        lm_states_.push_back(next);
+      }
+      n.lm_sum = n.lm_sum + score;
       n.n_words += 1;
     }
     n.lexicon = kNoWord;
   }
   if (!chars.empty()) {
     if (n.lexicon == kNoWord) n.lexicon = 0;
-    for (size_t i = 0; i < chars.size() && n.lexicon >= 0; ++i) {
-      n.lexicon = search_.lexicon_edges_.find(n.lexicon, static_cast<uint8_t>(chars[i]));
-    }
+    n.lexicon = search_.spell(n.lexicon, token);
   }
   n.hot_state = search_.hotwords_.step(n.hot_state, token, &n.hot_committed);
-  double extra = lm != nullptr ? n.lm_sum + o.beta * n.n_words : 0.0;
+  double extra = search_.scores_words_ ? n.lm_sum + o.beta * n.n_words : 0.0;
   extra = extra + n.hot_committed + search_.hotwords_.loan(n.hot_state);
-  if (lm != nullptr && o.partial_word_lm && n.lexicon != kNoWord) {
+  if (search_.scores_words_ && o.partial_word_lm && n.lexicon != kNoWord) {
     extra = extra + (n.lexicon == kUnknownWord ? o.unk_score_offset
                                                : weighted(o.alpha, search_.lexicon_best_[n.lexicon]));
   }
@@ -488,18 +571,19 @@ CtcPrefixBeamSearch::Stream::Final CtcPrefixBeamSearch::Stream::final_extra(int3
   const CtcPrefixBeamSearchOptions& o = search_.options_;
   const NgramModel* lm = search_.lm_;
   const Node& n = nodes_[node];
-  if (lm == nullptr) return {n.hot_committed, 0.0};
+  if (!search_.scores_words_) return {n.hot_committed, 0.0};
   double lm_sum = n.lm_sum;
   int32_t n_words = n.n_words;
-  NgramModel::State state = lm_states_[n.lm_state], next;
+  NgramModel::State state = lm != nullptr ? lm_states_[n.lm_state] : NgramModel::State(), next;
   if (n.lexicon != kNoWord) {
-    const WordId word = word_id(n.lexicon);
-    lm_sum = lm_sum + weighted(o.alpha, lm->score_word(state, word, &next).log10_prob);
-    if (word == kUnkId) lm_sum = lm_sum + o.unk_score_offset;
+    int32_t entry;
+    lm_sum = lm_sum + search_.complete(n.lexicon, state, &next, &entry);
     n_words += 1;
     state = next;
   }
-  lm_sum = lm_sum + weighted(o.alpha, lm->score_word(state, kEosId, &next).log10_prob);
+  if (lm != nullptr && o.score_boundary) {
+    lm_sum = lm_sum + weighted(o.alpha, lm->score_word(state, kEosId, &next).log10_prob);
+  }
   return {lm_sum + o.beta * n_words + n.hot_committed, lm_sum};
 }
 
@@ -513,23 +597,32 @@ CtcHypothesis CtcPrefixBeamSearch::Stream::hypothesis(const Entry& entry) const 
   std::reverse(h.token_frames.begin(), h.token_frames.end());
   std::string word;
   int32_t first = 0, last = 0;
+  // With a lexicon, a word is its entry's (replaying the completions picks the homophones).
+  int32_t lexicon = kNoWord;
+  NgramModel::State state = search_.lm_ != nullptr ? lm_states_[0] : NgramModel::State(), next;
+  auto finish_word = [&] {
+    if (search_.by_tokens_) {
+      int32_t e;
+      search_.complete(lexicon, state, &next, &e);
+      state = next;
+      if (e >= 0) word = search_.entry_words_[e];
+    }
+    h.words.push_back(std::move(word));
+    h.word_frames.emplace_back(first, last);
+    word.clear();
+    lexicon = kNoWord;
+  };
   for (size_t i = 0; i < h.tokens.size(); ++i) {
     const std::string& chars = search_.chars_[h.tokens[i]];
-    if (search_.starts_word_[h.tokens[i]] && !word.empty()) {
-      h.words.push_back(std::move(word));
-      h.word_frames.emplace_back(first, last);
-      word.clear();
-    }
+    if (search_.starts_word_[h.tokens[i]] && !word.empty()) finish_word();
     if (!chars.empty()) {
       if (word.empty()) first = h.token_frames[i];
       word += chars;
       last = h.token_frames[i];
+      lexicon = search_.spell(lexicon == kNoWord ? 0 : lexicon, h.tokens[i]);
     }
   }
-  if (!word.empty()) {
-    h.words.push_back(std::move(word));
-    h.word_frames.emplace_back(first, last);
-  }
+  if (!word.empty()) finish_word();
   const Final f = final_extra(entry.node);
   h.am_score = merge(entry.p_b, entry.p_nb);
   h.score = h.am_score + f.extra;

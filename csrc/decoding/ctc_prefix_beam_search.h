@@ -17,6 +17,11 @@
 // and the bonus it committed. A frame's new prefixes stay pending until pruning; only those that
 // survive join the trie, so it grows by at most `beam` nodes a frame.
 //
+// Lexicon (optional): words with one or more spellings in token ids. The word trie is then over
+// token ids instead of characters, only its words (or, with a finite unk_score_offset, spellings
+// outside it, as <unk>) complete, and a node shared by several words (homophones) completes as the
+// one the LM scores best in the prefix's context, as a lexicon decoder keeps its best label.
+//
 // Hotwords: an Aho-Corasick automaton (Aho and Corasick, "Efficient string matching", CACM 1975)
 // over token ids with failure links; a step follows at most as many failure links as the longest
 // phrase has tokens, whatever the number of phrases.
@@ -41,7 +46,7 @@ struct CtcPrefixBeamSearchOptions {
   int64_t token_topk = 16;
   double beam_threshold = 20.0;
   double token_min_logp = -10.0;
-  bool partial_word_lm = false;
+  bool partial_word_lm = true;
   double unk_score_offset = -10.0;
   // Frames whose blank log-prob exceeds this are not searched: they act as a blank frame of
   // probability 1 (every prefix's p_b becomes its total, p_nb -inf). +inf: search every frame.
@@ -50,7 +55,14 @@ struct CtcPrefixBeamSearchOptions {
   bool viterbi = false;
   // With an LM: of a frame's candidates with the same future (LM state, current word's lexicon
   // node, last token, hotword state), only the best is kept (hypothesis recombination).
-  bool recombine = false;
+  bool recombine = true;
+  // Start from <s> and score </s> at the end; false: start from the null context, no </s>.
+  bool score_boundary = true;
+};
+
+struct LexiconEntry {
+  std::vector<int32_t> spelling;  // token ids with characters (no boundary token, no blank)
+  std::string word;
 };
 
 struct HotwordPhrase {
@@ -132,14 +144,17 @@ class HotwordAutomaton {
 class CtcPrefixBeamSearch {
  public:
   // chars[v]: token v's characters (leading word-boundary markers removed); starts_word[v]: the
-  // token starts a new word. lm may be null; it must outlive the search. Throws TensorError for
-  // inconsistent sizes, options out of range and hotword tokens outside [0, V) or blank.
+  // token starts a new word. lm may be null; it must outlive the search. lexicon: empty, or the
+  // words the search spells (see above). Throws TensorError for inconsistent sizes, options out of
+  // range, hotword or lexicon tokens outside [0, V), blank or without characters.
   CtcPrefixBeamSearch(std::vector<std::string> chars, std::vector<uint8_t> starts_word,
                       CtcPrefixBeamSearchOptions options, const std::vector<HotwordPhrase>& hotwords,
-                      const NgramModel* lm);
+                      const NgramModel* lm, const std::vector<LexiconEntry>& lexicon = {});
 
   int64_t vocab_size() const { return static_cast<int64_t>(chars_.size()); }
   const CtcPrefixBeamSearchOptions& options() const { return options_; }
+  static constexpr int32_t kNoWord = -2;
+  static constexpr int32_t kUnknownWord = -1;
 
   // Decodes utterance b = rows data + b * stride_batch + t * stride_frame (t < lengths[b], each
   // row vocab_size() contiguous floats) for b < batch, on num_threads threads (<= 0: all
@@ -154,16 +169,33 @@ class CtcPrefixBeamSearch {
  private:
   friend class Stream;
   void build_allowed();
+  void build_lexicon(const std::vector<LexiconEntry>& lexicon);
+  // The word trie node after token v from node (-1: no word begins so; v without characters
+  // stays at node).
+  int32_t spell(int32_t node, int64_t v) const;
+  // Completes the word at trie node `lexicon` (kUnknownWord: outside the trie) after LM state in:
+  // returns its natural-log score (weighted LM score plus unk_score_offset for a word outside the
+  // LM or lexicon), sets *out (with an LM) and *entry (the lexicon entry, or -1).
+  double complete(int32_t lexicon, const NgramModel::State& in, NgramModel::State* out, int32_t* entry) const;
 
   std::vector<std::string> chars_;
   std::vector<uint8_t> starts_word_;
   CtcPrefixBeamSearchOptions options_;
   HotwordAutomaton hotwords_;
   const NgramModel* lm_;
-  // With an LM: its words (but <unk>, <s>, </s>) as a character trie; node 0 is the root.
+  // With an LM and no lexicon: its words (but <unk>, <s>, </s>) as a character trie; with a
+  // lexicon: its spellings as a token trie. Node 0 is the root.
   EdgeTable lexicon_edges_;
   std::vector<WordId> lexicon_words_;  // the word ending at each node, or kUnkId
   std::vector<float> lexicon_best_;    // the largest unigram log10 prob of the words below each node
+  bool by_tokens_ = false;             // a lexicon was given: the trie is over token ids
+  bool scores_words_ = false;          // an LM or a lexicon: completed words are scored
+  // With a lexicon: the entries ending at each node (entry_start_[node] .. entry_start_[node + 1]
+  // in node_entries_), each entry's LM id and word.
+  std::vector<int32_t> entry_start_;
+  std::vector<int32_t> node_entries_;
+  std::vector<WordId> entry_lm_;
+  std::vector<std::string> entry_words_;
   // Only LM words can be spelled (partial_word_lm, unk_score_offset = -inf) and V <= 64: bit v of
   // allowed_[node] says whether token v can follow a word at that lexicon node (allowed_empty_:
   // after no word) without making the prefix impossible, so the search skips the others at once.
@@ -212,15 +244,11 @@ class CtcPrefixBeamSearch::Stream {
     double lm_sum;
   };
 
-  static constexpr int32_t kNoWord = -2;
-  static constexpr int32_t kUnknownWord = -1;
-
   // The node of prefix parent + token: an existing one, or a new pending one.
   int32_t child(int32_t parent, int32_t token);
   int32_t make_child(int32_t parent, int32_t token);
   // Makes the pending prefixes among the beams trie nodes and drops the other pending ones.
   void keep_survivors();
-  WordId word_id(int32_t lexicon) const;
   Entry& candidate(int32_t node);
   void step(const float* row);
   // Sorts the candidates by rank and keeps the first beam of those whose future no better one

@@ -43,6 +43,18 @@ decoder's smeared trie): an unfinished word adds ``alpha * ln(10) * u`` to the r
 largest unigram log10 probability of the LM words it begins, or ``unk_score_offset`` if it begins
 none (``-inf``: only LM words can be spelled).
 
+``score_boundary=False``: the LM starts from the null context instead of ``<s>`` and ``</s>`` is not
+scored.
+
+Lexicon (``lexicon``: (spelling, word) pairs, a spelling being token ids with characters): the
+current word is the tuple of its tokens with characters instead of their characters; a completed
+spelling that is a lexicon entry's scores as that entry's word (an LM word, else the LM's
+``<unk>``, without ``unk_score_offset``), as the best-scoring (first on ties) of the entries
+sharing the spelling, and is output as that word; any other spelling scores as ``<unk>`` plus
+``unk_score_offset``. The look-ahead ``u`` of a partial spelling is the largest unigram of the
+entries it begins. Without an LM, a lexicon still scores words: ``beta`` per word and
+``unk_score_offset`` (0 LM score).
+
 Hotwords: phrases of token ids with a weight. A prefix's hotword state is the longest suffix of
 its tokens that is a prefix of some phrase (an Aho-Corasick state). The bonus of a state is the
 sum over its tokens of the token's weight (the largest weight of the phrases sharing that
@@ -168,6 +180,8 @@ class PrefixBeamSearch:
         blank_skip_threshold: float | None = None,
         viterbi: bool = False,
         recombine: bool = False,
+        score_boundary: bool = True,
+        lexicon: Sequence[tuple[Sequence[int], str]] | None = None,
         utterance: int = 0,
     ):
         self.pieces = list(pieces)
@@ -177,23 +191,40 @@ class PrefixBeamSearch:
         self.beam, self.token_topk = beam, token_topk
         self.beam_threshold, self.token_min_logp = float(beam_threshold), float(token_min_logp)
         self.hotwords = _Hotwords(hotwords)
-        self.partial_word_lm = partial_word_lm and lm is not None
+        self.lexicon: dict[tuple[int, ...], list[str]] | None = None
+        if lexicon:
+            self.lexicon = {}
+            for spelling, word in lexicon:
+                self.lexicon.setdefault(tuple(spelling), []).append(word)
+        self.scores_words = lm is not None or self.lexicon is not None
+        self.partial_word_lm = partial_word_lm and self.scores_words
         self.unk_score_offset = float(unk_score_offset)
         self.blank_skip_threshold = math.inf if blank_skip_threshold is None else float(blank_skip_threshold)
         self.merge = max if viterbi else logaddexp
         self.recombine = recombine and lm is not None
-        if self.recombine:
-            spelled = [w for w in lm.vocab if w not in ("<unk>", "<s>", "</s>")]
-            self.word_prefixes = {w[:i] for w in spelled for i in range(1, len(w) + 1)}
-        if self.partial_word_lm:
-            words = [w for w in lm.vocab if w not in ("<unk>", "<s>", "</s>")]
-            self.lookahead: dict[str, float] = {}
-            for w in words:
-                p = lm.score_word((), w)[0]
-                for i in range(1, len(w) + 1):
-                    self.lookahead[w[:i]] = max(self.lookahead.get(w[:i], NEG_INF), p)
-        begin = lm.begin_state() if lm is not None else ()
-        self.info = {(): _PrefixInfo("", begin, 0.0, 0, (), 0.0)}
+        self.score_boundary = score_boundary
+        # The trie's words: spelling (a str, or a token tuple with a lexicon) -> unigram log10 prob.
+        if self.lexicon is not None:
+            unigram = {
+                w: lm.score_word((), w)[0] if lm is not None else 0.0 for ws in self.lexicon.values() for w in ws
+            }
+            spellings = {s: max(unigram[w] for w in ws) for s, ws in self.lexicon.items()}
+        elif lm is not None:
+            spellings = {w: lm.score_word((), w)[0] for w in lm.vocab if w not in ("<unk>", "<s>", "</s>")}
+        else:
+            spellings = {}
+        self.word_prefixes = {w[:i] for w in spellings for i in range(1, len(w) + 1)}
+        self.lookahead: dict = {}
+        for w, p in spellings.items():
+            for i in range(1, len(w) + 1):
+                self.lookahead[w[:i]] = max(self.lookahead.get(w[:i], NEG_INF), p)
+        if lm is None:
+            begin = ()
+        else:
+            begin = lm.begin_state() if score_boundary else lm.null_state()
+        self.begin = begin
+        empty = () if self.lexicon is not None else ""
+        self.info = {(): _PrefixInfo(empty, begin, 0.0, 0, (), 0.0)}
         self.beams: list[tuple[int, ...]] = [()]
         self.p_b = {(): 0.0}
         self.p_nb = {(): NEG_INF}
@@ -205,13 +236,29 @@ class PrefixBeamSearch:
     def _weighted(self, log10_prob: float) -> float:
         return 0.0 if self.alpha == 0.0 else self.alpha * LN10 * log10_prob
 
-    def _complete(self, word: str, state, lm_sum: float, n_words: int):
-        """The LM state, weighted LM sum and word count after ``word`` (out of vocabulary: + unk_score_offset)."""
-        p, state = self.lm.score_word(state, word)
-        lm_sum = lm_sum + self._weighted(p)
-        if word not in self.lm:
-            lm_sum = lm_sum + self.unk_score_offset
-        return state, lm_sum, n_words + 1
+    def _word_score(self, word, state) -> tuple[float, object, str | None]:
+        """(natural-log score, next LM state, lexicon word or None) of completing ``word`` after ``state``."""
+        if self.lexicon is None:
+            p, state = self.lm.score_word(state, word) if self.lm is not None else (0.0, state)
+            score = self._weighted(p)
+            return (score if word in self.lm else score + self.unk_score_offset), state, None
+        entries = self.lexicon.get(word)
+        if not entries:
+            p, state = self.lm.score_word(state, "<unk>") if self.lm is not None else (0.0, state)
+            return self._weighted(p) + self.unk_score_offset, state, None
+        best = None
+        for entry in entries:
+            p, next_state = self.lm.score_word(state, entry) if self.lm is not None else (0.0, state)
+            score = self._weighted(p)
+            if best is None or score > best[0]:
+                best = (score, next_state, entry)
+        return best
+
+    def _complete(self, word, state, lm_sum: float, n_words: int):
+        """The LM state, weighted LM sum and word count after ``word`` (its characters, or with a
+        lexicon its token tuple)."""
+        score, state, _ = self._word_score(word, state)
+        return state, lm_sum + score, n_words + 1
 
     def _info(self, prefix: tuple[int, ...]) -> _PrefixInfo:
         if prefix in self.info:
@@ -219,12 +266,13 @@ class PrefixBeamSearch:
         parent = self._info(prefix[:-1])
         starts, chars = self.pieces[prefix[-1]]
         word, lm_state, lm_sum, n_words = parent.word, parent.lm_state, parent.lm_sum, parent.n_words
+        piece = ((prefix[-1],) if chars else ()) if self.lexicon is not None else chars
         if starts:
-            if word and self.lm is not None:
+            if word and self.scores_words:
                 lm_state, lm_sum, n_words = self._complete(word, lm_state, lm_sum, n_words)
-            word = chars
+            word = piece
         else:
-            word = word + chars
+            word = word + piece
         hot_state, committed = self.hotwords.step(parent.hot_state, prefix[-1])
         info = _PrefixInfo(word, lm_state, lm_sum, n_words, hot_state, parent.hot_committed + committed)
         self.info[prefix] = info
@@ -232,7 +280,7 @@ class PrefixBeamSearch:
 
     def _extra(self, prefix: tuple[int, ...]) -> float:
         i = self._info(prefix)
-        extra = i.lm_sum + self.beta * i.n_words if self.lm is not None else 0.0
+        extra = i.lm_sum + self.beta * i.n_words if self.scores_words else 0.0
         extra = extra + i.hot_committed + self.hotwords.loan(i.hot_state)
         if self.partial_word_lm and i.word:
             u = self.lookahead.get(i.word)
@@ -242,13 +290,14 @@ class PrefixBeamSearch:
     def _final(self, prefix: tuple[int, ...]) -> tuple[float, float, int]:
         """(final extra, weighted LM score, words) with the last word and </s> scored."""
         i = self._info(prefix)
-        if self.lm is None:
+        if not self.scores_words:
             return i.hot_committed, 0.0, 0
         lm_sum, n_words, state = i.lm_sum, i.n_words, i.lm_state
         if i.word:
             state, lm_sum, n_words = self._complete(i.word, state, lm_sum, n_words)
-        p, _ = self.lm.score_word(state, "</s>")
-        lm_sum = lm_sum + self._weighted(p)
+        if self.lm is not None and self.score_boundary:
+            p, _ = self.lm.score_word(state, "</s>")
+            lm_sum = lm_sum + self._weighted(p)
         return lm_sum + self.beta * n_words + i.hot_committed, lm_sum, n_words
 
     def step(self, x: np.ndarray) -> None:
@@ -319,6 +368,8 @@ class PrefixBeamSearch:
         extra, lm_score, _ = self._final(prefix)
         frames = [self.first_frame[prefix[: i + 1]] for i in range(len(prefix))]
         words, word_frames = spell(self.pieces, prefix, frames)
+        if self.lexicon is not None:
+            words = self._lexicon_words(prefix, words)
         from speechdecode.decoding.hypothesis import Hypothesis
 
         return Hypothesis(
@@ -330,6 +381,23 @@ class PrefixBeamSearch:
             token_frames=tuple(frames),
             word_frames=tuple(word_frames),
         )
+
+    def _lexicon_words(self, prefix: tuple[int, ...], spelled: tuple[str, ...]) -> tuple[str, ...]:
+        """The words of a prefix with a lexicon: each spelling's chosen entry (else its characters)."""
+        spellings: list[tuple[int, ...]] = []
+        for token in prefix:
+            starts, chars = self.pieces[token]
+            if starts and spellings and spellings[-1]:
+                spellings.append(())
+            if not spellings:
+                spellings.append(())
+            if chars:
+                spellings[-1] = (*spellings[-1], token)
+        state, words = self.begin, []
+        for spelling, chars in zip([s for s in spellings if s], spelled, strict=True):
+            _, state, entry = self._word_score(spelling, state)
+            words.append(chars if entry is None else entry)
+        return tuple(words)
 
     def finish(self, nbest: int) -> list[Hypothesis]:
         """The n-best hypotheses of the frames so far, by final score."""

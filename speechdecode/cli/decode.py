@@ -54,6 +54,9 @@ def register(commands) -> None:
         help="prefix: score a prefix by its best alignment (default off)",
     )  # fmt: skip
     decode.add_argument(
+        "--lexicon", metavar="FILE", help="prefix: spell only these words ('word t1 t2 ...' lines, several per word)"
+    )
+    decode.add_argument(
         "--hotword", action="append", default=[], metavar="PHRASE:WEIGHT", help="prefix: boost a phrase (repeatable)"
     )
     decode.add_argument("--max-active", type=int, default=None, help="wfst: most tokens kept per frame (7000)")
@@ -106,7 +109,7 @@ PREFIX_ONLY = [
     ("--lm", "lm"), ("--alpha", "alpha"), ("--beta", "beta"), ("--token-topk", "token_topk"),
     ("--beam-threshold", "beam_threshold"), ("--token-min-logp", "token_min_logp"),
     ("--partial-word-lm", "partial_word_lm"), ("--unk-score-offset", "unk_score_offset"),
-    ("--recombine", "recombine"), ("--viterbi", "viterbi"), ("--hotword", "hotword"),
+    ("--recombine", "recombine"), ("--viterbi", "viterbi"), ("--lexicon", "lexicon"), ("--hotword", "hotword"),
 ]  # fmt: skip
 WFST_ONLY = [("--max-active", "max_active"), ("--acoustic-scale", "acoustic_scale")]
 SEARCH = [("--beam", "beam"), ("--nbest", "nbest")]
@@ -181,7 +184,7 @@ def _prefix(args, posteriors, symbols) -> list[dict]:
     options = {
         name: getattr(args, name)
         for name in ("alpha", "beta", "token_topk", "beam_threshold", "token_min_logp", "partial_word_lm",
-                     "unk_score_offset", "recombine", "viterbi", "nbest")
+                     "unk_score_offset", "recombine", "viterbi", "lexicon", "nbest")
         if getattr(args, name) is not None
     }  # fmt: skip
     if args.beam is not None:
