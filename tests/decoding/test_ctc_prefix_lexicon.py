@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from test_ctc_prefix_beam_search import assert_same, random_log_probs  # same folder: pytest's rootdir-less import
 
 from speechdecode import _backend
 from speechdecode.decoding import CtcPrefixBeamSearch
@@ -34,22 +35,6 @@ def lm(tmp_path_factory):
         model = estimate(count_sentences(LM_SENTENCES, 3), "mkn")
     write_arpa(path, model)
     return NgramModel.from_arpa(path)
-
-
-def random_log_probs(rng, batch, frames, vocab, peak=2.0):
-    x = rng.standard_normal((batch, frames, vocab)) * peak
-    return (x - np.log(np.exp(x).sum(-1, keepdims=True))).astype(np.float32)
-
-
-def assert_same(got, want, tol=1e-4):
-    assert len(got) == len(want)
-    for g_list, w_list in zip(got, want, strict=True):
-        assert [(h.tokens, h.words, h.token_frames, h.word_frames) for h in g_list] == [
-            (h.tokens, h.words, h.token_frames, h.word_frames) for h in w_list
-        ]
-        for g, w in zip(g_list, w_list, strict=True):
-            for name in ("score", "am_score", "lm_score"):
-                assert math.isclose(getattr(g, name), getattr(w, name), rel_tol=0, abs_tol=tol), name
 
 
 CONFIGS = {
