@@ -21,12 +21,11 @@ import dataclasses
 import gc
 import os
 import resource
-import shutil
-import tempfile
 import time
 
 import numpy as np
 
+from speechdecode._io import atomic_directory
 from speechdecode.errors import InvalidArgumentError, SpeechdecodeError
 from speechdecode.graphs.fst_io import fst_to_arrays, openfst
 from speechdecode.graphs.grammar import grammar_fst
@@ -263,8 +262,9 @@ class CompiledGraph:
     def write(self, out_dir: str | os.PathLike) -> list[str]:
         """Write ``TLG.fst``, ``TLG.npz``, ``tokens.txt``, ``words.txt`` (and ``LG.fst``) into ``out_dir``.
 
-        All files are written into a temporary directory beside ``out_dir`` first and moved in
-        only when every one is complete, so a failure leaves ``out_dir`` as it was.
+        All files are written into a staging folder beside ``out_dir`` first and moved in only
+        when every one is complete (:func:`speechdecode._io.atomic_directory`), so a failure
+        leaves ``out_dir`` as it was; other files in ``out_dir`` are left alone.
 
         Returns:
             The paths written.
@@ -276,39 +276,32 @@ class CompiledGraph:
 
         out_dir = os.fspath(out_dir)
         check_output_dir(out_dir)
-        parent = os.path.dirname(os.path.abspath(out_dir))
-        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out_dir))}.", dir=parent)
-        try:
+        with atomic_directory(out_dir) as staging:
             self.tlg.write(os.path.join(staging, "TLG.fst"))
             if self.lg is not None:
                 self.lg.write(os.path.join(staging, "LG.fst"))
             export_npz(self.tlg, os.path.join(staging, GRAPH_FILE), self.num_tokens, self.blank, self.topology)
             self.tokens.write(os.path.join(staging, "tokens.txt"))
             self.words.write(os.path.join(staging, "words.txt"))
-            os.makedirs(out_dir, exist_ok=True)
-            written = []
-            for name in sorted(os.listdir(staging)):
-                os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
-                written.append(os.path.join(out_dir, name))
-            return written
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            names = sorted(os.listdir(staging))
+        return [os.path.join(out_dir, name) for name in names]
 
 
 def check_output_dir(out_dir: str | os.PathLike) -> None:
-    """Fail early unless ``out_dir`` is (or can be created as) a writable directory.
+    """Fail early unless ``out_dir`` is a writable directory, or can be made in an existing one.
 
     Raises:
-        InvalidArgumentError: naming ``out_dir``, what is wrong with it.
+        InvalidArgumentError: naming ``out_dir``, what is wrong with it (parents are never created).
     """
     path = os.path.abspath(os.fspath(out_dir))
     if os.path.exists(path) and not os.path.isdir(path):
         raise InvalidArgumentError("out_dir", "a directory", f"{path!r}, an existing file")
-    existing = path
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
-        raise InvalidArgumentError("out_dir", "a writable directory", f"{path!r} ({existing!r} is not writable)")
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        what = "is not a directory" if os.path.exists(parent) else "does not exist"
+        raise InvalidArgumentError("out_dir", "a folder in an existing directory", f"{path!r} ({parent!r} {what})")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidArgumentError("out_dir", "a writable directory", f"{path!r} ({parent!r} is not writable)")
 
 
 def compile_graph(

@@ -23,12 +23,15 @@ import gzip
 import io
 import math
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from speechdecode._io import atomic_write, open_text
 from speechdecode.errors import ArpaFormatError, InvalidArgumentError
+
+MAX_ORDER = 10  # the readers' limit (csrc/lm/arpa_reader.h kMaxOrder)
 
 
 @dataclass
@@ -141,36 +144,50 @@ def _text_sink(raw, compress: bool):
             stream.close()
 
 
+# Field separators of both readers: ASCII space, tab, CR, VT, FF ("\n" ends the line). Other
+# characters, Unicode spaces among them, are part of a word.
+_SPACES = " \t\r\v\f\n"
+_FIELD_SEPARATORS = re.compile("[ \t\r\v\f\n]+")
+# The numbers both readers take: ASCII decimal, or -inf (float() alone would take "1_0", "١", "nan").
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|-(?:inf|infinity)", re.ASCII | re.IGNORECASE)
+
+
 def _number(text: str, path, line: int, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ArpaFormatError(path, line, f"{what} is not a number: {text!r}") from None
-    if math.isnan(value) or value == math.inf:
-        raise ArpaFormatError(path, line, f"{what} must be finite or -inf, got {text!r}")
+    if not _NUMBER.fullmatch(text):
+        raise ArpaFormatError(path, line, f"{what} is not a number: {text!r}")
+    value = float(text)
+    if value == math.inf or (value == -math.inf and what != "log10 probability"):
+        raise ArpaFormatError(
+            path, line, f"{what} must be finite{' or -inf' if what == 'log10 probability' else ''}, got {text!r}"
+        )
+    if what == "log10 probability" and value > 0:
+        raise ArpaFormatError(path, line, f"positive log10 probability {text!r} (a probability above 1)")
     return value
 
 
 def _next_nonblank(lines, line_no: int) -> tuple[int, str | None]:
     """The next non-blank line (stripped) and its number; None at the end of the file."""
     for number, line in lines:
-        if line.strip():
-            return number, line.strip()
+        if line.strip(_SPACES):
+            return number, line.strip(_SPACES)
     return line_no, None
 
 
 def read_arpa(path: str | os.PathLike, *, backend: str | None = None) -> ArpaModel:
-    """Read an ARPA file (plain or .gz) into tables; every format error names file and line.
+    """Read an ARPA file (plain or gzip, told by content) into tables; errors name file and line.
 
     Args:
-        path: the file; gzip-compressed when the name ends in ``.gz``.
-        backend: "native" (the C++ parser, csrc/lm/arpa_reader; the default when the extension
-            is built) or "reference" (this module). Both give the same :class:`ArpaModel`
-            (ids in file order, float64 values equal to ``float(text)``) and the same errors:
-            files whose layout the two parsers could read differently (``#`` lines before
-            ``\\data\\``, blank lines inside a section, a lone ``\\r``, Unicode whitespace,
-            mixed ``<unk>`` / ``<UNK>``, ...) and files with errors other than a repeated n-gram
-            are read by the reference code.
+        path: the file.
+        backend: "native" (the C++ parser, csrc/lm/arpa_reader: the one that
+            :meth:`NgramModel.from_arpa <speechdecode.lm.NgramModel.from_arpa>` uses, so both
+            accept and reject the same files; the default when the extension is built) or
+            "reference" (this module: the test oracle, and the fallback without the extension).
+            Both give the same :class:`ArpaModel` (ids in file order, float64 values equal to
+            ``float(text)``) for files that follow the strict layout: sections separated by one
+            blank line, numbers in decimal (``[+-]digits[.digits][e[+-]digits]`` or ``-inf``),
+            log10 probabilities <= 0, nothing after ``\\end\\``. The native parser also
+            reads what KenLM tolerates (``#`` lines before ``\\data\\``, extra blank lines,
+            ``<UNK>``).
 
     Returns:
         an :class:`ArpaModel`: ``ngrams[n - 1]`` int32 [M_n, n], ``log10_probs[n - 1]`` float64
@@ -192,32 +209,13 @@ def read_arpa(path: str | os.PathLike, *, backend: str | None = None) -> ArpaMod
         raise InvalidArgumentError("backend", f"one of {', '.join(_backend.BACKENDS)}", repr(backend))
     choice = backend or _backend.forced()
     if choice != "reference" and (choice == "native" or _backend.HAS_NATIVE):
-        model = _read_arpa_native(path, _backend.native())
-        if model is not None:
-            return model
+        return _read_arpa_native(path, _backend.native())
     return _read_arpa_reference(path)
 
 
-def _read_arpa_native(path: str | os.PathLike, native) -> ArpaModel | None:
-    """The C++ parser's tables, or None where the reference reader must read the file."""
-    name = os.fspath(path)
-    if not isinstance(name, str):
-        return None
-    try:
-        with open(name, "rb") as raw:
-            gzipped = raw.read(2) == b"\x1f\x8b"
-    except OSError:
-        return None
-    if gzipped != name.endswith(".gz"):  # open_text tells gzip by name, the C++ reader by content
-        return None
-    tables = native.read_arpa_tables(name)
-    if tables is None:
-        return None
-    words, ngrams, probs, backoffs, duplicate = tables
-    if duplicate is not None:
-        n, index, line = duplicate
-        text = " ".join(words[i] for i in ngrams[n - 1][index].tolist())
-        raise ArpaFormatError(path, line, f"duplicate {n}-gram {text!r}")
+def _read_arpa_native(path: str | os.PathLike, native) -> ArpaModel:
+    """The C++ parser's tables (the parser :class:`~speechdecode.lm.NgramModel` loads with)."""
+    words, ngrams, probs, backoffs = native.read_arpa_tables(os.fspath(path))
     return ArpaModel(words, ngrams, probs, backoffs)
 
 
@@ -227,14 +225,14 @@ def _read_arpa_reference(path: str | os.PathLike) -> ArpaModel:
         declared: list[int] = []
         line_no = 0
         for line_no, line in lines:
-            if line.strip():
-                if line.strip() != "\\data\\":
-                    raise ArpaFormatError(path, line_no, f"expected '\\data\\', got {line.strip()!r}")
+            if line.strip(_SPACES):
+                if line.strip(_SPACES) != "\\data\\":
+                    raise ArpaFormatError(path, line_no, f"expected '\\data\\', got {line.strip(_SPACES)!r}")
                 break
         else:
             raise ArpaFormatError(path, line_no or None, "empty file: no '\\data\\' header")
         for line_no, line in lines:
-            text = line.strip()
+            text = line.strip(_SPACES)
             if not text:
                 if declared:
                     break
@@ -242,8 +240,13 @@ def _read_arpa_reference(path: str | os.PathLike) -> ArpaModel:
             if not text.startswith("ngram "):
                 raise ArpaFormatError(path, line_no, f"expected 'ngram N=COUNT', got {text!r}")
             key, _, value = text[6:].partition("=")
-            if not key.strip().isdigit() or not value.strip().isdigit() or int(key) != len(declared) + 1:
+            key, value = key.strip(), value.strip()
+            if not (key + value).isascii() or not key.isdigit() or not value.isdigit() or int(key) != len(declared) + 1:
                 raise ArpaFormatError(path, line_no, f"expected 'ngram {len(declared) + 1}=COUNT', got {text!r}")
+            if int(key) > MAX_ORDER:
+                raise ArpaFormatError(path, line_no, f"order {key} is above the supported maximum of {MAX_ORDER}")
+            if int(key) == 1 and int(value) == 0:
+                raise ArpaFormatError(path, line_no, "'ngram 1=0': a model needs unigrams (at least <s> and </s>)")
             declared.append(int(value))
         if not declared:
             raise ArpaFormatError(path, line_no, "no 'ngram N=COUNT' lines after '\\data\\'")
@@ -251,6 +254,7 @@ def _read_arpa_reference(path: str | os.PathLike) -> ArpaModel:
         words: list[str] = []
         ids: dict[str, int] = {}
         ngrams, probs, backoffs = [], [], []
+        contexts: set[tuple[int, ...]] = set()
         for n in range(1, order + 1):
             line_no, header = _next_nonblank(lines, line_no)
             if header != f"\\{n}-grams:":
@@ -258,7 +262,7 @@ def _read_arpa_reference(path: str | os.PathLike) -> ArpaModel:
             rows, p_values, b_values = [], [], []
             seen: set[tuple[int, ...]] = set()
             for line_no, line in lines:
-                fields = line.split()
+                fields = _FIELD_SEPARATORS.split(line.strip(_SPACES)) if line.strip(_SPACES) else []
                 if not fields:
                     break
                 if len(fields) not in (n + 1, n + 2) or (n == order and len(fields) == n + 2):
@@ -276,16 +280,29 @@ def _read_arpa_reference(path: str | os.PathLike) -> ArpaModel:
                 except KeyError as exc:
                     raise ArpaFormatError(path, line_no, f"word {exc.args[0]!r} is not a unigram") from None
                 if row in seen:
-                    raise ArpaFormatError(path, line_no, f"duplicate {n}-gram {' '.join(fields[1 : n + 1])!r}")
+                    raise ArpaFormatError(path, line_no, f"duplicate {n}-gram '{' '.join(fields[1 : n + 1])}'")
+                if n > 1 and row[:-1] not in contexts:
+                    raise ArpaFormatError(
+                        path,
+                        line_no,
+                        f"the context '{' '.join(fields[1:n])}' of the {n}-gram '{' '.join(fields[1 : n + 1])}' "
+                        f"is not a {n - 1}-gram (KenLM requires it too)",
+                    )
                 seen.add(row)
                 rows.append(row)
                 if n < order:
                     b_values.append(
                         _number(fields[n + 1], path, line_no, "log10 backoff") if len(fields) == n + 2 else 0.0
                     )
+            contexts = seen
             if len(rows) != declared[n - 1]:
                 raise ArpaFormatError(
                     path, line_no, f"\\data\\ declares {declared[n - 1]} {n}-grams, the section has {len(rows)}"
+                )
+            if n == 1 and not {"<s>", "</s>"} <= ids.keys():
+                missing = "<s>" if "<s>" not in ids else "</s>"
+                raise ArpaFormatError(
+                    path, line_no, f"the 1-grams have no {missing!r} (KenLM requires both <s> and </s>)"
                 )
             ngrams.append(np.array(rows, dtype=np.int32).reshape(len(rows), n))
             probs.append(np.array(p_values, dtype=np.float64))
@@ -293,4 +310,7 @@ def _read_arpa_reference(path: str | os.PathLike) -> ArpaModel:
         line_no, tail = _next_nonblank(lines, line_no)
         if tail != "\\end\\":
             raise ArpaFormatError(path, line_no, f"expected '\\end\\', got {tail!r}")
+        line_no, extra = _next_nonblank(lines, line_no)
+        if extra is not None:
+            raise ArpaFormatError(path, line_no, f"text after '\\end\\': {extra[:40]!r}")
     return ArpaModel(words, ngrams, probs, backoffs)

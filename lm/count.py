@@ -75,8 +75,6 @@ def _limit_words(limit_vocab: Path | Iterable[str] | None) -> list[str] | None:
                 return handle.read().split()
         except OSError as exc:
             raise InputFileError(name, None, f"cannot read the limiting vocabulary ({exc.strerror or exc})") from None
-        except UnicodeDecodeError as exc:
-            raise InputFileError(name, None, f"invalid UTF-8 in the limiting vocabulary ({exc.reason})") from None
     words = list(limit_vocab)
     bad = [w for w in words if not isinstance(w, str)]
     if bad:
@@ -93,12 +91,8 @@ def _check_boundary(units: str, word_boundary: str) -> None:
 
 def _file_lines(path: str, encoding_errors: str, units: str) -> list[str]:
     """The lines of a file as the native counter splits them (at '\\n' only)."""
-    try:
-        with open_text(path) as handle:
-            handle.reconfigure(errors=encoding_errors, newline="\n")
-            text = handle.read()
-    except UnicodeDecodeError as exc:
-        raise InputFileError(path, None, f"invalid UTF-8 ({exc.reason}); pass encoding_errors='replace'") from None
+    with open_text(path, errors=encoding_errors) as handle:  # errors name the file and line
+        text = handle.read()
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from speechdecode import _backend
+from speechdecode._io import atomic_write
 from speechdecode.errors import InvalidArgumentError
 from speechdecode.lm.arpa import ArpaModel
 from speechdecode.lm.counts import NgramCounts
@@ -101,9 +102,10 @@ def estimate_mkn(
 def write_arpa_native(path: str | os.PathLike, model: ArpaModel, *, num_threads: int = 0) -> None:
     """Write ``model`` as :func:`speechdecode.lm.arpa.write_arpa` does, byte for byte (native).
 
-    Gzip-compressed when ``path`` ends in ``.gz``. Atomic: the file is written under a temporary
-    name beside ``path`` and renamed over it when complete, so a failed or interrupted write
-    leaves no partial file (an existing file at ``path`` stays as it was).
+    Gzip-compressed when ``path`` ends in ``.gz``. Written under the output rule of
+    :func:`speechdecode._io.atomic_write`: ``-`` is stdout, devices are written in place, other
+    paths get a temporary file renamed into place when complete, so a failed or interrupted
+    write leaves no partial file (an existing file at ``path`` stays as it was).
 
     Raises:
         OSError: the file cannot be written (the subclass follows errno).
@@ -112,12 +114,13 @@ def write_arpa_native(path: str | os.PathLike, model: ArpaModel, *, num_threads:
     """
     native = _backend.native()
     path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    native.write_arpa(
-        os.fsencode(path),
-        list(model.words),
+    arrays = (
         [np.ascontiguousarray(g, dtype=np.int32) for g in model.ngrams],
         [np.ascontiguousarray(p, dtype=np.float64) for p in model.log10_probs],
         [np.ascontiguousarray(b, dtype=np.float64) for b in model.backoffs],
-        num_threads,
     )
+    with atomic_write(path, "wb") as handle:
+        handle.flush()
+        native.write_arpa(
+            handle.fileno(), os.fsencode(path), path.endswith(".gz"), list(model.words), *arrays, num_threads
+        )

@@ -214,6 +214,12 @@ class NgramModel:
     @staticmethod
     def from_arpa(path: str | bytes) -> NgramModel:
         """Loads an ARPA file (plain or gzip); raises ArpaFormatError (path:line) or OSError. Releases the GIL."""
+    @staticmethod
+    def load(path: str | bytes) -> NgramModel:
+        """ARPA (plain or gzip) or a memory-mapped KenLM binary, by content; InputFileError for a bad binary."""
+    @property
+    def kenlm_type(self) -> int | None:
+        """KenLM model type of a binary (0 probing .. 5 quantized trie with array pointers); None for ARPA."""
     @property
     def order(self) -> int: ...
     @property
@@ -273,16 +279,18 @@ def estimate_mkn(
     """
 
 def write_arpa(
-    path: bytes,
+    fd: int,
+    name: bytes,
+    gzip: bool,
     words: list[str],
     ngrams: list[npt.NDArray[np.int32]],
     log10_probs: list[npt.NDArray[np.float64]],
     backoffs: list[npt.NDArray[np.float64]],
     num_threads: int = 0,
 ) -> None:
-    """Writes an ARPA file as lm/arpa.py's write_arpa does (gzip for .gz), atomically.
+    """Writes an ARPA file as lm/arpa.py's write_arpa does to the open descriptor fd (not closed).
 
-    Raises OSError on I/O failure, TensorError for bad arrays or ids. Releases the GIL.
+    Raises OSError(errno, reason, name) on I/O failure, TensorError for bad arrays or ids. Releases the GIL.
     """
 
 def format_arpa_floats(values: npt.NDArray[np.float64]) -> list[str]:
@@ -293,21 +301,11 @@ def format_arpa_floats(values: npt.NDArray[np.float64]) -> list[str]:
 
 def read_arpa_tables(
     path: str,
-) -> (
-    tuple[
-        list[str],
-        list[npt.NDArray[np.int32]],
-        list[npt.NDArray[np.float64]],
-        list[npt.NDArray[np.float64]],
-        tuple[int, int, int] | None,
-    ]
-    | None
-):
-    """The tables of lm/arpa.py's ArpaModel, read by the C++ parser (plain or gzip by content).
+) -> tuple[list[str], list[npt.NDArray[np.int32]], list[npt.NDArray[np.float64]], list[npt.NDArray[np.float64]]]:
+    """The tables of lm/arpa.py's ArpaModel, read by the C++ parser NgramModel uses (gzip by content).
 
     (words, ngrams per order int32 [M_n, n], log10_probs per order float64 [M_n], backoffs per
-    order float64 [M_n] ([0] for the highest), duplicate): ids in file order and values equal to
-    float(text), as the reference reader gives them; duplicate is None or (n, index, line) of the
-    first n-gram (n >= 2) repeating an earlier one. None for a file that fails to parse or that
-    the reference reader could read differently. Releases the GIL.
+    order float64 [M_n] ([0] for the highest)): ids in file order and values as doubles. Raises
+    ArpaFormatError (path:line) for a malformed file (duplicates and missing contexts included),
+    OSError when it cannot be read. Releases the GIL.
     """

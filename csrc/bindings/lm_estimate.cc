@@ -129,10 +129,10 @@ py::dict estimate_mkn_py(const py::object& ngrams_arg, const py::object& counts_
   throw py::error_already_set();
 }
 
-void write_arpa_py(const py::bytes& path_bytes, const std::vector<std::string>& words,
+void write_arpa_py(int fd, const py::bytes& name_bytes, bool gzip, const std::vector<std::string>& words,
                    const py::object& ngrams_arg, const py::object& probs_arg, const py::object& backoffs_arg,
                    int num_threads) {
-  const std::string path = path_bytes;
+  const std::string name = name_bytes;
   const py::list ngrams = as_list(ngrams_arg, "ngrams");
   const py::list probs = as_list(probs_arg, "log10_probs");
   const py::list backoffs = as_list(backoffs_arg, "backoffs");
@@ -158,7 +158,7 @@ void write_arpa_py(const py::bytes& path_bytes, const std::vector<std::string>& 
   }
   try {
     py::gil_scoped_release release;
-    write_arpa_file(path, words, views, num_threads);
+    write_arpa_file(fd, name, gzip, words, views, num_threads);
   } catch (const FileWriteError& e) {
     raise_os_error(e);
   }
@@ -185,11 +185,11 @@ void bind_lm_estimate(py::module_& m) {
 backoffs (per order, lmplz's suffix order, pruned n-grams left out), count_of_counts int64 [N, 4],
 discounts float64 [N, 3], fallback (per order: None or why the fallback discounts were used).
 grain: items per parallel work item (0: default; tests make it small). Releases the GIL.)doc");
-  m.def("write_arpa", &write_arpa_py, py::arg("path"), py::arg("words"), py::arg("ngrams"),
-        py::arg("log10_probs"), py::arg("backoffs"), py::arg("num_threads") = 0,
-        R"doc(Writes an ARPA file (gzip when the path ends in .gz) atomically: a temporary file beside
-it is renamed over the path when complete. path: bytes (os.fsencode). Raises OSError on I/O
-failure, TensorError for bad arrays or word ids. Releases the GIL.)doc");
+  m.def("write_arpa", &write_arpa_py, py::arg("fd"), py::arg("name"), py::arg("gzip"), py::arg("words"),
+        py::arg("ngrams"), py::arg("log10_probs"), py::arg("backoffs"), py::arg("num_threads") = 0,
+        R"doc(Writes an ARPA file to the open descriptor fd (gzip members when gzip; not closed).
+name: bytes (os.fsencode), the output's name in errors. Raises OSError(errno, reason, name) on
+I/O failure, TensorError for bad arrays or word ids. Releases the GIL.)doc");
   m.def("format_arpa_floats", &format_arpa_floats_py, py::arg("values"),
         "The ARPA writer's text for each value: shortest float32 decimal as KenLM prints it (exponent form "
         "below 1e-6 and from 1e21).");

@@ -28,62 +28,28 @@ constexpr int kPositionalMaxExponent = 21;
 
 std::string error_text(int error_number) { return std::strerror(error_number); }
 
-// An open temporary file beside the target; removed unless commit() renames it into place.
-class TemporaryFile {
+// Writes to a file descriptor the caller opened (Python applies the output rule: temporary
+// file, rename, special files in place); errors name the output.
+class FdWriter {
  public:
-  explicit TemporaryFile(const std::string& path) : path_(path) {
-    const size_t slash = path.rfind('/');
-    const std::string directory = slash == std::string::npos ? std::string() : path.substr(0, slash + 1);
-    const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
-    std::string name = directory + "." + base + ".XXXXXX.tmp";
-    std::vector<char> buffer(name.begin(), name.end());
-    buffer.push_back('\0');
-    fd_ = ::mkstemps(buffer.data(), 4);
-    if (fd_ < 0) {
-      const int error = errno;
-      throw FileWriteError(path, error, "cannot create a temporary file beside it: " + error_text(error));
-    }
-    temporary_.assign(buffer.data());
-  }
-
-  ~TemporaryFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!temporary_.empty()) ::unlink(temporary_.c_str());
-  }
-
-  TemporaryFile(const TemporaryFile&) = delete;
-  TemporaryFile& operator=(const TemporaryFile&) = delete;
+  FdWriter(int fd, const std::string& name) : fd_(fd), name_(name) {}
 
   void write(const char* data, size_t size) {
     while (size > 0) {
       const ssize_t written = ::write(fd_, data, size);
       if (written < 0) {
         if (errno == EINTR) continue;
-        fail("cannot write");
+        const int error = errno;
+        throw FileWriteError(name_, error, "cannot write: " + error_text(error));
       }
       data += written;
       size -= static_cast<size_t>(written);
     }
   }
 
-  void commit() {
-    if (::fsync(fd_) != 0) fail("cannot sync");
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) fail("cannot close");
-    if (::rename(temporary_.c_str(), path_.c_str()) != 0) fail("cannot rename the temporary file over it");
-    temporary_.clear();
-  }
-
  private:
-  [[noreturn]] void fail(const std::string& what) {
-    const int error = errno;
-    throw FileWriteError(path_, error, what + ": " + error_text(error));
-  }
-
-  std::string path_;
-  std::string temporary_;
-  int fd_ = -1;
+  int fd_;
+  std::string name_;
 };
 
 // One complete gzip member holding `text`.
@@ -109,7 +75,7 @@ std::string gzip_member(const std::string& text) {
 
 class Output {
  public:
-  Output(const std::string& path, bool gzip) : file_(path), gzip_(gzip) {}
+  Output(int fd, const std::string& name, bool gzip) : file_(fd, name), gzip_(gzip) {}
 
   // Pieces are written in order; with gzip each becomes one member, compressed in parallel.
   void write(std::vector<std::string>& pieces, int threads) {
@@ -125,10 +91,8 @@ class Output {
     write(one, 1);
   }
 
-  void commit() { file_.commit(); }
-
  private:
-  TemporaryFile file_;
+  FdWriter file_;
   bool gzip_;
 };
 
@@ -207,7 +171,7 @@ char* format_arpa_float(double value, char* out) {
   return o;
 }
 
-void write_arpa_file(const std::string& path, const std::vector<std::string>& words,
+void write_arpa_file(int fd, const std::string& name, bool gzip, const std::vector<std::string>& words,
                      const std::vector<ArpaOrderView>& orders, int num_threads) {
   const int order = static_cast<int>(orders.size());
   if (order < 1) throw TensorError("ngrams", "at least one order", "none");
@@ -231,8 +195,7 @@ void write_arpa_file(const std::string& path, const std::vector<std::string>& wo
     });
   }
 
-  const bool gzip = path.size() >= 3 && path.compare(path.size() - 3, 3, ".gz") == 0;
-  Output out(path, gzip);
+  Output out(fd, name, gzip);
   std::string header = "\\data\\\n";
   for (int n = 1; n <= order; ++n)
     header += "ngram " + std::to_string(n) + "=" + std::to_string(orders[n - 1].size) + "\n";
@@ -255,7 +218,6 @@ void write_arpa_file(const std::string& path, const std::vector<std::string>& wo
     }
   }
   out.write("\n\\end\\\n");
-  out.commit();
 }
 
 }  // namespace speechdecode

@@ -15,9 +15,9 @@
 //
 // Rows are formatted in parallel in chunks and written in order. A path ending in ".gz" is
 // gzip-compressed, each chunk as its own gzip member (compressed in parallel; a multi-member
-// file is one valid gzip stream to zlib, gzip and Python). The file is written under a temporary
-// name in the target directory and renamed over the path only when complete and synced, so an
-// interrupted or failed write leaves no partial file at the path.
+// file is one valid gzip stream to zlib, gzip and Python). The writer only writes to a file
+// descriptor: which file it is (a temporary renamed into place, stdout, a device) is decided in
+// Python (speechdecode/_io.py), so every output follows one rule.
 #pragma once
 
 #include <cstdint>
@@ -55,10 +55,11 @@ class FileWriteError : public std::runtime_error {
 // returns the end of the text.
 char* format_arpa_float(double value, char* out);
 
-// Writes the model to path atomically. orders[n-1] holds the n-grams of order n; ids must be
-// in [0, words.size()) (TensorError naming "ngrams[k]" before anything is written). Throws
-// FileWriteError for I/O failures (the temporary file is removed). Takes no Python lock.
-void write_arpa_file(const std::string& path, const std::vector<std::string>& words,
+// Writes the model to the open descriptor fd (gzip members when `gzip`); `name` names the
+// output in errors. orders[n-1] holds the n-grams of order n; ids must be in [0, words.size())
+// (TensorError naming "ngrams[k]" before anything is written). Throws FileWriteError for I/O
+// failures. Does not close fd. Takes no Python lock.
+void write_arpa_file(int fd, const std::string& name, bool gzip, const std::vector<std::string>& words,
                      const std::vector<ArpaOrderView>& orders, int num_threads);
 
 }  // namespace speechdecode

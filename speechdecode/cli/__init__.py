@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 from speechdecode.errors import SpeechdecodeError
@@ -71,16 +74,100 @@ def _version() -> str:
     return f"speechdecode {__version__}"
 
 
+# Output arguments of the commands that write files: an interrupt that arrives once all of them
+# are completely written (speechdecode._io.committed) is reported as success, not interruption.
+OUTPUTS = {
+    "lm count": ("out",),
+    "lm build": ("arpa",),
+    "lm prune": ("out",),
+    "graph compile": ("out",),
+    "graph draw": ("output",),
+}
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, as an exception, so that every ``finally`` (temporaries) runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit status (0, 2 for any error, 128 + signal when interrupted)."""
     args = build_parser().parse_args(argv)
     name = " ".join(v for k, v in sorted(vars(args).items()) if k.endswith("command") and isinstance(v, str))
+    handlers = _catch_signals()
     try:
         args.handler(args)
-    except (SpeechdecodeError, OSError) as exc:
-        message = " ".join(str(exc).split())
-        sys.stderr.write(f"speechdecode {name}: error: {message}\n")
-        return EXIT_USAGE
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _closed_pipe()
+    except Interrupted as exc:
+        return _interrupted(args, name, exc.signum)
     except KeyboardInterrupt:
-        sys.stderr.write("speechdecode: interrupted\n")
-        return 130
+        return _interrupted(args, name, signal.SIGINT)
+    except Exception as exc:
+        if os.environ.get("SPEECHDECODE_TRACEBACK"):
+            raise
+        return _error(args, name, exc)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
     return 0
+
+
+def _catch_signals() -> dict:
+    """SIGINT and SIGTERM raise :class:`Interrupted` in the main thread; returns the old handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.signal(signum, _raise_interrupted) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _error(args, name: str, exc: BaseException) -> int:
+    """One line on stderr (and a JSON object on stdout under ``--json``); exit status 2."""
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename is not None and os.fsdecode(exc.filename) not in message:
+        message = f"{os.fsdecode(exc.filename)}: {exc.strerror or message}"
+    known = isinstance(exc, (SpeechdecodeError, OSError))
+    text = message if known else f"{message} ({type(exc).__name__})"
+    try:
+        if getattr(args, "json", False):
+            error = {"command": name, "type": type(exc).__name__, "message": message}
+            for field in ("path", "line", "argument", "expected", "actual"):
+                value = getattr(exc, field, None)
+                if value is not None:
+                    error[field] = value if isinstance(value, (int, float, str)) else str(value)
+            if isinstance(exc, OSError) and exc.filename is not None:
+                error["path"] = os.fsdecode(exc.filename)
+            json.dump({"error": error}, sys.stdout)
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        sys.stderr.write(f"speechdecode {name}: error: {text}\n")
+    except BrokenPipeError:
+        return _closed_pipe(EXIT_USAGE)
+    return EXIT_USAGE
+
+
+def _interrupted(args, name: str, signum: int) -> int:
+    from speechdecode import _io
+
+    outputs = [getattr(args, dest) for dest in OUTPUTS.get(name, ()) if getattr(args, dest, None) is not None]
+    if outputs and all(_io.committed(path) for path in outputs):
+        sys.stderr.write(f"speechdecode {name}: {', '.join(outputs)} completely written before the interrupt\n")
+        return 0
+    kept = f" ({', '.join(outputs)} left as it was)" if outputs else ""
+    sys.stderr.write(f"speechdecode {name}: interrupted{kept}\n")
+    return 128 + signum
+
+
+def _closed_pipe(status: int = 128 + signal.SIGPIPE) -> int:
+    """The reader of stdout went away (``... | head``): stop quietly, as a killed-by-SIGPIPE tool would."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return status

@@ -296,8 +296,13 @@ def test_outputs_and_atomic_writes(tmp_path, small_lm, monkeypatch):
     blocker.write_text("x")
     with pytest.raises(InvalidArgumentError, match="out_dir: expected a directory"):
         other.write(blocker)
-    with pytest.raises(InvalidArgumentError, match="out_dir: expected a writable directory"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"out_dir: expected a folder in an existing dir.*is not a dir"
+    ):
         other.write(blocker / "sub")
+    with pytest.raises(InvalidArgumentError, match=r"out_dir: .*'[^']*absent' does not exist"):
+        other.write(tmp_path / "absent" / "graph")  # parents are never created
+    assert sorted(os.listdir(tmp_path)) == ["file", "graph"]
 
 
 def test_export_rejects_disambiguation_inputs_and_bad_files(tmp_path, small_lm):

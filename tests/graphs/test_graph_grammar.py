@@ -12,7 +12,7 @@ from graph_refs import TropicalLm, best_path, linear_fst, write_corpus_lm
 from speechdecode.errors import ArpaFormatError, InvalidArgumentError
 from speechdecode.graphs import word_table
 from speechdecode.graphs.grammar import grammar_fst
-from speechdecode.lm.arpa import read_arpa, write_arpa
+from speechdecode.lm.arpa import ArpaModel, read_arpa, write_arpa
 from speechdecode.lm.model import NgramModel
 
 VOCAB = ["the", "a", "cat", "dog", "sat", "ran", "on", "mat", "and", "it"]
@@ -127,8 +127,11 @@ def test_bad_arpa_and_bad_models(tmp_path):
         grammar_fst(bad, word_table(["a"]))
     no_eos = tmp_path / "noeos.arpa"
     no_eos.write_text("\\data\\\nngram 1=2\n\n\\1-grams:\n-1.0\t<s>\n-0.5\ta\n\n\\end\\\n")
+    with pytest.raises(ArpaFormatError, match=r"noeos.arpa:\d+: the 1-grams have no '</s>'"):
+        grammar_fst(no_eos, word_table(["a"]))  # the reader refuses it, as NgramModel does
+    model = ArpaModel(["<s>", "a"], [np.array([[0], [1]], dtype=np.int32)], [np.array([-1.0, -0.5])], [np.zeros(0)])
     with pytest.raises(InvalidArgumentError, match="without </s>"):
-        grammar_fst(no_eos, word_table(["a"]))
+        grammar_fst(model, word_table(["a"]))
     with pytest.raises(InvalidArgumentError, match="lm"):
         grammar_fst(42, word_table(["a"]))
 

@@ -79,7 +79,7 @@ def test_write_read_round_trip(tmp_path, with_probs):
     ]
     for word, tokens, prob in entries:
         lex.add(word, tokens, prob if with_probs else None)
-    path = tmp_path / "out" / "lexicon.txt"
+    path = tmp_path / "lexicon.txt"
     write_lexicon(path, lex)
     expected_lines = [" ".join([w, *([repr(p)] if with_probs else []), *t]) for w, t, p in entries]
     assert path.read_text().splitlines() == expected_lines

@@ -1,10 +1,12 @@
-"""read_arpa's native path (csrc/bindings/lm_arpa.cc over csrc/lm/arpa_reader) against the
-reference reader (lm/arpa.py): the same ArpaModel, bit for bit, and the same errors.
+"""read_arpa's native path (csrc/bindings/lm_arpa.cc over csrc/lm/arpa_reader, the parser
+NgramModel loads with) against the reference reader (lm/arpa.py, the oracle): the same ArpaModel,
+bit for bit, for every file in the strict layout, and never a model from the reference where the
+native parser fails. The native parser also reads what KenLM tolerates; the reference does not.
 
 Files: random models written by our writer (orders 1-5, empty higher orders, plain and gzip),
 every lmplz file in tests/data/lmplz, numbers as other tools print them (long decimals, exponent
-forms), the layouts where the C++ parser and the Python one differ, tests/lm/test_model.py's bad
-files, and random corruptions of a small model.
+forms), the layouts where the parsers differ, tests/lm/test_model.py's bad files, and random
+corruptions of a small model.
 """
 
 import gzip
@@ -17,7 +19,7 @@ import numpy as np
 import pytest
 
 from speechdecode import _backend
-from speechdecode.errors import ArpaFormatError, InvalidArgumentError
+from speechdecode.errors import ArpaFormatError, InputFileError, InvalidArgumentError
 from speechdecode.lm import arpa
 from speechdecode.lm.arpa import ArpaModel, read_arpa, write_arpa
 
@@ -56,8 +58,21 @@ def assert_same(path):
 
 
 def native_reads_it(path) -> bool:
-    """True when the C++ parser's tables are used (no fallback to the reference reader)."""
-    return _backend.native().read_arpa_tables(str(path)) is not None
+    """True when the C++ parser reads the file into a model."""
+    return outcome(path, "native")[0] == "model"
+
+
+def assert_consistent(path):
+    """The reference never gives a model the native parser refuses, nor a different one."""
+    reference, native = outcome(path, "reference"), outcome(path, "native")
+    if reference[0] == "model":
+        assert native == reference
+    if native[0] == "error":
+        assert issubclass(native[1], (ArpaFormatError, OSError)), native
+        assert native[2].startswith(str(path)), native
+    if reference[0] == "error":
+        assert issubclass(reference[1], (InputFileError, OSError)), reference
+    return reference, native
 
 
 def write_text(tmp_path, text: str, name: str = "m.arpa") -> Path:
@@ -85,7 +100,9 @@ def random_model(rng: random.Random, order: int, vocab: int, sizes: list[int]) -
         words.insert(rng.randrange(len(words) + 1), rng.choice(["<unk>", "<UNK>"]))
     ngrams = [np.arange(len(words), dtype=np.int32)[:, None]]
     for n, size in zip(range(2, order + 1), sizes, strict=True):
-        rows = {tuple(rng.randrange(len(words)) for _ in range(n)) for _ in range(size)}
+        contexts = [tuple(row) for row in ngrams[-1].tolist()] if len(ngrams[-1]) else []
+        # every n-gram extends an (n-1)-gram (its context), as in any model KenLM loads
+        rows = {(*rng.choice(contexts), rng.randrange(len(words))) for _ in range(size)} if contexts else set()
         ngrams.append(np.array(sorted(rows, key=lambda _: rng.random()), dtype=np.int32).reshape(-1, n))
     specials = [0.0, -0.0, -1e-8, -7.7657916e-8, -0.000001061326, -99.0, -float("inf")]
 
@@ -205,58 +222,61 @@ def _swap_unk(text: str, spelling: str) -> str:
     return text.replace("<unk>", spelling)
 
 
-# (id, edit of TRIGRAM, whether the C++ tables are used)
+# (id, edit of TRIGRAM, what the native parser gives, what the reference gives). Where the native
+# parser gives a model and the reference an error, the file uses a layout KenLM tolerates.
 LAYOUTS = [
-    ("as written", lambda t: t, True),
-    ("crlf line ends", lambda t: t.replace("\n", "\r\n"), True),
-    ("spaces between fields", lambda t: t.replace("\t", "  "), True),
-    ("blank lines before data", lambda t: "\n \n" + t, True),
-    ("blank lines between sections", lambda t: t.replace("\n\n", "\n\n\n \n"), True),
-    ("no trailing newline", lambda t: t.rstrip("\n"), True),
-    ("UNK spelling", lambda t: _swap_unk(t, "<UNK>"), True),
-    ("UNK in a bigram", lambda t: t.replace("-1.25\tthe mat", "-1.25\tthe <unk>"), True),
-    ("unk unigram, UNK bigram", lambda t: t.replace("-1.25\tthe mat", "-1.25\tthe <UNK>"), False),
-    ("UNK unigram, unk bigram", lambda t: _swap_unk(t, "<UNK>").replace("the mat", "the <unk>"), False),
-    ("no unk", lambda t: t.replace("-2\t<unk>\t0\n", "").replace("ngram 1=7", "ngram 1=6"), True),
+    ("as written", lambda t: t, "model", "model"),
+    ("crlf line ends", lambda t: t.replace("\n", "\r\n"), "model", "model"),
+    ("spaces between fields", lambda t: t.replace("\t", "  "), "model", "model"),
+    ("blank lines before data", lambda t: "\n \n" + t, "model", "model"),
+    ("blank lines between sections", lambda t: t.replace("\n\n", "\n\n\n \n"), "model", "model"),
+    ("no trailing newline", lambda t: t.rstrip("\n"), "model", "model"),
+    ("UNK spelling", lambda t: _swap_unk(t, "<UNK>"), "model", "model"),
+    ("UNK in a bigram", lambda t: t.replace("-1.25\tthe mat", "-1.25\tthe <unk>"), "model", "model"),
+    ("unk unigram, UNK bigram", lambda t: t.replace("-1.25\tthe mat", "-1.25\tthe <UNK>"), "model", "error"),
+    ("UNK unigram, unk bigram", lambda t: _swap_unk(t, "<UNK>").replace("the mat", "the <unk>"), "model", "error"),
+    ("no unk", lambda t: t.replace("-2\t<unk>\t0\n", "").replace("ngram 1=7", "ngram 1=6"), "model", "model"),
     (
         "no unk, unk bigram",
         lambda t: t.replace("-2\t<unk>\t0\n", "").replace("ngram 1=7", "ngram 1=6").replace("the mat", "the <unk>"),
-        False,
+        "model",
+        "error",
     ),
-    ("unk and UNK", lambda t: t.replace("-2\tmat", "-2\t<UNK>"), False),
-    ("comment before data", lambda t: "# made by hand\n" + t, False),
-    ("blank line inside a section", lambda t: t.replace("-1\t</s>\n", "-1\t</s>\n\n"), False),
-    ("no blank line before a header", lambda t: t.replace("the mat\n\n", "the mat\n"), False),
-    ("no blank line after counts", lambda t: t.replace("ngram 3=2\n\n", "ngram 3=2\n"), False),
-    ("no blank line before end", lambda t: t.replace("cat sat\n\n", "cat sat\n"), False),
-    ("zero backoff on top order", lambda t: t.replace("the cat sat", "the cat sat\t0"), False),
-    ("lone carriage return", lambda t: t.replace("-1\tthe\t", "-1\tthe\r\t"), False),
-    ("positive probability", lambda t: t.replace("-1.5\tcat", "0.5\tcat"), False),
-    ("backoff -inf", lambda t: t.replace("cat\t-0.125", "cat\t-inf"), False),
-    ("number with underscore", lambda t: t.replace("-1.5\tcat", "-1_5\tcat"), False),
-    ("ngram 1=0", lambda t: "\\data\\\nngram 1=0\n\n\\1-grams:\n\n\\end\\\n", False),
-    ("unigrams only, no <s>", lambda t: "\\data\\\nngram 1=1\n\n\\1-grams:\n-1\ta\n\n\\end\\\n", False),
-    ("text after end", lambda t: t + "junk\n", False),
-    ("empty file", lambda t: "", False),
-    ("blank file", lambda t: "\n  \n", False),
+    ("unk and UNK", lambda t: t.replace("-2\tmat", "-2\t<UNK>"), "error", "error"),
+    ("comment before data", lambda t: "# made by hand\n" + t, "model", "error"),
+    ("blank line inside a section", lambda t: t.replace("-1\t</s>\n", "-1\t</s>\n\n"), "model", "error"),
+    ("no blank line before a header", lambda t: t.replace("the mat\n\n", "the mat\n"), "model", "error"),
+    ("no blank line after counts", lambda t: t.replace("ngram 3=2\n\n", "ngram 3=2\n"), "model", "error"),
+    ("no blank line before end", lambda t: t.replace("cat sat\n\n", "cat sat\n"), "model", "error"),
+    ("zero backoff on top order", lambda t: t.replace("the cat sat", "the cat sat\t0"), "model", "error"),
+    ("lone carriage return", lambda t: t.replace("-1\tthe\t", "-1\tthe\r\t"), "model", "model"),
+    ("positive probability", lambda t: t.replace("-1.5\tcat", "0.5\tcat"), "error", "error"),
+    ("backoff -inf", lambda t: t.replace("cat\t-0.125", "cat\t-inf"), "error", "error"),
+    ("number with underscore", lambda t: t.replace("-1.5\tcat", "-1_5\tcat"), "error", "error"),
+    ("ngram 1=0", lambda t: "\\data\\\nngram 1=0\n\n\\1-grams:\n\n\\end\\\n", "error", "error"),
+    ("unigrams only, no <s>", lambda t: "\\data\\\nngram 1=1\n\n\\1-grams:\n-1\ta\n\n\\end\\\n", "error", "error"),
+    ("text after end", lambda t: t + "junk\n", "error", "error"),
+    ("empty file", lambda t: "", "error", "error"),
+    ("blank file", lambda t: "\n  \n", "error", "error"),
     (
         "order 11",
         lambda t: "\\data\\\n" + "".join(f"ngram {n}=1\n" for n in range(1, 12)) + "\n\\1-grams:\n-1\ta\n\n"
         + "".join(f"\\{n}-grams:\n-1\t{' '.join(['a'] * n)}\n\n" for n in range(2, 12)) + "\\end\\\n",
-        False,
+        "error",
+        "error",
     ),
     ("duplicate bigram and trigram", lambda t: t.replace("the cat sat", "<s> the cat").replace(
-        "-1.25\tthe mat", "-1.25\tcat sat"), True),
-    ("duplicate trigram only", lambda t: t.replace("the cat sat", "<s> the cat"), True),
+        "-1.25\tthe mat", "-1.25\tcat sat"), "error", "error"),
+    ("duplicate trigram only", lambda t: t.replace("the cat sat", "<s> the cat"), "error", "error"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ["m.arpa", "m.arpa.gz"])
-@pytest.mark.parametrize(("edit", "native"), [c[1:] for c in LAYOUTS], ids=[c[0] for c in LAYOUTS])
-def test_layouts_read_alike(tmp_path, edit, native, name):
+@pytest.mark.parametrize(("edit", "native", "reference"), [c[1:] for c in LAYOUTS], ids=[c[0] for c in LAYOUTS])
+def test_layouts_read_consistently(tmp_path, edit, native, reference, name):
     path = write_text(tmp_path, edit(TRIGRAM), name)
-    assert_same(path)
-    assert native_reads_it(path) == native
+    got_reference, got_native = assert_consistent(path)
+    assert (got_native[0], got_reference[0]) == (native, reference)
 
 
 def test_duplicates_are_reported_first_in_file_order(tmp_path):
@@ -269,43 +289,49 @@ def test_duplicates_are_reported_first_in_file_order(tmp_path):
 
 
 @pytest.mark.parametrize("edit", [c[1] for c in BAD_FILES], ids=[c[0] for c in BAD_FILES])
-def test_test_model_bad_files_fail_alike(tmp_path, edit):
+def test_test_model_bad_files_fail_in_both(tmp_path, edit):
     path = write_text(tmp_path, edit(TRIGRAM))
-    assert_same(path)
+    reference, native = assert_consistent(path)
+    assert reference[0] == native[0] == "error"
+    assert reference[2].startswith(f"{path}:") and issubclass(reference[1], InputFileError)
 
 
 SPACES = [chr(c) for c in range(0x110000) if chr(c).isspace() and chr(c) != "\n"]
 
 
 @pytest.mark.parametrize("space", SPACES, ids=lambda c: f"U+{ord(c):04X}")
-def test_whitespace_inside_words_reads_alike(tmp_path, space):
-    # Python's str.split() separates words at every one of these; the C++ reader at ASCII ones.
-    text = TRIGRAM.replace("-1.75\tsat", f"-1.75\ts{space}at").replace("sat </s>", f"s{space}at </s>")
-    path = write_text(tmp_path, text)
-    assert_same(path)
-    if space in " \t\x0b\x0c":
-        assert not native_reads_it(path) and outcome(path, "native")[0] == "error"
+def test_whitespace_inside_words(tmp_path, space):
+    # Fields are split at ASCII spaces and tabs (as KenLM does); any other character, Unicode
+    # spaces included, is part of a word. The reference reader (str.split) refuses those files.
+    path = write_text(tmp_path, TRIGRAM.replace("sat", f"s{space}at"))
+    reference, native = assert_consistent(path)
+    if space in " \t\r\x0b\x0c":  # separators: "s" and "at" are two fields
+        assert native[0] == reference[0] == "error"
+    else:
+        assert native == reference and native[0] == "model" and f"s{space}at" in native[1]
 
 
-@pytest.mark.parametrize("space", ["\r", "\x1c", "\x85", "\u3000"], ids=["CR", "U+001C", "U+0085", "U+3000"])
-def test_separators_are_found_at_every_byte_alignment(tmp_path, space):
-    # The C++ scan looks at eight bytes at a time: a separator in any lane sends the file the
-    # reference way (which splits the word there, or breaks the line at a lone CR).
-    for pad in range(9):
-        text = TRIGRAM.replace("-2\tmat", f"-2\t{'m' * pad}{space}y").replace("the mat", f"the {'m' * pad}{space}y")
-        path = write_text(tmp_path, text, f"pad{pad}.arpa")
-        assert_same(path)
-        assert not native_reads_it(path)
-
-
-def test_gzip_told_by_name_as_open_text_does(tmp_path):
+def test_gzip_told_by_content(tmp_path):
     plain_named_gz = tmp_path / "plain.arpa.gz"
     plain_named_gz.write_text(TRIGRAM)
     gzip_named_plain = tmp_path / "packed.arpa"
     gzip_named_plain.write_bytes(gzip.compress(TRIGRAM.encode()))
     for path in (plain_named_gz, gzip_named_plain):
-        assert outcome(path, "native")[0] == "error"
-        assert_same(path)
+        assert assert_same(path)[0] == "model"
+
+
+@pytest.mark.parametrize("cut", [1, 4, 8, 30])
+def test_gzip_cut_short_or_corrupt_is_an_error(tmp_path, cut):
+    data = gzip.compress(TRIGRAM.encode())
+    (tmp_path / "cut.arpa.gz").write_bytes(data[:-cut])
+    corrupt = bytearray(data)
+    corrupt[-8 + (cut % 8)] ^= 0x40  # a bit of the CRC-32 or of the length in the trailer
+    (tmp_path / "crc.arpa.gz").write_bytes(bytes(corrupt))
+    for name in ("cut.arpa.gz", "crc.arpa.gz"):
+        for backend in ("native", "reference"):
+            kind, kind_type, message = outcome(tmp_path / name, backend)
+            assert kind == "error" and issubclass(kind_type, InputFileError), (name, backend, message)
+            assert str(tmp_path / name) in message and "gzip" in message
 
 
 def test_missing_file_and_directory_fail_alike(tmp_path):
@@ -334,7 +360,7 @@ def test_random_corruptions_read_alike(tmp_path):
                 cut = at + (rng.randrange(3) if action == 2 else 0)
                 edited[i] = line[:at] + rng.choice(pieces) + line[cut:]
         path = write_text(tmp_path, "".join(edited), f"c{trial}.arpa")
-        models += assert_same(path)[0] == "model"
+        models += assert_consistent(path)[1][0] == "model"
     assert 0 < models < 300
 
 

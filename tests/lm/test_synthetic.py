@@ -120,6 +120,9 @@ def test_bad_seed_and_count(bad):
 def test_write_corpus_round_trip(tmp_path, name):
     sentences = SentenceGenerator(seed=3).sentences(100)
     path = tmp_path / "sub" / name
+    with pytest.raises(FileNotFoundError, match="does not exist"):  # directories are never made for you
+        write_corpus(path, sentences)
+    path.parent.mkdir()
     write_corpus(path, sentences)
     with open_text(path) as f:
         assert f.read().split("\n") == [*sentences, ""]
