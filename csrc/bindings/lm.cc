@@ -195,8 +195,12 @@ void translate_errors(std::exception_ptr p) {
 
 }  // namespace
 
+// csrc/bindings/lm_kenlm.cc
+void bind_lm_kenlm(py::module_& m);
+
 void bind_lm(py::module_& m) {
   py::register_exception_translator(&translate_errors);
+  bind_lm_kenlm(m);
 
   py::class_<NgramModel>(m, "NgramModel",
                          "Back-off n-gram LM (KenLM's probing structure). Use speechdecode.lm.NgramModel.")

@@ -222,5 +222,13 @@ class KenlmBinary {
   std::vector<Packed> packed_;  // trie: orders 2..N
 };
 
+// Writing. Builds the binary build_binary would build from an ARPA file's contents (the same
+// vocabulary ids, table placement, trie order, missing-suffix entries and quantization bins) and
+// writes it to the open descriptor fd; `name` names the output in errors. layout.type picks the
+// structure (kProbing or one of the tries); prob_bits/backoff_bits (1..25) for quantized tries,
+// pointer_bits (the -a maximum) for array-compressed ones. Throws ArpaFormatError for a model
+// KenLM rejects (an n-gram whose context is missing, a duplicate n-gram), FileWriteError for I/O.
+void write_binary(const ArpaContents& contents, const Layout& options, int fd, const std::string& name);
+
 }  // namespace kenlm
 }  // namespace speechdecode
