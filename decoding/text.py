@@ -128,7 +128,7 @@ def load_lm(lm, name: str = "lm"):
 
 
 def lexicon_entries(
-    lexicon, tokens: Sequence[str], pieces: Sequence[tuple[bool, str]]
+    lexicon, tokens: Sequence[str], pieces: Sequence[tuple[bool, str]], source: str | None = None, lines=None
 ) -> list[tuple[tuple[int, ...], str]]:
     """A lexicon as ``(token ids, word)`` pairs for the prefix search.
 
@@ -136,7 +136,8 @@ def lexicon_entries(
     or a mapping ``word -> spellings`` (each a sequence of token symbols, or a
     :class:`~speechdecode.graphs.Pronunciation`). Word-boundary tokens (a boundary token of its own,
     such as torchaudio's trailing ``|``) are dropped from spellings; ``pieces`` is
-    :func:`~speechdecode.kernels.ctc_prefix_beam.reference.token_pieces` of the tokens.
+    :func:`~speechdecode.kernels.ctc_prefix_beam.reference.token_pieces` of the tokens. ``source``
+    and ``lines`` (``(word, spelling) -> line``) name a mapping's file in errors.
 
     Raises:
         InputFileError: (a file) a spelling with a token that is not in ``tokens``, the blank, or a
@@ -148,7 +149,8 @@ def lexicon_entries(
 
     if isinstance(lexicon, (str, os.PathLike)):
         lexicon = read_lexicon(lexicon)
-    source, lines = getattr(lexicon, "_source", None), getattr(lexicon, "_lines", {})
+    source = source if source is not None else getattr(lexicon, "_source", None)
+    lines = lines if lines is not None else getattr(lexicon, "_lines", {})
     ids = {s: i for i, s in reversed(list(enumerate(tokens)))}
     entries = []
     for word, spellings in lexicon.items():

@@ -1,0 +1,161 @@
+"""speechdecode.compat.torchaudio against flashlight-text's decoders, built as torchaudio's ctc_decoder builds them.
+
+torchaudio cannot be installed beside this torch, so the anchor is flashlight-text (what torchaudio's
+``ctc_decoder`` runs) with torchaudio's construction: a token Dictionary from the tokens file, the
+word dictionary and trie from the lexicon file (smeared by max), KenLM on the word dictionary, and
+torchaudio's conversion of flashlight's frame path to tokens and timesteps.
+"""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from speechdecode.bench.asr_common import TOKENS, make_data
+from speechdecode.compat.torchaudio import CTCHypothesis, ctc_decoder
+from speechdecode.decoding import word_error_rate
+from speechdecode.errors import InputFileError, InvalidArgumentError
+from speechdecode.lm import count_sentences, estimate, write_arpa
+
+text_decoder = pytest.importorskip("flashlight.lib.text.decoder")
+dictionary = pytest.importorskip("flashlight.lib.text.dictionary")
+pytest.importorskip("flashlight.lib.text.decoder.kenlm")
+
+
+def flashlight(lexicon, tokens, lm, beam_size=50, lm_weight=2.0, word_score=0.0, sil_score=0.0, blank="-", sil="|"):
+    """A function [T, V] float32 -> (tokens, words, score, timesteps) as torchaudio's ctc_decoder gives them."""
+    from flashlight.lib.text.decoder.kenlm import KenLM
+
+    tokens_dict = dictionary.Dictionary(str(tokens))
+    blank_id, sil_id = tokens_dict.get_index(blank), tokens_dict.get_index(sil)
+    if lexicon is None:
+        options = text_decoder.LexiconFreeDecoderOptions(
+            beam_size=beam_size, beam_size_token=tokens_dict.index_size(), beam_threshold=50.0, lm_weight=lm_weight,
+            sil_score=sil_score, log_add=False, criterion_type=text_decoder.CriterionType.CTC,
+        )  # fmt: skip
+        decoder = text_decoder.LexiconFreeDecoder(options, text_decoder.ZeroLM(), sil_id, blank_id, [])
+        word_dict = None
+    else:
+        words = dictionary.load_words(str(lexicon))
+        word_dict = dictionary.create_word_dict(words)
+        model = KenLM(str(lm), word_dict)
+        trie = text_decoder.Trie(tokens_dict.index_size(), sil_id)
+        start = model.start(False)
+        for word, spellings in words.items():
+            index = word_dict.get_index(word)
+            for spelling in spellings:
+                trie.insert([tokens_dict.get_index(t) for t in spelling], index, model.score(start, index)[1])
+        trie.smear(text_decoder.SmearingMode.MAX)
+        options = text_decoder.LexiconDecoderOptions(
+            beam_size=beam_size, beam_size_token=tokens_dict.index_size(), beam_threshold=50.0, lm_weight=lm_weight,
+            word_score=word_score, unk_score=-math.inf, sil_score=sil_score, log_add=False,
+            criterion_type=text_decoder.CriterionType.CTC,
+        )  # fmt: skip
+        unk = word_dict.get_index("<unk>")
+        decoder = text_decoder.LexiconDecoder(options, trie, model, sil_id, blank_id, unk, [], False)
+
+    def decode(x):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        best = decoder.decode(x.ctypes.data, x.shape[0], x.shape[1])[0]
+        path = list(best.tokens)
+        merged = [t for t, _ in itertools.groupby(path) if t != blank_id]
+        steps = [i for i, t in enumerate(path) if t != blank_id and (i == 0 or t != path[i - 1])]
+        words = [word_dict.get_entry(w) for w in best.words if w >= 0] if word_dict is not None else []
+        return merged, words, best.score, steps
+
+    return decode
+
+
+@pytest.fixture(scope="module")
+def kjv(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("kjv")
+    refs, log_probs, lengths, arpa = make_data({"utterances": 12, "order": 3, "train": 4000}, str(tmp))
+    (tmp / "tokens.txt").write_text("\n".join(TOKENS) + "\n")
+    train_words = sorted(set((tmp / "train.txt").read_text().split()))
+    (tmp / "lexicon.txt").write_text("".join(f"{w} {' '.join(w)} |\n" for w in train_words))
+    return tmp, refs, log_probs, lengths, arpa
+
+
+def test_lexicon_search_decodes_at_least_as_well_as_flashlight(kjv):
+    tmp, refs, log_probs, lengths, arpa = kjv
+    ours = ctc_decoder(tmp / "lexicon.txt", tmp / "tokens.txt", lm=arpa, lm_weight=1.15, word_score=1.0)
+    theirs = flashlight(tmp / "lexicon.txt", tmp / "tokens.txt", arpa, lm_weight=1.15, word_score=1.0)
+    got = ours(torch.from_numpy(log_probs), torch.from_numpy(lengths))
+    want = [theirs(log_probs[b, : lengths[b]]) for b in range(len(refs))]
+    ours_wer = word_error_rate(refs, [" ".join(n[0].words) for n in got])
+    assert ours_wer <= word_error_rate(refs, [" ".join(w[1]) for w in want])
+    for nbest in got:
+        h = nbest[0]
+        assert isinstance(h, CTCHypothesis) and h.tokens.dtype == torch.long and h.timesteps.dtype == torch.int32
+        assert len(h.tokens) == len(h.timesteps) and isinstance(h.score, float)
+        assert h.tokens[0] == h.tokens[-1] == 1  # silence at both ends, as flashlight's path has
+    assert ours.idxs_to_tokens(torch.tensor([3, 4, 1])) == ["a", "b", "|"]
+
+
+def test_clear_inputs_give_flashlights_tokens_words_and_timesteps(tmp_path):
+    # a phone lexicon: several pronunciations, homophones, a word outside the LM
+    phones = ["-", "|", "AH", "B", "K", "D", "T"]
+    (tmp_path / "tokens.txt").write_text("\n".join(phones) + "\n")
+    lexicon = ["ab AH B |", "cab K AH B |", "cab K B |", "a AH |", "bad B AH D |", "bat B AH T |", "tab T AH B |"]
+    (tmp_path / "lexicon.txt").write_text("\n".join(lexicon) + "\n")
+    with pytest.warns(Warning):  # tiny corpus: no count-of-counts for the discounts
+        model = estimate(count_sentences(["ab cab a", "cab bad ab", "a cab", "bad ab a cab"], 2), "mkn")
+    write_arpa(tmp_path / "lm.arpa", model)
+    path = ["K", "K", "-", "B", "|", "-", "AH", "B", "B", "|", "B", "AH", "T", "-", "-", "|", "AH", "-", "|"]
+    x = np.log(np.full((len(path), 7), 0.02) + 0.86 * np.eye(7)[[phones.index(p) for p in path]]).astype(np.float32)
+    for lexicon_file, lm in [(tmp_path / "lexicon.txt", tmp_path / "lm.arpa"), (None, None)]:
+        got = ctc_decoder(lexicon_file, tmp_path / "tokens.txt", lm=lm)(torch.from_numpy(x[None]))[0][0]
+        tokens, words, _, steps = flashlight(lexicon_file, tmp_path / "tokens.txt", lm)(x)
+        assert got.tokens.tolist() == tokens and got.timesteps.tolist() == steps
+        if lexicon_file is not None:
+            assert got.words == words == ["cab", "ab", "bat", "a"]
+    assert got.words == ["KB", "AHB", "BAHT", "AH"]  # lexicon-free: words spelled between silences
+
+
+def test_sil_score_and_nbest(kjv):
+    tmp, _, log_probs, lengths, arpa = kjv
+    x = torch.from_numpy(log_probs[:2])
+    plain = ctc_decoder(tmp / "lexicon.txt", tmp / "tokens.txt", lm=arpa, nbest=3)(x, torch.from_numpy(lengths[:2]))
+    assert all(len(n) == 3 and len({tuple(h.words) for h in n}) == 3 for n in plain)
+    decoder = ctc_decoder(tmp / "lexicon.txt", tmp / "tokens.txt", lm=arpa, sil_score=0.5)
+    boosted = decoder(x, torch.from_numpy(lengths[:2]))
+    searched = decoder.search(x, lengths[:2])
+    compared = 0
+    for p, s, raw in zip(plain, boosted, searched, strict=True):
+        if s[0].words == p[0].words and raw[0].tokens == tuple(p[0].tokens[1:-1].tolist()):
+            # the same path earns sil_score per silence token it emits
+            assert s[0].score == pytest.approx(p[0].score + 0.5 * raw[0].tokens.count(1), abs=1e-4)
+            compared += 1
+    assert compared > 0
+
+
+def test_bad_files_are_named(kjv, tmp_path):
+    tmp, _, _, _, arpa = kjv
+    (tmp_path / "lexicon.txt").write_text("ab a b |\nzoo z o o |\nbad b a d |\nq\n")
+    tokens = tmp / "tokens.txt"
+    with pytest.raises(InputFileError, match=r"lexicon.txt:4: word 'q' has no spelling"):
+        ctc_decoder(tmp_path / "lexicon.txt", tokens)
+    (tmp_path / "lexicon.txt").write_text("ab a b |\nzoo z 0 o |\n")
+    with pytest.raises(InputFileError, match=r"lexicon.txt:2: word 'zoo': token '0' is not one of the 29 tokens"):
+        ctc_decoder(tmp_path / "lexicon.txt", tokens)
+    with pytest.raises(InvalidArgumentError, match=r"blank_token: expected one of the tokens"):
+        ctc_decoder(None, tokens, blank_token="<blank>")
+    (tmp_path / "lexicon.txt").write_text("AB A B |\n")
+    with pytest.raises(InvalidArgumentError, match=r"lm: .*none in common"):
+        ctc_decoder(tmp_path / "lexicon.txt", ["-", "|", "A", "B"], lm=arpa)
+
+
+def test_best_path_is_the_best_alignment():
+    from speechdecode.compat.torchaudio import best_path
+
+    rng = np.random.default_rng(4)
+    for frames, labels in [(1, [2]), (4, [1, 1]), (5, [2, 1, 2]), (6, [1]), (5, [])]:
+        x = np.log(rng.dirichlet(np.ones(3), size=frames))
+        paths = [p for p in itertools.product(range(3), repeat=frames)
+                 if [k for k, _ in itertools.groupby(p) if k != 0] == labels]  # fmt: skip
+        best = max(sum(x[t, k] for t, k in enumerate(p)) for p in paths)
+        got = best_path(x, labels, 0)
+        assert [k for k, _ in itertools.groupby(got) if k != 0] == labels
+        assert sum(x[t, k] for t, k in enumerate(got)) == pytest.approx(best, abs=1e-12)
