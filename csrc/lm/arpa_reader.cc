@@ -43,6 +43,12 @@ FileText::~FileText() {
   if (mapping_ != nullptr) munmap(mapping_, size_);
 }
 
+namespace {
+// The first buffer for data read through zlib, and how far a gzip trailer's size is believed.
+constexpr size_t kFirstChunk = size_t{1} << 20;
+constexpr size_t kTrailerTrust = 16;
+}  // namespace
+
 FileText FileText::read(const std::string& path) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -76,14 +82,18 @@ FileText FileText::read(const std::string& path) {
   }
   gzbuffer(file, 1 << 18);
   // A gzip file ends with its uncompressed size mod 2^32 (exact for one member under 4 GiB):
-  // with it the buffer is allocated once. One byte more lets the loop see the end.
-  size_t capacity = size_t{1} << 20;
+  // with it the buffer is allocated once. One byte more lets the loop see the end. The trailer
+  // is only a hint: it is believed up to 16 times the compressed size (ARPA text compresses
+  // 3-6x), so a corrupt or hostile trailer cannot make the first allocation large; beyond that
+  // the buffer grows with the data actually decompressed.
+  size_t capacity = kFirstChunk;
   if (is_file && info.st_size >= 18) {
     unsigned char trailer[4];
     if (pread(fd, trailer, 4, info.st_size - 4) == 4) {
       const uint32_t isize =
           trailer[0] | (trailer[1] << 8) | (trailer[2] << 16) | (uint32_t{trailer[3]} << 24);
-      capacity = std::max<size_t>(capacity, size_t{isize} + 1);
+      const size_t believable = static_cast<size_t>(info.st_size) * kTrailerTrust;
+      capacity = std::max<size_t>(capacity, std::min<size_t>(size_t{isize} + 1, believable));
     }
   }
   std::unique_ptr<char[]> buffer(new char[capacity]);
@@ -106,6 +116,13 @@ FileText FileText::read(const std::string& path) {
       throw ArpaFormatError(path, 0, "gzip data is corrupt (zlib: " + message + ")");
     }
     if (n == 0) break;
+    // Text never holds NUL bytes: stop at once on binary data (a device such as /dev/zero, a
+    // KenLM binary given as ARPA) instead of reading it all into memory.
+    if (std::memchr(buffer.get() + used, '\0', static_cast<size_t>(n)) != nullptr) {
+      gzclose(file);
+      throw ArpaFormatError(
+          path, 0, "binary data (a NUL byte near byte " + std::to_string(used) + "): not an ARPA text file");
+    }
     used += static_cast<size_t>(n);
   }
   int zerr = 0;
