@@ -31,13 +31,19 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNO
 _UNIT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
+_PERCENT = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*%\s*$")
+
+
 def parse_size(size: int | str) -> int:
-    """A memory size in bytes, from an int or a string with a binary suffix.
+    """A memory size in bytes, from an int or a string with a binary suffix or a percentage.
 
     >>> parse_size("500M"), parse_size("2G"), parse_size("1.5k"), parse_size(4096)
     (524288000, 2147483648, 1536, 4096)
+    >>> parse_size("50%") == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    True
 
-    Suffixes K, M, G, T are powers of 1024 (as lmplz's ``-S``); ``B`` / ``iB`` may follow.
+    Suffixes K, M, G, T are powers of 1024 (as lmplz's ``-S``); ``B`` / ``iB`` may follow; ``P%``
+    is P percent of the machine's physical memory (as lmplz's ``-S 80%``).
     """
     if isinstance(size, bool) or not isinstance(size, int | str):
         raise InvalidArgumentError("memory", "bytes as an int or a string like '500M' or '2G'", repr(size))
@@ -45,9 +51,16 @@ def parse_size(size: int | str) -> int:
         if size < 0:
             raise InvalidArgumentError("memory", "a non-negative number of bytes", size)
         return size
+    percent = _PERCENT.match(size)
+    if percent is not None:
+        share = float(percent.group(1))
+        if not 0 < share <= 100:
+            raise InvalidArgumentError("memory", "a percentage of physical memory in (0, 100]", repr(size))
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return int(physical * share / 100)
     match = _SIZE.match(size)
     if match is None:
-        raise InvalidArgumentError("memory", "a size like 4096, '500M' or '2G'", repr(size))
+        raise InvalidArgumentError("memory", "a size like 4096, '500M', '2G' or '80%'", repr(size))
     return int(float(match.group(1)) * _UNIT[match.group(2).lower()])
 
 

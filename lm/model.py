@@ -225,6 +225,11 @@ class NgramModel:
         """The id of ``word``; 0 (``<unk>``) for a word not in the vocabulary."""
         return self._native.word_id(word)
 
+    def kenlm_id(self, word_id: int) -> int:
+        """KenLM's own id of ``word_id`` (what KenLM's ``query`` prints): for a KenLM binary, the
+        file's id; for an ARPA file, ``word_id`` itself."""
+        return self._native.kenlm_id(word_id)
+
     def __contains__(self, word: object) -> bool:
         return isinstance(word, str) and self._native.contains(word)
 

@@ -214,6 +214,13 @@ void bind_lm(py::module_& m) {
                                if (m.kenlm_binary() == nullptr) return py::none();
                                return py::int_(m.kenlm_binary()->layout().type);
                              })
+      .def(
+          "kenlm_id",
+          [](const NgramModel& m, int64_t id) {
+            const WordId w = checked_word(m, id, "word_id");
+            return m.kenlm_binary() == nullptr ? w : m.kenlm_binary()->kenlm_id(w);
+          },
+          py::arg("word_id"), "KenLM's own id of a word id (the same id for a model read from ARPA).")
       .def_property_readonly("order", &NgramModel::order)
       .def_property_readonly("vocab_size", &NgramModel::vocab_size)
       .def_property_readonly("counts", &NgramModel::counts)

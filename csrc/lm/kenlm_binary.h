@@ -126,6 +126,8 @@ class KenlmBinary {
   // Our id of word, or ArpaVocabulary::kNotFound.
   WordId find(std::string_view word) const;
   bool has_words() const { return !word_offsets_.empty(); }
+  // KenLM's own id of our word id `id` (what KenLM's query prints).
+  WordId kenlm_id(WordId id) const { return to_kenlm(id); }
   // The word of our id (the file must have its vocabulary; throws otherwise).
   std::string_view word(WordId id) const;
 

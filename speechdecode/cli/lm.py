@@ -2,23 +2,42 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+import tempfile
 import time
 import warnings
+
+import numpy as np
 
 from speechdecode.cli import emit
 from speechdecode.errors import InvalidArgumentError
 
 
 def register(commands) -> None:
-    lm = commands.group("lm", "n-gram language models: count, build, ppl, prune, generate, info")
+    lm = commands.group("lm", "n-gram language models: count, build, ppl, prune, generate, info, binary, arpa, query")
 
     def corpus_options(sub, required: bool = True) -> None:
-        sub.add_argument("--text", nargs="+", required=required, metavar="FILE", help="text files (plain or .gz)")
-        sub.add_argument("--order", type=int, required=True, help="n-gram order N")
+        sub.add_argument(
+            "--text", nargs="+", required=required, metavar="FILE", help="text files (plain or .gz); - for stdin"
+        )
+        sub.add_argument("--order", "-o", type=int, required=True, help="n-gram order N (lmplz: -o)")
         sub.add_argument("--units", choices=["word", "char"], default="word")
-        sub.add_argument("--limit-vocab", metavar="FILE", help="words outside this list (one per line) become <unk>")
-        sub.add_argument("--memory", default="1G", help="counting memory budget, e.g. 500M, 2G (default 1G)")
-        sub.add_argument("--tmp-dir", help="where counting spills sorted runs (default: system temp)")
+        sub.add_argument(
+            "--limit-vocab",
+            "--limit_vocab_file",
+            dest="limit_vocab",
+            metavar="FILE",
+            help="words outside this list (whitespace-separated) become <unk>",
+        )
+        sub.add_argument(
+            "--memory",
+            "-S",
+            default="1G",
+            help="counting memory budget: 500M, 2G, or a share of physical memory like 80%% (default 1G)",
+        )
+        sub.add_argument("--tmp-dir", "-T", help="where counting spills sorted runs (default: system temp)")
         sub.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict")
 
     count = lm.add(
@@ -31,7 +50,17 @@ def register(commands) -> None:
     corpus_options(build, required=False)
     build.add_argument("--counts", nargs="+", metavar="COUNTS.npz", help="count shards (instead of --text)")
     build.add_argument("--method", default="mkn", help="smoothing method (default mkn; see `lm info --methods`)")
-    build.add_argument("--arpa", required=True, metavar="OUT", help="output ARPA file (.gz to compress)")
+    build.add_argument("--arpa", required=True, metavar="OUT", help="output ARPA file (.gz to compress); - for stdout")
+    build.add_argument(
+        "--discount_fallback",
+        "--discount-fallback",
+        dest="discount_fallback",
+        nargs="*",
+        type=float,
+        metavar="D",
+        help="kn/mkn: use these discounts (default 0.5 1 1.5, as lmplz) for an order whose discounts cannot be "
+        "estimated; without the flag such a corpus is an error, as in lmplz",
+    )
     build.add_argument("--prune", nargs="+", type=int, metavar="C", help="lmplz count cutoffs, one per order from 1")
     build.add_argument("--float64", action="store_true", help="mkn: double precision, no KenLM float32 quirks")
     build.add_argument("--interpolate", choices=["yes", "no"], help="kn/absolute/witten-bell: variant")
@@ -58,9 +87,34 @@ def register(commands) -> None:
     generate.add_argument("--beam", type=int, default=8)
     generate.add_argument("--seed", type=int)
 
+    binary = lm.add("binary", "write a KenLM binary from an ARPA file (as KenLM's build_binary)", run_binary)
+    binary.add_argument("arpa", metavar="IN.arpa", help="ARPA file (plain or .gz)")
+    binary.add_argument("out", metavar="OUT.bin", help="binary to write; - for stdout")
+    binary.add_argument(
+        "--type", choices=["probing", "trie"], default="probing", help="data structure (default probing)"
+    )
+    binary.add_argument("-q", type=int, metavar="BITS", help="trie: quantize probabilities to BITS bits (1..25)")
+    binary.add_argument("-b", type=int, metavar="BITS", help="trie: backoff bits with -q (default: as -q)")
+    binary.add_argument("-a", type=int, metavar="BITS", help="trie: compress pointers with at most BITS offset bits")
+
+    to_arpa = lm.add("arpa", "write a KenLM trie binary back as an ARPA file", run_to_arpa)
+    to_arpa.add_argument("binary", metavar="IN.bin", help="KenLM trie binary")
+    to_arpa.add_argument("out", metavar="OUT.arpa", help="ARPA file to write (.gz to compress); - for stdout")
+
+    query = lm.add(
+        "query", "score sentences from stdin as KenLM's query does (ARPA, .arpa.gz or KenLM binary)", run_query
+    )
+    query.add_argument("model", metavar="MODEL")
+    query.add_argument("-n", dest="no_context", action="store_true", help="no <s> / </s> around each line")
+
     info = lm.add("info", "order, n-gram counts and memory of an ARPA model; or the smoothing methods", run_info)
     info.add_argument("--arpa")
     info.add_argument("--methods", action="store_true", help="list smoothing methods and their options")
+
+
+def _status(message: str) -> None:
+    """A status line on stderr (stdout may be the model itself)."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def _count(args):
@@ -70,16 +124,24 @@ def _count(args):
     if args.limit_vocab:
         with open(args.limit_vocab, encoding="utf-8") as handle:
             limit = [w for line in handle for w in line.split()]
-    return count_files(
-        args.text,
-        args.order,
-        units=args.units,
-        limit_vocab=limit,
-        memory=args.memory,
-        tmp_dir=args.tmp_dir,
-        encoding_errors=args.encoding_errors,
-        progress=True,
-    )
+    texts = list(args.text)
+    with tempfile.TemporaryDirectory(dir=args.tmp_dir, prefix="speechdecode-stdin-") as spool:
+        if "-" in texts:
+            # Counting reads files (twice, in parallel); standard input is spooled once.
+            path = os.path.join(spool, "stdin.txt")
+            with open(path, "wb") as out:
+                shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+            texts = [path if t == "-" else t for t in texts]
+        return count_files(
+            texts,
+            args.order,
+            units=args.units,
+            limit_vocab=limit,
+            memory=args.memory,
+            tmp_dir=args.tmp_dir,
+            encoding_errors=args.encoding_errors,
+            progress=True,
+        )
 
 
 def _counts_summary(counts) -> dict:
@@ -96,6 +158,8 @@ def run_count(args) -> None:
 
 def _method_options(args) -> dict:
     options = {}
+    if args.discount_fallback:
+        options["discount_fallback"] = args.discount_fallback
     if args.prune:
         options["prune"] = args.prune
     if args.float64:
@@ -115,10 +179,13 @@ def run_build(args) -> None:
     from speechdecode.lm.arpa import write_arpa
     from speechdecode.lm.counts import NgramCounts
     from speechdecode.lm.estimate import estimate, method_options
+    from speechdecode.lm.methods.kneser_ney import DiscountFallbackWarning
 
     if bool(args.text) == bool(args.counts):
         raise InvalidArgumentError("--text/--counts", "exactly one of them", "both" if args.text else "neither")
-    method_options(args.method)  # an unknown method fails before any counting
+    known = method_options(args.method)  # an unknown method fails before any counting
+    if args.discount_fallback is not None and "discount_fallback" not in known:
+        raise InvalidArgumentError("--discount_fallback", f"a method that takes it (not {args.method})", "given")
     times = {}
     start = time.perf_counter()
     if args.text:
@@ -134,6 +201,17 @@ def run_build(args) -> None:
         warnings.simplefilter("always")
         model = estimate(counts, args.method, **_method_options(args))
     times["estimate"] = time.perf_counter() - start
+    fallbacks = [w for w in caught if issubclass(w.category, DiscountFallbackWarning)]
+    if fallbacks and args.discount_fallback is None:
+        # lmplz's rule: fallback discounts only when asked for.
+        reason = str(fallbacks[0].message).split("; using the fallback")[0]
+        raise InvalidArgumentError(
+            "--discount_fallback",
+            "the flag for this corpus (lmplz asks for it too; it substitutes D1=0.5 D2=1 D3+=1.5)",
+            f"no flag, and {reason}",
+        )
+    for w in caught:
+        _status(f"warning: {w.message}")
     bar.update()
     start = time.perf_counter()
     write_arpa(args.arpa, model)
@@ -148,18 +226,20 @@ def run_build(args) -> None:
         "warnings": [str(w.message) for w in caught],
         "seconds": times,
     }
-    lines = [f"warning: {w}" for w in summary["warnings"]]
-    lines.append(
+    line = (
         f"{args.arpa}: order {model.order} {args.method}, n-grams {summary['written_ngrams']} "
         f"(count {times['count']:.2f} s, estimate {times['estimate']:.2f} s, write {times['write']:.2f} s)"
     )
-    emit(args, summary, "\n".join(lines))
+    if args.arpa == "-" and not args.json:
+        _status(line)  # stdout holds the model
+        return
+    emit(args, summary, line)
 
 
 def _load(path):
     from speechdecode.lm.model import NgramModel
 
-    return NgramModel.from_arpa(path)
+    return NgramModel.load(path)
 
 
 def run_ppl(args) -> None:
@@ -241,4 +321,99 @@ def run_info(args) -> None:
         summary,
         f"{args.arpa}: order {model.order}, n-grams {list(model.counts)}, vocabulary {model.vocab_size}, "
         f"{model.memory_bytes / 2**20:.1f} MiB loaded ({model.bytes_per_ngram:.1f} bytes/n-gram)",
+    )
+
+
+def run_binary(args) -> None:
+    from speechdecode.lm.kenlm_binary import write_binary
+
+    if args.b is not None and args.q is None:
+        raise InvalidArgumentError("-b", "to come with -q (backoff bits of quantization)", args.b)
+    quantize = None if args.q is None else (args.q, args.q if args.b is None else args.b)
+    start = time.perf_counter()
+    write_binary(args.arpa, args.out, type=args.type, quantize=quantize, pointer_bits=args.a)
+    seconds = time.perf_counter() - start
+    summary = {"arpa": args.arpa, "out": args.out, "type": args.type, "quantize": quantize, "pointer_bits": args.a}
+    if args.out != "-":
+        summary["bytes"] = os.path.getsize(args.out)
+    line = f"{args.out}: KenLM {args.type} binary of {args.arpa} ({seconds:.2f} s)"
+    if args.out == "-":
+        _status(line)
+        return
+    emit(args, {**summary, "seconds": seconds}, line)
+
+
+def run_to_arpa(args) -> None:
+    from speechdecode.lm.kenlm_binary import binary_to_arpa
+
+    binary_to_arpa(args.binary, args.out)
+    line = f"{args.out}: ARPA of {args.binary}"
+    if args.out == "-":
+        _status(line)
+        return
+    emit(args, {"binary": args.binary, "out": args.out}, line)
+
+
+def run_query(args) -> None:
+    """KenLM's query: per line, ``word=id ngram_length log10prob`` for each word (and ``</s>``),
+    ``Total: T OOV: K``; then perplexity including and excluding OOVs, OOVs and tokens."""
+    import json
+
+    from speechdecode.lm.arpa import format_float
+
+    model = _load(args.model)
+    context = not args.no_context
+    eos_id = model.kenlm_id(2)
+    corpus_total = corpus_oov_total = 0.0
+    corpus_oov = corpus_tokens = 0
+    sentences = []
+    out = sys.stdout
+    for line in sys.stdin:
+        words = line.split()
+        scores = model.full_scores(line, bos=context, eos=context)
+        ids = [model.kenlm_id(model.word_id(w)) for w in words]
+        items = list(zip(words, ids, scores, strict=False))
+        if context:
+            items.append(("</s>", eos_id, scores[-1]))
+        total = np.float32(0.0)
+        oov = 0
+        for _, _, s in items:
+            total = np.float32(total + np.float32(s.log10_prob))
+        for _, _, s in items[: len(words)]:
+            if s.oov:  # as KenLM's query: id 0, which <unk> itself also is
+                oov += 1
+                corpus_oov_total += s.log10_prob
+        corpus_total += float(total)
+        corpus_oov += oov
+        corpus_tokens += len(items)
+        if args.json:
+            sentences.append(
+                {
+                    "words": [
+                        {"word": w, "id": i, "ngram_length": s.ngram_length, "log10_prob": s.log10_prob, "oov": s.oov}
+                        for w, i, s in items
+                    ],
+                    "total": float(total),
+                    "oov": oov,
+                }
+            )
+        else:
+            text = "".join(f"{w}={i} {s.ngram_length} {format_float(s.log10_prob)}\t" for w, i, s in items)
+            out.write(f"{text}Total: {format_float(float(total))} OOV: {oov}\n")
+    including = 10.0 ** (-corpus_total / corpus_tokens) if corpus_tokens else float("nan")
+    kept = corpus_tokens - corpus_oov
+    excluding = 10.0 ** (-(corpus_total - corpus_oov_total) / kept) if kept else float("nan")
+    summary = {
+        "perplexity_including_oovs": including,
+        "perplexity_excluding_oovs": excluding,
+        "oovs": corpus_oov,
+        "tokens": corpus_tokens,
+    }
+    if args.json:
+        json.dump({"sentences": sentences, **summary}, out, indent=2)
+        out.write("\n")
+        return
+    out.write(
+        f"Perplexity including OOVs:\t{including!r}\nPerplexity excluding OOVs:\t{excluding!r}\n"
+        f"OOVs:\t{corpus_oov}\nTokens:\t{corpus_tokens}\n"
     )

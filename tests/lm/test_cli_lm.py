@@ -55,10 +55,16 @@ def test_build_with_prune_and_from_count_shards(tmp_path):
     assert (tmp_path / "p.arpa").read_bytes() == gzip.decompress((DATA / "kjv400.o4.prune011.arpa.gz").read_bytes())
 
 
-def test_fallback_warning_is_printed(tmp_path):
+def test_fallback_discounts_only_with_the_flag_as_lmplz(tmp_path):
     out = lm("build", "--text", str(DATA / "tiny.txt"), "--order", "3", "--arpa", str(tmp_path / "t.arpa"))
+    assert out.returncode == 2
+    assert "--discount_fallback" in out.stderr and "cannot compute the discounts of order 2" in out.stderr
+    assert not (tmp_path / "t.arpa").exists()
+    out = lm(
+        "build", "--text", str(DATA / "tiny.txt"), "-o", "3", "--arpa", str(tmp_path / "t.arpa"), "--discount_fallback"
+    )
     assert out.returncode == 0, out.stderr
-    assert "warning: mkn: cannot compute the discounts of order" in out.stdout
+    assert "warning: mkn: cannot compute the discounts of order" in out.stderr
     assert (tmp_path / "t.arpa").read_bytes() == gzip.decompress((DATA / "tiny.o3.fallback.arpa.gz").read_bytes())
 
 
