@@ -11,6 +11,11 @@ The graph comes in the flat-array export format that ``graphs/`` writes: an ``.n
 Input label 0 is epsilon and i >= 1 is acoustic-model output i - 1; output labels are word ids
 of ``words.txt`` (0 = no word). A graph directory holds the ``.npz`` beside ``words.txt`` and
 ``tokens.txt``.
+
+An OpenFst binary graph (e.g. ``TLG.fst`` from WeNet, or one built with kaldifst / pywrapfst) is
+read too, with ``tokens.txt`` (``<eps>`` at id 0, the acoustic tokens at ids 1..V) and
+``words.txt`` beside it: see :mod:`speechdecode.graphs.import_fst`; ``speechdecode graph import``
+writes it as a ``.npz`` once, which loads faster.
 """
 
 from __future__ import annotations
@@ -91,10 +96,15 @@ def _arrays_from(source, path, num_tokens: int | None, blank: int | None) -> Dec
     return DecodingGraph(**scalars, **arrays, topology="" if topology is None else str(topology))
 
 
-def read_graph_arrays(path: str | os.PathLike) -> tuple[DecodingGraph, SymbolTable | None, SymbolTable | None]:
-    """Read a graph: a directory holding ``TLG.npz`` and ``words.txt`` (as ``graphs`` writes it), or an ``.npz``.
+def read_graph_arrays(
+    path: str | os.PathLike, blank: int | str | None = None
+) -> tuple[DecodingGraph, SymbolTable | None, SymbolTable | None]:
+    """Read a graph: a directory holding ``TLG.npz`` and ``words.txt`` (as ``graphs`` writes it), or an ``.npz``;
+    or an OpenFst binary FST (a file, or ``TLG.fst`` in a directory without ``TLG.npz``) with
+    ``tokens.txt`` and ``words.txt`` beside it, whose blank is ``blank`` (default: found by name).
 
-    The ``.npz`` is read by :func:`speechdecode.graphs.export.load_graph`.
+    The ``.npz`` is read by :func:`speechdecode.graphs.export.load_graph`, the FST by
+    :func:`speechdecode.graphs.import_fst.import_fst`.
 
     Returns:
         The arrays, the word table and the token table (``words.txt`` and ``tokens.txt`` beside
@@ -104,7 +114,14 @@ def read_graph_arrays(path: str | os.PathLike) -> tuple[DecodingGraph, SymbolTab
         InputFileError: a missing directory, ``TLG.npz`` or ``words.txt`` (in a directory), or an
             ``.npz`` that is not a decoding graph; the message names the file.
     """
+    from speechdecode.graphs.import_fst import import_fst, is_openfst_file
+
     path = os.fspath(path)
+    fst = os.path.join(path, "TLG.fst")
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, GRAPH_FILE)) and os.path.isfile(fst):
+        return import_fst(fst, blank=blank)
+    if os.path.isfile(path) and is_openfst_file(path):
+        return import_fst(path, blank=blank)
     if os.path.isdir(path):
         npz, words_path = os.path.join(path, GRAPH_FILE), os.path.join(path, "words.txt")
         for required in (npz, words_path):
@@ -128,9 +145,11 @@ def read_graph_arrays(path: str | os.PathLike) -> tuple[DecodingGraph, SymbolTab
 
 def _load(graph, words, num_tokens, blank) -> _LoadedGraph:
     if isinstance(graph, (str, os.PathLike)):
-        arrays, table, tokens = read_graph_arrays(graph)
+        arrays, table, tokens = read_graph_arrays(graph, blank)
         if num_tokens is not None and num_tokens != arrays.num_tokens:
             raise InvalidArgumentError("num_tokens", f"the graph's {arrays.num_tokens} or None", num_tokens)
+        if isinstance(blank, str) and tokens is not None and blank in tokens:
+            blank = tokens.id(blank) - 1
         if blank is not None and blank != arrays.blank:
             raise InvalidArgumentError("blank", f"the graph's {arrays.blank} or None", blank)
     else:
@@ -172,7 +191,9 @@ class WfstDecoder:
 
     Args:
         graph: a graph directory (``TLG.npz`` with ``words.txt``, as ``graphs`` writes it), an ``.npz``
-            path, or the arrays themselves: a mapping or an object (e.g. ``graphs``' ``FstArrays``)
+            path, an OpenFst binary FST (a ``TLG.fst`` file or a directory holding one, with
+            ``tokens.txt`` and ``words.txt`` beside it; module docstring), or the arrays
+            themselves: a mapping or an object (e.g. ``graphs``' ``FstArrays``)
             with ``start, final_weights, arc_offsets, ilabels, olabels, weights, nextstates`` and,
             unless passed here, ``num_tokens`` and ``blank``. The graph is read and checked once.
         beam: pruning beam (cost units), > 0; ``math.inf`` for none.
@@ -190,7 +211,9 @@ class WfstDecoder:
             index or a symbol of the graph's ``tokens.txt``; used for word times (below).
         words: the word table (a :class:`SymbolTable` or a list, id order) when ``graph`` has
             no ``words.txt``; without one words are their ids as strings.
-        num_tokens, blank: for array graphs that do not hold them.
+        num_tokens, blank: for array graphs that do not hold them; ``blank`` also names an
+            OpenFst graph's blank (an index or a ``tokens.txt`` symbol) when it is not called
+            ``<blk>``, ``<blank>``, ``<b>``, ``<pad>`` or ``-``.
         backend: "native" (C++) or "reference" (exhaustive plain-Python Viterbi, no pruning; for
             tiny graphs); default: ``SPEECHDECODE_BACKEND`` or native when built.
 

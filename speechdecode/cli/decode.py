@@ -22,11 +22,16 @@ def register(commands) -> None:
     decode.add_argument("--log-probs", required=True, metavar="FILE.npz")
     decode.add_argument("--decoder", choices=["auto", "greedy", "prefix", "wfst"], default="auto")
     decode.add_argument("--tokens", metavar="tokens.txt", help="token table: one per line, or 'symbol id' pairs")
-    decode.add_argument("--graph", metavar="DIR", help="graph directory from `graph compile` (TLG.npz, words.txt)")
+    decode.add_argument(
+        "--graph", metavar="DIR|FST",
+        help="graph directory (TLG.npz from `graph compile` / `graph import`, or TLG.fst) or an OpenFst TLG file",
+    )  # fmt: skip
     decode.add_argument(
         "--lm", "--arpa", dest="lm", metavar="FILE", help="prefix: n-gram LM (ARPA, gzip) fused into the search"
     )
-    decode.add_argument("--blank", default="0", help="blank label id, or its symbol in --tokens (default 0)")
+    decode.add_argument(
+        "--blank", default=None, help="blank label id, or its symbol in --tokens (default 0; wfst: the graph's)"
+    )
     decode.add_argument(
         "--word-boundary",
         default="auto",
@@ -83,7 +88,9 @@ def _boundary(args, symbols, blank: int) -> str | None:
     return boundary_of([symbols.symbol(i) for i in range(len(symbols))], blank, args.word_boundary)
 
 
-def _blank_id(value: str, symbols) -> int:
+def _blank_id(value: str | None, symbols) -> int:
+    if value is None:
+        return 0
     if value.lstrip("-").isdigit():
         return int(value)
     if symbols is not None and value in symbols:
@@ -211,7 +218,8 @@ def _wfst(args, posteriors) -> list[dict]:
     from speechdecode.decoding import WfstDecoder
     from speechdecode.graphs import SymbolTable
 
-    tokens_path = os.path.join(args.graph, "tokens.txt")
+    folder = args.graph if os.path.isdir(args.graph) else os.path.dirname(args.graph)
+    tokens_path = os.path.join(folder, "tokens.txt")
     tokens = SymbolTable.read(tokens_path) if os.path.exists(tokens_path) else None
     boundary = args.word_boundary if args.word_boundary != "auto" else "|"
     boundary = boundary if tokens is not None and boundary in tokens else None
@@ -223,6 +231,7 @@ def _wfst(args, posteriors) -> list[dict]:
         nbest=1 if args.nbest is None else args.nbest,
         num_threads=args.num_threads,
         word_boundary=boundary,
+        blank=None if args.blank is None else (int(args.blank) if args.blank.isdigit() else args.blank),
         backend=args.backend,
     )
     return [_nbest(nbest) for nbest in decoder(posteriors.log_probs, posteriors.lengths)]

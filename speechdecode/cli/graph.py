@@ -11,7 +11,7 @@ from speechdecode.errors import BackendUnavailableError, InvalidArgumentError
 
 
 def register(commands) -> None:
-    graph = commands.group("graph", "WFST decoding graphs: compile TLG, info, draw")
+    graph = commands.group("graph", "WFST decoding graphs: compile TLG, import an OpenFst TLG, info, draw")
 
     compile_ = graph.add("compile", "compile TLG from tokens, a lexicon and an ARPA LM into --out DIR", run_compile)
     compile_.add_argument("--tokens", required=True, help="acoustic-model tokens: one per line, or 'token id' pairs")
@@ -32,6 +32,15 @@ def register(commands) -> None:
     compile_.add_argument("--max-arcs", type=int, help="stop when a step would exceed this many arcs")
     compile_.add_argument("--keep-lg", action="store_true", help="also write LG.fst")
     compile_.add_argument("--out", required=True, metavar="DIR")
+
+    import_ = graph.add(
+        "import", "write an OpenFst TLG (with tokens.txt, words.txt) as the decoder's graph directory", run_import
+    )
+    import_.add_argument("fst", help="OpenFst binary FST; input label = token id (tokens.txt: <eps> 0, tokens 1..V)")
+    import_.add_argument("--tokens", help="token table (default: tokens.txt beside the FST)")
+    import_.add_argument("--words", help="word table (default: words.txt beside the FST)")
+    import_.add_argument("--blank", help="the blank token (default: <blk>, <blank>, <b>, <pad> or - if present)")
+    import_.add_argument("--out", required=True, metavar="DIR")
 
     info = graph.add("info", "states, arcs and properties of an FST file or a TLG.npz / graph directory", run_info)
     info.add_argument("file")
@@ -81,6 +90,20 @@ def run_compile(args) -> None:
         )
     lines.append(f"  wrote {', '.join(stats['files'])}")
     emit(args, stats, "\n".join(lines))
+
+
+def run_import(args) -> None:
+    from speechdecode.graphs.import_fst import import_fst, write_graph_dir
+
+    blank = int(args.blank) if args.blank is not None and args.blank.isdigit() else args.blank
+    graph, words, tokens = import_fst(args.fst, tokens=args.tokens, words=args.words, blank=blank)
+    written = write_graph_dir(graph, words, tokens, args.out)
+    payload = {
+        "out": args.out, "files": [os.path.basename(p) for p in written], "states": graph.num_states,
+        "arcs": graph.num_arcs, "num_tokens": graph.num_tokens, "blank": graph.blank,
+    }  # fmt: skip
+    text = f"{args.out}: {graph.num_states:,} states, {graph.num_arcs:,} arcs, V = {graph.num_tokens}, "
+    emit(args, payload, text + f"blank {graph.blank}; wrote {', '.join(payload['files'])}")
 
 
 def run_info(args) -> None:
