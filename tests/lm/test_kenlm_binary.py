@@ -23,7 +23,8 @@ from speechdecode.lm.model import NgramModel
 HERE = os.path.dirname(__file__)
 KENLM_DATA = os.path.join(HERE, "..", "data", "kenlm")
 LMPLZ_DATA = os.path.join(HERE, "..", "data", "lmplz")
-BINARIES = sorted(glob.glob(os.path.join(KENLM_DATA, "*.bin")))
+# Order 10 files (kjv40.o10.*) are beyond the kenlm module's order 6: test_kenlm_orders.py has them.
+BINARIES = sorted(p for p in glob.glob(os.path.join(KENLM_DATA, "*.bin")) if ".o10." not in p)
 NAMES = [os.path.basename(p) for p in BINARIES]
 TYPES = {
     "probing": "probing",

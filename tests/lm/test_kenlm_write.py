@@ -29,7 +29,7 @@ OPTIONS = {
     "trie-q8b8a22": {"type": "trie", "quantize": (8, 8), "pointer_bits": 22},
     "trie-q4b3a255": {"type": "trie", "quantize": (4, 3), "pointer_bits": 255},
 }
-ORACLES = [p for p in sorted(glob.glob(os.path.join(KENLM_DATA, "*.bin"))) if "novocab" not in p]
+ORACLES = [p for p in sorted(glob.glob(os.path.join(KENLM_DATA, "*.bin"))) if "novocab" not in p and ".o10." not in p]
 
 
 def read(path) -> bytes:
