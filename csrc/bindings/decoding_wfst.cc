@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -112,11 +113,52 @@ py::list decode(const std::shared_ptr<const WfstGraph>& graph, const py::array& 
   return out;
 }
 
-void accept(WfstSearch& search, const py::array& chunk) {
-  check_scores(chunk, "chunk", 2, search.graph().num_tokens());
-  py::gil_scoped_release release;
-  search.accept(static_cast<const float*>(chunk.data()), chunk.shape(0), chunk.strides(0) / 4);
-}
+// A stream with a lock, as the prefix stream has: Python threads may share one (accept and
+// finalize run without the GIL), and calls from several threads take turns.
+class PyWfstSearch {
+ public:
+  PyWfstSearch(std::shared_ptr<const WfstGraph> graph, const WfstOptions& options)
+      : search_(std::move(graph), options) {}
+
+  void accept(const py::array& chunk) {
+    check_scores(chunk, "chunk", 2, search_.graph().num_tokens());
+    const auto* data = static_cast<const float*>(chunk.data());
+    const int64_t count = chunk.shape(0), stride = chunk.strides(0) / 4;
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mutex_);
+    search_.accept(data, count, stride);
+  }
+
+  py::object partial() {
+    std::optional<WfstResult> result;
+    {
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mutex_);
+      result = search_.partial();
+    }
+    return result ? py::object(to_python(*result)) : py::object(py::none());
+  }
+
+  py::list finalize() {
+    std::vector<WfstResult> results;
+    {
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mutex_);
+      results = search_.finalize();
+    }
+    return to_python(results);
+  }
+
+  int64_t frames_accepted() {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mutex_);
+    return search_.frames_accepted();
+  }
+
+ private:
+  WfstSearch search_;
+  std::mutex mutex_;
+};
 
 }  // namespace
 
@@ -139,33 +181,22 @@ void bind_decoding_wfst(py::module_& m) {
 of (tokens, token_frames, words, word_frames, score, am_score, lm_score, reached_final) per utterance.
 Releases the GIL and runs utterances on num_threads threads (0: all cores).)doc");
 
-  py::class_<WfstSearch>(m, "WfstSearch", "The streaming search state of one utterance.")
+  py::class_<PyWfstSearch>(m, "WfstSearch",
+                           "The streaming search state of one utterance; threads may share it.")
       .def(py::init([](std::shared_ptr<const WfstGraph> graph, double beam, int64_t max_active,
                        double acoustic_scale, double blank_skip_threshold, double lattice_beam, int64_t nbest,
                        int64_t word_boundary) {
-             return std::make_unique<WfstSearch>(
+             return std::make_unique<PyWfstSearch>(
                  std::move(graph), make_options(beam, max_active, acoustic_scale, blank_skip_threshold,
                                                 lattice_beam, nbest, word_boundary));
            }),
            py::arg("graph"), py::arg("beam"), py::arg("max_active"), py::arg("acoustic_scale"),
            py::arg("blank_skip_threshold"), py::arg("lattice_beam"), py::arg("nbest"),
            py::arg("word_boundary"))
-      .def("accept", &accept, py::arg("chunk"))
-      .def("partial",
-           [](const WfstSearch& s) -> py::object {
-             const std::optional<WfstResult> r = s.partial();
-             return r ? py::object(to_python(*r)) : py::object(py::none());
-           })
-      .def("finalize",
-           [](const WfstSearch& s) {
-             std::vector<WfstResult> results;
-             {
-               py::gil_scoped_release release;
-               results = s.finalize();
-             }
-             return to_python(results);
-           })
-      .def_property_readonly("frames_accepted", &WfstSearch::frames_accepted);
+      .def("accept", &PyWfstSearch::accept, py::arg("chunk"))
+      .def("partial", &PyWfstSearch::partial)
+      .def("finalize", &PyWfstSearch::finalize)
+      .def_property_readonly("frames_accepted", &PyWfstSearch::frames_accepted);
 }
 
 }  // namespace speechdecode
