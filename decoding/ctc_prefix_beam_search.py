@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 
 from speechdecode import _args, _backend, _tensors
+from speechdecode.decoding._files import Watched
 from speechdecode.decoding.hypothesis import Hypothesis
 from speechdecode.decoding.text import (
     blank_id,
@@ -177,6 +178,7 @@ class CtcPrefixBeamSearch:
         self.hotwords = tuple(self._hotword(i, h) for i, h in enumerate(hotwords))
         self.backend = _backend.select("cpu", backend)
         self._requested = backend
+        self._lm_file = None if self.lm is None else Watched(self.lm.path)
         # What the Triton search (kernels/ctc_prefix_beam/triton.py) implements: no LM, no
         # hotwords, no blank skip, log-sum-exp merges, no recombination.
         self._triton_ok = (
@@ -214,6 +216,18 @@ class CtcPrefixBeamSearch:
                 score_boundary=self.score_boundary,
                 lexicon=[(list(spelling), word) for spelling, word in self.lexicon or ()],
             )
+
+    def __reduce__(self):
+        # By content, but for the LM: its path and content hash (the file is loaded again, and
+        # refused if it changed; see decoding/_files.py).
+        options = {name: getattr(self, name) for name in _PICKLED}
+        options["blank_skip_threshold"] = self.blank_skip_threshold
+        if self.lexicon is not None:
+            options["lexicon"] = {}
+            for spelling, word in self.lexicon:
+                options["lexicon"].setdefault(word, []).append([self.tokens[i] for i in spelling])
+        options["backend"] = self._requested
+        return _rebuild, (options, None if self._lm_file is None else self._lm_file.ref())
 
     def _hotword(self, index: int, item) -> tuple[tuple[int, ...], float]:
         """One ``(phrase, weight)`` pair as (token ids, weight)."""
@@ -335,6 +349,18 @@ class CtcPrefixBeamSearch:
             f"lm={self.lm!r}, alpha={self.alpha}, beta={self.beta}, beam={self.beam}, token_topk={self.token_topk}, "
             f"beam_threshold={self.beam_threshold}, hotwords={len(self.hotwords)}, backend={self.backend!r})"
         )
+
+
+_PICKLED = (
+    "tokens", "blank", "word_boundary", "alpha", "beta", "beam", "token_topk", "beam_threshold", "token_min_logp",
+    "hotwords", "nbest", "num_threads", "partial_word_lm", "unk_score_offset", "viterbi", "recombine",
+    "score_boundary",
+)  # fmt: skip
+
+
+def _rebuild(options: dict, lm_file) -> CtcPrefixBeamSearch:
+    """Unpickles a :class:`CtcPrefixBeamSearch` (its LM file checked against the hash it was pickled with)."""
+    return CtcPrefixBeamSearch(**options, lm=None if lm_file is None else lm_file.check())
 
 
 def distinct(ranked: list[Hypothesis], n: int) -> list[Hypothesis]:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from speechdecode import _args, _backend, _tensors
+from speechdecode.decoding._files import Watched
 from speechdecode.decoding.hypothesis import Hypothesis
 from speechdecode.errors import InputFileError, InvalidArgumentError, TensorError
 from speechdecode.graphs.export import ARRAY_DTYPES, GRAPH_FILE, DecodingGraph, load_graph
@@ -91,6 +92,13 @@ def _arrays_from(source, path, num_tokens: int | None, blank: int | None) -> Dec
         if array.ndim != 1 or array.dtype.kind not in ("f" if dtype == np.float32 else "iu"):
             got = f"{array.dtype} of shape {array.shape}"
             raise InputFileError(path, None, f"{name}: expected a 1-D {np.dtype(dtype)} array, got {got}")
+        if array.dtype.kind in "iu" and array.size:
+            # a cast would wrap values outside the target type (2**32 + 1 would read as 1)
+            info = np.iinfo(dtype)
+            outside = np.flatnonzero((array < info.min) | (array > info.max))
+            if outside.size:
+                at = int(outside[0])
+                raise TensorError(f"graph {name}", f"values that fit {np.dtype(dtype)}", f"{int(array[at])} at [{at}]")
         arrays[name] = np.ascontiguousarray(array, dtype=dtype)
     topology = get("topology")
     return DecodingGraph(**scalars, **arrays, topology="" if topology is None else str(topology))
@@ -283,6 +291,12 @@ class WfstDecoder:
             raise InvalidArgumentError("backend", "native or reference (no Triton WFST search)", repr(backend))
         loaded = _load(graph, words, num_tokens, blank)
         self.arrays, self.words = loaded.arrays, loaded.words
+        self._graph_file = None
+        if isinstance(graph, (str, os.PathLike)):
+            main = os.path.join(graph, GRAPH_FILE) if os.path.isdir(graph) else graph
+            if os.path.isdir(graph) and not os.path.isfile(main):
+                main = os.path.join(graph, "TLG.fst")
+            self._graph_file = Watched(main)
         self.word_boundary = _boundary(word_boundary, loaded.tokens, self.arrays.num_tokens)
         # The C++ graph checks the arrays once (the reference search trusts them).
         self._native_graph = None
@@ -292,6 +306,19 @@ class WfstDecoder:
                 a.start, a.final_weights, a.arc_offsets, a.ilabels, a.olabels, a.weights, a.nextstates,
                 a.num_tokens, a.blank,
             )  # fmt: skip
+
+    def __reduce__(self):
+        # A graph read from a file pickles as the file's path and content hash (loaded again,
+        # refused if it changed: decoding/_files.py); a graph given as arrays, by content.
+        options = {
+            "beam": self.beam, "max_active": self.max_active, "acoustic_scale": self.acoustic_scale,
+            "blank_skip_threshold": self.blank_skip_threshold, "lattice_beam": self.lattice_beam,
+            "nbest": self.nbest, "num_threads": self.num_threads or None, "word_boundary": self.word_boundary,
+            "words": None if self.words is None else self.words.symbols, "backend": self.backend,
+        }  # fmt: skip
+        if self._graph_file is not None:
+            return _rebuild, (self._graph_file.ref(), self.arrays.blank, options)
+        return _rebuild, (dict(vars(self.arrays)), None, options)
 
     @property
     def num_tokens(self) -> int:
@@ -375,6 +402,13 @@ class WfstDecoder:
     def stream(self) -> WfstStream:
         """A streaming search of one utterance: :meth:`WfstStream.accept` chunks of frames."""
         return WfstStream(self)
+
+
+def _rebuild(graph, blank, options: dict) -> WfstDecoder:
+    """Unpickles a :class:`WfstDecoder`: from arrays, or from a graph file checked against its hash."""
+    if hasattr(graph, "check"):
+        return WfstDecoder(graph.check(), blank=blank, **options)
+    return WfstDecoder(graph, **options)
 
 
 def _checked_rows(rows: torch.Tensor, utterance: int, first_frame: int = 0) -> np.ndarray:

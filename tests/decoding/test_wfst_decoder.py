@@ -510,3 +510,19 @@ def test_long_utterance_past_token_collection_equals_the_reference():
     for start in range(0, 4000, 999):
         stream.accept(x[0, start : start + 999])
     assert stream.finalize() == got
+
+
+def test_integer_arrays_that_do_not_fit_int32_are_refused():
+    graph = {
+        "start": 0, "final_weights": np.array([np.inf, 0.0], np.float32), "arc_offsets": np.array([0, 2, 4]),
+        "ilabels": np.array([1, 2, 1, 2]), "olabels": np.array([0, 1, 0, 0]), "weights": np.zeros(4),
+        "nextstates": np.array([0, 1, 1, 1], np.int64), "num_tokens": 2, "blank": 0,
+    }  # fmt: skip
+    assert WfstDecoder(graph).arrays.nextstates.tolist() == [0, 1, 1, 1]  # int64 values that fit are read
+    graph["nextstates"] = np.array([0, 2**32 + 1, 1, 1], np.int64)  # a cast would read it as 1
+    with pytest.raises(TensorError, match=r"graph nextstates: expected values that fit int32, got 4294967297 at \[1\]"):
+        WfstDecoder(graph)
+    graph["nextstates"] = np.array([0, 1, 1, 1], np.int64)
+    graph["ilabels"] = np.array([1, 2, -(2**31) - 5, 2])
+    with pytest.raises(TensorError, match=r"graph ilabels: expected values that fit int32, got -2147483653 at \[2\]"):
+        WfstDecoder(graph)
