@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import torch
 
 from speechdecode import _args, _backend, _tensors
-from speechdecode.decoding._files import Watched
 from speechdecode.decoding.hypothesis import Hypothesis
 from speechdecode.decoding.text import (
     blank_id,
@@ -178,7 +177,6 @@ class CtcPrefixBeamSearch:
         self.hotwords = tuple(self._hotword(i, h) for i, h in enumerate(hotwords))
         self.backend = _backend.select("cpu", backend)
         self._requested = backend
-        self._lm_file = None if self.lm is None else Watched(self.lm.path)
         # What the Triton search (kernels/ctc_prefix_beam/triton.py) implements: no LM, no
         # hotwords, no blank skip, log-sum-exp merges, no recombination.
         self._triton_ok = (
@@ -218,8 +216,8 @@ class CtcPrefixBeamSearch:
             )
 
     def __reduce__(self):
-        # By content, but for the LM: its path and content hash (the file is loaded again, and
-        # refused if it changed; see decoding/_files.py).
+        # By content; the LM pickles as its file's path and identity (NgramModel.__reduce__: loaded
+        # again, refused if the file changed).
         options = {name: getattr(self, name) for name in _PICKLED}
         options["blank_skip_threshold"] = self.blank_skip_threshold
         if self.lexicon is not None:
@@ -227,7 +225,7 @@ class CtcPrefixBeamSearch:
             for spelling, word in self.lexicon:
                 options["lexicon"].setdefault(word, []).append([self.tokens[i] for i in spelling])
         options["backend"] = self._requested
-        return _rebuild, (options, None if self._lm_file is None else self._lm_file.ref())
+        return _rebuild, (options, self.lm)
 
     def _hotword(self, index: int, item) -> tuple[tuple[int, ...], float]:
         """One ``(phrase, weight)`` pair as (token ids, weight)."""
@@ -358,9 +356,9 @@ _PICKLED = (
 )  # fmt: skip
 
 
-def _rebuild(options: dict, lm_file) -> CtcPrefixBeamSearch:
-    """Unpickles a :class:`CtcPrefixBeamSearch` (its LM file checked against the hash it was pickled with)."""
-    return CtcPrefixBeamSearch(**options, lm=None if lm_file is None else lm_file.check())
+def _rebuild(options: dict, lm) -> CtcPrefixBeamSearch:
+    """Unpickles a :class:`CtcPrefixBeamSearch`."""
+    return CtcPrefixBeamSearch(**options, lm=lm)
 
 
 def distinct(ranked: list[Hypothesis], n: int) -> list[Hypothesis]:

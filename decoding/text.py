@@ -117,13 +117,14 @@ def check_lexicon_lm(entries: Sequence[tuple[tuple[int, ...], str]], vocab: Sequ
 
 
 def load_lm(lm, name: str = "lm"):
-    """An :class:`~speechdecode.lm.NgramModel` from a model (returned as is), a path, or None."""
+    """An :class:`~speechdecode.lm.NgramModel` from a model (returned as is), a path of any file
+    :meth:`NgramModel.load` reads, or None."""
     from speechdecode.lm.model import NgramModel
 
     if lm is None or isinstance(lm, NgramModel):
         return lm
     if isinstance(lm, (str, os.PathLike)):
-        return NgramModel.from_arpa(lm)
+        return NgramModel.load(lm)  # ARPA, gzip ARPA or KenLM binary, told by content
     raise InvalidArgumentError(name, "None, a speechdecode.lm.NgramModel or the path of an LM file", type(lm).__name__)
 
 

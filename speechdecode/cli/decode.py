@@ -27,7 +27,11 @@ def register(commands) -> None:
         help="graph directory (TLG.npz from `graph compile` / `graph import`, or TLG.fst) or an OpenFst TLG file",
     )  # fmt: skip
     decode.add_argument(
-        "--lm", "--arpa", dest="lm", metavar="FILE", help="prefix: n-gram LM (ARPA, gzip) fused into the search"
+        "--lm",
+        "--arpa",
+        dest="lm",
+        metavar="FILE",
+        help="prefix: n-gram LM (ARPA, gzip, KenLM binary) fused into the search",
     )
     decode.add_argument(
         "--blank", default=None, help="blank label id, or its symbol in --tokens (default 0; wfst: the graph's)"

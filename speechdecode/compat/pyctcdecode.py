@@ -27,7 +27,7 @@ effect (the search keeps the beam's distinct prefixes either way); beams carry `
 state, and ``lm_start_state`` must be None (stream with ``CtcPrefixBeamSearch.stream()`` instead).
 Hotwords are matched as token sequences (each hotword word earns ``hotword_weight`` once all its
 tokens are matched, a part of it while they are). The LM may be any file
-:class:`speechdecode.lm.NgramModel` loads (ARPA, plain or gzip).
+:class:`speechdecode.lm.NgramModel` loads (ARPA, plain or gzip, or a KenLM binary).
 """
 
 from __future__ import annotations

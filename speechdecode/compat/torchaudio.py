@@ -10,8 +10,8 @@ Replace ``from torchaudio.models.decoder import ctc_decoder`` with
 Files as torchaudio reads them: ``tokens`` one token per line (tokens on one line share its index;
 the first names it) or a list; ``lexicon`` lines ``word t1 t2 ... |`` (several lines per word,
 the trailing silence token optional); ``lm`` a path of any file :mod:`speechdecode.lm` loads (ARPA,
-plain or gzip) or an :class:`~speechdecode.lm.NgramModel`. The options map onto the search as
-flashlight's decoder (behind torchaudio) uses them: ``lm_weight`` multiplies the LM's log10
+plain or gzip, or a KenLM binary) or an :class:`~speechdecode.lm.NgramModel`. The options map onto
+the search as flashlight's decoder (behind torchaudio) uses them: ``lm_weight`` multiplies the LM's log10
 probability (so ``alpha = lm_weight / ln 10``), ``word_score`` is ``beta``, ``unk_score`` is
 ``unk_score_offset`` (``-inf``: lexicon words only), ``sil_score`` is added per silence token,
 ``log_add=False`` merges alignments by max (``viterbi``), ``beam_size_token`` is ``token_topk``

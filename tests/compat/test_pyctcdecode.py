@@ -147,3 +147,17 @@ def test_labels_that_disagree_with_the_lm_are_an_error(kjv):
         shim.build_ctcdecoder(["", " ", *(t.upper() for t in TOKENS[2:])], kenlm_model_path=arpa)
     with pytest.raises(InvalidArgumentError, match="labels: expected distinct labels"):
         shim.build_ctcdecoder(["", "a", "a"])
+
+
+def test_a_kenlm_binary_lm(kjv, tmp_path):
+    from speechdecode.lm import write_binary
+
+    _, utterances, arpa = kjv
+    write_binary(arpa, tmp_path / "lm.bin")
+    from_binary = shim.build_ctcdecoder(LABELS, kenlm_model_path=str(tmp_path / "lm.bin"))
+    from_arpa = shim.build_ctcdecoder(LABELS, kenlm_model_path=arpa)
+    assert [from_binary.decode(u) for u in utterances[:4]] == [from_arpa.decode(u) for u in utterances[:4]]
+    from_binary.save_to_dir(str(tmp_path / "saved"))
+    assert "lm.bin" in os.listdir(tmp_path / "saved" / "language_model")
+    theirs = pyctcdecode.BeamSearchDecoderCTC.load_from_dir(str(tmp_path / "saved"))
+    assert theirs.decode(utterances[0])  # kenlm reads the saved binary

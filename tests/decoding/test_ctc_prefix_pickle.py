@@ -54,14 +54,13 @@ def test_prefix_search_pickles_and_decodes_in_a_spawn_pool(arpa):
 def test_a_changed_lm_file_is_refused(arpa):
     search = CtcPrefixBeamSearch(CHARS, lm=arpa)
     data = pickle.dumps(search)
+    assert pickle.loads(data).lm.path == os.path.abspath(arpa)
     original = arpa.read_bytes()
     arpa.write_bytes(original.replace(b"\\end\\", b"\n\\end\\"))
-    with pytest.raises(InputFileError, match=r"lm.arpa: changed \(or gone\) since the decoder was pickled"):
+    with pytest.raises(InputFileError, match=r"lm.arpa: .*changed"):
         pickle.loads(data)
-    with pytest.raises(InputFileError, match=r"lm.arpa: changed since the decoder was built; cannot pickle"):
+    with pytest.raises(InputFileError, match=r"lm.arpa: cannot be pickled: the file changed"):
         pickle.dumps(search)
-    arpa.write_bytes(original)
-    assert pickle.loads(data).lm.path == os.path.abspath(arpa)
 
 
 def test_wfst_decoder_pickles_its_graph_file_by_hash(tmp_path):
