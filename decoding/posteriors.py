@@ -7,12 +7,11 @@ optional ``utt_ids`` [B] (str). This is the input format of ``speechdecode decod
 from __future__ import annotations
 
 import os
-import zipfile
 from typing import NamedTuple
 
 import numpy as np
 
-from speechdecode._io import atomic_write
+from speechdecode._io import atomic_write, read_npz
 from speechdecode.errors import InputFileError
 
 
@@ -39,13 +38,7 @@ def load_posteriors(path: str | os.PathLike) -> Posteriors:
     """Read a posteriors file; errors name the file and the bad entry."""
     if not os.path.exists(path):
         raise InputFileError(path, None, "no such file")
-    if not zipfile.is_zipfile(path):
-        raise InputFileError(path, None, "not an .npz file (expected a zip archive of arrays, as numpy.savez writes)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise InputFileError(path, None, f"unreadable .npz file ({exc})") from None
+    arrays = read_npz(path, "posteriors file")
     if "log_probs" not in arrays:
         raise InputFileError(path, None, f"missing array 'log_probs' (found: {', '.join(sorted(arrays)) or 'none'})")
     log_probs = arrays["log_probs"]

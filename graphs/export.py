@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from speechdecode._io import atomic_write
+from speechdecode._io import atomic_write, read_npz
 from speechdecode.errors import InputFileError, InvalidArgumentError
 from speechdecode.graphs.fst_io import FstArrays, fst_to_arrays
 from speechdecode.graphs.topology import TOPOLOGIES
@@ -107,8 +107,8 @@ def load_graph(path: str | os.PathLike) -> DecodingGraph:
     """Read a decoding graph: a ``.npz`` from :func:`export_npz`, or a graph directory holding ``TLG.npz``.
 
     Raises:
-        InputFileError: a missing key, a wrong dtype or shape, or offsets / labels / states out of
-            range (the message names the key).
+        InputFileError: not a readable .npz, a missing key, a wrong dtype or shape, or offsets /
+            labels / states out of range (the message names the file and the key).
         OSError: the file cannot be read.
 
     Example:
@@ -119,24 +119,22 @@ def load_graph(path: str | os.PathLike) -> DecodingGraph:
     path = os.fspath(path)
     if os.path.isdir(path):
         path = os.path.join(path, GRAPH_FILE)
-    with np.load(path, allow_pickle=False) as data:
-        missing = sorted((set(ARRAY_DTYPES) | set(_SCALARS) | {"topology"}) - set(data.files))
-        if missing:
-            raise InputFileError(path, None, f"not a decoding graph: missing key(s) {', '.join(missing)}")
-        fields = {}
-        for name, dtype in ARRAY_DTYPES.items():
-            value = data[name]
-            if value.dtype != dtype or value.ndim != 1:
-                raise InputFileError(
-                    path, None, f"{name}: expected 1-D {np.dtype(dtype)}, got {value.dtype} {value.shape}"
-                )
-            fields[name] = value
-        for name in _SCALARS:
-            value = data[name]
-            if value.shape != () or value.dtype != np.int64:
-                raise InputFileError(path, None, f"{name}: expected an int64 scalar, got {value.dtype} {value.shape}")
-            fields[name] = int(value)
-        fields["topology"] = str(data["topology"])
+    data = read_npz(path, "decoding graph")
+    missing = sorted((set(ARRAY_DTYPES) | set(_SCALARS) | {"topology"}) - set(data))
+    if missing:
+        raise InputFileError(path, None, f"not a decoding graph: missing key(s) {', '.join(missing)}")
+    fields = {}
+    for name, dtype in ARRAY_DTYPES.items():
+        value = data[name]
+        if value.dtype != dtype or value.ndim != 1:
+            raise InputFileError(path, None, f"{name}: expected 1-D {np.dtype(dtype)}, got {value.dtype} {value.shape}")
+        fields[name] = value
+    for name in _SCALARS:
+        value = data[name]
+        if value.shape != () or value.dtype != np.int64:
+            raise InputFileError(path, None, f"{name}: expected an int64 scalar, got {value.dtype} {value.shape}")
+        fields[name] = int(value)
+    fields["topology"] = str(data["topology"])
     graph = DecodingGraph(**fields)
     _validate(path, graph)
     return graph

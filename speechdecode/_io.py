@@ -31,6 +31,7 @@ import signal
 import stat
 import sys
 import threading
+import zipfile
 import zlib
 from collections.abc import Iterator
 from typing import IO
@@ -88,9 +89,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
             handle.flush()
             os.fsync(handle.fileno())
         _commit(temporary, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            raise type(exc)(exc.errno, exc.strerror, path) from exc  # name the file written
         raise
 
 
@@ -202,16 +205,30 @@ def _fsync_path(path: str) -> None:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM (main thread only) and deliver them when the block has finished."""
+    """Hold SIGINT and SIGTERM (main thread only) and deliver them when the block has finished.
+
+    The Python-level handlers are swapped, not the thread's signal mask: the kernel may hand a
+    signal blocked in the main thread to another thread, whose C handler would still make the
+    main thread run the Python handler in the middle of the block.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    held: list[int] = []
+    previous = {
+        signum: signal.signal(signum, lambda s, _: held.append(s)) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        for signum in held:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler != signal.SIG_IGN:
+                signal.raise_signal(signum)
 
 
 def _remove_stale(directory: str, name: str) -> None:
@@ -261,6 +278,26 @@ def _stdout(binary: bool, encoding: str | None) -> Iterator[IO]:
         text.flush()
     finally:
         text.detach()
+
+
+def read_npz(path: str | os.PathLike, what: str) -> dict:
+    """Every array of an ``.npz`` file (as ``numpy.savez`` writes), read now, without pickles.
+
+    Raises:
+        InputFileError: naming the file, when it is not a readable ``.npz`` (not a zip, cut short,
+            a corrupt member, pickled objects); ``what`` says what the file should have been.
+        OSError: the file cannot be opened (missing, a directory, permissions).
+    """
+    import numpy as np
+
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise InputFileError(path, None, f"not a readable {what} (an .npz as numpy.savez writes): {exc}") from None
 
 
 def open_text(path: str | os.PathLike, encoding: str = "utf-8", errors: str = "strict") -> IO[str]:

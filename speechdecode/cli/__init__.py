@@ -81,6 +81,7 @@ OUTPUTS = {
     "lm build": ("arpa",),
     "lm prune": ("out",),
     "graph compile": ("out",),
+    "graph import": ("out",),
     "graph draw": ("output",),
 }
 
@@ -99,10 +100,11 @@ def _raise_interrupted(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status (0, 2 for any error, 128 + signal when interrupted)."""
-    args = build_parser().parse_args(argv)
-    name = " ".join(v for k, v in sorted(vars(args).items()) if k.endswith("command") and isinstance(v, str))
-    handlers = _catch_signals()
+    handlers = _catch_signals()  # first: an interrupt while the parser imports is handled too
+    args, name = argparse.Namespace(), ""
     try:
+        args = build_parser().parse_args(argv)
+        name = " ".join(v for k, v in sorted(vars(args).items()) if k.endswith("command") and isinstance(v, str))
         args.handler(args)
         sys.stdout.flush()
     except BrokenPipeError:
@@ -112,13 +114,29 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _interrupted(args, name, signal.SIGINT)
     except Exception as exc:
+        interrupt = _interrupt_behind(exc)
+        if interrupt is not None:  # e.g. an ImportError raised from an interrupted import
+            return _interrupted(args, name, getattr(interrupt, "signum", signal.SIGINT))
         if os.environ.get("SPEECHDECODE_TRACEBACK"):
             raise
         return _error(args, name, exc)
     finally:
         for signum, handler in handlers.items():
-            signal.signal(signum, handler)
+            # As the program (argv None) the work is over: a late signal must not turn the exit
+            # status into "interrupted"; called from Python, the caller's handlers come back.
+            signal.signal(signum, signal.SIG_IGN if argv is None else handler)
     return 0
+
+
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt an exception was raised from, if any (following cause and context)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _catch_signals() -> dict:
@@ -147,7 +165,7 @@ def _error(args, name: str, exc: BaseException) -> int:
             json.dump({"error": error}, sys.stdout)
             sys.stdout.write("\n")
             sys.stdout.flush()
-        sys.stderr.write(f"speechdecode {name}: error: {text}\n")
+        sys.stderr.write(f"{_prog(name)}: error: {text}\n")
     except BrokenPipeError:
         return _closed_pipe(EXIT_USAGE)
     return EXIT_USAGE
@@ -158,11 +176,15 @@ def _interrupted(args, name: str, signum: int) -> int:
 
     outputs = [getattr(args, dest) for dest in OUTPUTS.get(name, ()) if getattr(args, dest, None) is not None]
     if outputs and all(_io.committed(path) for path in outputs):
-        sys.stderr.write(f"speechdecode {name}: {', '.join(outputs)} completely written before the interrupt\n")
+        sys.stderr.write(f"{_prog(name)}: {', '.join(outputs)} completely written before the interrupt\n")
         return 0
     kept = f" ({', '.join(outputs)} left as it was)" if outputs else ""
-    sys.stderr.write(f"speechdecode {name}: interrupted{kept}\n")
+    sys.stderr.write(f"{_prog(name)}: interrupted{kept}\n")
     return 128 + signum
+
+
+def _prog(name: str) -> str:
+    return f"speechdecode {name}" if name else "speechdecode"
 
 
 def _closed_pipe(status: int = 128 + signal.SIGPIPE) -> int:
