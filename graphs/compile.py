@@ -106,6 +106,13 @@ def _check_size(what: str, arcs: int, max_arcs: int | None, estimated: bool) -> 
         )
 
 
+def _estimate_l_arcs(lexicon: Lexicon, silence: bool) -> int:
+    """An upper bound of |L| arcs, from the pronunciations alone: a token arc per token, a ``#k``
+    arc, and (with optional silence) a silence and a skip arc per pronunciation, plus the loops."""
+    tokens = sum(len(pron.tokens) + 1 for _, pron in lexicon.entries())
+    return tokens + (2 * len(lexicon) if silence else 0) + 4
+
+
 def _estimate_lg_arcs(lexicon: Lexicon, words: SymbolTable, G, silence: bool) -> int:
     """|L∘G| arcs: each G word arc meets each first arc of its word's pronunciations; the rest of a
     pronunciation is shared by all G arcs with the same word and destination. Exact without
@@ -362,6 +369,8 @@ def compile_graph(
     token_symbols = token_table(units, max_k + 1)
     words = word_table(lexicon)
 
+    if max_arcs is not None:
+        _check_size("L", _estimate_l_arcs(lexicon, silence is not None), max_arcs, True)
     started = time.perf_counter()
     L = lexicon_fst(lexicon, token_symbols, words, blank=blank, silence=silence, silence_prob=silence_prob)
     _Steps(steps).record("L", started, L)

@@ -16,6 +16,7 @@ which reads the silence token and returns to the loop state.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from typing import NamedTuple
@@ -25,7 +26,7 @@ import numpy as np
 from speechdecode.errors import InputFileError, InvalidArgumentError
 from speechdecode.graphs.fst_io import fst_from_arrays
 from speechdecode.graphs.lexicon import Lexicon
-from speechdecode.graphs.symbols import SymbolTable
+from speechdecode.graphs.symbols import EPSILON, SymbolTable, is_disambig
 
 __all__ = ["DisambiguatedEntry", "disambiguate", "lexicon_fst"]
 
@@ -54,7 +55,11 @@ def disambiguate(lexicon: Lexicon) -> tuple[list[DisambiguatedEntry], int]:
         ([1, 2, 1], 2)
     """
     counts = Counter(pron.tokens for _, pron in lexicon.entries())
-    prefixes = {pron.tokens[:i] for _, pron in lexicon.entries() for i in range(1, len(pron.tokens))}
+    # In sorted order an entry is a proper prefix of some other entry exactly when it is one of the
+    # next distinct entry (everything between the two shares the prefix): linear in the tokens,
+    # where listing every prefix of every entry was quadratic in a pronunciation's length.
+    distinct = sorted(counts)
+    prefixes = {a for a, b in itertools.pairwise(distinct) if len(a) < len(b) and b[: len(a)] == a}
     used: Counter = Counter()
     entries = []
     for word, pron in lexicon.entries():
@@ -67,9 +72,15 @@ def disambiguate(lexicon: Lexicon) -> tuple[list[DisambiguatedEntry], int]:
 
 
 def _token_id(tokens: SymbolTable, token: str, lexicon: Lexicon, entry: DisambiguatedEntry, blank: str | None) -> int:
-    if token != blank and token in tokens:
+    reserved = token == EPSILON or is_disambig(token)
+    if token != blank and not reserved and token in tokens:
         return tokens.id(token)
-    what = "is the blank, which no pronunciation may contain" if token == blank else "is not in the token table"
+    if reserved:  # <eps> would spell nothing, #k is the compiler's: either lets L emit unspoken words
+        what = "is reserved (<eps> and #k are the graph compiler's symbols, not acoustic units)"
+    elif token == blank:
+        what = "is the blank, which no pronunciation may contain"
+    else:
+        what = "is not in the token table"
     message = f"token {token!r} of word {entry.word!r} {what}"
     origin = lexicon.origin(entry.word, entry.tokens)
     if origin is not None:

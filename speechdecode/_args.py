@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 from speechdecode.errors import InvalidArgumentError
 
@@ -30,3 +31,40 @@ def real(value, name: str, *, low: float = -math.inf, strict: bool = False, fini
             what += f" {'>' if strict else '>='} {low}"
         raise InvalidArgumentError(name, what, repr(value))
     return float(value)
+
+
+def available_memory() -> int:
+    """Bytes this process can still allocate: MemAvailable, capped by an address-space limit."""
+    import resource
+
+    available = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    if available is None:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return available if soft == resource.RLIM_INFINITY else min(available, soft)
+
+
+def fits_in_memory(nbytes: int, name: str, what: str) -> None:
+    """Refuse, before allocating, a result of ``nbytes`` that cannot fit in the memory available.
+
+    Raises:
+        InvalidArgumentError: naming ``name`` (the argument that sets the size), the size ``what``
+            would need and the limit.
+    """
+    limit = available_memory()
+    if nbytes > limit:
+        raise InvalidArgumentError(
+            name, f"a size whose {what} fits in the {_gib(limit)} of memory available", f"{_gib(nbytes)} needed"
+        )
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.3g} GiB"

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import torch
 
-from speechdecode import _backend, _tensors
+from speechdecode import _args, _backend, _tensors
 from speechdecode.errors import InvalidArgumentError, TensorError
 
 __all__ = ["IncrementalRevert", "build", "default_delays", "revert", "revert_logits"]
@@ -115,6 +115,10 @@ def build(codes, delays=None, *, special: int, card: int | None = None, backend:
     if bool(bad.any()):
         b, k, t = (int(i) for i in bad.nonzero()[0])
         raise TensorError("codes", expected, f"{int(z[b, k, t])} at [{b}, {k}, {t}]")
+    batch, num_codebooks, steps = z.shape
+    _args.fits_in_memory(
+        batch * num_codebooks * (steps + d[-1] + 1) * 9, "delays", "delayed sequence [B, K, T + max(delays) + 1]"
+    )
     sequence, valid = _impl(z.device.type, backend).build(z, d, special)
     return _tensors.like_input(sequence, codes), _tensors.like_input(valid, codes)
 

@@ -33,7 +33,7 @@ import numbers
 
 import torch
 
-from speechdecode import _tensors
+from speechdecode import _args, _tensors
 from speechdecode.errors import InvalidArgumentError, TensorError
 
 __all__ = ["additive_bias", "block_mask", "dense_mask", "flex_mask_mod", "frame_phonemes", "sequence_mask"]
@@ -55,6 +55,7 @@ def _frames(d: torch.Tensor, num_frames) -> tuple[torch.Tensor, int]:
     totals = d.sum(dim=1)
     longest = int(totals.max()) if totals.numel() else 0
     if num_frames is None:
+        _args.fits_in_memory(d.shape[0] * longest * 8 * 4, "durations", "frame map [B, sum(durations)]")
         return totals, longest
     num_frames = _count(num_frames, "num_frames", 0)
     over = totals > num_frames
@@ -63,6 +64,7 @@ def _frames(d: torch.Tensor, num_frames) -> tuple[torch.Tensor, int]:
         raise TensorError(
             "durations", f"rows summing to at most num_frames={num_frames}", f"sum {int(totals[b])} at row [{b}]"
         )
+    _args.fits_in_memory(d.shape[0] * num_frames * 8 * 4, "num_frames", "frame map [B, num_frames]")
     return totals, num_frames
 
 
@@ -118,6 +120,7 @@ def dense_mask(durations, k: int, num_frames: int | None = None) -> torch.Tensor
         TensorError / InvalidArgumentError as :func:`frame_phonemes`, and for ``k < 0``.
     """
     owner, band = _band(durations, k, num_frames)
+    _args.fits_in_memory(owner.numel() * band.shape[1], "durations", "mask [B, T, L]")
     return band[owner]
 
 
@@ -126,6 +129,7 @@ def additive_bias(durations, k: int, num_frames: int | None = None, dtype: torch
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise InvalidArgumentError("dtype", "a floating-point torch.dtype", repr(dtype))
     owner, band = _band(durations, k, num_frames)
+    _args.fits_in_memory(owner.numel() * band.shape[1] * dtype.itemsize, "durations", "bias [B, T, L]")
     bias = torch.zeros(band.shape, dtype=dtype, device=band.device).masked_fill_(~band, float("-inf"))
     return bias[owner]
 
@@ -140,6 +144,7 @@ def sequence_mask(durations, k: int, num_frames: int | None = None) -> torch.Ten
     window = dense_mask(durations, k, num_frames)
     batch, frames, phonemes = window.shape
     size = phonemes + frames
+    _args.fits_in_memory(batch * size * size * 2, "durations", "mask [B, L + T, L + T]")
     causal = torch.ones(size, size, dtype=torch.bool, device=window.device).tril()
     mask = causal.expand(batch, size, size).clone()
     mask[:, :phonemes, phonemes:] = False
