@@ -42,8 +42,10 @@ def load_posteriors(path: str | os.PathLike) -> Posteriors:
     if "log_probs" not in arrays:
         raise InputFileError(path, None, f"missing array 'log_probs' (found: {', '.join(sorted(arrays)) or 'none'})")
     log_probs = arrays["log_probs"]
-    if log_probs.ndim != 3:
-        raise InputFileError(path, None, f"'log_probs' must be [B, T, V], got shape {list(log_probs.shape)}")
+    if log_probs.ndim != 3 or log_probs.dtype.kind != "f":
+        raise InputFileError(
+            path, None, f"'log_probs' must be floats [B, T, V], got {log_probs.dtype} {list(log_probs.shape)}"
+        )
     batch, frames, _ = log_probs.shape
     lengths = arrays.get("lengths", np.full(batch, frames, dtype=np.int64))
     if lengths.shape != (batch,) or lengths.dtype.kind not in "iu":

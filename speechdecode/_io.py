@@ -352,7 +352,7 @@ class _CheckedText(io.TextIOBase):
             raise InputFileError(
                 self.name,
                 self._line,
-                f"invalid {self._encoding} (byte {data[exc.start]:#04x} at column {exc.start + 1})",
+                f"invalid {self._encoding.upper()} (byte {data[exc.start]:#04x} at column {exc.start + 1})",
             ) from None
 
     def __next__(self) -> str:

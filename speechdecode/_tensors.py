@@ -33,6 +33,8 @@ def as_tensor(x, name: str) -> torch.Tensor:
     if isinstance(x, np.ndarray):
         if x.dtype.byteorder == ">":
             raise TensorError(name, "native byte order", "a big-endian array")
+        if x.dtype.kind not in "biufc":  # strings, objects, dates: torch would raise a TypeError
+            raise TensorError(name, "a numeric array", f"dtype {x.dtype} {list(x.shape)}")
         if any(stride < 0 for stride in x.strides):
             x = np.ascontiguousarray(x)
         return torch.from_numpy(x)

@@ -22,7 +22,8 @@ def test_round_trip(tmp_path):
     "arrays, message",
     [
         ({"logits": np.zeros((1, 2, 3))}, "missing array 'log_probs' (found: logits)"),
-        ({"log_probs": np.zeros((2, 3))}, "'log_probs' must be [B, T, V], got shape [2, 3]"),
+        ({"log_probs": np.zeros((2, 3))}, "'log_probs' must be floats [B, T, V], got float64 [2, 3]"),
+        ({"log_probs": np.array([[["a", "b"]]])}, "'log_probs' must be floats [B, T, V], got <U1 [1, 1, 2]"),
         (
             {"log_probs": np.zeros((2, 3, 4)), "lengths": np.zeros(3, np.int64)},
             "'lengths' must be 2 integers, got int64 [3]",
