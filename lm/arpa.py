@@ -165,6 +165,14 @@ def _number(text: str, path, line: int, what: str) -> float:
     return value
 
 
+def _lines(handle, path):
+    """(number, line) of each line; a NUL byte is binary data, as the native parser says."""
+    for number, line in enumerate(handle, start=1):
+        if "\0" in line:
+            raise ArpaFormatError(path, number, "a NUL byte (binary data): not an ARPA text file")
+        yield number, line
+
+
 def _next_nonblank(lines, line_no: int) -> tuple[int, str | None]:
     """The next non-blank line (stripped) and its number; None at the end of the file."""
     for number, line in lines:
@@ -221,7 +229,7 @@ def _read_arpa_native(path: str | os.PathLike, native) -> ArpaModel:
 
 def _read_arpa_reference(path: str | os.PathLike) -> ArpaModel:
     with open_text(path) as handle:
-        lines = enumerate(handle, start=1)
+        lines = _lines(handle, path)
         declared: list[int] = []
         line_no = 0
         for line_no, line in lines:

@@ -62,14 +62,10 @@ size_t split_fields(std::string_view line, std::string_view* out, size_t limit) 
   return n;
 }
 
-// A number read_arpa_file accepted, as a double (an optional leading '+'; "inf" in any case).
+// A number read_arpa_file accepted, as a double (as Python's float() reads it).
 double parse_double(std::string_view text, const ArpaContents& contents, uint64_t line) {
-  const char* b = text.data();
-  const char* e = b + text.size();
-  if (b != e && *b == '+') ++b;
   double value = 0;
-  const auto [ptr, ec] = std::from_chars(b, e, value, std::chars_format::general);
-  if ((ec != std::errc() && ec != std::errc::result_out_of_range) || ptr != e) {
+  if (!parse_arpa_double(text, &value)) {
     throw ArpaFormatError(contents.path, line, "number " + std::string(text) + " cannot be read as a double");
   }
   return value;

@@ -1,6 +1,8 @@
 #include "lm/arpa_reader.h"
 
 #include <fcntl.h>
+#include <locale.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -70,6 +72,13 @@ FileText FileText::read(const std::string& path) {
         text.data_ = static_cast<const char*>(map);
         text.size_ = static_cast<size_t>(info.st_size);
         close(fd);
+        // Text never holds NUL bytes (as for gzip data below): a word with one is binary data.
+        const void* nul = std::memchr(text.data_, '\0', text.size_);
+        if (nul != nullptr) {
+          const char* at = static_cast<const char*>(nul);
+          const uint64_t line = 1 + static_cast<uint64_t>(std::count(text.data_, at, '\n'));
+          throw ArpaFormatError(path, line, "a NUL byte (binary data): not an ARPA text file");
+        }
         return text;
       }
     }
@@ -266,17 +275,21 @@ size_t split_fields(std::string_view line, std::string_view* out, size_t limit) 
   return n;
 }
 
-// A decimal number (std::from_chars' general format, plus an optional leading '+', "inf" and
-// "nan" in any case). Values too small for float become 0 or subnormal as the double rounds.
+// text without a leading '+' (one followed by '-' is kept, so that "+-1" is not a number).
+std::string_view unsigned_plus(std::string_view text) {
+  if (text.size() > 1 && text[0] == '+' && text[1] != '-') text.remove_prefix(1);
+  return text;
+}
+
+// A decimal number as a float (parse_arpa_double's format). A value beyond float's range rounds
+// through double: to +-inf, or to +-0 or a subnormal.
 bool parse_number(std::string_view text, float* out) {
-  const char* b = text.data();
-  const char* e = b + text.size();
-  if (b != e && *b == '+' && b + 1 != e && b[1] != '-') ++b;
-  auto [ptr, ec] = std::from_chars(b, e, *out, std::chars_format::general);
+  const std::string_view digits = unsigned_plus(text);
+  const char* e = digits.data() + digits.size();
+  auto [ptr, ec] = std::from_chars(digits.data(), e, *out, std::chars_format::general);
   if (ec == std::errc::result_out_of_range) {
     double wide = 0;
-    auto [ptr2, ec2] = std::from_chars(b, e, wide, std::chars_format::general);
-    if (ec2 != std::errc() || ptr2 != e) return false;
+    if (!parse_arpa_double(text, &wide)) return false;
     *out = static_cast<float>(wide);
     return true;
   }
@@ -819,6 +832,21 @@ std::string ArpaContents::ngram_text(int n, size_t index) const {
     out.append(vocab.word(w[k]));
   }
   return out;
+}
+
+bool parse_arpa_double(std::string_view text, double* out) {
+  const std::string_view digits = unsigned_plus(text);
+  const char* e = digits.data() + digits.size();
+  const auto [ptr, ec] = std::from_chars(digits.data(), e, *out, std::chars_format::general);
+  if (ptr != e || (ec != std::errc() && ec != std::errc::result_out_of_range)) return false;
+  if (ec == std::errc::result_out_of_range) {
+    // std::from_chars leaves the value unset; strtod rounds to +-HUGE_VAL (inf), +-0 or a
+    // subnormal. The C locale, whatever the process set: the decimal point is '.'.
+    static const locale_t c_locale = newlocale(LC_ALL_MASK, "C", locale_t{});
+    const std::string copy(digits);
+    *out = strtod_l(copy.c_str(), nullptr, c_locale);
+  }
+  return true;
 }
 
 ArpaContents read_arpa_file(const std::string& path) {

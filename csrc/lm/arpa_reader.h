@@ -155,4 +155,9 @@ struct ArpaContents {
 // the model is built (ngram_model.cc), which reports them the same way.
 ArpaContents read_arpa_file(const std::string& path);
 
+// An ARPA number as a double: std::from_chars' general format after an optional '+' (so "inf"
+// and "nan" in any case too). A value beyond double's range rounds as Python's float() rounds
+// it: to +-inf, or to +-0 or a subnormal. False when text is not such a number.
+bool parse_arpa_double(std::string_view text, double* out);
+
 }  // namespace speechdecode
