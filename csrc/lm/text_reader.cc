@@ -85,11 +85,15 @@ bool LineReader::fill() {
   if (end_ == buffer_.size()) buffer_.resize(buffer_.size() * 2);
   const size_t room = std::min<size_t>(buffer_.size() - end_, size_t{1} << 30);
   const int got = gzread(file_, buffer_.data() + end_, static_cast<unsigned>(room));
-  if (got < 0) {
-    int code = 0;
-    const char* message = gzerror(file_, &code);
+  // At the end, zlib reports a gzip stream cut short (Z_BUF_ERROR) or a CRC / length mismatch in
+  // its trailer only through gzerror: a cut corpus must not count as a shorter one.
+  int code = Z_OK;
+  const char* message = got <= 0 ? gzerror(file_, &code) : "";
+  if (got < 0 || code != Z_OK) {
     throw InputFileError(path_, -1,
-                         std::string("read failed: ") + (code == Z_ERRNO ? std::strerror(errno) : message));
+                         code == Z_ERRNO
+                             ? std::string("read failed: ") + std::strerror(errno)
+                             : std::string("gzip data is truncated or corrupt (zlib: ") + message + ")");
   }
   if (got == 0) {
     eof_ = true;
