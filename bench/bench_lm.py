@@ -14,6 +14,18 @@ Cases (order 5; quick mode: order 3 on 400 verses):
   ``kenlm.Model.score`` on 2,000 held-out sentences.
 * ``state API``: per-word scoring with explicit states: our ``score_word`` from Python and our
   vectorized ``score_words`` vs a Python loop over ``kenlm.Model.BaseScore``.
+* ``load binary <model>``: KenLM binaries (probing, trie, trie ``-q 8 -b 8 -a 22``): ``kenlm.Model``
+  on KenLM's file vs ``NgramModel.load`` on the same file (memory-mapped), and our ARPA load of
+  the same model for scale; file sizes of ours vs KenLM's in the row params. Models: the KJV
+  order-5 ARPA and (full mode) an order-5 model of the KJV + fortunes text (1.2M words).
+* ``query <model> <type>``: words/s scoring held-out sentences on KenLM's own binary file: a
+  Python loop over ``kenlm.Model.score`` vs a loop over ``NgramModel.score`` (single sentences)
+  and ``score_batch`` (batched, 1 thread and all cores). Scores must be identical first.
+
+KenLM's ``build_binary`` is not on PyPI: with one on PATH (or named by
+``SPEECHDECODE_BUILD_BINARY``) its files are used, after checking ours are byte-identical;
+without one, our files stand in for KenLM's (tests/lm/test_kenlm_write.py checks they are
+byte-identical to build_binary's on its oracle files), which the notes say.
 """
 
 from __future__ import annotations
@@ -44,6 +56,22 @@ def _kenlm():
 
 def _lmplz() -> str | None:
     return os.environ.get("SPEECHDECODE_LMPLZ") or shutil.which("lmplz")
+
+
+def _build_binary() -> str | None:
+    return os.environ.get("SPEECHDECODE_BUILD_BINARY") or shutil.which("build_binary")
+
+
+# (name, write_binary options, build_binary flags)
+BINARY_TYPES = [
+    ("probing", {"type": "probing"}, ["probing"]),
+    ("trie", {"type": "trie"}, ["trie"]),
+    (
+        "trie-q8b8a22",
+        {"type": "trie", "quantize": (8, 8), "pointer_bits": 22},
+        ["-q", "8", "-b", "8", "-a", "22", "trie"],
+    ),
+]
 
 
 # A small parent process measures its child: a child's peak RSS counts from the peak of the process
@@ -125,6 +153,91 @@ def _build_case(suite: Suite, name: str, text: str, words: int, order: int, work
             suite.rows[-2]["params"]["kenlm_probing_kb"] = int(fields[1]) * unit
 
 
+def _binaries(suite: Suite, name: str, arpa: str, work: str) -> dict[str, str]:
+    """Our binaries of arpa, one per type; checked byte for byte against build_binary's when
+    there is one. Returns type -> the file to time (KenLM's own, or ours standing in for it)."""
+    from speechdecode.lm.kenlm_binary import write_binary
+
+    tool = _build_binary()
+    files = {}
+    for kind, options, flags in BINARY_TYPES:
+        ours = os.path.join(work, f"{name}.{kind}.bin")
+        write_binary(arpa, ours, **options)
+        files[kind] = ours
+        if tool is None:
+            continue
+        theirs = os.path.join(work, f"{name}.{kind}.kenlm.bin")
+        subprocess.run([tool, *flags, arpa, theirs], check=True, capture_output=True)
+        with open(ours, "rb") as a, open(theirs, "rb") as b:
+            if a.read() != b.read():
+                raise RuntimeError(f"{name} {kind}: our binary differs from build_binary's; not timing it")
+        files[kind] = theirs
+    if tool is None:
+        suite.note(
+            f"{name}: no build_binary on PATH (not on PyPI): our binaries stand in for KenLM's "
+            "(byte-identical to build_binary's on the oracles of tests/lm/test_kenlm_write.py)"
+        )
+    return files
+
+
+def _binary_cases(suite: Suite, kenlm, name: str, arpa: str, heldout: list[str], work: str, settings: dict) -> None:
+    from speechdecode.lm.model import NgramModel
+
+    files = _binaries(suite, name, arpa, work)
+    ngrams = int(sum(NgramModel.load(files["probing"]).counts))
+    arpa_bytes = os.path.getsize(arpa)
+    case = f"load binary {name}"
+
+    def add_load(impl: str, fn, params: dict, anchor: bool = False) -> None:
+        suite.add(case, impl, fn, anchor=anchor, items=ngrams, item_unit="n-gram", params=params, settings=settings)
+
+    add_load(
+        "kenlm.Model (probing binary)",
+        lambda: kenlm.Model(files["probing"]),
+        {"bytes": os.path.getsize(files["probing"])},
+        anchor=True,
+    )
+    for kind, _, _ in BINARY_TYPES:
+        size = os.path.getsize(files[kind])
+        ours_size = os.path.getsize(os.path.join(work, f"{name}.{kind}.bin"))
+        if kind != "probing":
+            add_load(f"kenlm.Model ({kind} binary)", lambda k=kind: kenlm.Model(files[k]), {"bytes": size})
+        add_load(
+            f"NgramModel.load ({kind} binary)",
+            lambda k=kind: NgramModel.load(files[k]),
+            {"bytes": ours_size, "kenlm_bytes": size, "size_ratio": round(ours_size / size, 4)},
+        )
+    add_load("NgramModel.load (ARPA)", lambda: NgramModel.load(arpa), {"bytes": arpa_bytes})
+
+    tokens = sum(len(s.split()) + 1 for s in heldout)
+    for kind, _, _ in BINARY_TYPES:
+        theirs, ours = kenlm.Model(files[kind]), NgramModel.load(files[kind])
+        expected = np.array([theirs.score(s) for s in heldout])
+        if not np.array_equal(ours.score_batch(heldout), expected):
+            raise RuntimeError(f"{name} {kind}: scores differ from kenlm's; not timing a wrong result")
+        case = f"query {name} {kind}"
+        suite.add(
+            case,
+            "python loop over kenlm.Model.score",
+            lambda m=theirs: [m.score(s) for s in heldout],
+            anchor=True,
+            items=tokens,
+            item_unit="word",
+        )
+        suite.add(
+            case, "python loop over NgramModel.score", lambda m=ours: [m.score(s) for s in heldout], items=tokens,
+            item_unit="word",
+        )  # fmt: skip
+        for threads in (1, os.cpu_count() or 1):
+            suite.add(
+                case,
+                f"score_batch {threads} thread{'s' * (threads > 1)}",
+                lambda m=ours, t=threads: m.score_batch(heldout, num_threads=t),
+                items=tokens,
+                item_unit="word",
+            )
+
+
 def run(suite: Suite, quick: bool) -> None:
     kenlm = _kenlm()
     from speechdecode.lm.model import NgramModel
@@ -171,6 +284,14 @@ def run(suite: Suite, quick: bool) -> None:
             params={"bytes_per_ngram": round(ours.bytes_per_ngram, 2)},
             settings=once,
         )
+
+        _binary_cases(suite, kenlm, "kjv", arpa, heldout, work, once)
+        if not quick:
+            large_text = os.path.join(work, "kjv+fortunes.txt")
+            _write_text(large_text, verses[:-2000] + fortune_sentences())
+            large_arpa = os.path.join(work, "kjv+fortunes.arpa")
+            subprocess.run(_build_command(large_text, large_arpa, order), check=True, capture_output=True)
+            _binary_cases(suite, kenlm, "kjv+fortunes", large_arpa, heldout, work, once)
 
         tokens = sum(len(s.split()) + 1 for s in heldout)
         expected = np.array([theirs.score(s) for s in heldout])

@@ -3,8 +3,10 @@
 Data flow: text files --:func:`count_files` (C++; :func:`count_sentences` is the reference)--> :class:`NgramCounts`
 --:func:`estimate` (``mkn`` as KenLM's lmplz, ``kn``, ``absolute``, ``katz``, ``witten-bell``,
 ``jelinek-mercer``, ``add-k``, ``mle``)--> :class:`ArpaModel` --:func:`write_arpa`--> ARPA file;
-:func:`prune_entropy` prunes a model (Stolcke); :class:`NgramModel` loads an ARPA
-file for fast queries (KenLM's semantics) and :func:`generate` samples text from it.
+:func:`prune_entropy` prunes a model (Stolcke); :class:`NgramModel` loads an ARPA file or
+memory-maps a KenLM binary for fast queries (KenLM's semantics) and :func:`generate` samples text
+from it; :func:`write_binary` writes KenLM binaries (as ``build_binary``) and
+:func:`binary_to_arpa` turns a trie back into ARPA.
 Corpora for tests and demos: the seeded :class:`SentenceGenerator` and real text from Debian
 packages (:mod:`speechdecode.lm.corpora`).
 """
@@ -14,6 +16,7 @@ from speechdecode.lm.count import count_files, parse_size
 from speechdecode.lm.counts import NgramCounts, count_sentences
 from speechdecode.lm.estimate import METHODS, estimate
 from speechdecode.lm.generate import generate
+from speechdecode.lm.kenlm_binary import binary_to_arpa, write_binary
 from speechdecode.lm.model import NgramModel, WordScore
 from speechdecode.lm.prune import prune_entropy
 from speechdecode.lm.synthetic import MAX_WORDS, MIN_WORDS, SentenceGenerator, write_corpus
@@ -29,6 +32,7 @@ __all__ = [
     "SentenceGenerator",
     "Vocabulary",
     "WordScore",
+    "binary_to_arpa",
     "count_files",
     "count_sentences",
     "estimate",
@@ -37,5 +41,6 @@ __all__ = [
     "prune_entropy",
     "read_arpa",
     "write_arpa",
+    "write_binary",
     "write_corpus",
 ]

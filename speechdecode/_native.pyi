@@ -258,6 +258,18 @@ class NgramModel:
         self, states: npt.NDArray[np.int32], word_ids: npt.NDArray[np.int32], num_threads: int = 0
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int32]]:
         """Vectorised score_word; states int32 [n, order - 1], most recent first, -1 padded. Releases the GIL."""
+    def kenlm_id(self, word_id: int) -> int:
+        """KenLM's own id of a word id (a KenLM binary's; the same id for a model read from ARPA)."""
+
+def write_kenlm_binary(
+    arpa_path: bytes, fd: int, name: bytes, type: int, prob_bits: int = 0, backoff_bits: int = 0, pointer_bits: int = 0
+) -> None:
+    """Writes the KenLM binary of an ARPA file to fd (type 0 probing, 2..5 tries). Releases the GIL."""
+
+def kenlm_arpa_tables(
+    path: bytes,
+) -> tuple[list[str], list[npt.NDArray[np.int32]], list[npt.NDArray[np.float64]], list[npt.NDArray[np.float64]]]:
+    """ArpaModel's tables of a KenLM trie binary; InputFileError for a probing one. Releases the GIL."""
 
 def estimate_mkn(
     ngrams: list[npt.NDArray[np.int32]],

@@ -65,6 +65,35 @@ uint64_t checked_mul(uint64_t a, uint64_t b, bool* overflow) {
   return a * b;
 }
 
+// Interpolation search for key among sorted keys key_at(i), i in [lo, hi), known to lie in
+// [low_key, high_key] (as KenLM searches its sorted vocabulary and trie nodes: keys are close to
+// uniform). Returns the index or UINT64_MAX. The range shrinks every step, so unsorted (damaged)
+// keys still end the loop, just without finding.
+template <typename KeyAt>
+uint64_t interpolation_find(uint64_t lo, uint64_t hi, uint64_t low_key, uint64_t high_key, uint64_t key,
+                            const KeyAt& key_at) {
+  while (lo < hi) {
+    uint64_t pivot = lo + (hi - lo) / 2;
+    if (key >= low_key && key <= high_key) {
+      const unsigned __int128 offset = key - low_key;
+      const unsigned __int128 range = static_cast<unsigned __int128>(high_key - low_key) + 1;
+      pivot = lo + static_cast<uint64_t>(offset * (hi - lo) / range);
+      if (pivot >= hi) pivot = hi - 1;
+    }
+    const uint64_t found = key_at(pivot);
+    if (found < key) {
+      lo = pivot + 1;
+      low_key = found + 1;
+    } else if (found > key) {
+      hi = pivot;
+      high_key = found - 1;
+    } else {
+      return pivot;
+    }
+  }
+  return UINT64_MAX;
+}
+
 }  // namespace
 
 const char* model_type_name(int32_t type) {
@@ -195,7 +224,7 @@ uint64_t Layout::longest_bytes() const {
 uint64_t Layout::order_bytes(int n) const {
   if (n == 1) return unigram_bytes();
   if (trie()) return n == order ? longest_bytes() : middle_bytes(n);
-  const uint64_t stride = n == order ? 12 : (type == kRestProbing ? 24 : 16);
+  const uint64_t stride = n == order ? 12 : (type == kRestProbing ? 20 : 16);
   return probing_buckets(counts[n - 1]) * stride;
 }
 
@@ -458,7 +487,7 @@ void KenlmBinary::check_and_index() {
       Table& t = tables_[n - 2];
       t.base = data_ + order_at[n];
       t.buckets = layout_.probing_buckets(layout_.counts[n - 1]);
-      t.stride = n == layout_.order ? 12 : (layout_.type == kRestProbing ? 24 : 16);
+      t.stride = n == layout_.order ? 12 : (layout_.type == kRestProbing ? 20 : 16);
     }
   }
 
@@ -514,19 +543,11 @@ WordId KenlmBinary::kenlm_index(std::string_view word) const {
     }
     return 0;
   }
-  // Sorted hashes: binary search.
-  uint64_t lo = 0, hi = sorted_count_;
-  while (lo < hi) {
-    const uint64_t mid = lo + (hi - lo) / 2;
-    const uint64_t key = load<uint64_t>(sorted_hashes_ + 8 * mid);
-    if (key < hash) {
-      lo = mid + 1;
-    } else if (key > hash) {
-      hi = mid;
-    } else {
-      return static_cast<WordId>(mid + 1);
-    }
-  }
+  // Sorted hashes (uniform, so interpolation finds a word in a few probes).
+  const uint64_t index = interpolation_find(0, sorted_count_, 0, UINT64_MAX, hash, [&](uint64_t i) {
+    return load<uint64_t>(sorted_hashes_ + 8 * i);
+  });
+  if (index != UINT64_MAX) return static_cast<WordId>(index + 1);
   return 0;
 }
 
@@ -629,34 +650,7 @@ void KenlmBinary::trie_next(int n, uint64_t index, Node* node) const {
 }
 
 uint64_t KenlmBinary::trie_find(int n, uint64_t begin, uint64_t end, WordId w) const {
-  // Interpolation search over the sorted word ids of the range, falling back to halving when
-  // the keys do not behave (a damaged file still ends the loop: the range shrinks every step).
-  const uint64_t max_key = layout_.counts[0];
-  uint64_t before = begin, after = end;  // candidates in [before, after)
-  uint64_t low_key = 0, high_key = max_key;
-  while (before < after) {
-    uint64_t pivot;
-    const uint64_t width = after - before;
-    if (w >= low_key && high_key > low_key && w <= high_key) {
-      pivot = before +
-              static_cast<uint64_t>(static_cast<double>(w - low_key) /
-                                    static_cast<double>(high_key - low_key + 1) * static_cast<double>(width));
-      if (pivot >= after) pivot = after - 1;
-    } else {
-      pivot = before + width / 2;
-    }
-    const uint64_t key = trie_word(n, pivot);
-    if (key < w) {
-      before = pivot + 1;
-      low_key = key + 1;
-    } else if (key > w) {
-      after = pivot;
-      high_key = key == 0 ? 0 : key - 1;
-    } else {
-      return pivot;
-    }
-  }
-  return UINT64_MAX;
+  return interpolation_find(begin, end, 0, layout_.counts[0], w, [&](uint64_t i) { return trie_word(n, i); });
 }
 
 KenlmBinary::Found KenlmBinary::lookup_middle(int order_minus_2, WordId w, Node* node) const {
