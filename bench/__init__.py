@@ -19,6 +19,7 @@ from speechdecode.errors import InvalidArgumentError
 __all__ = ["SUITES", "run", "run_all"]
 
 SUITES: dict[str, str] = {
+    "compat": "speechdecode.bench.bench_compat",
     "ctc": "speechdecode.bench.bench_ctc",
     "beam": "speechdecode.bench.bench_beam",
     "ctc_greedy": "speechdecode.bench.bench_ctc_greedy",

@@ -102,6 +102,63 @@ def flashlight_decoder(arpa: str, vocab: list[str], beam: int):
     return decode
 
 
+def torchaudio_flashlight(lexicon, tokens, lm, *, beam_size=50, beam_size_token=None, beam_threshold=50.0,
+                         lm_weight=2.0, word_score=0.0, sil_score=0.0, blank="-", sil="|"):  # fmt: skip
+    """flashlight-text's decoder built as torchaudio's ``ctc_decoder`` builds it (torchaudio itself
+    does not install beside this torch): a token Dictionary from the tokens file; with a lexicon
+    file, the word dictionary and a trie of its spellings (unigram scores, smeared by max), KenLM
+    on that dictionary and a ``LexiconDecoder`` (``unk_score=-inf``, ``log_add=False``); without,
+    a ``LexiconFreeDecoder`` with no LM. Returns a function [T, V] float32 -> (tokens, words,
+    score, timesteps) converted from flashlight's frame path as torchaudio converts it."""
+    try:
+        from flashlight.lib.text import decoder as fl
+        from flashlight.lib.text import dictionary
+        from flashlight.lib.text.decoder.kenlm import KenLM
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            f"flashlight-text is not installed ({exc}): pip install flashlight-text"
+        ) from None
+    tokens_dict = dictionary.Dictionary(str(tokens))
+    blank_id, sil_id = tokens_dict.get_index(blank), tokens_dict.get_index(sil)
+    common = {
+        "beam_size": beam_size,
+        "beam_size_token": beam_size_token or tokens_dict.index_size(),
+        "beam_threshold": beam_threshold,
+        "lm_weight": lm_weight,
+        "sil_score": sil_score,
+        "log_add": False,
+        "criterion_type": fl.CriterionType.CTC,
+    }
+    word_dict = None
+    if lexicon is None:
+        decoder = fl.LexiconFreeDecoder(fl.LexiconFreeDecoderOptions(**common), fl.ZeroLM(), sil_id, blank_id, [])
+    else:
+        words = dictionary.load_words(str(lexicon))
+        word_dict = dictionary.create_word_dict(words)
+        model = KenLM(str(lm), word_dict)
+        trie = fl.Trie(tokens_dict.index_size(), sil_id)
+        start = model.start(False)
+        for word, spellings in words.items():
+            index = word_dict.get_index(word)
+            for spelling in spellings:
+                trie.insert([tokens_dict.get_index(t) for t in spelling], index, model.score(start, index)[1])
+        trie.smear(fl.SmearingMode.MAX)
+        options = fl.LexiconDecoderOptions(**common, word_score=word_score, unk_score=-math.inf)
+        unk = word_dict.get_index("<unk>")
+        decoder = fl.LexiconDecoder(options, trie, model, sil_id, blank_id, unk, [], False)
+
+    def decode(x):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        best = decoder.decode(x.ctypes.data, x.shape[0], x.shape[1])[0]
+        path = list(best.tokens)
+        merged = [t for i, t in enumerate(path) if t != blank_id and (i == 0 or t != path[i - 1])]
+        steps = [i for i, t in enumerate(path) if t != blank_id and (i == 0 or t != path[i - 1])]
+        words = [word_dict.get_entry(w) for w in best.words if w >= 0] if word_dict is not None else []
+        return merged, words, best.score, steps
+
+    return decode
+
+
 class _Last:
     """Runs fn and keeps its last output, so a timed run also gives the WER."""
 

@@ -159,9 +159,27 @@ class PyStream {
   std::mutex mutex_;
 };
 
+py::list best_path(const py::array& log_probs, const std::vector<int32_t>& tokens, int32_t blank) {
+  if (log_probs.ndim() != 2 || log_probs.dtype().kind() != 'f' || log_probs.itemsize() != 4 ||
+      !(log_probs.flags() & py::array::c_style)) {
+    throw TensorError("log_probs", "a C-contiguous float32 array [T, V]",
+                      py::str(log_probs.dtype()).cast<std::string>() + " of shape " + shape_of(log_probs));
+  }
+  std::vector<int32_t> path;
+  {
+    py::gil_scoped_release release;
+    path = ctc_best_path(static_cast<const float*>(log_probs.data()), log_probs.shape(0), log_probs.shape(1),
+                         tokens, blank);
+  }
+  return py::cast(path);
+}
+
 }  // namespace
 
 void bind_decoding_prefix(py::module_& m) {
+  m.def("ctc_best_path", &best_path, py::arg("log_probs"), py::arg("tokens"), py::arg("blank"),
+        "The CTC Viterbi forced alignment of float32 log_probs [T, V] to tokens: the token of each frame "
+        "(csrc/decoding/ctc_prefix_beam_search.h). Releases the GIL.");
   py::class_<CtcPrefixBeamSearch>(m, "CtcPrefixBeamSearch",
                                   "CTC prefix beam search (csrc/decoding/ctc_prefix_beam_search.h). Use "
                                   "speechdecode.decoding.CtcPrefixBeamSearch.")

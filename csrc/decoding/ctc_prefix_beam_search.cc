@@ -641,4 +641,47 @@ std::vector<CtcHypothesis> CtcPrefixBeamSearch::Stream::finalize(int64_t nbest) 
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------
+// ctc_best_path
+
+std::vector<int32_t> ctc_best_path(const float* log_probs, int64_t frames, int64_t vocab,
+                                   const std::vector<int32_t>& tokens, int32_t blank) {
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0 || tokens[i] >= vocab || tokens[i] == blank) {
+      throw TensorError("tokens", "ids in [0, " + std::to_string(vocab) + ") other than blank",
+                        std::to_string(tokens[i]) + " at [" + std::to_string(i) + "]");
+    }
+  }
+  std::vector<int32_t> path;
+  if (frames == 0) return path;
+  const size_t n = 2 * tokens.size() + 1;  // blank, t_1, blank, t_2, ..., t_L, blank
+  std::vector<int32_t> label(n, blank);
+  for (size_t i = 0; i < tokens.size(); ++i) label[2 * i + 1] = tokens[i];
+  std::vector<double> score(n, kNegInf), next(n);
+  std::vector<uint8_t> back(static_cast<size_t>(frames) * n, 0);
+  score[0] = log_probs[label[0]];
+  if (n > 1) score[1] = log_probs[label[1]];
+  for (int64_t t = 1; t < frames; ++t) {
+    const float* row = log_probs + t * vocab;
+    uint8_t* choice = back.data() + t * n;
+    for (size_t s = 0; s < n; ++s) {
+      double best = score[s];
+      uint8_t from = 0;
+      if (s >= 1 && score[s - 1] > best) best = score[s - 1], from = 1;
+      if (s >= 2 && label[s] != blank && label[s] != label[s - 2] && score[s - 2] > best)
+        best = score[s - 2], from = 2;
+      choice[s] = from;
+      next[s] = best + row[label[s]];
+    }
+    score.swap(next);
+  }
+  size_t state = n == 1 || score[n - 1] >= score[n - 2] ? n - 1 : n - 2;
+  path.resize(frames);
+  for (int64_t t = frames - 1; t >= 0; --t) {
+    path[t] = label[state];
+    state -= back[t * n + state];
+  }
+  return path;
+}
+
 }  // namespace speechdecode

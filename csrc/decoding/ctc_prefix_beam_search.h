@@ -281,4 +281,12 @@ class CtcPrefixBeamSearch::Stream {
   std::vector<Entry> kept_;
 };
 
+// The most likely frame path of log_probs (frames rows of vocab floats) that collapses to tokens
+// under CTC (blank dropped, repeats merged): the Viterbi forced alignment over the label sequence
+// with blanks between and around the tokens; of equal-scoring predecessors the state itself, then
+// the previous one, then the one two back. Returns the token of each frame (blank included);
+// empty when frames == 0. Throws TensorError for a token outside [0, vocab) or equal to blank.
+std::vector<int32_t> ctc_best_path(const float* log_probs, int64_t frames, int64_t vocab,
+                                   const std::vector<int32_t>& tokens, int32_t blank);
+
 }  // namespace speechdecode

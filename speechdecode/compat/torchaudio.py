@@ -37,6 +37,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from speechdecode import _backend
 from speechdecode._io import open_text
 from speechdecode.decoding.ctc_prefix_beam_search import CtcPrefixBeamSearch
 from speechdecode.decoding.text import lexicon_entries, load_lm
@@ -112,12 +113,15 @@ class CTCDecoder:
 
     def __call__(self, emissions, lengths=None) -> list[list[CTCHypothesis]]:
         results = self.search(emissions, lengths)
-        x = torch.as_tensor(emissions).detach().to("cpu", torch.float64).numpy()
+        x = torch.as_tensor(emissions).detach().to("cpu", torch.float32).numpy()
         total = [x.shape[1]] * len(results) if lengths is None else [int(n) for n in lengths]
         return [[self._hypothesis(h, x[b, : total[b]]) for h in hyps] for b, hyps in enumerate(results)]
 
     def _hypothesis(self, h, x) -> CTCHypothesis:
-        path = best_path(x, h.tokens, self.search.blank)
+        if _backend.HAS_NATIVE:
+            path = _backend.native().ctc_best_path(np.ascontiguousarray(x), list(h.tokens), self.search.blank)
+        else:
+            path = best_path(x, h.tokens, self.search.blank)
         # flashlight's frame path is padded with silence at both ends; torchaudio merges repeats
         # and drops blanks, and a token's timestep is its first frame in the padded path.
         if self._sil is not None:
@@ -139,7 +143,10 @@ class CTCDecoder:
 
 def best_path(x, tokens, blank: int) -> list[int]:
     """The most likely frame path (token per frame) of x [T, V] log-probs that collapses to tokens
-    (CTC Viterbi forced alignment; ties go to the earlier state)."""
+    (CTC Viterbi forced alignment, sums in float64; of equal predecessors the state itself, then the
+    one before, then two before; ends in the last token or the blank after it, the token on ties).
+    The plain-numpy reference of the native ``ctc_best_path``."""
+    x = np.asarray(x, dtype=np.float64)
     frames = len(x)
     states = [blank]
     for t in tokens:

@@ -7,65 +7,19 @@ torchaudio's conversion of flashlight's frame path to tokens and timesteps.
 """
 
 import itertools
-import math
 
 import numpy as np
 import pytest
 import torch
 
 from speechdecode.bench.asr_common import TOKENS, make_data
+from speechdecode.bench.asr_common import torchaudio_flashlight as flashlight
 from speechdecode.compat.torchaudio import CTCHypothesis, ctc_decoder
 from speechdecode.decoding import word_error_rate
 from speechdecode.errors import InputFileError, InvalidArgumentError
 from speechdecode.lm import count_sentences, estimate, write_arpa
 
-text_decoder = pytest.importorskip("flashlight.lib.text.decoder")
-dictionary = pytest.importorskip("flashlight.lib.text.dictionary")
 pytest.importorskip("flashlight.lib.text.decoder.kenlm")
-
-
-def flashlight(lexicon, tokens, lm, beam_size=50, lm_weight=2.0, word_score=0.0, sil_score=0.0, blank="-", sil="|"):
-    """A function [T, V] float32 -> (tokens, words, score, timesteps) as torchaudio's ctc_decoder gives them."""
-    from flashlight.lib.text.decoder.kenlm import KenLM
-
-    tokens_dict = dictionary.Dictionary(str(tokens))
-    blank_id, sil_id = tokens_dict.get_index(blank), tokens_dict.get_index(sil)
-    if lexicon is None:
-        options = text_decoder.LexiconFreeDecoderOptions(
-            beam_size=beam_size, beam_size_token=tokens_dict.index_size(), beam_threshold=50.0, lm_weight=lm_weight,
-            sil_score=sil_score, log_add=False, criterion_type=text_decoder.CriterionType.CTC,
-        )  # fmt: skip
-        decoder = text_decoder.LexiconFreeDecoder(options, text_decoder.ZeroLM(), sil_id, blank_id, [])
-        word_dict = None
-    else:
-        words = dictionary.load_words(str(lexicon))
-        word_dict = dictionary.create_word_dict(words)
-        model = KenLM(str(lm), word_dict)
-        trie = text_decoder.Trie(tokens_dict.index_size(), sil_id)
-        start = model.start(False)
-        for word, spellings in words.items():
-            index = word_dict.get_index(word)
-            for spelling in spellings:
-                trie.insert([tokens_dict.get_index(t) for t in spelling], index, model.score(start, index)[1])
-        trie.smear(text_decoder.SmearingMode.MAX)
-        options = text_decoder.LexiconDecoderOptions(
-            beam_size=beam_size, beam_size_token=tokens_dict.index_size(), beam_threshold=50.0, lm_weight=lm_weight,
-            word_score=word_score, unk_score=-math.inf, sil_score=sil_score, log_add=False,
-            criterion_type=text_decoder.CriterionType.CTC,
-        )  # fmt: skip
-        unk = word_dict.get_index("<unk>")
-        decoder = text_decoder.LexiconDecoder(options, trie, model, sil_id, blank_id, unk, [], False)
-
-    def decode(x):
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        best = decoder.decode(x.ctypes.data, x.shape[0], x.shape[1])[0]
-        path = list(best.tokens)
-        merged = [t for t, _ in itertools.groupby(path) if t != blank_id]
-        steps = [i for i, t in enumerate(path) if t != blank_id and (i == 0 or t != path[i - 1])]
-        words = [word_dict.get_entry(w) for w in best.words if w >= 0] if word_dict is not None else []
-        return merged, words, best.score, steps
-
-    return decode
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +35,9 @@ def kjv(tmp_path_factory):
 def test_lexicon_search_decodes_at_least_as_well_as_flashlight(kjv):
     tmp, refs, log_probs, lengths, arpa = kjv
     ours = ctc_decoder(tmp / "lexicon.txt", tmp / "tokens.txt", lm=arpa, lm_weight=1.15, word_score=1.0)
-    theirs = flashlight(tmp / "lexicon.txt", tmp / "tokens.txt", arpa, lm_weight=1.15, word_score=1.0)
+    theirs = flashlight(
+        tmp / "lexicon.txt", tmp / "tokens.txt", arpa, lm_weight=1.15, word_score=1.0, beam_threshold=50
+    )
     got = ours(torch.from_numpy(log_probs), torch.from_numpy(lengths))
     want = [theirs(log_probs[b, : lengths[b]]) for b in range(len(refs))]
     ours_wer = word_error_rate(refs, [" ".join(n[0].words) for n in got])
@@ -148,6 +104,7 @@ def test_bad_files_are_named(kjv, tmp_path):
 
 
 def test_best_path_is_the_best_alignment():
+    from speechdecode import _backend
     from speechdecode.compat.torchaudio import best_path
 
     rng = np.random.default_rng(4)
@@ -159,3 +116,14 @@ def test_best_path_is_the_best_alignment():
         got = best_path(x, labels, 0)
         assert [k for k, _ in itertools.groupby(got) if k != 0] == labels
         assert sum(x[t, k] for t, k in enumerate(got)) == pytest.approx(best, abs=1e-12)
+    if not _backend.HAS_NATIVE:
+        return
+    for frames, vocab, length in [(1, 2, 0), (1, 2, 1), (7, 3, 3), (31, 5, 9), (64, 29, 20), (127, 7, 60)]:
+        x = np.log(rng.dirichlet(np.ones(vocab) * 0.5, size=frames)).astype(np.float32)
+        labels = [int(k) for k in rng.integers(1, vocab, size=length)]
+        need = len(labels) + sum(a == b for a, b in itertools.pairwise(labels))
+        if need > frames:
+            continue
+        assert _backend.native().ctc_best_path(x, labels, 0) == best_path(x, labels, 0)
+    with pytest.raises(ValueError, match=r"tokens: expected ids in \[0, 3\) other than blank, got 0 at \[1\]"):
+        _backend.native().ctc_best_path(np.zeros((4, 3), np.float32), [1, 0], 0)
