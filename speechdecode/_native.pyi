@@ -50,6 +50,8 @@ class CtcPrefixBeamSearch:
         blank_skip_threshold: float,
         viterbi: bool,
         recombine: bool,
+        score_boundary: bool = True,
+        lexicon: list[tuple[list[int], str]] = ...,
     ) -> None: ...
     @property
     def vocab_size(self) -> int: ...
@@ -60,6 +62,11 @@ class CtcPrefixBeamSearch:
         (tokens, words, score, am_score, lm_score, token_frames, word_frames). Releases the GIL.
         Raises speechdecode.errors.TensorError for bad shapes, lengths, NaN or +inf scores."""
     def stream(self) -> CtcPrefixBeamSearchStream: ...
+
+def ctc_best_path(log_probs: npt.NDArray[np.float32], tokens: list[int], blank: int) -> list[int]:
+    """The CTC Viterbi forced alignment of C-contiguous float32 log_probs [T, V] to tokens: the
+    token of each frame (blank included). Releases the GIL. Raises TensorError for a token outside
+    [0, V) or equal to blank."""
 
 class CtcPrefixBeamSearchStream:
     """One utterance fed in chunks; finalize() equals decoding all the frames at once."""
