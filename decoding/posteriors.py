@@ -11,8 +11,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from speechdecode._io import atomic_write, read_npz
+from speechdecode._io import atomic_write
 from speechdecode.errors import InputFileError
+from speechdecode.graphs.export import read_checked_npz
 
 
 class Posteriors(NamedTuple):
@@ -35,10 +36,16 @@ def save_posteriors(
 
 
 def load_posteriors(path: str | os.PathLike) -> Posteriors:
-    """Read a posteriors file; errors name the file and the bad entry."""
+    """Read a posteriors file; errors name the file and the bad entry.
+
+    Raises:
+        InputFileError: not a readable ``.npz``; no ``log_probs``, or not floats [B, T, V];
+            ``lengths`` not B integers in [0, T]; NaN or +inf log-probs within an utterance's
+            length; ``utt_ids`` not B strings.
+    """
     if not os.path.exists(path):
         raise InputFileError(path, None, "no such file")
-    arrays = read_npz(path, "posteriors file")
+    arrays = read_checked_npz(path, "posteriors file")
     if "log_probs" not in arrays:
         raise InputFileError(path, None, f"missing array 'log_probs' (found: {', '.join(sorted(arrays)) or 'none'})")
     log_probs = arrays["log_probs"]
@@ -52,8 +59,22 @@ def load_posteriors(path: str | os.PathLike) -> Posteriors:
         raise InputFileError(
             path, None, f"'lengths' must be {batch} integers, got {lengths.dtype} {list(lengths.shape)}"
         )
+    outside = np.flatnonzero((lengths < 0) | (lengths > frames))
+    if outside.size:
+        b = int(outside[0])
+        raise InputFileError(path, None, f"'lengths'[{b}] is {int(lengths[b])}, outside [0, T = {frames}]")
+    # NaN or +inf inside an utterance (-inf, log 0, is a probability): the decoders' rule, named here.
+    for b in range(batch):
+        bad = np.argwhere(~(log_probs[b, : int(lengths[b])] < np.inf))
+        if bad.size:
+            t, v = (int(i) for i in bad[0])
+            kind = "NaN" if np.isnan(log_probs[b, t, v]) else "+inf"
+            raise InputFileError(path, None, f"'log_probs' holds {kind} at [utterance {b}, frame {t}, token {v}]")
     if "utt_ids" in arrays:
-        utt_ids = [str(u) for u in arrays["utt_ids"]]
+        ids = arrays["utt_ids"]
+        if ids.ndim != 1 or ids.dtype.kind != "U":
+            raise InputFileError(path, None, f"'utt_ids' must be {batch} strings, got {ids.dtype} {list(ids.shape)}")
+        utt_ids = [str(u) for u in ids]
         if len(utt_ids) != batch:
             raise InputFileError(path, None, f"'utt_ids' must have {batch} entries, got {len(utt_ids)}")
     else:

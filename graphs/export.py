@@ -16,7 +16,9 @@ labels are word ids of the ``words.txt`` beside the file, 0 for none.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import zipfile
 
 import numpy as np
 
@@ -25,7 +27,7 @@ from speechdecode.errors import InputFileError, InvalidArgumentError
 from speechdecode.graphs.fst_io import FstArrays, fst_to_arrays
 from speechdecode.graphs.topology import TOPOLOGIES
 
-__all__ = ["ARRAY_DTYPES", "GRAPH_FILE", "DecodingGraph", "export_npz", "load_graph"]
+__all__ = ["ARRAY_DTYPES", "GRAPH_FILE", "DecodingGraph", "export_npz", "load_graph", "read_checked_npz"]
 
 GRAPH_FILE = "TLG.npz"  # the decoding graph's arrays in a graph directory
 ARRAY_DTYPES = {
@@ -103,12 +105,58 @@ def export_npz(fst, path: str | os.PathLike, num_tokens: int, blank: int, topolo
     return graph
 
 
+def read_checked_npz(path: str | os.PathLike, what: str) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz``, read after checks that numpy does not make: that it is a zip
+    archive whose members' CRCs match (numpy reads a member's exact size and never reaches the CRC
+    check, so a flipped data byte would go unseen), that every member is a ``.npy`` array (numpy
+    hands others over as bytes), and that no header claims more data than its member holds (numpy
+    allocates what the header claims before reading).
+
+    Raises:
+        InputFileError: naming the file and the member, for any of the above or any error numpy
+            raises on a damaged header (ValueError, SyntaxError, tokenize's TokenError, ...).
+        OSError: the file cannot be opened.
+    """
+    with open(path, "rb") as handle:  # OSError for a missing file, a directory
+        if not zipfile.is_zipfile(handle):
+            raise InputFileError(
+                path, None, f"not an .npz file (a {what} is a zip archive of arrays, as numpy.savez writes)"
+            )
+    member = None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+            if bad is not None:
+                raise InputFileError(path, None, f"not a readable {what}: member {bad!r} is damaged (CRC mismatch)")
+            for info in archive.infolist():
+                member = info.filename
+                with archive.open(info) as stream:
+                    version = np.lib.format.read_magic(stream)
+                    read_header = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = read_header(stream)
+                    claimed = math.prod(shape) * dtype.itemsize
+                    if claimed > info.file_size:
+                        claims = f"claims {claimed} bytes of data in {info.file_size}"
+                        raise InputFileError(path, None, f"not a readable {what}: member {member!r} {claims}")
+        return read_npz(path, what)
+    except InputFileError:
+        raise
+    except Exception as exc:  # a damaged archive or .npy header: numpy raises many types
+        where = "" if member is None else f" (member {member!r})"
+        raise InputFileError(path, None, f"not a readable {what}{where}: {type(exc).__name__}: {exc}") from None
+
+
 def load_graph(path: str | os.PathLike) -> DecodingGraph:
     """Read a decoding graph: a ``.npz`` from :func:`export_npz`, or a graph directory holding ``TLG.npz``.
 
     Raises:
-        InputFileError: not a readable .npz, a missing key, a wrong dtype or shape, or offsets /
-            labels / states out of range (the message names the file and the key).
+        InputFileError: not a readable .npz, a missing key, a wrong dtype or shape, offsets /
+            labels / states out of range, arcs not sorted by ilabel, NaN or infinite costs (the
+            message names the file and the key). Epsilon cycles are found by the decoder.
         OSError: the file cannot be read.
 
     Example:
@@ -119,7 +167,7 @@ def load_graph(path: str | os.PathLike) -> DecodingGraph:
     path = os.fspath(path)
     if os.path.isdir(path):
         path = os.path.join(path, GRAPH_FILE)
-    data = read_npz(path, "decoding graph")
+    data = read_checked_npz(path, "decoding graph")
     missing = sorted((set(ARRAY_DTYPES) | set(_SCALARS) | {"topology"}) - set(data))
     if missing:
         raise InputFileError(path, None, f"not a decoding graph: missing key(s) {', '.join(missing)}")
@@ -134,26 +182,44 @@ def load_graph(path: str | os.PathLike) -> DecodingGraph:
         if value.shape != () or value.dtype != np.int64:
             raise InputFileError(path, None, f"{name}: expected an int64 scalar, got {value.dtype} {value.shape}")
         fields[name] = int(value)
-    fields["topology"] = str(data["topology"])
+    topology = data["topology"]
+    if topology.shape != () or topology.dtype.kind != "U":
+        raise InputFileError(path, None, f"topology: expected a str scalar, got {topology.dtype} {topology.shape}")
+    fields["topology"] = str(topology)
     graph = DecodingGraph(**fields)
     _validate(path, graph)
     return graph
 
 
 def _validate(path: str, graph: DecodingGraph) -> None:
+    """The checks of the C++ graph (csrc/decoding/wfst_decoder.cc) but the epsilon-cycle one."""
     states, arcs = graph.num_states, graph.num_arcs
     problems = []
+    if states < 1:
+        problems.append("final_weights: expected at least one state")
     if len(graph.arc_offsets) != states + 1 or graph.arc_offsets[0] != 0 or graph.arc_offsets[-1] != arcs:
         problems.append(f"arc_offsets: expected {states + 1} offsets from 0 to {arcs}")
     elif np.any(np.diff(graph.arc_offsets) < 0):
         problems.append("arc_offsets: expected non-decreasing offsets")
+    elif arcs:
+        sources = np.repeat(np.arange(states), np.diff(graph.arc_offsets))
+        if np.any((sources[1:] == sources[:-1]) & (graph.ilabels[1:] < graph.ilabels[:-1])):
+            problems.append("ilabels: expected the arcs of each state sorted by ilabel")
     for name in ("olabels", "weights", "nextstates"):
         if len(getattr(graph, name)) != arcs:
             problems.append(f"{name}: expected {arcs} values (one per arc), got {len(getattr(graph, name))}")
     if arcs and (graph.ilabels.min() < 0 or graph.ilabels.max() > graph.num_tokens):
         problems.append(f"ilabels: expected labels in 0..{graph.num_tokens}")
+    if arcs and len(graph.olabels) == arcs and graph.olabels.min() < 0:
+        problems.append("olabels: expected word ids >= 0")
     if arcs and len(graph.nextstates) == arcs and (graph.nextstates.min() < 0 or graph.nextstates.max() >= states):
         problems.append(f"nextstates: expected states in [0, {states})")
+    if not np.all(np.isfinite(graph.weights)):
+        problems.append("weights: expected finite costs")
+    if np.any(np.isnan(graph.final_weights) | (graph.final_weights == -np.inf)):
+        problems.append("final_weights: expected finite costs or +inf (not final)")
+    if not 1 <= graph.num_tokens < 2**31:
+        problems.append(f"num_tokens: expected 1 <= V < 2^31 (labels are int32), got {graph.num_tokens}")
     if not 0 <= graph.start < max(states, 1) or not 0 <= graph.blank < graph.num_tokens:
         problems.append("start/blank: out of range")
     if graph.topology not in TOPOLOGIES:

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 from speechdecode._io import atomic_write, open_text
 from speechdecode.errors import BackendUnavailableError, InputFileError, InvalidArgumentError
+from speechdecode.graphs.symbols import EPSILON, is_disambig
 
 __all__ = ["Lexicon", "Pronunciation", "char_lexicon", "piece_lexicon", "read_lexicon", "write_lexicon"]
 
@@ -33,6 +34,14 @@ class Pronunciation(NamedTuple):
 
 def _is_field(value: object) -> bool:
     return isinstance(value, str) and bool(value) and not any(c.isspace() for c in value)
+
+
+def _is_reserved(token: str) -> bool:
+    """``<eps>`` and ``#0``, ``#1``, ...: the graph compiler's symbols, never a spoken token."""
+    return token == EPSILON or is_disambig(token)
+
+
+_RESERVED = "a token (<eps> and the disambiguation symbols #0, #1, ... are the graph compiler's)"
 
 
 class Lexicon(Mapping[str, tuple[Pronunciation, ...]]):
@@ -74,8 +83,9 @@ class Lexicon(Mapping[str, tuple[Pronunciation, ...]]):
                 (all with a probability or all without).
 
         Raises:
-            InvalidArgumentError: a bad word, token or probability, a probability where the others
-                have none (or the reverse), or a pronunciation the word already has.
+            InvalidArgumentError: a bad word, token or probability, a token ``<eps>`` or ``#k``, a
+                probability where the others have none (or the reverse), or a pronunciation the
+                word already has.
         """
         if not _is_field(word):
             raise InvalidArgumentError("word", "a non-empty str without whitespace", repr(word))
@@ -87,6 +97,8 @@ class Lexicon(Mapping[str, tuple[Pronunciation, ...]]):
         for i, token in enumerate(tokens):
             if not _is_field(token):
                 raise InvalidArgumentError(f"tokens[{i}]", "a non-empty str without whitespace", repr(token))
+            if _is_reserved(token):
+                raise InvalidArgumentError(f"tokens[{i}]", _RESERVED, f"{token!r} in the pronunciation of {word!r}")
         if prob is not None:
             if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0.0 < prob <= 1.0:
                 raise InvalidArgumentError("prob", "a number in (0, 1] or None", repr(prob))
@@ -163,8 +175,10 @@ def read_lexicon(path: str | os.PathLike, probabilities: bool | None = None) -> 
 
     Raises:
         InputFileError: ``path:line: ...`` for a word without tokens (empty pronunciation), a
-            probability that is not a number in (0, 1], or a repeated (word, pronunciation)
-            (naming the earlier line).
+            probability that is not a number in (0, 1], a token ``<eps>`` or ``#k`` (the graph
+            compiler's symbols: the decoder would output the word for audio that does not spell
+            it), a line that is not UTF-8, or a repeated (word, pronunciation) (naming the earlier
+            line).
         OSError: the file cannot be opened.
 
     Example:
@@ -202,6 +216,11 @@ def read_lexicon(path: str | os.PathLike, probabilities: bool | None = None) -> 
             tokens = tuple(fields[2:] if with_probs else fields[1:])
             if not tokens:
                 raise InputFileError(path, line_number, f"empty pronunciation for word {word!r}")
+            reserved = next((t for t in tokens if _is_reserved(t)), None)
+            if reserved is not None:
+                raise InputFileError(
+                    path, line_number, f"the pronunciation of {word!r} holds {reserved!r}: expected {_RESERVED}"
+                )
             earlier = seen.setdefault((word, tokens), line_number)
             if earlier != line_number:
                 raise InputFileError(path, line_number, f"word {word!r} repeats the pronunciation of line {earlier}")

@@ -263,34 +263,52 @@ def acoustic_units(
         InvalidArgumentError: a reserved symbol in the list (``<eps>``, ``#k``, ``<s>``, ``</s>`` are
             added by the graph compiler), the blank elsewhere than first (last), or no units besides
             the blank.
-        InputFileError: a malformed token file (see :meth:`SymbolTable.read`).
+        InputFileError: a malformed token file (see :meth:`SymbolTable.read`), or one of the
+            problems above in a token file (naming the file, and the line of the symbol).
 
     Example:
         >>> acoustic_units(["a", "b"]), acoustic_units(["a", "b"], blank_last=True)
         (['<blk>', 'a', 'b'], ['a', 'b', '<blk>'])
     """
     _check_symbol(blank, "blank")
+    source = None
     if isinstance(units, (str, os.PathLike)):
+        source = units
         table = SymbolTable.read(units)
     elif isinstance(units, SymbolTable):
         table = units
     else:
         table = SymbolTable(units)
+
+    def bad(argument: str, expected: str, actual: object, symbol: str | None = None) -> Exception:
+        if source is None:
+            return InvalidArgumentError(argument, expected, actual)
+        line = None if symbol is None else _line_of(source, symbol)
+        return InputFileError(source, line, f"{argument}: expected {expected}, got {actual}")
+
     symbols = table.symbols
     for i, symbol in enumerate(symbols):
         if symbol == EPSILON or is_disambig(symbol):
-            raise InvalidArgumentError(
-                f"units[{i}]", "an acoustic-model output (<eps> and #k are added by the graph compiler)", repr(symbol)
-            )
+            expected = "an acoustic-model output (<eps> and #k are added by the graph compiler)"
+            raise bad(f"units[{i}]", expected, repr(symbol), symbol)
     if blank not in table:
         symbols = [*symbols, blank] if blank_last else [blank, *symbols]
     where = len(symbols) - 1 if blank_last else 0
     if symbols[where] != blank:
         expected = f"the blank {blank!r} {'last' if blank_last else 'first'} (output index {where})"
-        raise InvalidArgumentError("units", expected, f"blank at index {symbols.index(blank)}")
+        raise bad("units", expected, f"blank at index {symbols.index(blank)}", blank)
     if len(symbols) < 2:
-        raise InvalidArgumentError("units", "at least one token besides the blank", symbols)
+        raise bad("units", "at least one token besides the blank", symbols)
     return symbols
+
+
+def _line_of(path: str | os.PathLike, symbol: str) -> int | None:
+    """The line of ``path`` whose first field is ``symbol`` (for an error message)."""
+    with open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.split()[:1] == [symbol]:
+                return number
+    return None
 
 
 def token_table(units: Sequence[str], num_disambig: int) -> SymbolTable:
