@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from speechdecode import _backend
-from speechdecode._io import atomic_write
+from speechdecode._io import atomic_write, output_folder
 from speechdecode._progress import progress
 from speechdecode.errors import BackendUnavailableError, InvalidArgumentError, SpeechdecodeError
 
@@ -274,7 +274,7 @@ class Suite:
 
     Args:
         name: the suite's name (file stem of its outputs).
-        out_dir: folder for the outputs (created if missing).
+        out_dir: folder for the outputs (created if missing; its parent must exist).
         quick: a smoke-test run (small inputs; fewer repeats unless given); recorded in the JSON.
         warmup, repeats, min_seconds: passed to :func:`measure` for every row; defaults
             ``FULL_SETTINGS`` or ``QUICK_SETTINGS``.
@@ -418,7 +418,7 @@ class Suite:
             "rows": self.rows,
             "notes": self.notes,
         }
-        base = os.path.join(self.out_dir, self.name)
+        base = os.path.join(output_folder(self.out_dir), self.name)
         with atomic_write(base + ".json") as handle:
             json.dump(doc, handle, indent=2, allow_nan=False)
             handle.write("\n")

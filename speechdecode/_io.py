@@ -135,6 +135,22 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[str]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def output_folder(path: str | os.PathLike) -> str:
+    """Make the output folder ``path`` if it is missing (its parent must exist); returns it.
+
+    Raises:
+        FileNotFoundError: the parent directory does not exist (it is never created).
+        NotADirectoryError: ``path`` exists and is not a directory.
+    """
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory", path)
+    _require_directory(os.path.dirname(os.path.abspath(path)), path)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path)
+    return path
+
+
 def _target(path: str) -> str | None:
     """The regular file to replace (symlinks followed), or None for a special file written in place."""
     try:

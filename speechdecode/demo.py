@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 
 from speechdecode import _backend
+from speechdecode._io import output_folder
 from speechdecode._progress import progress
 from speechdecode.decoding import CtcPrefixBeamSearch, WfstDecoder, char_error_rate, ctc_greedy, word_error_rate
 from speechdecode.decoding.posteriors import save_posteriors
@@ -64,8 +65,7 @@ def _row(stage: str, what: str, backend: str, quality: str, seconds: float, spee
 
 def run_demo(out_dir: str | os.PathLike = "demo-output", sentences: int = 200, seed: int = 0) -> dict:
     """Make the data set under ``out_dir``, run every stage, return the report (see :func:`format_report`)."""
-    out_dir = os.path.abspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
+    out_dir = output_folder(os.path.abspath(out_dir))
     files = {name: os.path.join(out_dir, name) for name in ("train.txt", "test.txt", "lexicon.txt", "tokens.txt")}
     files["posteriors.npz"] = os.path.join(out_dir, "posteriors.npz")
 

@@ -202,3 +202,15 @@ def test_a_small_tmpfs_runs_full(tmp_path):
             assert target.read_text() == "old model" and leftovers(mount) == []
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_output_folders_are_made_but_never_their_parents(tmp_path):
+    assert _io.output_folder(tmp_path / "results") == str(tmp_path / "results")
+    assert (tmp_path / "results").is_dir()
+    assert _io.output_folder(tmp_path / "results") == str(tmp_path / "results")  # already there
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        _io.output_folder(tmp_path / "a" / "b")
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError):
+        _io.output_folder(tmp_path / "file")
