@@ -79,14 +79,21 @@ def boundary_of(tokens: Sequence[str], blank: int, word_boundary: str | None) ->
 def check_lm_words(tokens: Sequence[str], blank: int, word_boundary: str | None, vocab: Sequence[str]) -> None:
     """Check that the tokens can spell the LM's words (by characters).
 
-    Raises InvalidArgumentError when they spell none of them (a case mismatch says so); warns when
-    they spell fewer than half. Both messages name examples of each side.
+    Raises InvalidArgumentError when they spell none of them (a case mismatch says so), or when
+    there is no word boundary and most LM words are not tokens; warns when they spell fewer than
+    half. The messages name examples of each side.
     """
+    words = [w for w in vocab if w not in SPECIAL_WORDS]
+    if word_boundary is None and words:
+        symbols = set(tokens)
+        if sum(w in symbols for w in words) * 2 < len(words):
+            expected = "a word boundary for an LM of words (no token is '|' or ' ', none starts with '▁')"
+            actual = f"None: every token would be a word, but LM words {_examples(words)} are not tokens"
+            raise InvalidArgumentError("word_boundary", expected, actual)
     chars = set()
     for i, symbol in enumerate(tokens):
         if i != blank:
             chars.update(symbol.lstrip(word_boundary) if word_boundary else symbol)
-    words = [w for w in vocab if w not in SPECIAL_WORDS]
     if not words or not chars:
         return
     spelled = [w for w in words if chars.issuperset(w)]

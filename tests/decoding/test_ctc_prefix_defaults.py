@@ -91,6 +91,9 @@ def test_boundary_and_blank_conventions(tmp_path):
     assert CtcPrefixBeamSearch(["-", "a", "b"]).word_boundary is None
     with pytest.raises(InvalidArgumentError, match=r"word_boundary: .*\[' ', 'a', 'b'\].*got '\|'"):
         CtcPrefixBeamSearch(["", " ", "a", "b"], word_boundary="|")
+    with pytest.raises(InvalidArgumentError, match=r"word_boundary: expected a word boundary for an LM of words"):
+        CtcPrefixBeamSearch(["-", "a", "b"], lm=lm)  # no boundary token: every token would be a word
+    assert CtcPrefixBeamSearch(["-", "ab", "ba"], lm=lm).word_boundary is None  # word tokens: fine
     with pytest.raises(InvalidArgumentError, match=r"blank: expected a label id in \[0, 4\), got 4"):
         CtcPrefixBeamSearch(["", " ", "a", "b"], blank=4)
     # pyctcdecode's labels decode into words at the " " token
