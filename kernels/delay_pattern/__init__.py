@@ -76,7 +76,16 @@ def _integer_tensor(x, name: str, ndim: int, what: str) -> torch.Tensor:
     return t
 
 
-def build(codes, delays=None, *, special: int, card: int | None = None, backend: str | None = None):
+def build(
+    codes,
+    delays=None,
+    *,
+    special: int,
+    card: int | None = None,
+    bos: int | None = None,
+    start_step: bool = True,
+    backend: str | None = None,
+):
     """Lay codes out in the delay pattern.
 
     Args:
@@ -84,34 +93,53 @@ def build(codes, delays=None, *, special: int, card: int | None = None, backend:
         delays: K sorted non-negative ints (None: MusicGen's 0..K-1).
         special: the id written where no code is (step 0 and the delay padding).
         card: codebook size; when given, every code must be in [0, card).
+        bos: the id written before each codebook's first code instead of ``special`` (Dia's
+            audio BOS; the padding after the last code stays ``special``, Dia's PAD).
+        start_step: MusicGen's all-special first step (the LM's start step). False gives Dia's
+            layout, with no such step: ``sequence[b, k, t] = codes[b, k, t - delays[k]]``.
         backend: "reference", "native" or "triton" (default: the fastest for the device).
 
     Returns:
         ``(sequence, valid)``: sequence [B, K, T + max(delays) + 1] int64 with
         ``sequence[b, k, t] = codes[b, k, t - 1 - delays[k]]`` where that index is in range, else
-        ``special``; valid [K, same] bool marks the positions holding real codes (for losses).
+        ``special`` (one step shorter and ``codes[b, k, t - delays[k]]`` without the start step);
+        valid [K, same] bool marks the positions holding real codes (for losses).
         numpy in -> numpy out.
 
+    Equal to transformers' ``MusicgenForCausalLM.build_delay_pattern_mask`` (its prompt being the
+    start step then the codes, ``max_length`` the sequence length, ``pad_token_id = special``;
+    stereo: ``delays = [k // 2 for k in range(K)]``) and to Dia's ``apply_audio_delay`` (with
+    ``start_step=False``, ``bos`` and ``special`` Dia's BOS and PAD, on [B, T, K] transposed).
+
     Raises:
-        TensorError: codes not 3-D int64, a code outside [0, card) or equal to ``special``
-            (with its index [b, k, t]).
-        InvalidArgumentError: delays of the wrong length, unsorted or negative; special/card not ints.
+        TensorError: codes not 3-D int64, a code outside [0, card) or equal to ``special`` or
+            ``bos`` (with its index [b, k, t]).
+        InvalidArgumentError: delays of the wrong length, unsorted or negative; special/card/bos
+            not ints.
 
     Example:
         >>> import torch
         >>> s, valid = build(torch.tensor([[[1, 2], [3, 4]]]), special=9)
         >>> s.tolist()
         [[[9, 1, 2, 9], [9, 9, 3, 4]]]
+        >>> build(torch.tensor([[[1, 2], [3, 4]]]), special=9, bos=8, start_step=False)[0].tolist()
+        [[[1, 2, 9], [8, 3, 4]]]
     """
     z = _integer_tensor(codes, "codes", 3, "[B, K, T]")
     d = _delays(delays, z.shape[1])
     special = _int(special, "special")
+    if not isinstance(start_step, bool):
+        raise InvalidArgumentError("start_step", "True or False", repr(start_step))
     bad = z == special
     expected = f"codes different from special={special}"
+    if bos is not None:
+        bos = _int(bos, "bos")
+        bad = bad | (z == bos)
+        expected += f" and bos={bos}"
     if card is not None:
         card = _int(card, "card")
         bad = bad | (z < 0) | (z >= card)
-        expected = f"codes in [0, {card}) different from special={special}"
+        expected = f"codes in [0, {card}) " + expected[len("codes ") :]
     if bool(bad.any()):
         b, k, t = (int(i) for i in bad.nonzero()[0])
         raise TensorError("codes", expected, f"{int(z[b, k, t])} at [{b}, {k}, {t}]")
@@ -120,24 +148,35 @@ def build(codes, delays=None, *, special: int, card: int | None = None, backend:
         batch * num_codebooks * (steps + d[-1] + 1) * 9, "delays", "delayed sequence [B, K, T + max(delays) + 1]"
     )
     sequence, valid = _impl(z.device.type, backend).build(z, d, special)
-    return _tensors.like_input(sequence, codes), _tensors.like_input(valid, codes)
+    if not start_step:  # the start step is all special in every row: drop it
+        sequence, valid = sequence[..., 1:], valid[:, 1:]
+    if bos is not None:  # steps before codebook k's first code: t < d_k (+ 1 with the start step)
+        first = torch.tensor(d, device=sequence.device)[:, None] + int(start_step)
+        leading = torch.arange(sequence.shape[-1], device=sequence.device)[None, :] < first
+        sequence = sequence.masked_fill(leading, bos)
+    return _tensors.like_input(sequence.contiguous(), codes), _tensors.like_input(valid.contiguous(), codes)
 
 
-def _check_steps(name: str, steps: int, d: list[int]) -> None:
+def _check_steps(name: str, steps: int, d: list[int], start_step: bool = True) -> None:
     if steps < 1 + d[-1]:
-        raise TensorError(name, f"at least 1 + max(delays) = {1 + d[-1]} steps", f"{steps} steps")
+        if start_step:
+            raise TensorError(name, f"at least 1 + max(delays) = {1 + d[-1]} steps", f"{steps} steps")
+        raise TensorError(name, f"at least max(delays) = {d[-1]} steps", f"{steps - 1} steps")
 
 
-def revert(sequence, delays=None, *, backend: str | None = None):
+def revert(sequence, delays=None, *, start_step: bool = True, backend: str | None = None):
     """Read codes back from a delay-pattern sequence (inverse of :func:`build`).
 
     Args:
-        sequence: [B, K, S] int64 with S >= 1 + max(delays), numpy or torch, any strides.
+        sequence: [B, K, S] int64 with S >= 1 + max(delays) (max(delays) without the start
+            step), numpy or torch, any strides.
         delays: as in :func:`build`.
+        start_step: as in :func:`build`: False for Dia's layout (no all-special first step).
 
     Returns:
-        codes [B, K, S - 1 - max(delays)] int64, ``codes[b, k, t] = sequence[b, k, t + 1 + delays[k]]``.
-        Steps past the last complete frame are dropped. ``revert(build(z)[0]) == z``.
+        codes [B, K, S - 1 - max(delays)] int64, ``codes[b, k, t] = sequence[b, k, t + 1 + delays[k]]``
+        (``S - max(delays)`` and ``t + delays[k]`` without the start step). Steps past the last
+        complete frame are dropped. ``revert(build(z)[0]) == z``.
 
     Example:
         >>> import torch
@@ -146,7 +185,11 @@ def revert(sequence, delays=None, *, backend: str | None = None):
     """
     s = _integer_tensor(sequence, "sequence", 3, "[B, K, S]")
     d = _delays(delays, s.shape[1])
-    _check_steps("sequence", s.shape[2], d)
+    if not isinstance(start_step, bool):
+        raise InvalidArgumentError("start_step", "True or False", repr(start_step))
+    if not start_step:  # put a start step back in front (any value: revert never reads it)
+        s = torch.cat([s[..., :1], s], dim=-1)
+    _check_steps("sequence", s.shape[2], d, start_step)
     return _tensors.like_input(_impl(s.device.type, backend).revert(s, d), sequence)
 
 
