@@ -5,7 +5,8 @@ TTS: :class:`CodecLM` (VALL-E AR + NAR), :class:`DelayPatternLM` (MusicGen / Voi
 infilling), :class:`UnitStreamer` (LLaMA-Omni units), :func:`melle_generate` (MELLE). Small
 random-weight reference networks make every loop runnable; :class:`CtcPosteriorSimulator` stands
 in for an acoustic model. Hugging Face ``generate()`` adapters (:class:`SamplingWarper`,
-:class:`DurationStoppingProcessor`, :func:`ras_generate`) load on first use.
+:class:`RepetitionAwareProcessor`, :class:`DurationStoppingProcessor`, :func:`ras_generate`)
+load on first use.
 """
 
 from speechdecode.models.codec_lm import CodecLM, DelayPatternLM, GenerationOutput, TokenSampler
@@ -28,7 +29,7 @@ __all__ += ["MelleOutput", "TinyMelleLM", "TinyUnitHead", "TokenSampler", "UnitS
 
 # transformers adapters (models/hf.py), imported on first use: transformers is an optional extra
 # and slow to import.
-_HF_EXPORTS = ("DurationStoppingProcessor", "SamplingWarper", "ras_generate")
+_HF_EXPORTS = ("DurationStoppingProcessor", "RepetitionAwareProcessor", "SamplingWarper", "ras_generate")
 __all__ += list(_HF_EXPORTS)
 
 

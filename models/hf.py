@@ -1,6 +1,6 @@
 """Hugging Face transformers adapters: our samplers and stopping rule inside ``model.generate()``.
 
-Three pieces, for any ``transformers`` causal LM (tested with 5.x on a tiny random Llama):
+Four pieces, for ``transformers`` models (tested with 5.x on a tiny random Llama and MusicGen):
 
 * :class:`SamplingWarper` -- a ``LogitsProcessor`` applying temperature, top-k, top-p and min-p
   exactly as :func:`speechdecode.decoding.sample` defines them: it divides the scores by the
@@ -11,6 +11,9 @@ Three pieces, for any ``transformers`` causal LM (tested with 5.x on a tiny rand
 * :class:`DurationStoppingProcessor` -- :class:`speechdecode.decoding.DurationGuidedStopping`
   as a ``LogitsProcessor``: per row, EOS is suppressed for the first D_b generated tokens and
   forced right after (steps count from the prompt length).
+* :class:`RepetitionAwareProcessor` -- RAS as a ``LogitsProcessor`` that draws the token itself
+  and hands ``generate`` a row with one finite entry: for models whose own ``generate`` refuses
+  ``custom_generate`` (MusicGen: one row per batch item and codebook, after its CFG).
 * :func:`ras_generate` -- a ``custom_generate`` callable (transformers 5.x accepts a callable
   as well as a Hub repository: ``generate`` prepares inputs, cache, processors and stopping
   criteria, then hands the decoding loop to it, with keywords its signature names). It runs
@@ -28,9 +31,10 @@ import numbers
 
 import torch
 
+from speechdecode import _args, _tensors
 from speechdecode.decoding.ras import _check_options, ras
 from speechdecode.decoding.stopping import DurationGuidedStopping
-from speechdecode.errors import BackendUnavailableError, InvalidArgumentError
+from speechdecode.errors import BackendUnavailableError, InvalidArgumentError, TensorError
 from speechdecode.kernels.sampling import keep_mask
 
 try:
@@ -41,7 +45,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         f"speechdecode.models.hf needs transformers ({exc}); `pip install speechdecode[hf]`"
     ) from exc
 
-__all__ = ["DurationStoppingProcessor", "SamplingWarper", "ras_generate"]
+__all__ = ["DurationStoppingProcessor", "RepetitionAwareProcessor", "SamplingWarper", "ras_generate"]
 
 
 class SamplingWarper(LogitsProcessor):
@@ -114,6 +118,99 @@ class DurationStoppingProcessor(LogitsProcessor):
         return self.stopping(step, scores)
 
 
+class RepetitionAwareProcessor(LogitsProcessor):
+    """Repetition-aware sampling as a ``LogitsProcessor``: it draws the token itself.
+
+    Each call draws one token per row with :func:`speechdecode.decoding.ras` (history: the row's
+    tokens generated since the prompt, on the scores' device) and returns scores whose only
+    finite entry is the drawn token (0; -inf elsewhere), so whatever ``generate`` does next --
+    greedy argmax, or softmax + multinomial after its top-k / top-p / temperature warpers --
+    picks that token. It works where ``custom_generate`` does not: in multi-codebook models whose
+    ``generate`` is their own (MusicGen, whose processors see one row per batch item and
+    codebook), one RAS state per row and codebook.
+
+    Args:
+        window, threshold, top_k, top_p, preset: as for :func:`~speechdecode.decoding.ras`.
+        temperature: divides the scores before RAS (> 0).
+        guidance_scale: MusicGen's ``guidance_scale``, when ``generate`` gets one: its
+            classifier-free guidance runs after the user's processors, so this one sees the
+            conditional and unconditional halves, guides them (``u + s * (c - u)``) before
+            drawing, and hands the guidance processor halves it turns into the drawn token.
+        generator: torch.Generator for RAS's uniforms (two per row per step).
+
+    A call whose ``input_ids`` are not one longer than the last call's (a new ``generate``)
+    starts over: the prompt is what ``input_ids`` holds at the first call. Ids outside the
+    vocabulary (MusicGen's delay-pattern pad) are not counted as history.
+
+    Raises:
+        InvalidArgumentError: bad RAS options, temperature or guidance scale (at construction);
+            guided scores without ``guidance_scale``.
+        TensorError: scores whose rows do not match ``input_ids`` (once or twice).
+
+    Example:
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> processor = RepetitionAwareProcessor(preset="cosyvoice", guidance_scale=3.0, generator=gen)
+        >>> musicgen.generate(**inputs, do_sample=True, guidance_scale=3.0, max_new_tokens=256,
+        ...                   logits_processor=[processor])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        window: int = 10,
+        threshold: float = 0.1,
+        top_k: int | None = None,
+        top_p: float = 0.8,
+        preset: str = "paper",
+        temperature: float = 1.0,
+        guidance_scale: float | None = None,
+        generator: torch.Generator | None = None,
+    ):
+        self.window, self.threshold, self.top_k, self.top_p = _check_options(window, threshold, top_k, top_p, preset)
+        self.preset = preset
+        self.temperature = _args.real(temperature, "temperature", low=0.0, strict=True)
+        self.guidance_scale = None if guidance_scale is None else _args.real(guidance_scale, "guidance_scale")
+        self.generator = generator
+        self._prompt_length: int | None = None
+        self._last_length = -1
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        rows = input_ids.shape[0]
+        guided = scores.ndim == 2 and scores.shape[0] == 2 * rows and rows > 0
+        if scores.ndim != 2 or not (scores.shape[0] == rows or guided):
+            raise TensorError(
+                "scores", f"[{rows}, V] or [{2 * rows}, V] (cond, uncond halves)", _tensors._describe(scores)
+            )
+        logits = scores.float()
+        if guided:  # MusicGen runs its CFG processor after the user's: we see both halves
+            if self.guidance_scale is None:
+                raise InvalidArgumentError(
+                    "guidance_scale", "the guidance_scale given to generate (scores come as cond/uncond halves)", None
+                )
+            cond, uncond = logits.split(rows)
+            logits = uncond + self.guidance_scale * (cond - uncond)
+        length = input_ids.shape[1]
+        if self._prompt_length is None or length != self._last_length + 1:
+            self._prompt_length = length  # a new generate call
+        self._last_length = length
+        generated = input_ids[:, self._prompt_length :][:, -self.window :]
+        history = torch.where((generated >= 0) & (generated < scores.shape[1]), generated, -1)
+        tokens = ras(
+            logits / self.temperature,
+            history,
+            window=self.window,
+            threshold=self.threshold,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            preset=self.preset,
+            generator=self.generator,
+        )
+        out = torch.full((rows, scores.shape[1]), float("-inf"), dtype=scores.dtype, device=scores.device)
+        out.scatter_(1, tokens[:, None], 0.0)
+        if guided:  # the CFG processor then computes 0 + s * (out - 0): the same single finite entry
+            out = torch.cat([out, torch.zeros_like(out)])
+        return out
+
+
 def ras_generate(
     model,
     input_ids: torch.LongTensor,
@@ -155,7 +252,8 @@ def ras_generate(
 
     Raises:
         InvalidArgumentError: bad RAS options (as ``ras``), an encoder-decoder model,
-            ``synced_gpus`` or a streamer (not supported).
+            ``synced_gpus`` or a streamer, beam search (``num_beams`` > 1) or contrastive search
+            (``penalty_alpha``): not supported, and never silently ignored.
 
     Example:
         >>> gen = torch.Generator().manual_seed(0)
@@ -167,6 +265,10 @@ def ras_generate(
         raise InvalidArgumentError("model", "a decoder-only causal LM", type(model).__name__)
     if synced_gpus or streamer is not None:
         raise InvalidArgumentError("synced_gpus/streamer", "not set (unsupported by ras_generate)", "set")
+    for option, plain in (("num_beams", 1), ("num_beam_groups", 1), ("penalty_alpha", None)):
+        value = getattr(generation_config, option, plain)
+        if value is not None and value != plain:
+            raise InvalidArgumentError(option, f"{plain} (ras_generate samples one sequence per row)", value)
     pad = generation_config._pad_token_tensor
     has_eos = any(hasattr(c, "eos_token_id") for c in stopping_criteria)
     keep_scores = generation_config.return_dict_in_generate and generation_config.output_scores
