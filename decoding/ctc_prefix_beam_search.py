@@ -51,7 +51,8 @@ class CtcPrefixBeamSearch:
         beam: prefixes kept per frame (default 32).
         token_topk: non-blank tokens extended per frame (the most likely ones).
         beam_threshold: prefixes scoring more than this below the best are dropped.
-        token_min_logp: tokens with a smaller log-probability in a frame are not extended.
+        token_min_logp: tokens with a smaller log-probability in a frame are not extended (but
+            see ``extend_best_token``).
         hotwords: ``(phrase, weight)`` pairs; a phrase is a string (spelled with the tokens,
             longest token first, words joined by the boundary) or a sequence of token ids or
             symbols; each matched token earns ``weight``, given back if the match is abandoned.
@@ -82,11 +83,13 @@ class CtcPrefixBeamSearch:
             one the LM scores best, lexicon words outside the LM score as its ``<unk>``, and
             spellings outside the lexicon as ``<unk>`` plus ``unk_score_offset`` (``-inf``: none).
             Without an LM, each word still earns ``beta``. None: words are spelled by characters.
+        extend_best_token: extend a frame's most likely label (if it is not the blank) even below
+            ``token_min_logp``, as pyctcdecode does.
         score_boundary: the LM starts from ``<s>`` and scores ``</s>`` at the end (pyctcdecode's
             ``lm_score_boundary``); False: from the null context, no ``</s>``.
         backend: "native" (C++), "reference" (Python) or "triton" (the batched GPU search of
             :mod:`speechdecode.kernels.ctc_prefix_beam.triton`: no LM, lexicon, hotwords, blank
-            skip or viterbi; CPU tensors only under ``TRITON_INTERPRET=1``); default:
+            skip, viterbi or extend_best_token; CPU tensors only under ``TRITON_INTERPRET=1``); default:
             ``SPEECHDECODE_BACKEND``, else Triton for CUDA inputs of a search it implements and
             native (on a CPU copy) for everything else.
 
@@ -136,6 +139,7 @@ class CtcPrefixBeamSearch:
         recombine: bool = True,
         lexicon=None,
         score_boundary: bool = True,
+        extend_best_token: bool = False,
         backend: str | None = None,
     ):
         if isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens) or len(tokens) == 0:
@@ -156,6 +160,7 @@ class CtcPrefixBeamSearch:
         elif self.lm is not None:
             check_lm_words(self.tokens, self.blank, self.word_boundary, self.lm.vocab)
         self.score_boundary = bool(score_boundary)
+        self.extend_best_token = bool(extend_best_token)
         self.alpha = _args.real(alpha, "alpha")
         self.beta = _args.real(beta, "beta")
         self.beam = _args.integer(beam, "beam", 1)
@@ -177,19 +182,21 @@ class CtcPrefixBeamSearch:
         self.hotwords = tuple(self._hotword(i, h) for i, h in enumerate(hotwords))
         self.backend = _backend.select("cpu", backend)
         self._requested = backend
-        # What the Triton search (kernels/ctc_prefix_beam/triton.py) implements: no LM, no
-        # hotwords, no blank skip, log-sum-exp merges, no recombination.
+        # What the Triton search (kernels/ctc_prefix_beam/triton.py) implements: no LM, lexicon or
+        # hotwords, no blank skip, log-sum-exp merges, token_min_logp alone.
         self._triton_ok = (
             self.lm is None
             and self.lexicon is None
             and not self.hotwords
             and self.blank_skip_threshold is None
             and not self.viterbi
+            and not self.extend_best_token
         )
         if self.backend == "triton" and not self._triton_ok:
             raise InvalidArgumentError(
                 "backend",
-                "native or reference for a search with an LM, a lexicon, hotwords, blank_skip_threshold or viterbi",
+                "native or reference for a search with an LM, a lexicon, hotwords, blank_skip_threshold, viterbi "
+                "or extend_best_token",
                 "'triton' (the Triton search has none of them)",
             )
         self._native = None
@@ -212,6 +219,7 @@ class CtcPrefixBeamSearch:
                 viterbi=self.viterbi,
                 recombine=self.recombine,
                 score_boundary=self.score_boundary,
+                extend_best_token=self.extend_best_token,
                 lexicon=[(list(spelling), word) for spelling, word in self.lexicon or ()],
             )
 
@@ -293,6 +301,7 @@ class CtcPrefixBeamSearch:
             "viterbi": self.viterbi,
             "recombine": self.recombine,
             "score_boundary": self.score_boundary,
+            "extend_best_token": self.extend_best_token,
             "lexicon": self.lexicon,
         }
 
@@ -352,7 +361,7 @@ class CtcPrefixBeamSearch:
 _PICKLED = (
     "tokens", "blank", "word_boundary", "alpha", "beta", "beam", "token_topk", "beam_threshold", "token_min_logp",
     "hotwords", "nbest", "num_threads", "partial_word_lm", "unk_score_offset", "viterbi", "recombine",
-    "score_boundary",
+    "score_boundary", "extend_best_token",
 )  # fmt: skip
 
 

@@ -52,6 +52,7 @@ class CtcPrefixBeamSearch:
         recombine: bool,
         score_boundary: bool = True,
         lexicon: list[tuple[list[int], str]] = ...,
+        extend_best_token: bool = False,
     ) -> None: ...
     @property
     def vocab_size(self) -> int: ...

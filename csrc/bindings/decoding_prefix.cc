@@ -67,7 +67,8 @@ std::unique_ptr<CtcPrefixBeamSearch> make_search(
     const std::vector<std::pair<std::vector<int32_t>, double>>& hotwords, const NgramModel* lm, int64_t blank,
     double alpha, double beta, int64_t beam, int64_t token_topk, double beam_threshold, double token_min_logp,
     bool partial_word_lm, double unk_score_offset, double blank_skip_threshold, bool viterbi, bool recombine,
-    bool score_boundary, const std::vector<std::pair<std::vector<int32_t>, std::string>>& lexicon) {
+    bool score_boundary, const std::vector<std::pair<std::vector<int32_t>, std::string>>& lexicon,
+    bool extend_best_token) {
   CtcPrefixBeamSearchOptions o;
   o.blank = blank;
   o.alpha = alpha;
@@ -82,6 +83,7 @@ std::unique_ptr<CtcPrefixBeamSearch> make_search(
   o.viterbi = viterbi;
   o.recombine = recombine;
   o.score_boundary = score_boundary;
+  o.extend_best_token = extend_best_token;
   std::vector<HotwordPhrase> phrases;
   for (const auto& [tokens, weight] : hotwords) phrases.push_back({tokens, weight});
   std::vector<LexiconEntry> entries;
@@ -189,7 +191,7 @@ void bind_decoding_prefix(py::module_& m) {
            py::arg("partial_word_lm"), py::arg("unk_score_offset"), py::arg("blank_skip_threshold"),
            py::arg("viterbi"), py::arg("recombine"), py::arg("score_boundary") = true,
            py::arg("lexicon") = std::vector<std::pair<std::vector<int32_t>, std::string>>(),
-           py::keep_alive<1, 5>())
+           py::arg("extend_best_token") = false, py::keep_alive<1, 5>())
       .def_property_readonly("vocab_size", &CtcPrefixBeamSearch::vocab_size)
       .def("decode", &decode, py::arg("log_probs"), py::arg("lengths"), py::arg("nbest"),
            py::arg("num_threads"),

@@ -404,6 +404,7 @@ void CtcPrefixBeamSearch::Stream::step(const float* row) {
   const CtcPrefixBeamSearchOptions& o = search_.options_;
   const int64_t vocab = search_.vocab_size();
   tokens_.clear();
+  int64_t most_likely = 0;
   for (int64_t v = 0; v < vocab; ++v) {
     const float x = row[v];
     if (std::isnan(x) || x == std::numeric_limits<float>::infinity()) {
@@ -412,7 +413,11 @@ void CtcPrefixBeamSearch::Stream::step(const float* row) {
           std::string(std::isnan(x) ? "NaN" : "+inf") + " at " + position(utterance_, frame_, v));
     }
     row_[v] = x;
+    if (x > row_[most_likely]) most_likely = v;
     if (v != o.blank && x >= o.token_min_logp) tokens_.push_back(static_cast<int32_t>(v));
+  }
+  if (o.extend_best_token && most_likely != o.blank && row_[most_likely] < o.token_min_logp) {
+    tokens_.push_back(static_cast<int32_t>(most_likely));
   }
   if (row_[o.blank] > o.blank_skip_threshold) {
     // A blank frame of probability 1: scores, ranks and pruning stay as they are.

@@ -46,6 +46,9 @@ struct CtcPrefixBeamSearchOptions {
   int64_t token_topk = 16;
   double beam_threshold = 20.0;
   double token_min_logp = -10.0;
+  // The frame's most likely label (first of equals), when not blank, is extended even below
+  // token_min_logp (pyctcdecode's rule).
+  bool extend_best_token = false;
   bool partial_word_lm = true;
   double unk_score_offset = -10.0;
   // Frames whose blank log-prob exceeds this are not searched: they act as a blank frame of

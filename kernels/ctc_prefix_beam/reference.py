@@ -5,8 +5,10 @@ Definition (every backend implements exactly this, frame by frame)::
     beams    prefixes (token-id tuples), each with log-probabilities p_b (alignments ending in
              blank) and p_nb (ending in its last token); initially [()] with p_b = 0, p_nb = -inf
     frame t  x = log_probs[t] (float32 values, added in float64)
-             candidates: the non-blank tokens with x[v] >= token_min_logp, sorted by (-x[v], v),
-             the first token_topk of them (blank is always extended)
+             candidates: the non-blank tokens with x[v] >= token_min_logp (with
+             extend_best_token, also the frame's most likely label, the first of equals, if it
+             is not blank), sorted by (-x[v], v), the first token_topk of them (blank is always
+             extended)
              for each beam (in rank order), with total = logaddexp(p_b, p_nb):
                blank:                 p_b(prefix)       += total + x[blank]
                for c in candidates:   c == last token:  p_nb(prefix)     += p_nb + x[c]
@@ -182,6 +184,7 @@ class PrefixBeamSearch:
         recombine: bool = False,
         score_boundary: bool = True,
         lexicon: Sequence[tuple[Sequence[int], str]] | None = None,
+        extend_best_token: bool = False,
         utterance: int = 0,
     ):
         self.pieces = list(pieces)
@@ -203,6 +206,7 @@ class PrefixBeamSearch:
         self.merge = max if viterbi else logaddexp
         self.recombine = recombine and lm is not None
         self.score_boundary = score_boundary
+        self.extend_best_token = extend_best_token
         # The trie's words: spelling (a str, or a token tuple with a lexicon) -> unigram log10 prob.
         if self.lexicon is not None:
             unigram = {
@@ -316,6 +320,9 @@ class PrefixBeamSearch:
             return
         self.searched_frames += 1
         cands = [v for v in range(len(x)) if v != self.blank and x[v] >= self.token_min_logp]
+        most_likely = max(range(len(x)), key=x.__getitem__)
+        if self.extend_best_token and most_likely != self.blank and x[most_likely] < self.token_min_logp:
+            cands.append(most_likely)
         cands = sorted(cands, key=lambda v: (-x[v], v))[: self.token_topk]
         p_b: dict[tuple[int, ...], float] = {}
         p_nb: dict[tuple[int, ...], float] = {}

@@ -293,6 +293,7 @@ class BeamSearchDecoderCTC(_Base):
                 "token_min_logp": token_min_logp,
                 "nbest": nbest,
                 "num_threads": None,
+                "extend_best_token": True,  # "tokens below this logp are skipped unless they are argmax of frame"
             }
             if lm is not None:
                 options.update(lm=lm.model, alpha=lm.alpha, beta=lm.beta, unk_score_offset=lm.unk_score_offset)

@@ -161,3 +161,19 @@ def test_a_kenlm_binary_lm(kjv, tmp_path):
     assert "lm.bin" in os.listdir(tmp_path / "saved" / "language_model")
     theirs = pyctcdecode.BeamSearchDecoderCTC.load_from_dir(str(tmp_path / "saved"))
     assert theirs.decode(utterances[0])  # kenlm reads the saved binary
+
+
+def test_a_frames_best_token_is_extended_below_token_min_logp():
+    # 200 labels: a flat frame's best token sits below token_min_logp = -5 after log-softmax
+    labels = ["", " ", "a", "b", *(chr(0x3B1 + i) for i in range(196))]
+    logits = np.zeros((3, len(labels)))
+    logits[0, 2] = 0.2  # "a" leads a flat frame, at log p -5.1 (200 labels)
+    logits[1:, 0] = 12.0  # then blanks
+    log_p = logits[0] - np.log(np.exp(logits[0]).sum())
+    assert log_p.max() < -5 and log_p.argmax() == 2
+    assert shim.build_ctcdecoder(labels).decode(logits) == pyctcdecode.build_ctcdecoder(labels).decode(logits) == "a"
+    from speechdecode.decoding import CtcPrefixBeamSearch
+
+    x = (logits - np.log(np.exp(logits).sum(1, keepdims=True)))[None].astype(np.float32)
+    assert CtcPrefixBeamSearch(labels, token_min_logp=-5.0)(x)[0][0].text == ""  # without the rule
+    assert CtcPrefixBeamSearch(labels, token_min_logp=-5.0, extend_best_token=True)(x)[0][0].text == "a"

@@ -51,6 +51,8 @@ CONFIGS = {
     # the search without a lexicon, with the former defaults (partial words and recombination off)
     "no lexicon plain": {"lm": True, "partial_word_lm": False, "recombine": False},
     "no lexicon no boundary": {"lm": True, "score_boundary": False},
+    "extend best token": {"lm": True, "token_min_logp": -1.2, "extend_best_token": True},
+    "extend best token no lm": {"token_min_logp": -0.9, "extend_best_token": True, "viterbi": True},
 }  # fmt: skip
 
 
