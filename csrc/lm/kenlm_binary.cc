@@ -52,8 +52,7 @@ bool has_extension(float backoff) { return float_bits(backoff) != kNoExtensionBi
 // Little-endian bit fields of up to 57 bits at any bit offset (8 bytes are read at the byte
 // holding the first bit; every section keeps 8 bytes of slack after its last record for this).
 uint64_t read_bits(const uint8_t* base, uint64_t bit, uint8_t length) {
-  const uint64_t mask = length >= 64 ? ~0ull : (1ull << length) - 1;
-  return (load<uint64_t>(base + (bit >> 3)) >> (bit & 7)) & mask;
+  return (load<uint64_t>(base + (bit >> 3)) >> (bit & 7)) & ((uint64_t{1} << length) - 1);  // length <= 57
 }
 
 uint64_t checked_add(uint64_t a, uint64_t b, bool* overflow) {
@@ -75,9 +74,13 @@ uint64_t interpolation_find(uint64_t lo, uint64_t hi, uint64_t low_key, uint64_t
   while (lo < hi) {
     uint64_t pivot = lo + (hi - lo) / 2;
     if (key >= low_key && key <= high_key) {
-      const unsigned __int128 offset = key - low_key;
-      const unsigned __int128 range = static_cast<unsigned __int128>(high_key - low_key) + 1;
-      pivot = lo + static_cast<uint64_t>(offset * (hi - lo) / range);
+      const uint64_t offset = key - low_key, range = high_key - low_key, width = hi - lo;
+      if (((offset | width) >> 32) == 0 && range < UINT64_MAX) {
+        pivot = lo + offset * width / (range + 1);  // word ids: exact in 64 bits
+      } else {
+        pivot = lo + static_cast<uint64_t>(static_cast<double>(offset) / (static_cast<double>(range) + 1.0) *
+                                           static_cast<double>(width));  // hashes
+      }
       if (pivot >= hi) pivot = hi - 1;
     }
     const uint64_t found = key_at(pivot);
