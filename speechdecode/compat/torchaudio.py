@@ -22,8 +22,11 @@ silence), each token's first frame in the hypothesis's best alignment (a CTC Vit
 its tokens), ``words`` the lexicon's (``unk_word`` for a spelling outside it). A last word without
 a silence token after it is still a word (flashlight's lexicon decoder ends on a word boundary).
 
-What differs: without a lexicon, the search still finds words (spelled between silence tokens) and
-scores them with the word LM (flashlight's lexicon-free decoder treats the LM as a token LM);
+Online decoding (``decode_begin``, ``decode_step``, ``decode_end``, ``get_final_hypothesis``)
+equals decoding the same frames at once.
+
+What differs: without a lexicon, the search still finds words (spelled between silence tokens)
+and scores them with the word LM (flashlight's lexicon-free decoder treats the LM as a token LM);
 ``lm_dict`` is read only to check it is a word list (the LM file carries its own vocabulary); a
 custom ``CTCDecoderLM`` is not supported. Emissions may be any float dtype, strided, numpy or torch.
 """
@@ -106,6 +109,32 @@ class CTCDecoder:
         self._words = words
         self._unk_word = unk_word
         self._sil = search.tokens.index(search.word_boundary) if search.word_boundary is not None else None
+        self._stream = None  # online decoding: decode_begin() .. get_final_hypothesis()
+        self._frames: list[np.ndarray] = []
+
+    def decode_begin(self) -> None:
+        """Start online decoding (then :meth:`decode_step` per chunk, :meth:`decode_end`,
+        :meth:`get_final_hypothesis`); the result equals decoding all the chunks' frames at once."""
+        self._stream = self.search.stream()
+        self._frames = []
+
+    def decode_step(self, emissions) -> None:
+        """Consume one chunk of emissions [T, V]."""
+        if self._stream is None:
+            raise InvalidArgumentError("decode_step", "a call after decode_begin()", "no decode_begin()")
+        x = torch.as_tensor(emissions).detach().to("cpu", torch.float32).numpy()
+        self._stream.accept(x)
+        self._frames.append(x)
+
+    def decode_end(self) -> None:
+        """End online decoding (the hypotheses stay readable)."""
+
+    def get_final_hypothesis(self) -> list[CTCHypothesis]:
+        """The n-best hypotheses of the frames given to :meth:`decode_step` since :meth:`decode_begin`."""
+        if self._stream is None:
+            raise InvalidArgumentError("get_final_hypothesis", "a call after decode_begin()", "no decode_begin()")
+        frames = np.concatenate(self._frames) if self._frames else np.zeros((0, len(self.tokens)), np.float32)
+        return [self._hypothesis(h, frames) for h in self._stream.finalize()]
 
     def idxs_to_tokens(self, idxs) -> list[str]:
         """The token symbols of ids."""

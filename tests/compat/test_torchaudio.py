@@ -70,6 +70,22 @@ def test_clear_inputs_give_flashlights_tokens_words_and_timesteps(tmp_path):
     assert got.words == ["KB", "AHB", "BAHT", "AH"]  # lexicon-free: words spelled between silences
 
 
+def test_online_decoding_equals_offline(kjv):
+    tmp, _, log_probs, lengths, arpa = kjv
+    decoder = ctc_decoder(tmp / "lexicon.txt", tmp / "tokens.txt", lm=arpa, nbest=2)
+    x = torch.from_numpy(log_probs[1, : lengths[1]])
+    decoder.decode_begin()
+    for start in range(0, len(x), 37):
+        decoder.decode_step(x[start : start + 37])
+    decoder.decode_end()
+    online = decoder.get_final_hypothesis()
+    offline = decoder(x[None])[0]
+    assert [(h.tokens.tolist(), h.words, h.timesteps.tolist()) for h in online] == [
+        (h.tokens.tolist(), h.words, h.timesteps.tolist()) for h in offline
+    ]
+    assert [h.score for h in online] == pytest.approx([h.score for h in offline], abs=1e-6)
+
+
 def test_sil_score_and_nbest(kjv):
     tmp, _, log_probs, lengths, arpa = kjv
     x = torch.from_numpy(log_probs[:2])
