@@ -230,8 +230,8 @@ def run_build(args) -> None:
         f"{args.arpa}: order {model.order} {args.method}, n-grams {summary['written_ngrams']} "
         f"(count {times['count']:.2f} s, estimate {times['estimate']:.2f} s, write {times['write']:.2f} s)"
     )
-    if args.arpa == "-" and not args.json:
-        _status(line)  # stdout holds the model
+    if not args.json:
+        _status(line)  # as lmplz: status on stderr (stdout may hold the model)
         return
     emit(args, summary, line)
 
@@ -337,7 +337,7 @@ def run_binary(args) -> None:
     if args.out != "-":
         summary["bytes"] = os.path.getsize(args.out)
     line = f"{args.out}: KenLM {args.type} binary of {args.arpa} ({seconds:.2f} s)"
-    if args.out == "-":
+    if not args.json:
         _status(line)
         return
     emit(args, {**summary, "seconds": seconds}, line)
@@ -348,7 +348,7 @@ def run_to_arpa(args) -> None:
 
     binary_to_arpa(args.binary, args.out)
     line = f"{args.out}: ARPA of {args.binary}"
-    if args.out == "-":
+    if not args.json:
         _status(line)
         return
     emit(args, {"binary": args.binary, "out": args.out}, line)

@@ -115,3 +115,12 @@ def test_build_limit_vocab_file_alias(tmp_path):
     assert (
         json.loads(a.stdout)["vocabulary"] < json.loads(lm(*args, "--arpa", tmp_path / "c.arpa").stdout)["vocabulary"]
     )
+
+
+def test_status_goes_to_stderr_as_in_lmplz(tmp_path):
+    out = lm("build", "-o", "2", "--text", LMPLZ_DATA / "kjv400.txt", "--arpa", tmp_path / "m.arpa")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == b"" and b"order 2 mkn" in out.stderr
+    out = lm("binary", tmp_path / "m.arpa", tmp_path / "m.bin")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == b"" and b"KenLM probing binary" in out.stderr
