@@ -4,6 +4,7 @@ from speechdecode.decoding.ctc_greedy import GreedyHypothesis, ctc_greedy, ctc_g
 from speechdecode.decoding.ctc_prefix_beam_search import CtcPrefixBeamSearch, CtcPrefixBeamSearchStream
 from speechdecode.decoding.metrics import char_error_rate, edit_distance, word_error_rate
 from speechdecode.decoding.ras import PRESETS, RepetitionAwareSampler, ras
+from speechdecode.decoding.samplers import FilterSampler, RasSampler, Sampler
 from speechdecode.decoding.stopping import DurationGuidedStopping
 from speechdecode.decoding.unit_streamer import CtcUnitStreamer, UnitCallbackError, UnitChunk
 from speechdecode.decoding.wfst_decoder import WfstDecoder, WfstHypothesis, WfstStream
@@ -16,8 +17,11 @@ __all__ = [
     "CtcPrefixBeamSearchStream",
     "CtcUnitStreamer",
     "DurationGuidedStopping",
+    "FilterSampler",
     "GreedyHypothesis",
+    "RasSampler",
     "RepetitionAwareSampler",
+    "Sampler",
     "UnitCallbackError",
     "UnitChunk",
     "WfstDecoder",

@@ -5,7 +5,8 @@ TTS: :class:`CodecLM` (VALL-E AR + NAR), :class:`DelayPatternLM` (MusicGen / Voi
 infilling), :class:`UnitStreamer` (LLaMA-Omni units), :func:`melle_generate` (MELLE). Small
 random-weight reference networks make every loop runnable; :class:`CtcPosteriorSimulator` stands
 in for an acoustic model. Hugging Face ``generate()`` adapters (:class:`SamplingWarper`,
-:class:`RepetitionAwareProcessor`, :class:`DurationStoppingProcessor`, :func:`ras_generate`)
+:class:`SamplerProcessor`, :class:`RepetitionAwareProcessor`, :class:`DurationStoppingProcessor`,
+:func:`ras_generate`)
 load on first use.
 """
 
@@ -29,7 +30,13 @@ __all__ += ["MelleOutput", "TinyMelleLM", "TinyUnitHead", "TokenSampler", "UnitS
 
 # transformers adapters (models/hf.py), imported on first use: transformers is an optional extra
 # and slow to import.
-_HF_EXPORTS = ("DurationStoppingProcessor", "RepetitionAwareProcessor", "SamplingWarper", "ras_generate")
+_HF_EXPORTS = (
+    "DurationStoppingProcessor",
+    "RepetitionAwareProcessor",
+    "SamplerProcessor",
+    "SamplingWarper",
+    "ras_generate",
+)
 __all__ += list(_HF_EXPORTS)
 
 

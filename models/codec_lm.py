@@ -10,9 +10,10 @@ Two families, each around a user's decoder-only model:
   (``on_frame``) as soon as all their codebooks exist (:class:`IncrementalRevert`);
   :meth:`DelayPatternLM.infill` edits speech (VoiceCraft: regenerate a span given the rest).
 
-Both sample with :func:`speechdecode.decoding.sample` (temperature / top-k / top-p) or with
-repetition-aware sampling (``ras={...}``, :class:`~speechdecode.decoding.RepetitionAwareSampler`),
-can restrict attention with RALL-E duration-guided masks and stop with
+Both sample with :func:`speechdecode.decoding.sample` (temperature / top-k / top-p), with
+repetition-aware sampling (``ras={...}``), or with any user sampler (``sampler=``, the protocol of
+:mod:`speechdecode.decoding.samplers`: ``sampler(logits [N, V], history [N, L]) -> tokens [N]``
+and ``reset(rows)``), can restrict attention with RALL-E duration-guided masks and stop with
 :class:`~speechdecode.decoding.DurationGuidedStopping` (``durations=``).
 
 Model contract (what :class:`~speechdecode.models.reference_nets.TinyTransformerLM` implements):
@@ -33,13 +34,12 @@ import numpy as np
 import torch
 
 from speechdecode import _tensors
-from speechdecode.decoding.ras import RepetitionAwareSampler
+from speechdecode.decoding.samplers import FilterSampler, RasSampler, check_sampler, draw
 from speechdecode.decoding.stopping import DurationGuidedStopping
 from speechdecode.errors import InvalidArgumentError, TensorError
 from speechdecode.kernels.code_transforms import group_codes
 from speechdecode.kernels.delay_pattern import IncrementalRevert, build
 from speechdecode.kernels.duration_mask import dense_mask
-from speechdecode.kernels.sampling import sample
 
 __all__ = ["CodecLM", "DelayPatternLM", "GenerationOutput", "TokenSampler"]
 
@@ -81,45 +81,77 @@ def _codes(x, name: str, ndim: int, what: str, high: int) -> torch.Tensor:
 
 
 class TokenSampler:
-    """One token per row from [R, V] logits: :func:`~speechdecode.decoding.sample` or RAS.
+    """The loops' default sampler: :func:`~speechdecode.decoding.sample` or RAS (a
+    :class:`~speechdecode.decoding.samplers.Sampler`).
 
     Args:
-        rows: R, the rows sampled together at each call (RAS keeps one history per row).
+        rows: R, the rows sampled together at each call.
         temperature, top_k, top_p: as for :func:`~speechdecode.decoding.sample` (temperature 0
             is greedy). With ``ras`` the logits are divided by ``temperature`` (when > 0) and
             ``top_k`` / ``top_p`` go to RAS unless ``ras`` sets them.
-        ras: None, or keyword options of :class:`~speechdecode.decoding.RepetitionAwareSampler`
+        ras: None, or keyword options of :class:`~speechdecode.decoding.samplers.RasSampler`
             (``window``, ``threshold``, ``top_k``, ``top_p``, ``preset``).
         generator: torch.Generator of the draws (reproducible generation).
     """
 
     def __init__(self, rows: int, *, temperature=1.0, top_k=None, top_p=None, ras=None, generator=None):
-        self.temperature = temperature
-        self.top_k, self.top_p = top_k, top_p
-        self.generator = generator
-        self.ras = None
-        if ras is not None:
-            if not isinstance(ras, dict):
-                raise InvalidArgumentError("ras", "None or a dict of RepetitionAwareSampler options", repr(ras))
-            options = dict(ras)
-            if top_k is not None:
-                options.setdefault("top_k", top_k)
-            if top_p is not None:
-                options.setdefault("top_p", top_p)
-            allowed = {"window", "threshold", "top_k", "top_p", "preset"}
-            unknown = sorted(set(options) - allowed)
-            if unknown:
-                raise InvalidArgumentError("ras", f"options among {sorted(allowed)}", unknown)
-            self.ras = RepetitionAwareSampler(**options, batch_size=rows, generator=generator)
+        self.rows = _int(rows, "rows", 1)
+        if ras is None:
+            self.sampler = FilterSampler(temperature, top_k, top_p, generator=generator)
+            return
+        if not isinstance(ras, dict):
+            raise InvalidArgumentError("ras", "None or a dict of RasSampler options", repr(ras))
+        options = dict(ras)
+        if top_k is not None:
+            options.setdefault("top_k", top_k)
+        if top_p is not None:
+            options.setdefault("top_p", top_p)
+        allowed = {"window", "threshold", "top_k", "top_p", "preset"}
+        unknown = sorted(set(options) - allowed)
+        if unknown:
+            raise InvalidArgumentError("ras", f"options among {sorted(allowed)}", unknown)
+        scale = temperature if isinstance(temperature, numbers.Real) and temperature > 0 else 1.0
+        self.sampler = RasSampler(**options, temperature=scale, generator=generator)
+
+    def __call__(self, logits: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        if logits.shape[0] != self.rows:
+            raise TensorError("logits", f"[{self.rows}, V]", _tensors._describe(logits))
+        return self.sampler(logits, history)
+
+    def reset(self, rows=None) -> None:
+        self.sampler.reset(rows)
+
+
+def _sampler(sampler, rows: int, temperature, top_k, top_p, ras, generator):
+    """The sampler a loop uses: the user's (checked, with no sampling options beside it) or ours."""
+    if sampler is None:
+        return TokenSampler(rows, temperature=temperature, top_k=top_k, top_p=top_p, ras=ras, generator=generator)
+    given = {"temperature": temperature != 1.0, "top_k": top_k is not None, "top_p": top_p is not None}
+    given.update({"ras": ras is not None, "generator": generator is not None})
+    if any(given.values()):
+        options = ", ".join(k for k, v in given.items() if v)
+        raise InvalidArgumentError(
+            "sampler", f"either sampler= or sampling options, not both (also given: {options})", type(sampler).__name__
+        )
+    return check_sampler(sampler)
+
+
+class _Draws:
+    """Draws through a sampler, keeping each row's tokens (its history) since the start."""
+
+    def __init__(self, sampler, rows: int, device):
+        self.sampler = sampler
+        self.history = torch.full((rows, 16), -1, dtype=torch.int64, device=device)
+        self.count = 0
+        sampler.reset(None)
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
-        if self.ras is None:
-            return sample(
-                logits, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, generator=self.generator
-            )
-        if self.temperature != 1.0 and self.temperature > 0:
-            logits = logits / self.temperature
-        return self.ras.step(logits)
+        tokens = draw(self.sampler, logits, self.history[:, : self.count])
+        if self.count == self.history.shape[1]:
+            self.history = torch.cat([self.history, torch.full_like(self.history, -1)], dim=1)
+        self.history[:, self.count] = tokens
+        self.count += 1
+        return tokens
 
 
 def _check_logits(logits, batch: int, steps: int, streams: int, vocab: int, what: str) -> torch.Tensor:
@@ -235,6 +267,7 @@ class CodecLM:
         durations=None,
         duration_window: int = 1,
         generator: torch.Generator | None = None,
+        sampler=None,
     ) -> GenerationOutput:
         """Generate the speech codes of a batch: AR codebook 1, then the NAR stages.
 
@@ -245,6 +278,8 @@ class CodecLM:
                 G > 1 its first ``P % G`` frames are trimmed (VALL-E 2).
             max_frames: the most frames generated per row (rounded up to whole groups).
             temperature, top_k, top_p, ras, generator: sampling, see :class:`TokenSampler`.
+            sampler: any :class:`~speechdecode.decoding.samplers.Sampler` instead (rows: the
+                batch; history: each row's AR tokens so far), with no sampling option beside it.
             durations: [B, L] integer frames per phoneme covering the (trimmed) prompt frames
                 and then the frames to generate, or None. Speech positions attend only to
                 phonemes within ``duration_window`` of their own (RALL-E), and EOS is masked
@@ -269,12 +304,12 @@ class CodecLM:
         max_frames = _int(max_frames, "max_frames", 1)
         G = self.group_size
         prompt = prompt[..., prompt.shape[2] % G :]
-        sampler = TokenSampler(batch, temperature=temperature, top_k=top_k, top_p=top_p, ras=ras, generator=generator)
-        first, lengths, finished, steps = self._ar(ph, prompt, max_frames, sampler, durations, duration_window)
+        draws = _Draws(_sampler(sampler, batch, temperature, top_k, top_p, ras, generator), batch, ph.device)
+        first, lengths, finished, steps = self._ar(ph, prompt, max_frames, draws, durations, duration_window)
         codes = self._nar(ph, prompt, first, lengths)
         return GenerationOutput(codes, lengths, finished, steps)
 
-    def _ar(self, ph, prompt, max_frames, sampler, durations, duration_window):
+    def _ar(self, ph, prompt, max_frames, draws, durations, duration_window):
         G, batch, num_ph, dev = self.group_size, ph.shape[0], ph.shape[1], ph.device
         grouped = group_codes(prompt[:, 0], G)  # [B, N_p, G]
         prefix = num_ph + grouped.shape[1]
@@ -306,7 +341,7 @@ class CodecLM:
                 x = logits[:, j]
                 if guide is not None:
                     x = guide.stop(g * G + j, x)
-                token = sampler(x)
+                token = draws(x)
                 ended = (token == self.eos) & ~finished
                 lengths = torch.where(ended, g * G + j, lengths)
                 finished |= ended
@@ -416,6 +451,7 @@ class DelayPatternLM:
         duration_window: int = 1,
         generator: torch.Generator | None = None,
         on_frame: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+        sampler=None,
     ) -> GenerationOutput:
         """Generate up to ``max_frames`` new frames per row after an optional prompt.
 
@@ -425,6 +461,9 @@ class DelayPatternLM:
             max_frames: the most new frames per row (a row that reaches it ends unfinished).
             temperature, top_k, top_p, ras, generator: sampling, see :class:`TokenSampler`
                 (RAS keeps one history per (row, codebook)).
+            sampler: any :class:`~speechdecode.decoding.samplers.Sampler` instead, called on
+                [B * K, V] logits (row b * K + k: codebook k of row b) with each such row's
+                tokens so far; no sampling option beside it.
             durations: [B, L] frames per phoneme covering the prompt and the new frames, or
                 None; speech positions attend to phonemes within ``duration_window`` of the
                 frame they predict (RALL-E) and codebook 0's ``eog`` is masked before and
@@ -449,11 +488,10 @@ class DelayPatternLM:
             if tuple(prompt.shape[:2]) != (batch, K):
                 raise TensorError("prompt_codes", f"[B={batch}, K={K}, P]", _tensors._describe(prompt_codes))
         max_frames = _int(max_frames, "max_frames", 1)
-        sampler = TokenSampler(
-            batch * K, temperature=temperature, top_k=top_k, top_p=top_p, ras=ras, generator=generator
-        )
+        chosen = _sampler(sampler, batch * K, temperature, top_k, top_p, ras, generator)
         head = self._phoneme_tokens(ph)
-        return self._loop(head, prompt, max_frames, sampler, durations, duration_window, on_frame)
+        draws = _Draws(chosen, batch * K, ph.device)
+        return self._loop(head, prompt, max_frames, draws, durations, duration_window, on_frame)
 
     @torch.no_grad()
     def infill(
@@ -468,6 +506,7 @@ class DelayPatternLM:
         top_p=None,
         ras: dict | None = None,
         generator: torch.Generator | None = None,
+        sampler=None,
     ) -> GenerationOutput:
         """VoiceCraft speech editing: regenerate one span of each row given the rest.
 
@@ -483,6 +522,8 @@ class DelayPatternLM:
             spans: B ``(start, end)`` frame intervals to replace, one per row.
             max_frames: the most frames generated for a span.
             temperature, top_k, top_p, ras, generator: sampling, see :class:`TokenSampler`.
+            sampler: any :class:`~speechdecode.decoding.samplers.Sampler` instead ([K, V] per
+                call: one row per codebook; reset before each edited row).
 
         Returns:
             :class:`GenerationOutput` whose codes [B, K, T'] are the edited utterances
@@ -507,6 +548,7 @@ class DelayPatternLM:
         if not isinstance(spans, (list, tuple)) or len(spans) != batch:
             raise InvalidArgumentError("spans", f"a list of {batch} (start, end) pairs, one per row", repr(spans))
         max_frames = _int(max_frames, "max_frames", 1)
+        chosen = _sampler(sampler, K, temperature, top_k, top_p, ras, generator)
         edited, finished, steps = [], [], 0
         for b in range(batch):
             sequence, layout = causal_mask_rearrange(
@@ -520,9 +562,8 @@ class DelayPatternLM:
                 card=self.card,
             )
             prompt = sequence[:, : int(layout.prompt_lengths[0]) - 1]  # the all-empty step is the loop's column 0
-            sampler = TokenSampler(K, temperature=temperature, top_k=top_k, top_p=top_p, ras=ras, generator=generator)
             head = torch.cat([self._phoneme_tokens(ph[b : b + 1]), prompt.T[None]], dim=1)
-            out = self._loop(head, z[b : b + 1, :, :0], max_frames, sampler, None, 0, None)
+            out = self._loop(head, z[b : b + 1, :, :0], max_frames, _Draws(chosen, K, z.device), None, 0, None)
             start, end = layout.spans[0][0]
             span = out.codes[0, :, : int(out.lengths[0])]
             edited.append(torch.cat([z[b, :, :start], span, z[b, :, end:]], dim=1))
@@ -534,7 +575,7 @@ class DelayPatternLM:
             result[b, :, : e.shape[1]] = e
         return GenerationOutput(result, lengths, torch.tensor(finished, device=z.device), steps)
 
-    def _loop(self, head, prompt, max_frames, sampler, durations, duration_window, on_frame):
+    def _loop(self, head, prompt, max_frames, draws, durations, duration_window, on_frame):
         """Generate after ``head`` [B, H, K] (phonemes, or an editing prompt) and ``prompt``'s columns."""
         K, dev = self.num_codebooks, head.device
         batch, num_ph = head.shape[:2]
@@ -586,7 +627,7 @@ class DelayPatternLM:
                 rows, cols = (forced >= 0).nonzero(as_tuple=True)
                 x[rows, cols] = _NEG_INF
                 x[rows, cols, forced[rows, cols]] = 0.0
-            new = sampler(x.reshape(batch * K, vocab)).view(batch, K)
+            new = draws(x.reshape(batch * K, vocab)).view(batch, K)
             if t[0] >= P:
                 ended = (new[:, 0] == self.eog) & (ends < 0)
                 if bool(ended.any()):

@@ -1,6 +1,6 @@
 """Hugging Face transformers adapters: our samplers and stopping rule inside ``model.generate()``.
 
-Four pieces, for ``transformers`` models (tested with 5.x on a tiny random Llama and MusicGen):
+Five pieces, for ``transformers`` models (tested with 5.x on a tiny random Llama and MusicGen):
 
 * :class:`SamplingWarper` -- a ``LogitsProcessor`` applying temperature, top-k, top-p and min-p
   exactly as :func:`speechdecode.decoding.sample` defines them: it divides the scores by the
@@ -11,9 +11,10 @@ Four pieces, for ``transformers`` models (tested with 5.x on a tiny random Llama
 * :class:`DurationStoppingProcessor` -- :class:`speechdecode.decoding.DurationGuidedStopping`
   as a ``LogitsProcessor``: per row, EOS is suppressed for the first D_b generated tokens and
   forced right after (steps count from the prompt length).
-* :class:`RepetitionAwareProcessor` -- RAS as a ``LogitsProcessor`` that draws the token itself
-  and hands ``generate`` a row with one finite entry: for models whose own ``generate`` refuses
-  ``custom_generate`` (MusicGen: one row per batch item and codebook, after its CFG).
+* :class:`SamplerProcessor` -- any sampler (:mod:`speechdecode.decoding.samplers`) as a
+  ``LogitsProcessor`` that draws the token itself and hands ``generate`` a row with one finite
+  entry, for models whose own ``generate`` refuses ``custom_generate`` (MusicGen: one row per
+  batch item and codebook, its CFG included); :class:`RepetitionAwareProcessor` is it with RAS.
 * :func:`ras_generate` -- a ``custom_generate`` callable (transformers 5.x accepts a callable
   as well as a Hub repository: ``generate`` prepares inputs, cache, processors and stopping
   criteria, then hands the decoding loop to it, with keywords its signature names). It runs
@@ -33,6 +34,7 @@ import torch
 
 from speechdecode import _args, _tensors
 from speechdecode.decoding.ras import _check_options, ras
+from speechdecode.decoding.samplers import RasSampler, check_sampler, draw
 from speechdecode.decoding.stopping import DurationGuidedStopping
 from speechdecode.errors import BackendUnavailableError, InvalidArgumentError, TensorError
 from speechdecode.kernels.sampling import keep_mask
@@ -45,7 +47,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         f"speechdecode.models.hf needs transformers ({exc}); `pip install speechdecode[hf]`"
     ) from exc
 
-__all__ = ["DurationStoppingProcessor", "RepetitionAwareProcessor", "SamplingWarper", "ras_generate"]
+__all__ = [
+    "DurationStoppingProcessor",
+    "RepetitionAwareProcessor",
+    "SamplerProcessor",
+    "SamplingWarper",
+    "ras_generate",
+]
 
 
 class SamplingWarper(LogitsProcessor):
@@ -118,58 +126,39 @@ class DurationStoppingProcessor(LogitsProcessor):
         return self.stopping(step, scores)
 
 
-class RepetitionAwareProcessor(LogitsProcessor):
-    """Repetition-aware sampling as a ``LogitsProcessor``: it draws the token itself.
+class SamplerProcessor(LogitsProcessor):
+    """Any :class:`~speechdecode.decoding.samplers.Sampler` as a ``LogitsProcessor`` that draws
+    the token itself.
 
-    Each call draws one token per row with :func:`speechdecode.decoding.ras` (history: the row's
+    Each call draws one token per row with ``sampler(scores, history)`` (history: the row's
     tokens generated since the prompt, on the scores' device) and returns scores whose only
     finite entry is the drawn token (0; -inf elsewhere), so whatever ``generate`` does next --
     greedy argmax, or softmax + multinomial after its top-k / top-p / temperature warpers --
     picks that token. It works where ``custom_generate`` does not: in multi-codebook models whose
     ``generate`` is their own (MusicGen, whose processors see one row per batch item and
-    codebook), one RAS state per row and codebook.
+    codebook), one history per row and codebook.
 
     Args:
-        window, threshold, top_k, top_p, preset: as for :func:`~speechdecode.decoding.ras`.
-        temperature: divides the scores before RAS (> 0).
+        sampler: the sampler (``reset()`` is called when a new ``generate`` starts).
         guidance_scale: MusicGen's ``guidance_scale``, when ``generate`` gets one: its
             classifier-free guidance runs after the user's processors, so this one sees the
             conditional and unconditional halves, guides them (``u + s * (c - u)``) before
             drawing, and hands the guidance processor halves it turns into the drawn token.
-        generator: torch.Generator for RAS's uniforms (two per row per step).
 
     A call whose ``input_ids`` are not one longer than the last call's (a new ``generate``)
     starts over: the prompt is what ``input_ids`` holds at the first call. Ids outside the
-    vocabulary (MusicGen's delay-pattern pad) are not counted as history.
+    vocabulary (MusicGen's delay-pattern pad) are -1 (none) in the history.
 
     Raises:
-        InvalidArgumentError: bad RAS options, temperature or guidance scale (at construction);
-            guided scores without ``guidance_scale``.
-        TensorError: scores whose rows do not match ``input_ids`` (once or twice).
-
-    Example:
-        >>> gen = torch.Generator().manual_seed(0)
-        >>> processor = RepetitionAwareProcessor(preset="cosyvoice", guidance_scale=3.0, generator=gen)
-        >>> musicgen.generate(**inputs, do_sample=True, guidance_scale=3.0, max_new_tokens=256,
-        ...                   logits_processor=[processor])  # doctest: +SKIP
+        InvalidArgumentError: not a sampler, a bad guidance scale (at construction); guided
+            scores without ``guidance_scale``.
+        TensorError: scores whose rows do not match ``input_ids`` (once or twice); a sampler
+            output that is not [N] tokens in [0, V).
     """
 
-    def __init__(
-        self,
-        window: int = 10,
-        threshold: float = 0.1,
-        top_k: int | None = None,
-        top_p: float = 0.8,
-        preset: str = "paper",
-        temperature: float = 1.0,
-        guidance_scale: float | None = None,
-        generator: torch.Generator | None = None,
-    ):
-        self.window, self.threshold, self.top_k, self.top_p = _check_options(window, threshold, top_k, top_p, preset)
-        self.preset = preset
-        self.temperature = _args.real(temperature, "temperature", low=0.0, strict=True)
+    def __init__(self, sampler, guidance_scale: float | None = None):
+        self.sampler = check_sampler(sampler)
         self.guidance_scale = None if guidance_scale is None else _args.real(guidance_scale, "guidance_scale")
-        self.generator = generator
         self._prompt_length: int | None = None
         self._last_length = -1
 
@@ -191,24 +180,50 @@ class RepetitionAwareProcessor(LogitsProcessor):
         length = input_ids.shape[1]
         if self._prompt_length is None or length != self._last_length + 1:
             self._prompt_length = length  # a new generate call
+            self.sampler.reset(None)
         self._last_length = length
-        generated = input_ids[:, self._prompt_length :][:, -self.window :]
+        generated = input_ids[:, self._prompt_length :]
         history = torch.where((generated >= 0) & (generated < scores.shape[1]), generated, -1)
-        tokens = ras(
-            logits / self.temperature,
-            history,
-            window=self.window,
-            threshold=self.threshold,
-            top_k=self.top_k,
-            top_p=self.top_p,
-            preset=self.preset,
-            generator=self.generator,
-        )
+        tokens = draw(self.sampler, logits, history)
         out = torch.full((rows, scores.shape[1]), float("-inf"), dtype=scores.dtype, device=scores.device)
         out.scatter_(1, tokens[:, None], 0.0)
         if guided:  # the CFG processor then computes 0 + s * (out - 0): the same single finite entry
             out = torch.cat([out, torch.zeros_like(out)])
         return out
+
+
+class RepetitionAwareProcessor(SamplerProcessor):
+    """Repetition-aware sampling inside ``generate``: a :class:`SamplerProcessor` over
+    :class:`~speechdecode.decoding.samplers.RasSampler`.
+
+    Args:
+        window, threshold, top_k, top_p, preset: as for :func:`~speechdecode.decoding.ras`.
+        temperature: divides the scores before RAS (> 0).
+        guidance_scale: as for :class:`SamplerProcessor` (MusicGen's, when ``generate`` has one).
+        generator: torch.Generator for RAS's uniforms (two per row per step).
+
+    Raises:
+        InvalidArgumentError: bad RAS options, temperature or guidance scale (at construction).
+
+    Example:
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> processor = RepetitionAwareProcessor(preset="cosyvoice", guidance_scale=3.0, generator=gen)
+        >>> musicgen.generate(**inputs, do_sample=True, guidance_scale=3.0, max_new_tokens=256,
+        ...                   logits_processor=[processor])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        window: int = 10,
+        threshold: float = 0.1,
+        top_k: int | None = None,
+        top_p: float = 0.8,
+        preset: str = "paper",
+        temperature: float = 1.0,
+        guidance_scale: float | None = None,
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__(RasSampler(window, threshold, top_k, top_p, preset, temperature, generator), guidance_scale)
 
 
 def ras_generate(

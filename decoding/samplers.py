@@ -1,0 +1,156 @@
+"""The sampler protocol of the generation loops, and the samplers that implement it.
+
+A sampler draws the next token of N rows decoded in lockstep::
+
+    tokens = sampler(logits, history)   # logits [N, V] float; history [N, L] int64, -1 = none
+    sampler.reset(rows)                 # rows (re)start: an index, list, bool mask, None = all
+
+``history`` holds each row's tokens drawn since its last reset, oldest first (the prompt is
+not part of it); it is the loop's record, so a sampler needs no state to look back (RAS) and
+``reset`` may do nothing. ``tokens`` is [N] integers in [0, V), a torch tensor on the logits'
+device or a numpy array (a numba-compiled sampler's), which the loops move to the device.
+
+Loops that take ``sampler=``: :meth:`speechdecode.models.CodecLM.generate`,
+:meth:`speechdecode.models.DelayPatternLM.generate` / ``infill``, and inside Hugging Face
+``generate``, :class:`speechdecode.models.hf.SamplerProcessor`. Ours: :class:`FilterSampler`
+(:func:`sample`'s temperature / top-k / top-p / min-p) and :class:`RasSampler` (:func:`ras`).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from speechdecode import _args, _tensors
+from speechdecode.decoding.ras import _check_options, ras
+from speechdecode.errors import InvalidArgumentError, TensorError
+from speechdecode.kernels.sampling import sample
+
+__all__ = ["FilterSampler", "RasSampler", "Sampler", "check_sampler", "draw"]
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    """What a generation loop calls: ``sampler(logits [N, V], history [N, L]) -> tokens [N]``."""
+
+    def __call__(self, logits: torch.Tensor, history: torch.Tensor) -> torch.Tensor: ...
+
+    def reset(self, rows=None) -> None: ...
+
+
+class FilterSampler:
+    """:func:`~speechdecode.decoding.sample` as a sampler (the history is not used).
+
+    Args:
+        temperature, top_k, top_p, min_p: as for ``sample`` (temperature 0 is greedy).
+        generator: torch.Generator of the uniforms (one per row per call).
+    """
+
+    def __init__(self, temperature=1.0, top_k=None, top_p=None, min_p=None, generator: torch.Generator | None = None):
+        self.temperature, self.top_k, self.top_p, self.min_p = temperature, top_k, top_p, min_p
+        self.generator = generator
+
+    def __call__(self, logits: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        return sample(
+            logits,
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            min_p=self.min_p,
+            generator=self.generator,
+        )
+
+    def reset(self, rows=None) -> None:
+        """Nothing to forget: the draws depend on the logits only."""
+
+
+class RasSampler:
+    """:func:`~speechdecode.decoding.ras` (VALL-E 2 repetition-aware sampling) as a sampler.
+
+    Args:
+        window, threshold, top_k, top_p, preset: as for ``ras``; the last ``window`` tokens of
+            each row's history are the ones looked at.
+        temperature: divides the logits first (> 0).
+        generator: torch.Generator of the uniforms (two per row per call).
+
+    Raises:
+        InvalidArgumentError: bad options, at construction.
+    """
+
+    def __init__(
+        self,
+        window: int = 10,
+        threshold: float = 0.1,
+        top_k: int | None = None,
+        top_p: float = 0.8,
+        preset: str = "paper",
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ):
+        self.window, self.threshold, self.top_k, self.top_p = _check_options(window, threshold, top_k, top_p, preset)
+        self.preset = preset
+        self.temperature = _args.real(temperature, "temperature", low=0.0, strict=True)
+        self.generator = generator
+
+    def __call__(self, logits: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        scaled = logits if self.temperature == 1.0 else logits / self.temperature
+        return ras(
+            scaled,
+            history[:, -self.window :],
+            window=self.window,
+            threshold=self.threshold,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            preset=self.preset,
+            generator=self.generator,
+        )
+
+    def reset(self, rows=None) -> None:
+        """Nothing to forget: the loop's history is the record."""
+
+
+def check_sampler(sampler, name: str = "sampler") -> Sampler:
+    """``sampler`` if it follows the protocol (callable, with ``reset``), else a named error."""
+    if not isinstance(sampler, Sampler):
+        raise InvalidArgumentError(
+            name,
+            "a sampler: sampler(logits [N, V], history [N, L]) -> tokens [N], with reset(rows)",
+            type(sampler).__name__,
+        )
+    return sampler
+
+
+def draw(sampler: Sampler, logits: torch.Tensor, history: torch.Tensor, name: str = "sampler") -> torch.Tensor:
+    """``sampler(logits, history)``, checked: int64 [N] in [0, V) on the logits' device.
+
+    Raises:
+        TensorError: naming ``name``'s output, what it should be and what it was.
+    """
+    rows, vocab = logits.shape
+    tokens = sampler(logits, history)
+    expected = f"[{rows}] integer tokens in [0, {vocab})"
+    if isinstance(tokens, np.ndarray):
+        if tokens.dtype.kind not in "iu":
+            raise TensorError(f"{name} output", expected, f"numpy {tokens.dtype} {list(tokens.shape)}")
+        tokens = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64))
+    if not isinstance(tokens, torch.Tensor):
+        raise TensorError(f"{name} output", expected, type(tokens).__name__)
+    if (
+        tokens.shape != (rows,)
+        or tokens.dtype.is_floating_point
+        or tokens.dtype.is_complex
+        or tokens.dtype == torch.bool
+    ):
+        raise TensorError(f"{name} output", expected, _tensors._describe(tokens))
+    if tokens.device != logits.device:
+        if tokens.device.type != "cpu":
+            raise TensorError(f"{name} output", f"tokens on {logits.device} or the CPU", str(tokens.device))
+        tokens = tokens.to(logits.device)
+    tokens = tokens.long()
+    bad = (tokens < 0) | (tokens >= vocab)
+    if bool(bad.any()):
+        row = int(bad.nonzero()[0, 0])
+        raise TensorError(f"{name} output", expected, f"{int(tokens[row])} at row {row}")
+    return tokens
