@@ -2,7 +2,8 @@
 
 ASR: :class:`CtcAsr` (any encoder to log-probs, any decoder, offline and streaming).
 TTS: :class:`CodecLM` (VALL-E AR + NAR), :class:`DelayPatternLM` (MusicGen / VoiceCraft, with
-infilling), :class:`UnitStreamer` (LLaMA-Omni units), :func:`melle_generate` (MELLE). Small
+infilling), :class:`CodecStream` (codes to waveform chunk by chunk with a transformers codec),
+:class:`UnitStreamer` (LLaMA-Omni units), :func:`melle_generate` (MELLE). Small
 random-weight reference networks make every loop runnable; :class:`CtcPosteriorSimulator` stands
 in for an acoustic model. Hugging Face ``generate()`` adapters (:class:`SamplingWarper`,
 :class:`SamplerProcessor`, :class:`RepetitionAwareProcessor`, :class:`DurationStoppingProcessor`,
@@ -11,6 +12,7 @@ load on first use.
 """
 
 from speechdecode.models.codec_lm import CodecLM, DelayPatternLM, GenerationOutput, TokenSampler
+from speechdecode.models.codec_stream import CodecStream
 from speechdecode.models.ctc_asr import AsrStream, CtcAsr, CtcDecoder, CtcDecoderStream, GreedyCtcDecoder
 from speechdecode.models.ctc_simulator import CtcPosteriorSimulator
 from speechdecode.models.melle import MelleOutput, melle_generate
@@ -25,7 +27,15 @@ from speechdecode.models.unit_streamer import UnitStreamer
 
 __all__ = ["CtcPosteriorSimulator"]
 __all__ += ["AsrStream", "CtcAsr", "CtcDecoder", "CtcDecoderStream", "GreedyCtcDecoder"]
-__all__ += ["CausalConvLstmEncoder", "CodecLM", "DelayPatternLM", "GenerationOutput", "KVCache", "TinyTransformerLM"]
+__all__ += [
+    "CausalConvLstmEncoder",
+    "CodecLM",
+    "CodecStream",
+    "DelayPatternLM",
+    "GenerationOutput",
+    "KVCache",
+    "TinyTransformerLM",
+]
 __all__ += ["MelleOutput", "TinyMelleLM", "TinyUnitHead", "TokenSampler", "UnitStreamer", "melle_generate"]
 
 # transformers adapters (models/hf.py), imported on first use: transformers is an optional extra
