@@ -73,7 +73,7 @@ def test_decode_without_tokens_prints_ids(posteriors):
         (["decode", "--log-probs", "p.npz", "--blank", "7"], "blank: expected a label id in [0, 4), got 7"),
         (["decode", "--log-probs", "p.npz", "--blank", "foo"], "--blank: expected a label id or a symbol"),
         (["decode"], "the following arguments are required: --log-probs"),
-        (["bench", "nope"], "name: expected a benchmark suite, one of beam, ctc, ctc_gpu"),
+        (["bench", "nope"], "name: expected a benchmark suite, one of beam, compat, ctc, ctc_gpu"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )
@@ -100,8 +100,9 @@ def test_every_command_takes_json():
 
     commands = dict(leaves(cli.build_parser(), ()))
     assert {p[0] for p in commands} == {"info", "lm", "graph", "decode", "demo", "bench"}
-    assert {p[1] for p in commands if p[0] == "graph"} == {"compile", "info", "draw"}
-    assert {p[1] for p in commands if p[0] == "lm"} == {"count", "build", "ppl", "prune", "generate", "info"}
+    assert {p[1] for p in commands if p[0] == "graph"} == {"compile", "import", "info", "draw"}
+    lm = {"count", "build", "ppl", "prune", "generate", "info", "binary", "arpa", "query"}
+    assert {p[1] for p in commands if p[0] == "lm"} == lm
     for path, sub in commands.items():
         assert any(a.dest == "json" for a in sub._actions), path
 
@@ -114,7 +115,7 @@ def test_console_script_is_installed():
 
 def test_bench_list_and_quick_run(tmp_path):
     out = run_cli("bench", "list", "--json")
-    suites = "beam ctc ctc_gpu ctc_greedy e2e graphs lm masks patterns sampling units wfst"
+    suites = "beam compat ctc ctc_gpu ctc_greedy e2e graphs lm masks patterns sampling units wfst"
     assert json.loads(out.stdout) == {"suites": suites.split()}
     out = run_cli("bench", "ctc_greedy", "--quick", "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr
