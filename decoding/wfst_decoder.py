@@ -243,7 +243,8 @@ class WfstDecoder:
         InputFileError: a graph path that is missing, a directory without ``TLG.npz`` or
             ``words.txt``, or an array missing.
         TensorError: a graph that is not well formed (offsets, labels, next states, unsorted arcs,
-            NaN weights, an epsilon cycle), naming the array.
+            NaN weights, an epsilon cycle), naming the array; for a graph read from a file, an
+            InputFileError naming the file too.
         InvalidArgumentError: an option out of range.
 
     Example:
@@ -302,10 +303,15 @@ class WfstDecoder:
         self._native_graph = None
         if _backend.HAS_NATIVE:
             a = self.arrays
-            self._native_graph = _backend.native().WfstGraph(
-                a.start, a.final_weights, a.arc_offsets, a.ilabels, a.olabels, a.weights, a.nextstates,
-                a.num_tokens, a.blank,
-            )  # fmt: skip
+            try:
+                self._native_graph = _backend.native().WfstGraph(
+                    a.start, a.final_weights, a.arc_offsets, a.ilabels, a.olabels, a.weights, a.nextstates,
+                    a.num_tokens, a.blank,
+                )  # fmt: skip
+            except ValueError as exc:  # what only the C++ check sees (an epsilon cycle): name the file
+                if self._graph_file is None:
+                    raise
+                raise InputFileError(self._graph_file.path, None, str(exc)) from exc
 
     def __reduce__(self):
         # A graph read from a file pickles as the file's path and content hash (loaded again,

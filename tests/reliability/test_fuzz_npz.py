@@ -293,11 +293,6 @@ def test_damaged_posteriors_archive_is_rejected(prober, tmp_path, data):
     check_outcome(f"posteriors.npz {kind}", prober("load_posteriors", str(path)), path, must_fail=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="WfstDecoder (decoding/wfst_decoder.py) passes the C++ graph check's TensorError on without the "
-    "graph file's name (load_graph cannot see epsilon cycles); reported on issue 13",
-)
 def test_epsilon_cycle_in_a_graph_file_names_the_file(tmp_path):
     from speechdecode.decoding import WfstDecoder
 
