@@ -582,7 +582,7 @@ KenlmBinary::Found KenlmBinary::lookup_unigram(WordId w, Node* node) const {
     node->begin = load<uint64_t>(entry + 8);
     node->end = load<uint64_t>(entry + 8 + 16);
     const uint64_t next_entries = packed_[0].entries;
-    if (node->begin > node->end || node->end > next_entries) {
+    if (__builtin_expect(node->begin > node->end || node->end > next_entries, 0)) {
       corrupt("unigram " + std::to_string(w) + " points at 2-grams [" + std::to_string(node->begin) + ", " +
               std::to_string(node->end) + ") of " + std::to_string(next_entries));
     }
@@ -643,7 +643,7 @@ void KenlmBinary::trie_next(int n, uint64_t index, Node* node) const {
     end |= high_end << t.inline_bits;
   }
   const uint64_t next_entries = packed_[n - 1].entries;
-  if (begin > end || end > next_entries) {
+  if (__builtin_expect(begin > end || end > next_entries, 0)) {
     corrupt(std::to_string(n) + "-gram " + std::to_string(index) + " points at " + std::to_string(n + 1) +
             "-grams [" + std::to_string(begin) + ", " + std::to_string(end) + ") of " +
             std::to_string(next_entries));

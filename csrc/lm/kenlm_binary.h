@@ -146,7 +146,7 @@ class KenlmBinary {
  private:
   KenlmBinary() = default;
   void check_and_index();
-  [[noreturn]] void corrupt(const std::string& what) const;
+  [[noreturn]] [[gnu::cold]] [[gnu::noinline]] void corrupt(const std::string& what) const;
 
   WordId to_kenlm(WordId ours) const {
     if (ours == swap2_a_) {
