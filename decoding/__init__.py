@@ -9,7 +9,7 @@ from speechdecode.decoding.stopping import DurationGuidedStopping
 from speechdecode.decoding.unit_streamer import CtcUnitStreamer, UnitCallbackError, UnitChunk
 from speechdecode.decoding.wfst_decoder import WfstDecoder, WfstHypothesis, WfstStream
 from speechdecode.kernels.beam_search import beam_search_step
-from speechdecode.kernels.sampling import sample
+from speechdecode.kernels.sampling import guided_sample, sample
 
 __all__ = [
     "PRESETS",
@@ -32,6 +32,7 @@ __all__ = [
     "ctc_greedy",
     "ctc_greedy_packed",
     "edit_distance",
+    "guided_sample",
     "ras",
     "sample",
     "word_error_rate",

@@ -172,6 +172,25 @@ def sample(
     argument and row (NaN / +inf / all -inf logits, parameters out of range).
     """
 
+def guided_sample(
+    cond: npt.NDArray[np.float32],
+    uncond: npt.NDArray[np.float32],
+    cond2: npt.NDArray[np.float32] | None,
+    scale: float,
+    scale2: float,
+    center: str,
+    temperature: npt.ArrayLike,
+    top_k: npt.ArrayLike,
+    top_p: npt.ArrayLike,
+    min_p: npt.ArrayLike,
+    uniforms: npt.ArrayLike,
+    num_threads: int = 0,
+) -> npt.NDArray[np.int64]:
+    """sample() of classifier-free-guided logits ('uncond': u + (c - u) * s [+ (c2 - u) * s2];
+    'cond': c + (c - u) * s; -inf in any input stays -inf), guided row by row where it is drawn.
+    Releases the GIL.
+    """
+
 def repetition_aware_sample(
     logits: npt.NDArray[np.float32],
     history: npt.NDArray[np.int64],

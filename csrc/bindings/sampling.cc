@@ -66,6 +66,55 @@ py::array_t<int64_t> sample_py(const py::array& logits, const Array<float>& temp
   return out;
 }
 
+// A guidance input: float32 like logits_view, and the shape of cond.
+LogitsView guidance_view(const py::array& a, const char* name, const LogitsView& cond) {
+  if (a.ndim() != 2 || a.shape(0) != cond.batch || a.shape(1) != cond.vocab) {
+    throw TensorError(
+        name, "the shape of cond [" + std::to_string(cond.batch) + ", " + std::to_string(cond.vocab) + "]",
+        shape_of(a));
+  }
+  try {
+    return logits_view(a);
+  } catch (const TensorError&) {
+    throw TensorError(name, "a float32 array with a contiguous vocabulary axis", shape_of(a));
+  }
+}
+
+py::array_t<int64_t> guided_sample_py(const py::array& cond, const py::array& uncond, const py::object& cond2,
+                                      double scale, double scale2, const std::string& center,
+                                      const Array<float>& temperature, const Array<int64_t>& top_k,
+                                      const Array<float>& top_p, const Array<float>& min_p,
+                                      const Array<float>& uniforms, int num_threads) {
+  const LogitsView view = logits_view(cond);
+  Guidance guidance;
+  guidance.uncond = guidance_view(uncond, "uncond", view);
+  guidance.scale = static_cast<float>(scale);
+  guidance.scale2 = static_cast<float>(scale2);
+  if (center == "uncond") {
+    guidance.center = cond2.is_none() ? GuidanceCenter::kUncond : GuidanceCenter::kDual;
+  } else if (center == "cond" && cond2.is_none()) {
+    guidance.center = GuidanceCenter::kCond;
+  } else {
+    throw TensorError("center", "'uncond' (with or without cond2) or 'cond' (without)", "'" + center + "'");
+  }
+  py::array second;
+  if (!cond2.is_none()) {
+    second = cond2.cast<py::array>();
+    guidance.cond2 = guidance_view(second, "cond2", view);
+  }
+  const SampleParams params{row_param(temperature, "temperature", view.batch),
+                            row_param(top_k, "top_k", view.batch), row_param(top_p, "top_p", view.batch),
+                            row_param(min_p, "min_p", view.batch),
+                            row_param(uniforms, "uniforms", view.batch)};
+  py::array_t<int64_t> out(view.batch);
+  int64_t* data = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    guided_sample(view, guidance, params, data, num_threads);
+  }
+  return out;
+}
+
 RasPreset ras_preset(const std::string& name) {
   if (name == "paper") return RasPreset::kPaper;
   if (name == "cosyvoice") return RasPreset::kCosyVoice;
@@ -107,6 +156,13 @@ void bind_sampling(py::module_& m) {
         R"doc(Draws one token per row of float32 logits [B, V] (vocabulary axis contiguous) with
 temperature / top-k / top-p / min-p, by speechdecode.kernels.sampling's definition. Parameters
 are scalars or [B] arrays; uniforms in [0, 1). Returns int64 [B]. Releases the GIL.)doc");
+  m.def("guided_sample", &guided_sample_py, py::arg("cond"), py::arg("uncond"), py::arg("cond2"),
+        py::arg("scale"), py::arg("scale2"), py::arg("center"), py::arg("temperature"), py::arg("top_k"),
+        py::arg("top_p"), py::arg("min_p"), py::arg("uniforms"), py::arg("num_threads") = 0,
+        R"doc(sample() of classifier-free-guided logits: center 'uncond' gives u + (c - u) * s (and
++ (c2 - u) * s2 with cond2), 'cond' gives c + (c - u) * s; a token -inf in any input stays -inf.
+cond, uncond, cond2: float32 [B, V], vocabulary axis contiguous. Each row is guided and drawn in
+one parallel loop. Returns int64 [B]. Releases the GIL.)doc");
   m.def("repetition_aware_sample", &ras_py, py::arg("logits"), py::arg("history"), py::arg("window"),
         py::arg("threshold"), py::arg("top_k"), py::arg("top_p"), py::arg("preset"), py::arg("uniforms"),
         py::arg("num_threads") = 0,

@@ -455,6 +455,35 @@ void sample(const LogitsView& logits, const SampleParams& params, int64_t* out, 
   });
 }
 
+void guided_sample(const LogitsView& cond, const Guidance& g, const SampleParams& params, int64_t* out,
+                   int num_threads) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  parallel_for(cond.batch, threads_for(cond.batch, cond.vocab, num_threads), [&](int64_t b) {
+    thread_local std::vector<float> guided;
+    guided.resize(static_cast<size_t>(cond.vocab));
+    const float* c = cond.data + b * cond.stride;
+    const float* u = g.uncond.data + b * g.uncond.stride;
+    const float* c2 = g.center == GuidanceCenter::kDual ? g.cond2.data + b * g.cond2.stride : nullptr;
+    float* x = guided.data();
+    for (int64_t i = 0; i < cond.vocab; ++i) {
+      float v;
+      switch (g.center) {
+        case GuidanceCenter::kUncond:
+          v = u[i] + (c[i] - u[i]) * g.scale;
+          break;
+        case GuidanceCenter::kDual:
+          v = u[i] + (c[i] - u[i]) * g.scale + (c2[i] - u[i]) * g.scale2;
+          break;
+        default:
+          v = c[i] + (c[i] - u[i]) * g.scale;
+      }
+      const bool masked = c[i] == kNegInf || u[i] == kNegInf || (c2 != nullptr && c2[i] == kNegInf);
+      x[i] = masked ? kNegInf : v;
+    }
+    out[b] = sample_row(x, cond.vocab, params, b);
+  });
+}
+
 void repetition_aware_sample(const LogitsView& logits, const HistoryView& history, const RasOptions& options,
                              const float* uniforms, int64_t* out, int num_threads) {
   parallel_for(logits.batch, threads_for(logits.batch, logits.vocab, num_threads), [&](int64_t b) {

@@ -55,6 +55,29 @@ struct SampleParams {
 // Takes no Python lock.
 void sample(const LogitsView& logits, const SampleParams& params, int64_t* out, int num_threads);
 
+// Classifier-free guidance of a row from two or three logit rows (all [batch, vocab], rows
+// `stride` elements apart), in float32 and in this order of operations, as transformers' CFG
+// processors compute it:
+//   kUncond (MusicGen):  u + (c - u) * s
+//   kDual (VoiceLDM):    u + (c - u) * s + (c2 - u) * s2
+//   kCond (Dia):         c + (c - u) * s
+// A token that is -inf in any input row stays -inf (the formulas would give NaN for some).
+enum class GuidanceCenter { kUncond, kDual, kCond };
+
+struct Guidance {
+  LogitsView uncond;
+  LogitsView cond2;  // kDual only
+  float scale = 1;
+  float scale2 = 0;
+  GuidanceCenter center = GuidanceCenter::kUncond;
+};
+
+// sample() of the guided logits of `cond`: each row is guided into a per-thread scratch row and
+// drawn from there, in the same parallel loop (no [B, V] guided array). Errors as sample();
+// a guided row without a finite entry is named as "logits (guided)".
+void guided_sample(const LogitsView& cond, const Guidance& guidance, const SampleParams& params, int64_t* out,
+                   int num_threads);
+
 enum class RasPreset { kPaper, kCosyVoice, kFlashCosyVoice };
 
 struct RasOptions {

@@ -32,11 +32,11 @@ import numbers
 
 import torch
 
-from speechdecode import _backend, _tensors
+from speechdecode import _args, _backend, _tensors
 from speechdecode.errors import InvalidArgumentError, TensorError
 from speechdecode.kernels.sampling import native
 
-__all__ = ["keep_mask", "sample"]
+__all__ = ["guided_sample", "keep_mask", "sample"]
 
 
 def _impl(device: str, backend: str | None):
@@ -192,16 +192,105 @@ def sample(
         return tokens
     x, temp, k, p, m = _prepare(logits, temperature, top_k, top_p, min_p)
     B, dev = x.shape[0], x.device
-    if uniforms is None:
-        gen_dev = generator.device if generator is not None else "cpu"
-        u = torch.rand(B, generator=generator, device=gen_dev).to(dev)
-    else:
-        u = _param(uniforms, "uniforms", B, dev, torch.float32, None)
-        if isinstance(uniforms, numbers.Number):
-            raise InvalidArgumentError("uniforms", f"a [{B}] tensor", repr(uniforms))
-        _check(u, ~((u >= 0) & (u < 1)), "uniforms", "a value in [0, 1)")
+    u = _uniforms(uniforms, generator, B, dev)
     tokens = _impl(dev.type, backend).sample(x, temp, k, p, m, u)
     return _tensors.like_input(tokens, logits)
+
+
+def _uniforms(uniforms, generator, batch: int, device) -> torch.Tensor:
+    """The [B] uniforms given (checked), or drawn from ``generator``."""
+    if uniforms is None:
+        gen_dev = generator.device if generator is not None else "cpu"
+        return torch.rand(batch, generator=generator, device=gen_dev).to(device)
+    u = _param(uniforms, "uniforms", batch, device, torch.float32, None)
+    if isinstance(uniforms, numbers.Number):
+        raise InvalidArgumentError("uniforms", f"a [{batch}] tensor", repr(uniforms))
+    _check(u, ~((u >= 0) & (u < 1)), "uniforms", "a value in [0, 1)")
+    return u
+
+
+def guided_sample(
+    cond,
+    uncond,
+    guidance_scale: float,
+    *,
+    cond2=None,
+    guidance_scale2: float | None = None,
+    center: str = "uncond",
+    temperature=1.0,
+    top_k=None,
+    top_p=None,
+    min_p=None,
+    uniforms=None,
+    generator: torch.Generator | None = None,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """:func:`sample` of classifier-free-guided logits, the guidance fused into the draw.
+
+    The guided logits, in float32 and in this order of operations (transformers' processors)::
+
+        center="uncond":             u + (c - u) * s            ClassifierFreeGuidanceLogitsProcessor (MusicGen)
+        center="uncond", cond2 c2:   u + (c - u) * s + (c2 - u) * s2                    (VoiceLDM's dual form)
+        center="cond":               c + (c - u) * s            DiaClassifierFreeGuidanceLogitsProcessor
+
+    A token that is -inf in any input stays -inf. The native (C++) and Triton backends guide each
+    row where they draw it, with no guided [B, V] array; the reference guides, then samples.
+
+    Args:
+        cond, uncond, cond2: [B, V] float logits of the conditional, unconditional and second
+            conditional passes (same shape and device).
+        guidance_scale, guidance_scale2: s and s2 (finite).
+        center: "uncond" or "cond" (Dia's form; no cond2).
+        temperature, top_k, top_p, min_p, uniforms, generator, backend: as for :func:`sample`.
+
+    Returns:
+        tokens [B] int64 on the logits' device (numpy in -> numpy out).
+
+    Raises:
+        TensorError: inputs of other shapes, dtypes or devices, NaN / +inf in them, a row with
+            no token finite in every input.
+        InvalidArgumentError: bad scales or center; the errors of :func:`sample`.
+
+    Example:
+        >>> c, u = torch.tensor([[0.0, 1.0, 0.5]]), torch.tensor([[0.0, 0.0, 1.0]])
+        >>> guided_sample(c, u, 3.0, temperature=0).tolist()  # guided: [0, 3, -0.5]
+        [1]
+    """
+    if center not in ("uncond", "cond"):
+        raise InvalidArgumentError("center", "'uncond' or 'cond'", repr(center))
+    scale = _args.real(guidance_scale, "guidance_scale")
+    if (cond2 is None) != (guidance_scale2 is None):
+        raise InvalidArgumentError("guidance_scale2", "given exactly when cond2 is", repr(guidance_scale2))
+    if cond2 is not None and center == "cond":
+        raise InvalidArgumentError("cond2", "None with center='cond' (Dia's form has one condition)", "an array")
+    scale2 = 0.0 if guidance_scale2 is None else _args.real(guidance_scale2, "guidance_scale2")
+    c = _tensors.scores(cond, "cond", 2)
+    inputs = {"uncond": uncond} if cond2 is None else {"uncond": uncond, "cond2": cond2}
+    others = {}
+    for name, value in inputs.items():
+        t = _tensors.scores(value, name, 2)
+        if t.shape != c.shape or t.device != c.device:
+            raise TensorError(
+                name, f"the shape and device of cond {list(c.shape)} {c.device}", _tensors._describe(value)
+            )
+        others[name] = t
+    finite = torch.isfinite(c.float())
+    for name, t in others.items():
+        bad = torch.isnan(t) | (t == float("inf"))
+        if bool(bad.any()):
+            row = int(bad.any(dim=1).nonzero()[0, 0])
+            raise TensorError(name, "no NaN or +inf", f"one in row {row}")
+        finite &= torch.isfinite(t.float())
+    if c.shape[0] and c.shape[1] and not bool(finite.any(dim=1).all()):
+        row = int((~finite.any(dim=1)).nonzero()[0, 0])
+        raise TensorError("cond", "a token finite in every input in each row", f"none in row {row}")
+    x, temp, k, p, m = _prepare(c, temperature, top_k, top_p, min_p)
+    B, dev = x.shape[0], x.device
+    u = _uniforms(uniforms, generator, B, dev)
+    tokens = _impl(dev.type, backend).guided_sample(
+        x, others["uncond"], others.get("cond2"), scale, scale2, center, temp, k, p, m, u
+    )
+    return _tensors.like_input(tokens, cond)
 
 
 def keep_mask(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, backend: str | None = None):

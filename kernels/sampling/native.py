@@ -92,3 +92,19 @@ def sample_torch(logits, temperature, top_k, top_p, min_p, uniforms) -> torch.Te
     last_kept = torch.where(w > 0, o_v, -1).max(dim=1).values
     idx = torch.where(idx >= V, last_kept, idx)
     return torch.where(greedy_row, greedy, idx).to(torch.int64)
+
+
+def guided_sample(cond, uncond, cond2, scale, scale2, center, temperature, top_k, top_p, min_p, uniforms):
+    """CPU with the extension: the C++ loop guides each row into a scratch row and draws from it;
+    elsewhere batched torch (the guided [B, V] logits, then :func:`sample_torch`)."""
+    if cond.device.type == "cpu" and _backend.HAS_NATIVE:
+        params = (v.numpy() for v in (temperature, top_k, top_p, min_p, uniforms))
+        second = None if cond2 is None else float32_rows(cond2).numpy()
+        return torch.from_numpy(
+            _backend.native().guided_sample(
+                float32_rows(cond).numpy(), float32_rows(uncond).numpy(), second, scale, scale2, center, *params
+            )
+        )
+    from speechdecode.kernels.sampling.reference import guide
+
+    return sample_torch(guide(cond, uncond, cond2, scale, scale2, center), temperature, top_k, top_p, min_p, uniforms)

@@ -61,3 +61,26 @@ def sample(logits, temperature, top_k, top_p, min_p, uniforms) -> torch.Tensor:
             idx = int((w > 0).nonzero()[-1, 0])
         out[b] = idx
     return out
+
+
+def guide(cond, uncond, cond2, scale: float, scale2: float, center: str) -> torch.Tensor:
+    """Classifier-free-guided float32 logits, in transformers' order of operations; a token
+    that is -inf in any input stays -inf."""
+    c, u = cond.float(), uncond.float()
+    masked = torch.isneginf(c) | torch.isneginf(u)
+    c2 = None if cond2 is None else cond2.float()
+    if c2 is not None:
+        masked |= torch.isneginf(c2)
+        c2 = c2.masked_fill(masked, 0.0)
+    c, u = c.masked_fill(masked, 0.0), u.masked_fill(masked, 0.0)  # -inf - -inf would be NaN
+    if center == "cond":
+        g = c + (c - u) * scale
+    else:
+        g = u + (c - u) * scale
+        if c2 is not None:
+            g = g + (c2 - u) * scale2
+    return g.masked_fill(masked, float("-inf"))
+
+
+def guided_sample(cond, uncond, cond2, scale, scale2, center, temperature, top_k, top_p, min_p, uniforms):
+    return sample(guide(cond, uncond, cond2, scale, scale2, center), temperature, top_k, top_p, min_p, uniforms)

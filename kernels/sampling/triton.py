@@ -52,10 +52,38 @@ def first_above(b_c, b_q, o_v, m_v, x, V):
 
 
 @triton.jit
+def guided_row(
+    b_c, p_uncond, p_cond2, stride_b, stride_v, V, scale, scale2, BLOCK_V: tl.constexpr, GUIDE: tl.constexpr
+):
+    """The row ``b_c`` guided as transformers' CFG processors compute it (GUIDE 1: u + (c - u) s,
+    2: that + (c2 - u) s2, 3: c + (c - u) s); -inf in any input stays -inf."""
+    _, _, b_u = load_row(p_uncond, stride_b, stride_v, V, BLOCK_V)  # [BLOCK_V]
+    b_masked = (b_c == float("-inf")) | (b_u == float("-inf"))
+    if GUIDE == 2:
+        _, _, b_c2 = load_row(p_cond2, stride_b, stride_v, V, BLOCK_V)  # [BLOCK_V]
+        b_masked = b_masked | (b_c2 == float("-inf"))
+        b_c2 = tl.where(b_masked, 0.0, b_c2)
+    # masked lanes (and lanes past V) computed on zeros: -inf - -inf would be NaN
+    b_c = tl.where(b_masked, 0.0, b_c)
+    b_u = tl.where(b_masked, 0.0, b_u)
+    if GUIDE == 3:
+        b_g = b_c + (b_c - b_u) * scale
+    else:
+        b_g = b_u + (b_c - b_u) * scale
+    if GUIDE == 2:
+        b_g = b_g + (b_c2 - b_u) * scale2
+    return tl.where(b_masked, float("-inf"), b_g)
+
+
+@triton.jit
 def _sample_kernel(
     p_logits,
+    p_uncond,
+    p_cond2,
     stride_b,
     stride_v,
+    scale,
+    scale2,
     p_temperature,
     p_top_k,
     p_top_p,
@@ -65,9 +93,12 @@ def _sample_kernel(
     V,
     BLOCK_V: tl.constexpr,
     ONE: tl.constexpr,
+    GUIDE: tl.constexpr,
 ):
     i_b = tl.program_id(0)
     o_v, m_v, b_raw = load_row(p_logits, stride_b, stride_v, V, BLOCK_V)  # [BLOCK_V]
+    if GUIDE != 0:  # classifier-free guidance fused into the load: no guided [B, V] array
+        b_raw = guided_row(b_raw, p_uncond, p_cond2, stride_b, stride_v, V, scale, scale2, BLOCK_V, GUIDE)
     temperature = tl.load(p_temperature + i_b)
     top_k = tl.load(p_top_k + i_b).to(tl.int32)
     top_p = tl.load(p_top_p + i_b)
@@ -118,14 +149,31 @@ def row_output(logits: torch.Tensor) -> torch.Tensor:
 
 
 def sample(logits, temperature, top_k, top_p, min_p, uniforms) -> torch.Tensor:
+    return _launch(logits, None, None, 1.0, 0.0, 0, temperature, top_k, top_p, min_p, uniforms)
+
+
+def guided_sample(cond, uncond, cond2, scale, scale2, center, temperature, top_k, top_p, min_p, uniforms):
+    guide = 3 if center == "cond" else 2 if cond2 is not None else 1
+    # one set of strides for the (up to) three inputs
+    rows = [t.contiguous() for t in (cond, uncond, cond2) if t is not None]
+    cond, uncond = rows[0], rows[1]
+    second = rows[2] if cond2 is not None else None
+    return _launch(cond, uncond, second, scale, scale2, guide, temperature, top_k, top_p, min_p, uniforms)
+
+
+def _launch(logits, uncond, cond2, scale, scale2, guide, temperature, top_k, top_p, min_p, uniforms):
     B, V = logits.shape
     out = row_output(logits)
     if B == 0:
         return out
     _sample_kernel[(B,)](
         logits,
+        logits if uncond is None else uncond,
+        logits if cond2 is None else cond2,
         logits.stride(0),
         logits.stride(1),
+        float(scale),
+        float(scale2),
         temperature.contiguous(),
         top_k.contiguous(),
         top_p.contiguous(),
@@ -135,5 +183,6 @@ def sample(logits, temperature, top_k, top_p, min_p, uniforms) -> torch.Tensor:
         V,
         BLOCK_V=triton.next_power_of_2(V),
         ONE=ONE_BITS,
+        GUIDE=guide,
     )
     return out
