@@ -143,3 +143,18 @@ def test_best_path_is_the_best_alignment():
         assert _backend.native().ctc_best_path(x, labels, 0) == best_path(x, labels, 0)
     with pytest.raises(ValueError, match=r"tokens: expected ids in \[0, 3\) other than blank, got 0 at \[1\]"):
         _backend.native().ctc_best_path(np.zeros((4, 3), np.float32), [1, 0], 0)
+
+
+def test_token_aliases_and_idxs_to_tokens(tmp_path):
+    # a tokens-file line may hold several spellings of one index; the lexicon may use any of them
+    (tmp_path / "tokens.txt").write_text("-\n|\na A\nb B\n")
+    (tmp_path / "lexicon.txt").write_text("ab A b |\nba B a |\n")
+    decoder = ctc_decoder(tmp_path / "lexicon.txt", tmp_path / "tokens.txt", beam_size=8)
+    path = [2, 3, 1, 3, 2, 1]  # a b | b a |
+    x = np.log(np.full((len(path), 4), 0.02) + 0.92 * np.eye(4)[path]).astype(np.float32)
+    best = decoder(torch.from_numpy(x[None]))[0][0]
+    assert best.words == ["ab", "ba"]
+    assert decoder.idxs_to_tokens(best.tokens) == ["|", "a", "b", "|", "b", "a", "|"]
+    (tmp_path / "tokens.txt").write_text("-\n|\na\nb a\n")
+    with pytest.raises(InputFileError, match=r"tokens.txt:4: token 'a' repeats line 3"):
+        ctc_decoder(None, tmp_path / "tokens.txt")
