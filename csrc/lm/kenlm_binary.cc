@@ -379,8 +379,9 @@ void KenlmBinary::check_and_index() {
               "-grams, more than a file of " + std::to_string(size_) + " bytes can hold");
     }
   }
-  if (layout_.counts[0] == 0 || layout_.counts[0] >= 0xFFFFFFFFull)
-    corrupt("the header declares no unigrams");
+  if (layout_.counts[0] == 0 || layout_.counts[0] >= 0xFFFFFFFFull) {
+    corrupt("the header declares " + std::to_string(layout_.counts[0]) + " unigrams (KenLM ids are 32-bit)");
+  }
   const uint64_t vocab_at = header;
   uint64_t search_at = vocab_at + layout_.vocab_bytes();
   // Parameters of quantization and pointer compression sit at the start of their sections.
