@@ -107,7 +107,9 @@ def register(commands) -> None:
     query.add_argument("model", metavar="MODEL")
     query.add_argument("-n", dest="no_context", action="store_true", help="no <s> / </s> around each line")
 
-    info = lm.add("info", "order, n-gram counts and memory of an ARPA model; or the smoothing methods", run_info)
+    info = lm.add(
+        "info", "order, n-gram counts and memory of a model (ARPA or KenLM binary); or the smoothing methods", run_info
+    )
     info.add_argument("--arpa")
     info.add_argument("--methods", action="store_true", help="list smoothing methods and their options")
 
@@ -310,6 +312,7 @@ def run_info(args) -> None:
     model = _load(args.arpa)
     summary = {
         "arpa": args.arpa,
+        "kenlm_type": model.kenlm_type,
         "order": model.order,
         "ngrams": list(model.counts),
         "vocabulary": model.vocab_size,
@@ -319,7 +322,8 @@ def run_info(args) -> None:
     emit(
         args,
         summary,
-        f"{args.arpa}: order {model.order}, n-grams {list(model.counts)}, vocabulary {model.vocab_size}, "
+        f"{args.arpa}: {f'KenLM {model.kenlm_type} binary, ' if model.kenlm_type else ''}"
+        f"order {model.order}, n-grams {list(model.counts)}, vocabulary {model.vocab_size}, "
         f"{model.memory_bytes / 2**20:.1f} MiB loaded ({model.bytes_per_ngram:.1f} bytes/n-gram)",
     )
 

@@ -124,3 +124,11 @@ def test_status_goes_to_stderr_as_in_lmplz(tmp_path):
     out = lm("binary", tmp_path / "m.arpa", tmp_path / "m.bin")
     assert out.returncode == 0, out.stderr
     assert out.stdout == b"" and b"KenLM probing binary" in out.stderr
+
+
+def test_info_names_the_binary_type():
+    out = lm("info", "--arpa", KENLM_DATA / "kjv400.o3.prune11.trie-q8b8a22.bin", "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["kenlm_type"] == "quant_array_trie" and summary["order"] == 3
+    assert summary["memory_bytes"] == os.path.getsize(KENLM_DATA / "kjv400.o3.prune11.trie-q8b8a22.bin")
