@@ -49,14 +49,19 @@ RowParam<T> row_param(const Array<T>& a, const char* name, int64_t batch) {
   return {a.data(), 1};
 }
 
+SampleParams sample_params(const Array<float>& temperature, const Array<int64_t>& top_k,
+                           const Array<float>& top_p, const Array<float>& min_p, const Array<float>& uniforms,
+                           int64_t batch) {
+  return {row_param(temperature, "temperature", batch), row_param(top_k, "top_k", batch),
+          row_param(top_p, "top_p", batch), row_param(min_p, "min_p", batch),
+          row_param(uniforms, "uniforms", batch)};
+}
+
 py::array_t<int64_t> sample_py(const py::array& logits, const Array<float>& temperature,
                                const Array<int64_t>& top_k, const Array<float>& top_p,
                                const Array<float>& min_p, const Array<float>& uniforms, int num_threads) {
   const LogitsView view = logits_view(logits);
-  const SampleParams params{row_param(temperature, "temperature", view.batch),
-                            row_param(top_k, "top_k", view.batch), row_param(top_p, "top_p", view.batch),
-                            row_param(min_p, "min_p", view.batch),
-                            row_param(uniforms, "uniforms", view.batch)};
+  const SampleParams params = sample_params(temperature, top_k, top_p, min_p, uniforms, view.batch);
   py::array_t<int64_t> out(view.batch);
   int64_t* data = out.mutable_data();
   {
@@ -102,10 +107,7 @@ py::array_t<int64_t> guided_sample_py(const py::array& cond, const py::array& un
     second = cond2.cast<py::array>();
     guidance.cond2 = guidance_view(second, "cond2", view);
   }
-  const SampleParams params{row_param(temperature, "temperature", view.batch),
-                            row_param(top_k, "top_k", view.batch), row_param(top_p, "top_p", view.batch),
-                            row_param(min_p, "min_p", view.batch),
-                            row_param(uniforms, "uniforms", view.batch)};
+  const SampleParams params = sample_params(temperature, top_k, top_p, min_p, uniforms, view.batch);
   py::array_t<int64_t> out(view.batch);
   int64_t* data = out.mutable_data();
   {
