@@ -160,3 +160,27 @@ def test_bad_options_and_files(tmp_path):
         with pytest.raises(ArpaFormatError, match="context 'a a'"):
             write_binary(broken, tmp_path / "x.bin", type=kind)
     assert not (tmp_path / "x.bin").exists()
+
+
+def test_missing_unk_is_added_as_kenlm_adds_it(tmp_path):
+    """An ARPA file without <unk>: KenLM adds it with log10 probability -100; our binaries of the
+    file score in kenlm as kenlm scores the ARPA file itself."""
+    with gzip.open(os.path.join(LMPLZ_DATA, "kjv400.o3.prune11.arpa.gz"), "rt") as f:
+        lines = f.read().splitlines()
+    unigrams = int(lines[1].split("=")[1])
+    lines = [line for line in lines if "\t<unk>" not in line]
+    lines[1] = f"ngram 1={unigrams - 1}"
+    arpa = tmp_path / "nounk.arpa"
+    arpa.write_text("\n".join(lines) + "\n")
+    reference = kenlm.Model(str(arpa))
+    with open(os.path.join(LMPLZ_DATA, "kjv400.txt")) as f:
+        sentences = [*f.read().splitlines()[:50], "zebra quux the", "<unk> and"]
+    for kind in ("probing", "trie", "trie-q8b8a22"):
+        out = tmp_path / f"{kind}.bin"
+        write_binary(arpa, out, **OPTIONS[kind])
+        theirs, ours = kenlm.Model(str(out)), NgramModel.load(out)
+        for s in sentences:
+            got = [tuple(x) for x in theirs.full_scores(s)]
+            assert [tuple(x) for x in ours.full_scores(s)] == got, (kind, s)
+            if kind != "trie-q8b8a22":
+                assert got == [tuple(x) for x in reference.full_scores(s)], (kind, s)
