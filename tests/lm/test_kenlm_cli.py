@@ -132,3 +132,16 @@ def test_info_names_the_binary_type():
     summary = json.loads(out.stdout)
     assert summary["kenlm_type"] == "quant_array_trie" and summary["order"] == 3
     assert summary["memory_bytes"] == os.path.getsize(KENLM_DATA / "kjv400.o3.prune11.trie-q8b8a22.bin")
+
+
+def test_query_without_sentence_context():
+    text = "in the beginning\nthe lord\n"
+    model = KENLM_DATA / "kjv400.o4.prune123.trie.bin"
+    out = lm("query", model, "-n", "--json", stdin=text.encode())
+    assert out.returncode == 0, out.stderr
+    reference = kenlm.Model(str(model))
+    result = json.loads(out.stdout)
+    for sentence, line in zip(result["sentences"], text.splitlines(), strict=True):
+        expect = [tuple(x) for x in reference.full_scores(line, bos=False, eos=False)]
+        assert [(w["log10_prob"], w["ngram_length"], w["oov"]) for w in sentence["words"]] == expect
+    assert result["tokens"] == 5

@@ -184,3 +184,11 @@ def test_missing_unk_is_added_as_kenlm_adds_it(tmp_path):
             assert [tuple(x) for x in ours.full_scores(s)] == got, (kind, s)
             if kind != "trie-q8b8a22":
                 assert got == [tuple(x) for x in reference.full_scores(s)], (kind, s)
+
+
+def test_unigram_models_have_no_kenlm_binary(tmp_path):
+    arpa = tmp_path / "o1.arpa"
+    arpa.write_text("\\data\\\nngram 1=3\n\n\\1-grams:\n-1\t<unk>\n-1\t<s>\n-1\t</s>\n\n\\end\\\n")
+    with pytest.raises(ArpaFormatError, match="order >= 2"):
+        write_binary(arpa, tmp_path / "x.bin", type="trie")
+    assert not (tmp_path / "x.bin").exists()
