@@ -8,7 +8,9 @@ A sampler draws the next token of N rows decoded in lockstep::
 ``history`` holds each row's tokens drawn since its last reset, oldest first (the prompt is
 not part of it); it is the loop's record, so a sampler needs no state to look back (RAS) and
 ``reset`` may do nothing. ``tokens`` is [N] integers in [0, V), a torch tensor on the logits'
-device or a numpy array (a numba-compiled sampler's), which the loops move to the device.
+device or a numpy array (a numba-compiled sampler's), which the loops move to the device. A
+sampler may also offer ``guided(cond, uncond, scale, history)``: classifier-free guidance fused
+into its draw, which :class:`~speechdecode.models.hf.SamplerProcessor` then uses.
 
 Loops that take ``sampler=``: :meth:`speechdecode.models.CodecLM.generate`,
 :meth:`speechdecode.models.DelayPatternLM.generate` / ``infill``, and inside Hugging Face
@@ -26,9 +28,9 @@ import torch
 from speechdecode import _args, _tensors
 from speechdecode.decoding.ras import _check_options, ras
 from speechdecode.errors import InvalidArgumentError, TensorError
-from speechdecode.kernels.sampling import sample
+from speechdecode.kernels.sampling import guided_sample, sample
 
-__all__ = ["FilterSampler", "RasSampler", "Sampler", "check_sampler", "draw"]
+__all__ = ["FilterSampler", "RasSampler", "Sampler", "check_sampler", "check_tokens", "draw"]
 
 
 @runtime_checkable
@@ -55,6 +57,20 @@ class FilterSampler:
     def __call__(self, logits: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         return sample(
             logits,
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            min_p=self.min_p,
+            generator=self.generator,
+        )
+
+    def guided(self, cond: torch.Tensor, uncond: torch.Tensor, scale: float, history: torch.Tensor) -> torch.Tensor:
+        """The draw from ``uncond + (cond - uncond) * scale``, guidance fused into the kernel
+        (:func:`~speechdecode.kernels.sampling.guided_sample`)."""
+        return guided_sample(
+            cond,
+            uncond,
+            scale,
             temperature=self.temperature,
             top_k=self.top_k,
             top_p=self.top_p,
@@ -128,8 +144,16 @@ def draw(sampler: Sampler, logits: torch.Tensor, history: torch.Tensor, name: st
     Raises:
         TensorError: naming ``name``'s output, what it should be and what it was.
     """
+    return check_tokens(sampler(logits, history), logits, name)
+
+
+def check_tokens(tokens, logits: torch.Tensor, name: str = "sampler") -> torch.Tensor:
+    """A sampler's ``tokens`` for ``logits`` [N, V] as int64 [N] in [0, V) on their device.
+
+    Raises:
+        TensorError: naming ``name``'s output, what it should be and what it was.
+    """
     rows, vocab = logits.shape
-    tokens = sampler(logits, history)
     expected = f"[{rows}] integer tokens in [0, {vocab})"
     if isinstance(tokens, np.ndarray):
         if tokens.dtype.kind not in "iu":

@@ -34,7 +34,7 @@ import torch
 
 from speechdecode import _args, _tensors
 from speechdecode.decoding.ras import _check_options, ras
-from speechdecode.decoding.samplers import RasSampler, check_sampler, draw
+from speechdecode.decoding.samplers import RasSampler, check_sampler, check_tokens, draw
 from speechdecode.decoding.stopping import DurationGuidedStopping
 from speechdecode.errors import BackendUnavailableError, InvalidArgumentError, TensorError
 from speechdecode.kernels.sampling import keep_mask
@@ -142,8 +142,10 @@ class SamplerProcessor(LogitsProcessor):
         sampler: the sampler (``reset()`` is called when a new ``generate`` starts).
         guidance_scale: MusicGen's ``guidance_scale``, when ``generate`` gets one: its
             classifier-free guidance runs after the user's processors, so this one sees the
-            conditional and unconditional halves, guides them (``u + s * (c - u)``) before
-            drawing, and hands the guidance processor halves it turns into the drawn token.
+            conditional and unconditional halves, guides them (``u + (c - u) * s``) before
+            drawing -- fused into the draw when the sampler has ``guided()``, as
+            :class:`~speechdecode.decoding.FilterSampler` has -- and hands the guidance
+            processor halves it turns into the drawn token.
 
     A call whose ``input_ids`` are not one longer than the last call's (a new ``generate``)
     starts over: the prompt is what ``input_ids`` holds at the first call. Ids outside the
@@ -169,14 +171,10 @@ class SamplerProcessor(LogitsProcessor):
             raise TensorError(
                 "scores", f"[{rows}, V] or [{2 * rows}, V] (cond, uncond halves)", _tensors._describe(scores)
             )
-        logits = scores.float()
-        if guided:  # MusicGen runs its CFG processor after the user's: we see both halves
-            if self.guidance_scale is None:
-                raise InvalidArgumentError(
-                    "guidance_scale", "the guidance_scale given to generate (scores come as cond/uncond halves)", None
-                )
-            cond, uncond = logits.split(rows)
-            logits = uncond + self.guidance_scale * (cond - uncond)
+        if guided and self.guidance_scale is None:
+            raise InvalidArgumentError(
+                "guidance_scale", "the guidance_scale given to generate (scores come as cond/uncond halves)", None
+            )
         length = input_ids.shape[1]
         if self._prompt_length is None or length != self._last_length + 1:
             self._prompt_length = length  # a new generate call
@@ -184,7 +182,14 @@ class SamplerProcessor(LogitsProcessor):
         self._last_length = length
         generated = input_ids[:, self._prompt_length :]
         history = torch.where((generated >= 0) & (generated < scores.shape[1]), generated, -1)
-        tokens = draw(self.sampler, logits, history)
+        if not guided:
+            tokens = draw(self.sampler, scores, history)
+        elif hasattr(self.sampler, "guided"):  # guidance fused into the sampler's draw
+            cond, uncond = scores.split(rows)
+            tokens = check_tokens(self.sampler.guided(cond, uncond, self.guidance_scale, history), cond)
+        else:  # MusicGen runs its CFG processor after the user's: we see both halves
+            cond, uncond = scores.float().split(rows)
+            tokens = draw(self.sampler, uncond + (cond - uncond) * self.guidance_scale, history)
         out = torch.full((rows, scores.shape[1]), float("-inf"), dtype=scores.dtype, device=scores.device)
         out.scatter_(1, tokens[:, None], 0.0)
         if guided:  # the CFG processor then computes 0 + s * (out - 0): the same single finite entry

@@ -18,9 +18,9 @@ from transformers import (  # noqa: E402
     T5Config,
 )
 
-from speechdecode.decoding import ras  # noqa: E402
+from speechdecode.decoding import FilterSampler, guided_sample, ras  # noqa: E402
 from speechdecode.errors import InvalidArgumentError, TensorError  # noqa: E402
-from speechdecode.models.hf import RepetitionAwareProcessor, ras_generate  # noqa: E402
+from speechdecode.models.hf import RepetitionAwareProcessor, SamplerProcessor, ras_generate  # noqa: E402
 
 CARD, K = 32, 4
 PAD = CARD  # MusicGen's pad / start token sits right after the codebook
@@ -106,7 +106,7 @@ def test_unconditional_musicgen_samples_with_ras(preset):
     assert processor.calls[0][0].shape[1] == 1
 
 
-def test_text_conditioned_musicgen_with_guidance():
+def conditional_musicgen() -> MusicgenForConditionalGeneration:
     torch.manual_seed(0)
     config = MusicgenConfig(
         text_encoder=T5Config(vocab_size=50, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2).to_dict(),
@@ -118,6 +118,11 @@ def test_text_conditioned_musicgen_with_guidance():
     )  # fmt: skip
     model = MusicgenForConditionalGeneration(config).eval()
     model.generation_config = generation_config(guidance_scale=3.0)
+    return model
+
+
+def test_text_conditioned_musicgen_with_guidance():
+    model = conditional_musicgen()
     text = torch.randint(0, 50, (2, 5), generator=torch.Generator().manual_seed(1))
     options = {"preset": "cosyvoice"}
     processor = Recording(**options, guidance_scale=3.0, generator=torch.Generator().manual_seed(4))
@@ -157,3 +162,32 @@ def test_ras_generate_refuses_beam_search_instead_of_ignoring_it():
         model.generate(ids, custom_generate=ras_generate, num_beams=2, max_new_tokens=3)
     out = model.generate(ids, custom_generate=ras_generate, max_new_tokens=3, ras_generator=torch.Generator())
     assert out.shape == (2, 7)
+
+
+def test_guidance_fused_into_our_filters_inside_musicgen():
+    model = conditional_musicgen()
+    text = torch.randint(0, 50, (2, 5), generator=torch.Generator().manual_seed(2))
+    seen = []
+
+    class Recording(SamplerProcessor):
+        def __call__(self, input_ids, scores):
+            out = super().__call__(input_ids, scores)
+            seen.append((scores.clone(), out[: input_ids.shape[0]].argmax(dim=-1)))
+            return out
+
+    sampler = FilterSampler(top_k=7, top_p=0.9, generator=torch.Generator().manual_seed(5))
+    decoded = []
+    decode = model.audio_encoder.decode
+    model.audio_encoder.decode = lambda codes, **kw: decoded.append(codes) or decode(codes, **kw)
+    model.generate(input_ids=text, attention_mask=torch.ones_like(text), max_new_tokens=8, do_sample=False,
+                   logits_processor=[Recording(sampler, guidance_scale=3.0)])  # fmt: skip
+    g = torch.Generator().manual_seed(5)
+    for scores, drawn in seen:  # the fused kernel's draws, replayed with the reference backend
+        cond, uncond = scores.split(scores.shape[0] // 2)
+        uniforms = torch.rand(cond.shape[0], generator=g)
+        want = guided_sample(cond, uncond, 3.0, top_k=7, top_p=0.9, uniforms=uniforms, backend="reference")
+        assert torch.equal(drawn, want)
+    draws = torch.stack([d for _, d in seen], dim=1).reshape(2, K, -1)
+    codes = decoded[0][0]
+    for k in range(K):
+        assert torch.equal(codes[:, k], draws[:, k, k : k + codes.shape[-1]])
