@@ -52,7 +52,10 @@ def register(commands) -> None:
         help="prefix: score unfinished words by LM look-ahead (default on)",
     )  # fmt: skip
     decode.add_argument(
-        "--unk-score-offset", type=float, default=None, help="prefix: penalty of a word outside the LM (-10; -inf)"
+        "--unk-score-offset",
+        type=float,
+        default=None,
+        help="prefix: penalty of a word outside the LM (default -10; --unk-score-offset=-inf: none)",
     )
     decode.add_argument(
         "--recombine", action=argparse.BooleanOptionalAction, default=None,
