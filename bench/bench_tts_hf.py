@@ -1,0 +1,159 @@
+"""MusicGen's own ``generate`` (random weights, nothing downloaded) with its processors, against
+the same model and the same call with our samplers drawing inside it (``SamplerProcessor``).
+
+Cases, B rows of 4 codebooks, ``STEPS`` new steps each:
+
+* ``small``: a small MusicGen decoder (hidden 256, 4 layers, V = 2048), unconditional, top-k 250
+  sampling (MusicGen's default); B = 1, 8, 32, 64.
+* ``small+cfg``: the same decoder under a tiny text encoder, classifier-free guidance 3.0 then
+  top-k 250 (MusicGen's text-to-music setting); ours fuses the guidance into the draw
+  (``FilterSampler.guided``); B = 1, 8, 32.
+* ``musicgen-small``: the decoder at the published size of facebook/musicgen-small (hidden 1024,
+  24 layers, 16 heads, FFN 4096, V = 2048), unconditional; B = 1, 8 (larger batches take minutes
+  per call on two CPU cores).
+
+HF: ``generate(do_sample=True, top_k=250)`` -- its TopK warper, softmax and multinomial. Ours:
+``generate(do_sample=False, logits_processor=[SamplerProcessor(FilterSampler(top_k=250))])`` --
+our kernel draws, generate's greedy step keeps the drawn token. Both run the same model forward;
+the rows also report the share of a call spent outside the model's forward (measured once per
+row, outside the timed runs, by timing the decoder's forward).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from speechdecode.bench.harness import Suite
+from speechdecode.decoding import FilterSampler
+
+CARD, K, TOP_K, STEPS = 2048, 4, 250, 64
+
+
+def _decoder_config(size: str):
+    from transformers import MusicgenDecoderConfig
+
+    dims = {
+        "small": {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "ffn_dim": 1024},
+        "musicgen-small": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "ffn_dim": 4096},
+    }[size]
+    return MusicgenDecoderConfig(vocab_size=CARD, num_codebooks=K, max_position_embeddings=512, **dims)
+
+
+def _generation_config(**extra):
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        pad_token_id=CARD,
+        decoder_start_token_id=CARD,
+        bos_token_id=CARD,
+        num_return_sequences=1,
+        max_length=600,
+        **extra,
+    )
+
+
+def _models(quick: bool):
+    from transformers import (
+        EncodecConfig,
+        MusicgenConfig,
+        MusicgenForCausalLM,
+        MusicgenForConditionalGeneration,
+        T5Config,
+    )
+
+    torch.manual_seed(0)
+    small = MusicgenForCausalLM(_decoder_config("small")).eval()
+    small.generation_config = _generation_config()
+    text = T5Config(vocab_size=100, d_model=64, d_kv=16, d_ff=128, num_layers=1, num_heads=4)
+    audio = EncodecConfig(codebook_size=CARD, hidden_size=8, num_filters=4, upsampling_ratios=[2, 2],
+                          target_bandwidths=[4.4], sampling_rate=400, codebook_dim=8, num_lstm_layers=1)  # fmt: skip
+    config = MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=audio.to_dict(),
+                            decoder=_decoder_config("small").to_dict())  # fmt: skip
+    guided = MusicgenForConditionalGeneration(config).eval()
+    guided.generation_config = _generation_config(guidance_scale=3.0)
+    models = {
+        "small": (small, [1, 8] if quick else [1, 8, 32, 64]),
+        "small+cfg": (guided, [1, 8] if quick else [1, 8, 32]),
+    }
+    if not quick:
+        big = MusicgenForCausalLM(_decoder_config("musicgen-small")).eval()
+        big.generation_config = _generation_config()
+        models["musicgen-small"] = (big, [1, 8])
+    return models
+
+
+def _call(model, batch: int, steps: int, ours: bool, seed: int):
+    from speechdecode.models.hf import SamplerProcessor
+
+    torch.manual_seed(seed)
+    kwargs = {"max_new_tokens": steps}
+    processors = []
+    if ours:
+        sampler = FilterSampler(top_k=TOP_K, generator=torch.Generator().manual_seed(seed))
+        processors.append(SamplerProcessor(sampler, guidance_scale=model.generation_config.guidance_scale))
+        kwargs["do_sample"] = False
+    else:
+        kwargs.update(do_sample=True, top_k=TOP_K)
+    # a new list per call: MusicGen appends its guidance processor to the list it is given
+    if hasattr(model, "text_encoder"):
+        text = torch.randint(0, 100, (batch, 8), generator=torch.Generator().manual_seed(seed))
+        mask = torch.ones_like(text)
+        return lambda: model.generate(input_ids=text, attention_mask=mask, logits_processor=[*processors], **kwargs)
+    start = torch.full((batch * K, 1), CARD)
+    return lambda: model.generate(input_ids=start, logits_processor=[*processors], **kwargs)
+
+
+def _outside_forward_share(model, fn) -> float:
+    """Share of one call of ``fn`` spent outside the decoder's forward."""
+    decoder = model.decoder if hasattr(model, "text_encoder") else model
+    inner = decoder.forward
+    spent = [0.0]
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - start
+
+    decoder.forward = timed
+    try:
+        start = time.perf_counter()
+        with torch.no_grad():
+            fn()
+        total = time.perf_counter() - start
+    finally:
+        del decoder.forward  # back to the class's method
+    return max(0.0, 1.0 - spent[0] / total)
+
+
+def run(suite: Suite, quick: bool) -> None:
+    steps = 8 if quick else STEPS
+    torch.set_num_threads(1)  # one core: the comparison is per-step overhead, not threading
+    for name, (model, batches) in _models(quick).items():
+        for batch in batches:
+            case = f"{name} B={batch}"
+            for ours in (False, True):
+                fn = _call(model, batch, steps, ours, seed=batch)
+                share = _outside_forward_share(model, fn)
+                impl = "ours: SamplerProcessor(FilterSampler)" if ours else "HF generate (its processors)"
+                if ours and name.endswith("+cfg"):
+                    impl += " + fused CFG"
+                settings = {
+                    "warmup": 0,
+                    "repeats": 3 if batch < 32 and name != "musicgen-small" else 1,
+                    "min_seconds": 0,
+                }
+                params = {"batch": batch, "steps": steps, "top_k": TOP_K, "outside_forward_share": round(share, 4)}
+                suite.add(
+                    case,
+                    impl,
+                    fn,
+                    anchor=not ours,
+                    items=batch * K * steps,
+                    item_unit="token",
+                    params=params,
+                    settings=settings if not quick else None,
+                )
