@@ -36,6 +36,16 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
 )
 
+# SPEECHDECODE_FUZZ_SCALE multiplies every test's example count (make test-sanitize's quick subset
+# in make test runs a fraction; a long local hunt runs more). The seed stays fixed either way.
+FUZZ_SCALE = float(os.environ.get("SPEECHDECODE_FUZZ_SCALE", "1"))
+
+
+def examples(count: int) -> int:
+    """``count`` hypothesis examples, scaled by SPEECHDECODE_FUZZ_SCALE (at least 5)."""
+    return max(5, round(count * FUZZ_SCALE))
+
+
 # Seconds one probe may take (tiny files: milliseconds normally, well under a second under ASan).
 PROBE_TIMEOUT = float(os.environ.get("SPEECHDECODE_PROBE_TIMEOUT", "30"))
 
@@ -50,14 +60,19 @@ class ProbeFailure(AssertionError):
 class Prober:
     """Runs probes of ``_probe_worker.PROBES`` in a worker process; restarts it after a failure."""
 
-    def __init__(self):
+    def __init__(self, worker: Path = WORKER):
+        self._worker = worker
         self._proc: subprocess.Popen | None = None
         self._stderr = None
 
     def _start(self) -> None:
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(
-            [sys.executable, str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, cwd=ROOT
+            [sys.executable, str(self._worker)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            cwd=ROOT,
         )
 
     def close(self) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from probing import DATA, FUZZ, check_outcome
+from probing import DATA, FUZZ, check_outcome, examples
 
 from speechdecode import _backend
 from speechdecode.errors import ArpaFormatError
@@ -216,7 +216,7 @@ def test_bases_are_valid(prober, bases, tmp_path):
             assert model[1][0] == 3 and model[1][1] == tuple(len(rows) for rows in Layout(text).entries.values())
 
 
-@settings(FUZZ, max_examples=700)
+@settings(FUZZ, max_examples=examples(700))
 @given(data=st.data())
 @pytest.mark.parametrize("compress", [False, True], ids=["text", "gz"])
 def test_invalid_arpa_is_rejected_with_the_file_named(prober, bases, tmp_path, compress, data):
@@ -269,7 +269,7 @@ def _random_edit(data, text: str) -> bytes:
     return b"\n".join(lines)
 
 
-@settings(FUZZ, max_examples=500)
+@settings(FUZZ, max_examples=examples(500))
 @given(data=st.data())
 @pytest.mark.parametrize("compress", [False, True], ids=["text", "gz"])
 def test_random_edits_are_read_alike(prober, bases, tmp_path, compress, data):
@@ -285,7 +285,7 @@ def test_random_edits_are_read_alike(prober, bases, tmp_path, compress, data):
     assert (model[0] == "ok") == (native[0] == "ok"), (native, model)
 
 
-@settings(FUZZ, max_examples=400)
+@settings(FUZZ, max_examples=examples(400))
 @given(data=st.data())
 def test_damaged_gzip_is_rejected(prober, bases, tmp_path, data):
     base = data.draw(st.sampled_from(sorted(bases)))

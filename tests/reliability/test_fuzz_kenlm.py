@@ -18,7 +18,7 @@ import struct
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from probing import DATA, FUZZ, check_outcome
+from probing import DATA, FUZZ, check_outcome, examples
 
 from speechdecode import _backend
 
@@ -84,7 +84,7 @@ def _header_damage(data, raw: bytearray) -> str:
     return kind
 
 
-@settings(FUZZ, max_examples=500)
+@settings(FUZZ, max_examples=examples(500))
 @given(data=st.data())
 def test_damaged_header_is_rejected(prober, originals, tmp_path, data):
     name = data.draw(st.sampled_from(FILES))
@@ -96,7 +96,7 @@ def test_damaged_header_is_rejected(prober, originals, tmp_path, data):
     check_outcome(f"kenlm {kind}", outcome, path, must_fail=True)
 
 
-@settings(FUZZ, max_examples=900)
+@settings(FUZZ, max_examples=examples(900))
 @given(data=st.data())
 def test_damaged_body_fails_cleanly(prober, originals, tmp_path, data):
     name = data.draw(st.sampled_from(FILES))

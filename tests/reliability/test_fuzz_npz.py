@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from probing import FUZZ, check_outcome
+from probing import FUZZ, check_outcome, examples
 
 from speechdecode import _backend
 from speechdecode.decoding.posteriors import save_posteriors
@@ -134,7 +134,7 @@ def _graph_mutation(data, g: dict) -> str:
     return kind
 
 
-@settings(FUZZ, max_examples=400)
+@settings(FUZZ, max_examples=examples(400))
 @given(data=st.data())
 def test_invalid_graph_is_rejected_with_the_file_named(prober, tmp_path, data):
     g = {k: np.array(v, copy=True) for k, v in data.draw(st.sampled_from(GRAPHS)).items()}
@@ -173,7 +173,7 @@ def _archive_damage(data, raw: bytes) -> tuple[str, bytes]:
     return kind, bytes(damaged)
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=examples(300))
 @given(data=st.data())
 def test_damaged_graph_archive_is_rejected(prober, tmp_path, data):
     buffer = io.BytesIO()
@@ -185,7 +185,7 @@ def test_damaged_graph_archive_is_rejected(prober, tmp_path, data):
     check_outcome(f"graph.npz {kind} (WfstDecoder)", prober("wfst_decode", str(path), 0), path, must_fail=True)
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=examples(300))
 @given(data=st.data())
 def test_random_graph_damage_fails_cleanly_or_decodes_alike(prober, tmp_path, data):
     """Bytes of one .npy member (header or data) replaced, in an archive that is otherwise sound."""
@@ -268,7 +268,7 @@ def _posteriors_mutation(data, p: dict) -> str:
     return kind
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=examples(300))
 @given(data=st.data())
 def test_invalid_posteriors_are_rejected_with_the_file_named(prober, tmp_path, data):
     p = _posteriors()
@@ -282,7 +282,7 @@ def test_invalid_posteriors_are_rejected_with_the_file_named(prober, tmp_path, d
     check_outcome(f"posteriors {kind}", prober("load_posteriors", str(path)), path, must_fail=True)
 
 
-@settings(FUZZ, max_examples=200)
+@settings(FUZZ, max_examples=examples(200))
 @given(data=st.data())
 def test_damaged_posteriors_archive_is_rejected(prober, tmp_path, data):
     buffer = io.BytesIO()

@@ -14,7 +14,7 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from probing import FUZZ, check_outcome
+from probing import FUZZ, check_outcome, examples
 
 LEXICON = ["hello h e l l o", "world w o r l d", "read r iy d", "read r eh d", "a ah", "中文 zh ong", "<unk> spn"]
 LEXICON_P = ["hello 1.0 h e l l o", "world 0.5 w o r l d", "read .25 r iy d", "read 1e-1 r eh d", "a 1 ah", "中文 1 zh"]
@@ -83,7 +83,7 @@ def _lexicon_mutation(data, probs: bool) -> tuple[str, list[str] | bytes, int]:
     return kind, lines, i
 
 
-@settings(FUZZ, max_examples=400)
+@settings(FUZZ, max_examples=examples(400))
 @given(data=st.data())
 def test_invalid_lexicon_is_rejected_with_the_file_named(prober, tmp_path, data):
     probs = data.draw(st.booleans())
@@ -129,7 +129,7 @@ def _symbols_mutation(data) -> tuple[str, list[str] | bytes]:
     return kind, lines
 
 
-@settings(FUZZ, max_examples=400)
+@settings(FUZZ, max_examples=examples(400))
 @given(data=st.data())
 def test_invalid_symbol_table_is_rejected_with_the_file_named(prober, tmp_path, data):
     kind, content = _symbols_mutation(data)
@@ -141,7 +141,7 @@ def test_invalid_symbol_table_is_rejected_with_the_file_named(prober, tmp_path, 
         assert outcome[1] in ("InputFileError", "OSError"), outcome
 
 
-@settings(FUZZ, max_examples=150)
+@settings(FUZZ, max_examples=examples(150))
 @given(reserved=st.sampled_from(["<eps>", "#0", "#3"]), where=st.integers(0, 3), pairs=st.booleans())
 def test_reserved_token_in_a_token_file_names_the_file_and_line(prober, tmp_path, reserved, where, pairs):
     lines = ["a", "b", "c"]
@@ -169,7 +169,7 @@ def _random_edit(data, lines: list[str]) -> bytes:
     return bytes(raw)
 
 
-@settings(FUZZ, max_examples=500)
+@settings(FUZZ, max_examples=examples(500))
 @given(data=st.data())
 def test_random_edits_fail_cleanly(prober, tmp_path, data):
     which = data.draw(st.sampled_from(["lexicon", "lexiconp", "pairs", "single"]))
