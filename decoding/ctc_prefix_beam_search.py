@@ -29,6 +29,8 @@ from speechdecode.kernels.ctc_prefix_beam.reference import PrefixBeamSearch, tok
 
 __all__ = ["CtcPrefixBeamSearch", "CtcPrefixBeamSearchStream"]
 
+MAX_BEAM = 1 << 16  # prefixes per frame; flashlight's recipes go to 1,500, pyctcdecode's default is 100
+
 
 class CtcPrefixBeamSearch:
     r"""CTC prefix beam search over log-probabilities, with an optional n-gram LM and hotwords.
@@ -48,7 +50,7 @@ class CtcPrefixBeamSearch:
             lower-case LM) is an error; fewer than half of them, a warning.
         alpha: LM weight: each word adds ``alpha * ln(10) * log10 p(word | context)``.
         beta: word insertion bonus, added per word (with an LM only).
-        beam: prefixes kept per frame (default 32).
+        beam: prefixes kept per frame (default 32; at most ``MAX_BEAM`` = 65,536).
         token_topk: non-blank tokens extended per frame (the most likely ones).
         beam_threshold: prefixes scoring more than this below the best are dropped.
         token_min_logp: tokens with a smaller log-probability in a frame are not extended (but
@@ -163,11 +165,12 @@ class CtcPrefixBeamSearch:
         self.extend_best_token = bool(extend_best_token)
         self.alpha = _args.real(alpha, "alpha")
         self.beta = _args.real(beta, "beta")
-        self.beam = _args.integer(beam, "beam", 1)
+        # a beam of 1e9 is not "exhaustive": the prefixes grow by V per frame until memory runs out
+        self.beam = _args.integer(beam, "beam", 1, MAX_BEAM)
         self.token_topk = _args.integer(token_topk, "token_topk", 1)
         self.beam_threshold = _args.real(beam_threshold, "beam_threshold", finite=False, low=0.0)
         self.token_min_logp = _args.real(token_min_logp, "token_min_logp", finite=False)
-        self.nbest = _args.integer(nbest, "nbest", 1)
+        self.nbest = _args.integer(nbest, "nbest", 1, MAX_BEAM)
         self.num_threads = None if num_threads is None else _args.integer(num_threads, "num_threads", 1)
         self.partial_word_lm = bool(partial_word_lm)
         self.unk_score_offset = _args.real(unk_score_offset, "unk_score_offset", finite=False)

@@ -14,10 +14,12 @@ import os
 from speechdecode.errors import InvalidArgumentError
 
 
-def integer(value, name: str, low: int) -> int:
-    """``value`` as an int >= ``low`` (bools refused)."""
+def integer(value, name: str, low: int, high: int | None = None) -> int:
+    """``value`` as an int >= ``low`` (and <= ``high`` when given; bools refused)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise InvalidArgumentError(name, f"an integer >= {low}", repr(value))
+    if high is not None and value > high:
+        raise InvalidArgumentError(name, f"an integer in [{low}, {high:,}]", repr(value))
     return int(value)
 
 

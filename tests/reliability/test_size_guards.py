@@ -135,3 +135,15 @@ def test_a_gzip_trailer_claiming_4_gib_allocates_nothing_like_it(tmp_path):
 def test_endless_binary_input_is_refused_at_once(load):
     with pytest.raises(ArpaFormatError, match="/dev/zero: binary data"):
         load("/dev/zero")
+
+
+def test_search_widths_are_capped_with_the_limit_named():
+    from speechdecode.decoding import CtcPrefixBeamSearch
+    from speechdecode.decoding.ctc_prefix_beam_search import MAX_BEAM
+
+    tokens = ["<blk>", "|", "a", "b"]
+    with pytest.raises(InvalidArgumentError, match=r"beam: expected an integer in \[1, 65,536\], got 1000000000"):
+        CtcPrefixBeamSearch(tokens, beam=10**9)  # grew to 22 GB on 30 frames before this limit
+    with pytest.raises(InvalidArgumentError, match="nbest: expected an integer in"):
+        CtcPrefixBeamSearch(tokens, nbest=MAX_BEAM + 1)
+    assert CtcPrefixBeamSearch(tokens, beam=MAX_BEAM).beam == MAX_BEAM
