@@ -2,7 +2,7 @@
 
 Anchors, written here from the published semantics:
 
-* dense mask construction in Python (RALL-E, SPECS.md 6): for every row, a loop over speech
+* dense mask construction in Python (RALL-E, docs/DEFINITIONS.md section 6): for every row, a loop over speech
   frames that advances the phoneme pointer l(t) = min{l : cumsum(d)_l > t} and fills the frame's
   row of the [B, T, L] mask with True over phonemes l(t)-k .. l(t)+k (numpy slice assignment).
   Ours: :func:`~speechdecode.kernels.duration_mask.dense_mask` (searchsorted + one comparison),

@@ -3,7 +3,7 @@
 A candidate c' is drawn by nucleus sampling; if c' already fills too much of the recent
 history, the token is redrawn from the full distribution. The presets differ in exactly
 where the nucleus ends, how the repetition rate is measured and compared, and whether the
-candidate may come back in the redraw (SPECS.md section 4):
+candidate may come back in the redraw (docs/DEFINITIONS.md section 4):
 
 ``paper`` (VALL-E 2, section 3.4.1)
     Nucleus: sort by probability (descending, ties by lower id), keep a token while the mass

@@ -18,7 +18,7 @@ __all__ = ["DurationGuidedStopping"]
 
 
 class DurationGuidedStopping:
-    """Logits processor for duration-guided inference (RALL-E, SPECS.md section 6).
+    """Logits processor for duration-guided inference (RALL-E, docs/DEFINITIONS.md section 6).
 
     Args:
         durations: [B, L] integer frames per phoneme, or [B] integer totals D_b; values >= 0.

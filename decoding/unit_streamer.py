@@ -1,4 +1,4 @@
-"""Streaming CTC speech units in fixed-size chunks (LLaMA-Omni, SPECS section 6).
+"""Streaming CTC speech units in fixed-size chunks (LLaMA-Omni, docs/DEFINITIONS.md section 6).
 
 LLaMA-Omni upsamples each LLM hidden state by lambda=25 into unit logits, takes the per-frame
 argmax, merges repeats, drops blanks and hands the units to the vocoder in chunks of Omega

@@ -4,7 +4,7 @@ Inputs: :class:`SymbolTable` (token and word ids, read and written in the OpenFs
 ``symbol id`` format) and :class:`Lexicon` (word pronunciations, Kaldi ``lexicon.txt``/
 ``lexiconp.txt``), with builders for character and word-piece models. The FST builders -- the CTC
 topology T (:func:`ctc_topology`), the lexicon L (:func:`lexicon_fst`), the grammar G
-(:func:`grammar_fst`) -- and :func:`compile_graph` (TLG/LG, SPECS.md section 2) need pynini's
+(:func:`grammar_fst`) -- and :func:`compile_graph` (TLG/LG, docs/DEFINITIONS.md section 2) need pynini's
 ``pywrapfst`` and are imported on first use; :func:`load_graph` reads the flat-array export.
 
 >>> from speechdecode.graphs import compile_graph  # doctest: +SKIP

@@ -1,4 +1,4 @@
-"""TLG compilation (SPECS.md section 2, the EESEN / WeNet / FunASR recipe), every step OpenFst's.
+"""TLG compilation (docs/DEFINITIONS.md section 2, the EESEN / WeNet / FunASR recipe), every step OpenFst's.
 
     LG  = arcsort(minimize_encoded(determinize_log(compose(L, G))))
     TLG = arcsort(compose(T, LG))

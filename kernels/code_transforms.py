@@ -1,4 +1,4 @@
-"""Frame-rate transforms of codec codes and mel frames from the seed papers (SPECS.md section 6).
+"""Frame-rate transforms of codec codes and mel frames from the seed papers (docs/DEFINITIONS.md section 6).
 
 * VALL-E 2 grouped code modeling: :func:`group_codes` / :func:`ungroup_codes`.
 * VALL-E R codec merging: :func:`merge_residual`.

@@ -187,7 +187,7 @@ def _check_context(model, positions: int, what: str) -> int:
 
 
 class _Durations:
-    """Duration-guided masks and stopping for one generation (RALL-E, SPECS section 6)."""
+    """Duration-guided masks and stopping for one generation (RALL-E, docs/DEFINITIONS.md section 6)."""
 
     def __init__(self, durations, k: int, phonemes: int, batch: int, frames: int, prompt_frames: int, eos: int, device):
         if isinstance(durations, (list, tuple)):

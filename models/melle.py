@@ -1,4 +1,4 @@
-"""MELLE-style continuous autoregressive generation of mel frames (SPECS section 6).
+"""MELLE-style continuous autoregressive generation of mel frames (docs/DEFINITIONS.md section 6).
 
 MELLE predicts ``r`` mel frames per AR step (reduction factor, :func:`reduce_frames` /
 :func:`expand_frames`), draws them from a predicted Gaussian (its latent sampling module) or

@@ -3,7 +3,7 @@
 Each LLM step's hidden state is upsampled by lambda (repeated lambda times), a CTC unit head
 turns the frames into unit logits, and :class:`~speechdecode.decoding.CtcUnitStreamer` decodes
 them greedily and hands the units to the vocoder in chunks of Omega as soon as a chunk is full
-(SPECS section 6). Smaller Omega: earlier first audio, more vocoder calls.
+(docs/DEFINITIONS.md section 6). Smaller Omega: earlier first audio, more vocoder calls.
 """
 
 from __future__ import annotations

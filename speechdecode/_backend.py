@@ -1,6 +1,6 @@
 """The one place that knows which implementations can run here.
 
-Every hot op has up to three implementations (ARCHITECTURE.md):
+Every hot op has up to three implementations (README, "Backends"):
 
 * ``reference`` -- plain torch/numpy, always available, the oracle in tests;
 * ``native``    -- C++ in ``speechdecode._native`` (CPU);

@@ -4,7 +4,7 @@
 //
 // The definitions are those of the Python references, which these functions must reproduce
 // draw for draw on the same uniforms: speechdecode.kernels.sampling (sample) and
-// speechdecode.decoding.ras (RAS; SPECS.md section 4). Per row: one scan (checks, maximum),
+// speechdecode.decoding.ras (RAS; docs/DEFINITIONS.md section 4). Per row: one scan (checks, maximum),
 // vectorized exponentials, a histogram of the probabilities that locates the top-k / nucleus
 // cut so that only the few values above it are sorted, the cut itself, and an inverse-CDF
 // draw in vocabulary order with the supplied uniform; RAS then counts the candidate in the

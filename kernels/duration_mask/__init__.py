@@ -1,4 +1,4 @@
-"""RALL-E duration-guided attention masks (SPECS.md section 6).
+"""RALL-E duration-guided attention masks (docs/DEFINITIONS.md section 6).
 
 Given per-phoneme durations d [B, L] (speech frames per phoneme), speech frame t belongs to
 phoneme l(t) = min{l : cumsum(d)_l > t} and may attend to phoneme keys l(t) - k .. l(t) + k

@@ -142,7 +142,7 @@ def test_revert_segments_backends(shape):
     want = vc.revert_segments(x, backend="reference")
     k = shape[-2]
     assert want.shape == (*shape[:-1], shape[-1] - k)
-    for kk in range(k):  # the formula of SPECS.md 5: codebook k keeps s[k][k : len - (K - k)]
+    for kk in range(k):  # the formula of docs/DEFINITIONS.md section 5: codebook k keeps s[k][k : len - (K - k)]
         assert torch.equal(want[..., kk, :], x[..., kk, kk : shape[-1] - (k - kk)])
     assert torch.equal(vc.revert_segments(x, backend="native"), want)
     assert np.array_equal(vc.revert_segments(x.numpy()), want.numpy())
