@@ -45,6 +45,7 @@ _HF_EXPORTS = (
     "RepetitionAwareProcessor",
     "SamplerProcessor",
     "SamplingWarper",
+    "added_logits_processors",
     "ras_generate",
 )
 __all__ += list(_HF_EXPORTS)

@@ -28,6 +28,7 @@ module without it raises :class:`~speechdecode.errors.BackendUnavailableError`.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 
 import torch
@@ -54,6 +55,40 @@ __all__ = [
     "SamplingWarper",
     "ras_generate",
 ]
+
+
+@contextlib.contextmanager
+def added_logits_processors(model, processors):
+    """Run ``model.generate`` with ``processors`` added to the logits processors it builds.
+
+    Dia's ``generate`` (transformers 5.x) drops its ``logits_processor=`` argument: its
+    ``_get_logits_processor`` builds its own list and never reads the one it is given, so a
+    processor passed there is silently ignored. Inside this block the model's list gets
+    ``processors`` after its own (guidance, EOS channel filter, warpers) and before Dia's final
+    EOS delay-pattern processor, which must see the drawn token to force the end of each channel.
+    For models that honour ``logits_processor=`` it has the same effect as passing them there.
+
+    Example:
+        >>> with added_logits_processors(dia, [RepetitionAwareProcessor(preset="cosyvoice")]):
+        ...     codes = dia.generate(**inputs, max_new_tokens=256)  # doctest: +SKIP
+    """
+    build = model._get_logits_processor
+
+    def with_ours(*args, **kwargs):
+        built = build(*args, **kwargs)
+        at = len(built)
+        if at and type(built[-1]).__name__ == "DiaEOSDelayPatternLogitsProcessor":
+            at -= 1
+        for processor in processors:
+            built.insert(at, processor)
+            at += 1
+        return built
+
+    model._get_logits_processor = with_ours
+    try:
+        yield model
+    finally:
+        del model._get_logits_processor
 
 
 class SamplingWarper(LogitsProcessor):
