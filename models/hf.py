@@ -184,7 +184,11 @@ class SamplerProcessor(LogitsProcessor):
 
     A call whose ``input_ids`` are not one longer than the last call's (a new ``generate``)
     starts over: the prompt is what ``input_ids`` holds at the first call. Ids outside the
-    vocabulary (MusicGen's delay-pattern pad) are -1 (none) in the history.
+    vocabulary (MusicGen's delay-pattern pad) are -1 (none) in the history. CSM: pass it as
+    ``logits_processor=`` for the backbone (codebook 0; its 3-D ``input_ids`` after the first
+    step are the frames so far) and through :func:`added_logits_processors` on
+    ``model.depth_decoder`` for the other codebooks (its ``generate`` takes no processors; each
+    frame is a new call there, so the history is the frame's earlier codebooks).
 
     Raises:
         InvalidArgumentError: not a sampler, a bad guidance scale (at construction); guided
@@ -210,12 +214,15 @@ class SamplerProcessor(LogitsProcessor):
             raise InvalidArgumentError(
                 "guidance_scale", "the guidance_scale given to generate (scores come as cond/uncond halves)", None
             )
-        length = input_ids.shape[1]
-        if self._prompt_length is None or length != self._last_length + 1:
-            self._prompt_length = length  # a new generate call
-            self.sampler.reset(None)
-        self._last_length = length
-        generated = input_ids[:, self._prompt_length :]
+        if input_ids.ndim == 3:  # CSM's backbone after its first step: the frames so far [B, n, K]
+            generated = input_ids[..., 0]  # it draws codebook 0; the text prompt came in 2-D
+        else:
+            length = input_ids.shape[1]
+            if self._prompt_length is None or length != self._last_length + 1:
+                self._prompt_length = length  # a new generate call
+                self.sampler.reset(None)
+            self._last_length = length
+            generated = input_ids[:, self._prompt_length :]
         history = torch.where((generated >= 0) & (generated < scores.shape[1]), generated, -1)
         if not guided:
             tokens = draw(self.sampler, scores, history)
