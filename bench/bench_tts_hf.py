@@ -8,6 +8,10 @@ Cases, B rows of 4 codebooks, ``STEPS`` new steps each:
 * ``small+cfg``: the same decoder under a tiny text encoder, classifier-free guidance 3.0 then
   top-k 250 (MusicGen's text-to-music setting); ours fuses the guidance into the draw
   (``FilterSampler.guided``); B = 1, 8, 32.
+* ``dia-small``: a small Dia (hidden 256, 4 decoder layers, 9 channels with Dia's delays
+  0, 8..15, V = 1028), its guidance 3.0 and top-k 45 (Dia's defaults); ours joins through
+  ``added_logits_processors`` (Dia's generate drops ``logits_processor=``) after Dia's guidance;
+  B = 1, 8.
 * ``musicgen-small``: the decoder at the published size of facebook/musicgen-small (hidden 1024,
   24 layers, 16 heads, FFN 4096, V = 2048), unconditional; B = 1, 8 (larger batches take minutes
   per call on two CPU cores).
@@ -76,6 +80,7 @@ def _models(quick: bool):
     models = {
         "small": (small, [1, 8] if quick else [1, 8, 32, 64]),
         "small+cfg": (guided, [1, 8] if quick else [1, 8, 32]),
+        "dia-small": (_dia(), [1, 8]),
     }
     if not quick:
         big = MusicgenForCausalLM(_decoder_config("musicgen-small")).eval()
@@ -84,7 +89,43 @@ def _models(quick: bool):
     return models
 
 
+def _dia():
+    from transformers import DiaConfig, DiaForConditionalGeneration
+    from transformers.models.dia.configuration_dia import DiaDecoderConfig, DiaEncoderConfig
+
+    head = {"num_attention_heads": 4, "num_key_value_heads": 4, "head_dim": 64}
+    encoder = DiaEncoderConfig(hidden_size=256, intermediate_size=1024, num_hidden_layers=2, vocab_size=256, **head)
+    decoder = DiaDecoderConfig(
+        hidden_size=256, intermediate_size=1024, num_hidden_layers=4, cross_num_attention_heads=4, cross_head_dim=64,
+        cross_num_key_value_heads=4, cross_hidden_size=256, num_channels=9, vocab_size=1028, eos_token_id=1024,
+        pad_token_id=1025, bos_token_id=1026, **head,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    config = DiaConfig(encoder_config=encoder, decoder_config=decoder, delay_pattern=[0, 8, 9, 10, 11, 12, 13, 14, 15])
+    return DiaForConditionalGeneration(config).eval()
+
+
+def _call_dia(model, batch: int, steps: int, ours: bool, seed: int):
+    from speechdecode.models.hf import SamplerProcessor, added_logits_processors
+
+    text = torch.randint(0, 256, (batch, 16), generator=torch.Generator().manual_seed(seed))
+    start = torch.full((batch, 1, 9), 1026)
+    kwargs = {"input_ids": text, "attention_mask": torch.ones_like(text), "decoder_input_ids": start,
+              "max_new_tokens": steps, "guidance_scale": 3.0, "top_k": 45}  # fmt: skip
+    if not ours:
+        return lambda: model.generate(do_sample=True, **kwargs)
+    sampler = FilterSampler(top_k=45, generator=torch.Generator().manual_seed(seed))
+
+    def run():
+        with added_logits_processors(model, [SamplerProcessor(sampler)]):
+            return model.generate(do_sample=False, **kwargs)
+
+    return run
+
+
 def _call(model, batch: int, steps: int, ours: bool, seed: int):
+    if type(model).__name__ == "DiaForConditionalGeneration":
+        return _call_dia(model, batch, steps, ours, seed)
     from speechdecode.models.hf import SamplerProcessor
 
     torch.manual_seed(seed)
@@ -108,6 +149,8 @@ def _call(model, batch: int, steps: int, ours: bool, seed: int):
 def _outside_forward_share(model, fn) -> float:
     """Share of one call of ``fn`` spent outside the decoder's forward."""
     decoder = model.decoder if hasattr(model, "text_encoder") else model
+    if type(model).__name__ == "DiaForConditionalGeneration":
+        decoder = model.model.decoder
     inner = decoder.forward
     spent = [0.0]
 
@@ -152,7 +195,7 @@ def run(suite: Suite, quick: bool) -> None:
                     impl,
                     fn,
                     anchor=not ours,
-                    items=batch * K * steps,
+                    items=batch * (9 if name.startswith("dia") else K) * steps,
                     item_unit="token",
                     params=params,
                     settings=settings if not quick else None,
