@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 NATIVE := $(shell find csrc -name '*.cc' -o -name '*.h')
 EXT    := speechdecode/.native-built
 
-.PHONY: install system-deps demo test bench lint clean
+.PHONY: install system-deps demo test test-sanitize bench lint clean
 
 # Debian packages: zlib headers for the extension; real text (bible-kjv, fortunes) and the CMU
 # pronouncing dictionary (pocketsphinx-en-us) for tests and benchmarks; OpenFst's command-line
@@ -45,8 +45,43 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# The whole suite, then the sanitizer run of a subset (see test-sanitize below): the fuzz tests at a
+# quarter of their examples, the thread tests, and the native ARPA reader's and WFST search's tests.
+# About 4 minutes on 2 cores for a first sanitizer build, 1 for its tests; `make test-sanitize`
+# runs everything native at full size.
+SAN_QUICK := $(addprefix tests/reliability/,test_fuzz_arpa.py test_fuzz_kenlm.py test_fuzz_text_files.py \
+	test_fuzz_npz.py test_threads.py) tests/lm/test_arpa_read_native.py tests/decoding/test_wfst_decoder.py
+
 test: system-deps install
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory test-sanitize SAN_TESTS="$(SAN_QUICK)" SAN_SCALE=0.25
+
+# The native tests under AddressSanitizer + UndefinedBehaviorSanitizer (a use after free, an
+# overflow or undefined behaviour aborts the run with a report). The extension is built into
+# build/sanitize/ (objects kept there, so a rebuild compiles only what changed); the in-place
+# speechdecode/_native*.so stays the normal build. tests/reliability/sanitize/sitecustomize.py
+# makes `import speechdecode._native` load the sanitized one, in pytest and in the worker
+# processes the fuzz tests start. libasan is preloaded because python itself is not built with
+# it, and libstdc++ with it (else ASan finds no __cxa_throw to intercept and aborts on the first
+# C++ exception); leak detection is off because CPython keeps objects alive until exit by design.
+SAN_DIR   := build/sanitize
+SAN_SCALE ?= 1
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g
+SAN_TESTS ?= $(addprefix tests/reliability/,test_fuzz_arpa.py test_fuzz_kenlm.py test_fuzz_text_files.py \
+	test_fuzz_npz.py test_threads.py) tests/lm/test_arpa_read_native.py tests/lm/test_kenlm_binary.py \
+	tests/lm/test_model.py tests/decoding/test_wfst_decoder.py tests/decoding/test_ctc_prefix_beam_search.py \
+	tests/decoding/test_ctc_greedy.py tests/decoding/test_ras.py tests/kernels/test_sampling.py
+SAN_ENV   := LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:detect_odr_violation=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	PYTHONPATH=$(CURDIR)/tests/reliability/sanitize SPEECHDECODE_SANITIZED_LIB=$(CURDIR)/$(SAN_DIR)/lib \
+	SPEECHDECODE_FUZZ_SCALE=$(SAN_SCALE)
+
+test-sanitize: install
+	CFLAGS="$(SAN_FLAGS)" LDFLAGS="$(SAN_FLAGS)" $(BIN)/python -W ignore setup.py --quiet build_ext \
+		--build-lib $(SAN_DIR)/lib --build-temp $(SAN_DIR)/temp
+	$(SAN_ENV) $(BIN)/python -c "import speechdecode._native as m; assert '$(SAN_DIR)' in m.__file__, m.__file__"
+	$(SAN_ENV) $(BIN)/python -m pytest -p no:cacheprovider $(SAN_TESTS)
 
 bench: system-deps install
 	$(BIN)/speechdecode bench all --out bench/results
