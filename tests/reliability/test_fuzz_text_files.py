@@ -201,3 +201,22 @@ def test_lexicon_in_code_rejects_reserved_tokens(token):
     with pytest.raises(InvalidArgumentError, match=rf"tokens\[1\].*{re.escape(repr(token))} in the pronunciation"):
         Lexicon({"cab": [("c", token, "b")]})
     assert Lexicon({"cab": [("c", "#", "b", "#a")]})["cab"][0].tokens[1] == "#"  # only #<digits> is reserved
+
+
+def test_graph_compile_names_the_lexicon_line_of_a_reserved_token(tmp_path):
+    """Through the CLI: one line naming lexicon.txt:2, exit 2, and no graph written."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("pywrapfst")
+    (tmp_path / "tokens.txt").write_text("<blk>\na\nb\n")
+    (tmp_path / "lexicon.txt").write_text("ab a b\nba b #0 a\n")
+    (tmp_path / "lm.arpa").write_text(
+        "\\data\\\nngram 1=4\n\n\\1-grams:\n-1\t<s>\n-1\t</s>\n-0.3\tab\n-0.3\tba\n\n\\end\\\n"
+    )
+    args = ["--tokens", "tokens.txt", "--lexicon", "lexicon.txt", "--arpa", "lm.arpa", "--out", "g"]
+    out = subprocess.run([sys.executable, "-m", "speechdecode", "graph", "compile", *args], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 2, out
+    assert out.stderr.count("\n") == 1 and "lexicon.txt:2: the pronunciation of 'ba' holds '#0'" in out.stderr
+    assert not (tmp_path / "g").exists()
