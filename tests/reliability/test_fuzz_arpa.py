@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from probing import DATA, FUZZ, check_outcome, examples
 
 from speechdecode import _backend
-from speechdecode.errors import ArpaFormatError
+from speechdecode.errors import ArpaFormatError, InputFileError
 from speechdecode.lm.arpa import ArpaModel, read_arpa, write_arpa
 
 pytestmark = pytest.mark.skipif(not _backend.HAS_NATIVE, reason="the native extension is not built")
@@ -347,3 +347,18 @@ def test_missing_context_that_is_a_suffix_is_rejected(tmp_path):
         read_arpa(path, backend="native")
     with pytest.raises(ArpaFormatError, match=r"hole\.arpa:.*context 'dog sat'"):
         NgramModel.load(path)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="csrc/lm/arpa_reader reads gzip through zlib's gzread, which ignores bytes after the last "
+    "member that are not a gzip header; telling them apart needs member-by-member inflate (open, issue 13)",
+)
+def test_trailing_garbage_after_the_gzip_member_is_rejected(tmp_path):
+    text = gzip.decompress((DATA / "lmplz" / "tiny.o3.fallback.arpa.gz").read_bytes())
+    path = tmp_path / "garbage.arpa.gz"
+    path.write_bytes(gzip.compress(text, mtime=0) + b"garbage!")
+    with pytest.raises(InputFileError, match=r"garbage\.arpa\.gz:54: corrupt or truncated gzip"):
+        read_arpa(path, backend="reference")
+    with pytest.raises(ArpaFormatError, match=r"garbage\.arpa\.gz"):
+        read_arpa(path, backend="native")
