@@ -49,6 +49,101 @@ namespace {
 // The first buffer for data read through zlib, and how far a gzip trailer's size is believed.
 constexpr size_t kFirstChunk = size_t{1} << 20;
 constexpr size_t kTrailerTrust = 16;
+
+// Doubles buffer's capacity, keeping its first `used` bytes.
+void grow(std::unique_ptr<char[]>* buffer, size_t* capacity, size_t used) {
+  std::unique_ptr<char[]> bigger(new char[*capacity * 2]);
+  std::memcpy(bigger.get(), buffer->get(), used);
+  *buffer = std::move(bigger);
+  *capacity *= 2;
+}
+
+// Text never holds NUL bytes: stop at once on binary data (a device such as /dev/zero, a KenLM
+// binary given as ARPA) instead of reading it all into memory.
+void check_no_nul(const std::string& path, const char* data, size_t size, size_t at) {
+  if (std::memchr(data, '\0', size) != nullptr) {
+    throw ArpaFormatError(
+        path, 0, "binary data (a NUL byte near byte " + std::to_string(at) + "): not an ARPA text file");
+  }
+}
+
+// Decompresses the gzip file open as fd (closed on return) from its start, member after member
+// (RFC 1952 allows several), into *buffer. inflate checks each member's CRC-32 and length. After a member
+// only another member or zero padding (as tar leaves; Python's gzip allows it too) may follow: other bytes
+// are an error, where zlib's gzread would ignore them.
+void read_gzip_members(const std::string& path, int fd, std::unique_ptr<char[]>* buffer, size_t* capacity,
+                       size_t* used) {
+  z_stream zs{};
+  if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) {
+    close(fd);
+    throw FileReadError(path, ENOMEM, "cannot start zlib");
+  }
+  struct Closer {
+    z_stream* zs;
+    int fd;
+    ~Closer() {
+      inflateEnd(zs);
+      close(fd);
+    }
+  } closer{&zs, fd};
+  constexpr size_t kInput = size_t{1} << 18;
+  std::unique_ptr<unsigned char[]> input(new unsigned char[kInput]);
+  uint64_t read_bytes = 0;  // compressed bytes read so far
+  bool eof = false, between_members = false;
+  for (;;) {
+    if (zs.avail_in == 0 && !eof) {
+      ssize_t n;
+      do {
+        n = read(fd, input.get(), kInput);
+      } while (n < 0 && errno == EINTR);
+      if (n < 0) {
+        const int err = errno;
+        throw FileReadError(path, err, std::strerror(err));
+      }
+      eof = n == 0;
+      zs.next_in = input.get();
+      zs.avail_in = static_cast<uInt>(n);
+      read_bytes += static_cast<uint64_t>(n);
+    }
+    if (between_members) {
+      while (zs.avail_in > 0 && *zs.next_in == 0) {
+        ++zs.next_in;
+        --zs.avail_in;
+      }
+      if (zs.avail_in == 0) {
+        if (eof) return;
+        continue;
+      }
+      if (zs.avail_in >= 2 && (zs.next_in[0] != 0x1f || zs.next_in[1] != 0x8b)) {
+        throw ArpaFormatError(path, 0,
+                              "bytes after the gzip data (at byte " +
+                                  std::to_string(read_bytes - zs.avail_in) +
+                                  ") that are not another gzip member: a damaged or appended-to file");
+      }
+      inflateReset(&zs);
+      between_members = false;
+    }
+    if (*used == *capacity) grow(buffer, capacity, *used);
+    char* out = buffer->get() + *used;
+    zs.next_out = reinterpret_cast<Bytef*>(out);
+    zs.avail_out = static_cast<uInt>(std::min<size_t>(*capacity - *used, 1u << 30));
+    const uInt room = zs.avail_out;
+    const int ret = inflate(&zs, Z_NO_FLUSH);
+    const size_t produced = room - zs.avail_out;
+    check_no_nul(path, out, produced, *used);
+    *used += produced;
+    if (ret == Z_STREAM_END) {
+      between_members = true;
+      continue;
+    }
+    if (ret == Z_OK || (ret == Z_BUF_ERROR && (zs.avail_out == 0 || (zs.avail_in == 0 && !eof)))) continue;
+    if (ret == Z_BUF_ERROR)
+      throw ArpaFormatError(path, 0, "gzip data is truncated (the file ends inside a member)");
+    throw ArpaFormatError(path, 0,
+                          std::string("gzip data is corrupt (zlib: ") + (zs.msg ? zs.msg : "error") + ")");
+  }
+}
+
 }  // namespace
 
 FileText FileText::read(const std::string& path) {
@@ -83,13 +178,8 @@ FileText FileText::read(const std::string& path) {
       }
     }
   }
-  // Gzip (or anything mmap refuses): zlib reads it, passing plain bytes through unchanged.
-  gzFile file = gzdopen(fd, "rb");
-  if (file == nullptr) {
-    close(fd);
-    throw FileReadError(path, ENOMEM, "cannot start zlib");
-  }
-  gzbuffer(file, 1 << 18);
+  // Gzip, or anything mmap refuses (a pipe, a device): zlib reads it, passing plain bytes through
+  // unchanged. A gzip file goes member by member (read_gzip_members), which gzread cannot check.
   // A gzip file ends with its uncompressed size mod 2^32 (exact for one member under 4 GiB):
   // with it the buffer is allocated once. One byte more lets the loop see the end. The trailer
   // is only a hint: it is believed up to 16 times the compressed size (ARPA text compresses
@@ -107,13 +197,21 @@ FileText FileText::read(const std::string& path) {
   }
   std::unique_ptr<char[]> buffer(new char[capacity]);
   size_t used = 0;
+  if (is_file && got == 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
+    read_gzip_members(path, fd, &buffer, &capacity, &used);  // closes fd
+    text.owned_ = std::move(buffer);
+    text.data_ = text.owned_.get();
+    text.size_ = used;
+    return text;
+  }
+  gzFile file = gzdopen(fd, "rb");
+  if (file == nullptr) {
+    close(fd);
+    throw FileReadError(path, ENOMEM, "cannot start zlib");
+  }
+  gzbuffer(file, 1 << 18);
   for (;;) {
-    if (used == capacity) {
-      std::unique_ptr<char[]> bigger(new char[capacity * 2]);
-      std::memcpy(bigger.get(), buffer.get(), used);
-      buffer = std::move(bigger);
-      capacity *= 2;
-    }
+    if (used == capacity) grow(&buffer, &capacity, used);
     const unsigned want = static_cast<unsigned>(std::min<size_t>(capacity - used, 1u << 30));
     const int n = gzread(file, buffer.get() + used, want);
     if (n < 0) {
@@ -125,12 +223,11 @@ FileText FileText::read(const std::string& path) {
       throw ArpaFormatError(path, 0, "gzip data is corrupt (zlib: " + message + ")");
     }
     if (n == 0) break;
-    // Text never holds NUL bytes: stop at once on binary data (a device such as /dev/zero, a
-    // KenLM binary given as ARPA) instead of reading it all into memory.
-    if (std::memchr(buffer.get() + used, '\0', static_cast<size_t>(n)) != nullptr) {
+    try {
+      check_no_nul(path, buffer.get() + used, static_cast<size_t>(n), used);
+    } catch (...) {
       gzclose(file);
-      throw ArpaFormatError(
-          path, 0, "binary data (a NUL byte near byte " + std::to_string(used) + "): not an ARPA text file");
+      throw;
     }
     used += static_cast<size_t>(n);
   }
