@@ -455,32 +455,105 @@ void sample(const LogitsView& logits, const SampleParams& params, int64_t* out, 
   });
 }
 
+namespace {
+
+template <GuidanceCenter kCenter>
+inline float guided_value(float c, float u, float c2, float s, float s2) {
+  if (kCenter == GuidanceCenter::kCond) return c + (c - u) * s;
+  if (kCenter == GuidanceCenter::kDual) return u + (c - u) * s + (c2 - u) * s2;
+  return u + (c - u) * s;
+}
+
+// x = the guided row of c, u (and c2), straight through the formula: one vectorized pass that
+// also returns the maximum and whether any value came out NaN or +inf. Where none did, x equals
+// the masked definition (a token -inf in an input can only give -inf, NaN or +inf here, and
+// only -inf passes); otherwise the caller redoes the row with guide_exact.
+template <GuidanceCenter kCenter>
+float guide_fast(const float* c, const float* u, const float* c2, float s, float s2, int64_t vocab, float* x,
+                 bool* unusual) {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  float top = -kInf;
+  int bad = 0;
+#pragma omp simd reduction(max : top) reduction(| : bad)
+  for (int64_t i = 0; i < vocab; ++i) {
+    const float v = guided_value<kCenter>(c[i], u[i], kCenter == GuidanceCenter::kDual ? c2[i] : 0.0f, s, s2);
+    x[i] = v;
+    bad |= !(v < kInf);  // NaN or +inf
+    top = v > top ? v : top;
+  }
+  *unusual = bad != 0;
+  return top;
+}
+
+// The masked definition, one token at a time: -inf in any input gives -inf (the formula alone
+// would give NaN or +inf for some). Returns false when an input holds NaN or +inf; *any_finite
+// says whether a token survived.
+template <GuidanceCenter kCenter>
+bool guide_exact(const float* c, const float* u, const float* c2, float s, float s2, int64_t vocab, float* x,
+                 bool* any_finite) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  bool kept = false;
+  for (int64_t i = 0; i < vocab; ++i) {
+    const float c2i = kCenter == GuidanceCenter::kDual ? c2[i] : 0.0f;
+    for (const float v : {c[i], u[i], c2i}) {
+      if (std::isnan(v) || v == kInf) return false;
+    }
+    const bool masked = c[i] == kNegInf || u[i] == kNegInf || c2i == kNegInf;
+    x[i] = masked ? kNegInf : guided_value<kCenter>(c[i], u[i], c2i, s, s2);
+    kept = kept || !masked;
+  }
+  *any_finite = kept;
+  return true;
+}
+
+// The first input of a row that holds NaN or +inf, for the error.
+const char* bad_input(const float* c, const float* u, const float* c2, int64_t vocab) {
+  auto bad = [vocab](const float* x) {
+    for (int64_t i = 0; i < vocab; ++i)
+      if (std::isnan(x[i]) || x[i] == std::numeric_limits<float>::infinity()) return true;
+    return false;
+  };
+  return bad(c) ? "cond" : bad(u) ? "uncond" : (c2 != nullptr && bad(c2)) ? "cond2" : "cond";
+}
+
+// Guides one row into x (fast pass, exact pass where needed); throws for bad inputs.
+template <GuidanceCenter kCenter>
+void guide_row(const float* c, const float* u, const float* c2, float s, float s2, int64_t vocab, float* x,
+               int64_t row) {
+  bool unusual = false;
+  const float top = guide_fast<kCenter>(c, u, c2, s, s2, vocab, x, &unusual);
+  bool any_finite = top > -std::numeric_limits<float>::infinity();
+  if (unusual && !guide_exact<kCenter>(c, u, c2, s, s2, vocab, x, &any_finite)) {
+    throw TensorError(bad_input(c, u, c2, vocab), "no NaN or +inf", "one in row " + std::to_string(row));
+  }
+  if (!any_finite) {
+    throw TensorError("cond", "a token finite in every input in each row",
+                      "none in row " + std::to_string(row));
+  }
+}
+
+}  // namespace
+
 void guided_sample(const LogitsView& cond, const Guidance& g, const SampleParams& params, int64_t* out,
                    int num_threads) {
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   parallel_for(cond.batch, threads_for(cond.batch, cond.vocab, num_threads), [&](int64_t b) {
     thread_local std::vector<float> guided;
     guided.resize(static_cast<size_t>(cond.vocab));
     const float* c = cond.data + b * cond.stride;
     const float* u = g.uncond.data + b * g.uncond.stride;
     const float* c2 = g.center == GuidanceCenter::kDual ? g.cond2.data + b * g.cond2.stride : nullptr;
-    float* x = guided.data();
-    for (int64_t i = 0; i < cond.vocab; ++i) {
-      float v;
-      switch (g.center) {
-        case GuidanceCenter::kUncond:
-          v = u[i] + (c[i] - u[i]) * g.scale;
-          break;
-        case GuidanceCenter::kDual:
-          v = u[i] + (c[i] - u[i]) * g.scale + (c2[i] - u[i]) * g.scale2;
-          break;
-        default:
-          v = c[i] + (c[i] - u[i]) * g.scale;
-      }
-      const bool masked = c[i] == kNegInf || u[i] == kNegInf || (c2 != nullptr && c2[i] == kNegInf);
-      x[i] = masked ? kNegInf : v;
+    switch (g.center) {
+      case GuidanceCenter::kUncond:
+        guide_row<GuidanceCenter::kUncond>(c, u, c2, g.scale, g.scale2, cond.vocab, guided.data(), b);
+        break;
+      case GuidanceCenter::kDual:
+        guide_row<GuidanceCenter::kDual>(c, u, c2, g.scale, g.scale2, cond.vocab, guided.data(), b);
+        break;
+      default:
+        guide_row<GuidanceCenter::kCond>(c, u, c2, g.scale, g.scale2, cond.vocab, guided.data(), b);
     }
-    out[b] = sample_row(x, cond.vocab, params, b);
+    out[b] = sample_row(guided.data(), cond.vocab, params, b);
   });
 }
 

@@ -73,8 +73,9 @@ struct Guidance {
 };
 
 // sample() of the guided logits of `cond`: each row is guided into a per-thread scratch row and
-// drawn from there, in the same parallel loop (no [B, V] guided array). Errors as sample();
-// a guided row without a finite entry is named as "logits (guided)".
+// drawn from there, in the same parallel loop (no [B, V] guided array). Throws TensorError for
+// NaN or +inf in an input (named "cond", "uncond" or "cond2", with the row), for a row with no
+// token finite in every input, and for bad parameters as sample() does.
 void guided_sample(const LogitsView& cond, const Guidance& guidance, const SampleParams& params, int64_t* out,
                    int num_threads);
 

@@ -79,6 +79,13 @@ def _native_scalars(logits, temperature, top_k, top_p, min_p, uniforms, generato
     per-row tensors and runs no checks that allocate (the kernel checks logits and uniforms as
     it reads them). None when a call does not qualify or a scalar is out of range: the general
     path then runs (and raises)."""
+    params = _native_scalar_params(logits, temperature, top_k, top_p, min_p, uniforms, generator, backend)
+    return None if params is None else native.sample_cpp(logits, *params)
+
+
+def _native_scalar_params(logits, temperature, top_k, top_p, min_p, uniforms, generator, backend):
+    """(temperature, top_k, top_p, min_p, uniforms) ready for the C++ kernel when a call takes the
+    per-step fast path (a CPU tensor, scalar parameters in range, the native backend), else None."""
     if not (
         _backend.HAS_NATIVE
         and isinstance(logits, torch.Tensor)
@@ -110,7 +117,28 @@ def _native_scalars(logits, temperature, top_k, top_p, min_p, uniforms, generato
         and uniforms.shape == (B,)
     ):
         return None
-    return native.sample_cpp(logits, float(t), min(int(k), V), float(p), float(m), uniforms.contiguous())
+    return float(t), min(int(k), V), float(p), float(m), uniforms.contiguous()
+
+
+def _native_guided_scalars(cond, uncond, cond2, scale, scale2, center, temperature, top_k, top_p, min_p, uniforms,
+                           generator, backend):  # fmt: skip
+    """guided_sample's per-step fast path, as :func:`_native_scalars`: CPU tensors of one shape and
+    dtype, scalar parameters, the C++ kernel, which checks every input row while it guides it (one
+    pass, where the general path checks each array separately). None when a call does not qualify."""
+    inputs = [cond, uncond] + ([] if cond2 is None else [cond2])
+    if not all(isinstance(t, torch.Tensor) for t in inputs):
+        return None
+    if any(t.shape != cond.shape or t.device != cond.device or t.dtype != cond.dtype for t in inputs):
+        return None
+    params = _native_scalar_params(cond, temperature, top_k, top_p, min_p, uniforms, generator, backend)
+    if params is None:
+        return None
+    t, k, p, m, u = params
+    second = None if cond2 is None else native.float32_rows(cond2).numpy()
+    rows = native.float32_rows(cond).numpy(), native.float32_rows(uncond).numpy()
+    return torch.from_numpy(
+        _backend.native().guided_sample(*rows, second, scale, scale2, center, t, k, p, m, u.numpy())
+    )
 
 
 def check_logit_rows(x: torch.Tensor) -> None:
@@ -264,6 +292,10 @@ def guided_sample(
     if cond2 is not None and center == "cond":
         raise InvalidArgumentError("cond2", "None with center='cond' (Dia's form has one condition)", "an array")
     scale2 = 0.0 if guidance_scale2 is None else _args.real(guidance_scale2, "guidance_scale2")
+    fast = _native_guided_scalars(cond, uncond, cond2, scale, scale2, center, temperature, top_k, top_p, min_p,
+                                  uniforms, generator, backend)  # fmt: skip
+    if fast is not None:
+        return fast
     c = _tensors.scores(cond, "cond", 2)
     inputs = {"uncond": uncond} if cond2 is None else {"uncond": uncond, "cond2": cond2}
     others = {}
