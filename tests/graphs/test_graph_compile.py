@@ -296,9 +296,7 @@ def test_outputs_and_atomic_writes(tmp_path, small_lm, monkeypatch):
     blocker.write_text("x")
     with pytest.raises(InvalidArgumentError, match="out_dir: expected a directory"):
         other.write(blocker)
-    with pytest.raises(
-        InvalidArgumentError, match=r"out_dir: expected a folder in an existing dir.*is not a dir"
-    ):
+    with pytest.raises(InvalidArgumentError, match=r"out_dir: expected a folder in an existing dir.*is not a dir"):
         other.write(blocker / "sub")
     with pytest.raises(InvalidArgumentError, match=r"out_dir: .*'[^']*absent' does not exist"):
         other.write(tmp_path / "absent" / "graph")  # parents are never created
