@@ -11,9 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from speechdecode._io import atomic_write
+from speechdecode._io import atomic_write, read_npz
 from speechdecode.errors import InputFileError
-from speechdecode.graphs.export import read_checked_npz
 
 
 class Posteriors(NamedTuple):
@@ -45,7 +44,7 @@ def load_posteriors(path: str | os.PathLike) -> Posteriors:
     """
     if not os.path.exists(path):
         raise InputFileError(path, None, "no such file")
-    arrays = read_checked_npz(path, "posteriors file")
+    arrays = read_npz(path, "posteriors file")
     if "log_probs" not in arrays:
         raise InputFileError(path, None, f"missing array 'log_probs' (found: {', '.join(sorted(arrays)) or 'none'})")
     log_probs = arrays["log_probs"]

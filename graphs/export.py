@@ -16,9 +16,7 @@ labels are word ids of the ``words.txt`` beside the file, 0 for none.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import zipfile
 
 import numpy as np
 
@@ -27,7 +25,7 @@ from speechdecode.errors import InputFileError, InvalidArgumentError
 from speechdecode.graphs.fst_io import FstArrays, fst_to_arrays
 from speechdecode.graphs.topology import TOPOLOGIES
 
-__all__ = ["ARRAY_DTYPES", "GRAPH_FILE", "DecodingGraph", "export_npz", "load_graph", "read_checked_npz"]
+__all__ = ["ARRAY_DTYPES", "GRAPH_FILE", "DecodingGraph", "export_npz", "load_graph"]
 
 GRAPH_FILE = "TLG.npz"  # the decoding graph's arrays in a graph directory
 ARRAY_DTYPES = {
@@ -105,51 +103,6 @@ def export_npz(fst, path: str | os.PathLike, num_tokens: int, blank: int, topolo
     return graph
 
 
-def read_checked_npz(path: str | os.PathLike, what: str) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz``, read after checks that numpy does not make: that it is a zip
-    archive whose members' CRCs match (numpy reads a member's exact size and never reaches the CRC
-    check, so a flipped data byte would go unseen), that every member is a ``.npy`` array (numpy
-    hands others over as bytes), and that no header claims more data than its member holds (numpy
-    allocates what the header claims before reading).
-
-    Raises:
-        InputFileError: naming the file and the member, for any of the above or any error numpy
-            raises on a damaged header (ValueError, SyntaxError, tokenize's TokenError, ...).
-        OSError: the file cannot be opened.
-    """
-    with open(path, "rb") as handle:  # OSError for a missing file, a directory
-        if not zipfile.is_zipfile(handle):
-            raise InputFileError(
-                path, None, f"not an .npz file (a {what} is a zip archive of arrays, as numpy.savez writes)"
-            )
-    member = None
-    try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-            if bad is not None:
-                raise InputFileError(path, None, f"not a readable {what}: member {bad!r} is damaged (CRC mismatch)")
-            for info in archive.infolist():
-                member = info.filename
-                with archive.open(info) as stream:
-                    version = np.lib.format.read_magic(stream)
-                    read_header = (
-                        np.lib.format.read_array_header_1_0
-                        if version == (1, 0)
-                        else np.lib.format.read_array_header_2_0
-                    )
-                    shape, _, dtype = read_header(stream)
-                    claimed = math.prod(shape) * dtype.itemsize
-                    if claimed > info.file_size:
-                        claims = f"claims {claimed} bytes of data in {info.file_size}"
-                        raise InputFileError(path, None, f"not a readable {what}: member {member!r} {claims}")
-        return read_npz(path, what)
-    except InputFileError:
-        raise
-    except Exception as exc:  # a damaged archive or .npy header: numpy raises many types
-        where = "" if member is None else f" (member {member!r})"
-        raise InputFileError(path, None, f"not a readable {what}{where}: {type(exc).__name__}: {exc}") from None
-
-
 def load_graph(path: str | os.PathLike) -> DecodingGraph:
     """Read a decoding graph: a ``.npz`` from :func:`export_npz`, or a graph directory holding ``TLG.npz``.
 
@@ -167,7 +120,7 @@ def load_graph(path: str | os.PathLike) -> DecodingGraph:
     path = os.fspath(path)
     if os.path.isdir(path):
         path = os.path.join(path, GRAPH_FILE)
-    data = read_checked_npz(path, "decoding graph")
+    data = read_npz(path, "decoding graph")
     missing = sorted((set(ARRAY_DTYPES) | set(_SCALARS) | {"topology"}) - set(data))
     if missing:
         raise InputFileError(path, None, f"not a decoding graph: missing key(s) {', '.join(missing)}")

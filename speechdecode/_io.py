@@ -39,6 +39,7 @@ from typing import IO
 from speechdecode.errors import InputFileError
 
 STDIO = "-"
+MAX_LINE_BYTES = 1 << 26  # open_text's longest line (64 MiB): no text input of ours comes close
 _TEMP_TAG = ".sdtmp-"
 _TEMP_NAME = re.compile(r"\.sdtmp-(\d+)-[0-9a-f]{8}$")
 _committed: set[str] = set()
@@ -297,23 +298,56 @@ def _stdout(binary: bool, encoding: str | None) -> Iterator[IO]:
 
 
 def read_npz(path: str | os.PathLike, what: str) -> dict:
-    """Every array of an ``.npz`` file (as ``numpy.savez`` writes), read now, without pickles.
+    """Every array of an ``.npz`` file (as ``numpy.savez`` writes), read now, without pickles,
+    after the checks numpy does not make: the members' CRCs match (numpy reads a member's exact
+    size and never reaches its CRC, so a flipped data byte would go unseen), every member is a
+    ``.npy`` array, and no header claims more data than its member holds (numpy allocates what a
+    header claims before reading).
 
     Raises:
-        InputFileError: naming the file, when it is not a readable ``.npz`` (not a zip, cut short,
-            a corrupt member, pickled objects); ``what`` says what the file should have been.
+        InputFileError: naming the file (and the member), when it is not a readable ``.npz``: not
+            a zip, cut short, a damaged member or header, pickled objects; ``what`` says what the
+            file should have been.
         OSError: the file cannot be opened (missing, a directory, permissions).
     """
+    import math
+
     import numpy as np
 
     path = os.fspath(path)
+    with open(path, "rb") as handle:  # OSError for a missing file, a directory
+        if not zipfile.is_zipfile(handle):
+            raise InputFileError(
+                path, None, f"not an .npz file (a {what} is a zip archive of arrays, as numpy.savez writes)"
+            )
+    member = None
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+            if bad is not None:
+                raise InputFileError(path, None, f"not a readable {what}: member {bad!r} is damaged (CRC mismatch)")
+            for info in archive.infolist():
+                member = info.filename
+                with archive.open(info) as stream:
+                    version = np.lib.format.read_magic(stream)
+                    header = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = header(stream)
+                    claimed = math.prod(shape) * dtype.itemsize
+                    if claimed > info.file_size:
+                        claims = f"claims {claimed} bytes of data in {info.file_size}"
+                        raise InputFileError(path, None, f"not a readable {what}: member {member!r} {claims}")
+            member = None
+            with np.load(path, allow_pickle=False) as data:
+                return {key: data[key] for key in data.files}
+    except InputFileError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise InputFileError(path, None, f"not a readable {what} (an .npz as numpy.savez writes): {exc}") from None
+    except Exception as exc:  # a damaged archive or .npy header: numpy raises many types
+        where = "" if member is None else f" (member {member!r})"
+        raise InputFileError(path, None, f"not a readable {what}{where}: {type(exc).__name__}: {exc}") from None
 
 
 def open_text(path: str | os.PathLike, encoding: str = "utf-8", errors: str = "strict") -> IO[str]:
@@ -356,12 +390,16 @@ class _CheckedText(io.TextIOBase):
 
     def readline(self, size: int = -1) -> str:
         try:
-            data = self._stream.readline()
+            data = self._stream.readline(MAX_LINE_BYTES + 1)
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise InputFileError(self.name, self._line + 1, f"corrupt or truncated gzip data ({exc})") from None
         if not data:
             return ""
         self._line += 1
+        if len(data) > MAX_LINE_BYTES:  # /dev/zero, a binary file: stop before memory runs out
+            raise InputFileError(
+                self.name, self._line, f"a line longer than {MAX_LINE_BYTES >> 20} MiB: not a text file"
+            )
         try:
             return data.decode(self._encoding, self._errors)
         except UnicodeDecodeError as exc:

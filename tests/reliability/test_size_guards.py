@@ -147,3 +147,17 @@ def test_search_widths_are_capped_with_the_limit_named():
     with pytest.raises(InvalidArgumentError, match="nbest: expected an integer in"):
         CtcPrefixBeamSearch(tokens, nbest=MAX_BEAM + 1)
     assert CtcPrefixBeamSearch(tokens, beam=MAX_BEAM).beam == MAX_BEAM
+
+
+@pytest.mark.parametrize("reader", ["read_arpa reference", "read_lexicon", "SymbolTable.read"])
+def test_endless_text_lines_are_refused_at_once(reader):
+    from speechdecode.graphs.lexicon import read_lexicon
+    from speechdecode.graphs.symbols import SymbolTable
+
+    read = {
+        "read_arpa reference": lambda p: read_arpa(p, backend="reference"),
+        "read_lexicon": read_lexicon,
+        "SymbolTable.read": SymbolTable.read,
+    }[reader]
+    with pytest.raises(InputFileError, match="/dev/zero:1: a line longer than 64 MiB"):
+        read("/dev/zero")
