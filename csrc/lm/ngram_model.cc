@@ -286,7 +286,10 @@ class NgramModel::Builder {
       return;
     }
     const size_t slot = find(n - 1, words);
-    if (slot == SIZE_MAX) {
+    // The context must be one of the file's (n-1)-grams: one added to fill a missing suffix of
+    // another n-gram does not count (read_arpa refuses the same file).
+    const bool in_file = slot != SIZE_MAX && scratch_[n - 3].slot_entry[slot] < c_.orders[n - 3].probs.size();
+    if (!in_file) {
       std::string context(c_.vocab.word(words[0]));
       for (int k = 1; k < n - 1; ++k) context += " " + std::string(c_.vocab.word(words[k]));
       throw ArpaFormatError(c_.path, c_.line_of(n, i),

@@ -236,10 +236,7 @@ def test_invalid_arpa_is_rejected_with_the_file_named(prober, bases, tmp_path, c
     _write(path, layout.text(), compress)
     native, reference, model = _load_all(prober, path)
     for name, outcome in (("native", native), ("reference", reference), ("NgramModel.load", model)):
-        # NgramModel.load fills a missing context that is some n-gram's suffix before it looks
-        # for contexts (test_missing_context_that_is_a_suffix_is_rejected); checked, not required.
-        known_bug = name == "NgramModel.load" and kind == "missing_context_suffix"
-        check_outcome(f"arpa {kind}", outcome, path, must_fail=not known_bug)
+        check_outcome(f"arpa {kind}", outcome, path, must_fail=True)
         if outcome[0] == "error":
             assert outcome[1] in ("ArpaFormatError", "InputFileError"), (name, outcome)
 
@@ -341,12 +338,6 @@ def test_nul_byte_in_plain_text_is_binary_data(tmp_path, backend):
         read_arpa(path, backend=backend)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="NgramModel.load (csrc/lm/ngram_model) accepts an n-gram whose context is missing when that "
-    "context is the suffix of another n-gram: it fills the suffix in first, then finds the context "
-    "(read_arpa rejects the same file); reported on issue 13",
-)
 def test_missing_context_that_is_a_suffix_is_rejected(tmp_path):
     from speechdecode.lm import NgramModel
 
