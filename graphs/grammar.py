@@ -8,7 +8,8 @@ history is not a state, to its longest suffix that is, with the back-off weights
 histories added to the cost. Each history state has a back-off arc ``#0:<eps>`` of cost
 ``-ln(10) * backoff`` to the state of its longest proper suffix (the same rule). ``<s>`` is never
 an arc label: it is consumed into the start state; ``</s>`` is the final weight of the state of
-its context. N-grams with words the word table lacks are an error, or, with ``allow_oov``, are
+its context. N-grams with ``<unk>`` are dropped when the word table lacks it (no pronunciation can
+reach them). N-grams with other words the word table lacks are an error, or, with ``allow_oov``, are
 dropped and counted.
 
 Built with numpy (n-grams looked up by sorted keys) and handed to OpenFst in its binary format
@@ -113,6 +114,9 @@ def _target(tables: _Tables, histories: np.ndarray, state_of: list[np.ndarray], 
     return dest, extra
 
 
+UNK = "<unk>"
+
+
 def grammar_fst(lm, words: SymbolTable, *, allow_oov: bool = False) -> Grammar:
     """Build G from an ARPA model (module docstring).
 
@@ -121,7 +125,8 @@ def grammar_fst(lm, words: SymbolTable, *, allow_oov: bool = False) -> Grammar:
             (its ARPA file is read again for the n-gram tables) or an ARPA file path.
         words: the word table (:func:`~speechdecode.graphs.symbols.word_table`): labels are its ids.
         allow_oov: drop n-grams with words the table lacks (counted in the result) instead of
-            raising.
+            raising. N-grams with ``<unk>`` are dropped either way when the table lacks it (no
+            pronunciation reaches them); they are counted too.
 
     Returns:
         A :class:`Grammar`.
@@ -147,7 +152,11 @@ def grammar_fst(lm, words: SymbolTable, *, allow_oov: bool = False) -> Grammar:
     label = np.array([words.id(w) if w in words and w not in reserved else -1 for w in model.words], dtype=np.int64)
     label[[bos, eos]] = -2
     oov = sorted(w for w, lab in zip(model.words, label, strict=True) if lab == -1)
-    if oov and not allow_oov:
+    # <unk> has no pronunciation in a lexicon: its n-grams are unreachable in L o G, so they are
+    # dropped (and counted) without allow_oov; every lmplz model has <unk>.
+    spoken = [w for w in oov if w.lower() != UNK]
+    if spoken and not allow_oov:
+        oov = spoken
         shown = ", ".join(repr(w) for w in oov[:10]) + (", ..." if len(oov) > 10 else "")
         raise InvalidArgumentError(
             name,

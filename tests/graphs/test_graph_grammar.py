@@ -104,8 +104,8 @@ def test_model_kinds_give_the_same_fst(tmp_path):
 def test_words_the_lexicon_lacks(tmp_path):
     path, model = write_corpus_lm(tmp_path, VOCAB, 60, 3, seed=5)
     words = word_table([w for w in VOCAB if w not in ("cat", "mat")])
-    with pytest.raises(InvalidArgumentError, match=r"3 words the lexicon lacks: '<unk>', 'cat', 'mat'") as info:
-        grammar_fst(path, words)
+    with pytest.raises(InvalidArgumentError, match=r"2 words the lexicon lacks: 'cat', 'mat'") as info:
+        grammar_fst(path, words)  # <unk> is not among them: its n-grams are dropped anyway
     assert str(path) in str(info.value) and "allow_oov" in str(info.value)
     grammar = grammar_fst(path, words, allow_oov=True)
     assert grammar.oov_words == ["<unk>", "cat", "mat"]
@@ -145,3 +145,19 @@ def test_unigram_and_sentence_end_weights(tmp_path):
     assert best_path(fst.compose(linear_fst(words.encode(["a", "b"])), G))[2] == pytest.approx(ln10 * 1.5, abs=1e-5)
     assert sentence_cost(G, words, []) == pytest.approx(ln10 * 0.5, abs=1e-5)
     assert G.num_states() == 1 and np.isclose(float(G.final(G.start())), ln10 * 0.5)
+
+
+def test_unk_ngrams_are_dropped_without_allow_oov(tmp_path):
+    # Every lmplz model has <unk>; a lexicon has no pronunciation for it, so L o G could never use
+    # its n-grams: they are dropped and counted, and the rest of G is the model's.
+    path, model = write_corpus_lm(tmp_path, VOCAB, 60, 3, seed=6)
+    words = word_table(VOCAB)
+    grammar = grammar_fst(path, words)
+    assert grammar.oov_words == ["<unk>"]
+    unk = model.words.index("<unk>")
+    expected = tuple(int((table == unk).any(axis=1).sum()) for table in model.ngrams)
+    assert grammar.dropped_ngrams == expected and expected[0] == 1
+    assert fst.equal(grammar.fst, grammar_fst(path, words, allow_oov=True).fst)
+    oracle = TropicalLm(model)
+    for sentence in random_sentences(random.Random(6), 10, VOCAB):
+        assert sentence_cost(grammar.fst, words, sentence) == pytest.approx(oracle.cost(sentence), abs=1e-4)
