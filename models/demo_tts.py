@@ -24,6 +24,7 @@ from speechdecode.models.reference_nets import TinyTransformerLM
 __all__ = ["FRAME_RATE", "repetition_rate", "tts_demo"]
 
 FRAME_RATE = 75.0  # codec frames per second of audio (EnCodec at 24 kHz)
+SAMPLE_RATE = 24000
 _CARD, _K, _PHONEMES, _TOP_P, _WINDOW = 1024, 4, 64, 0.8, 10
 
 
@@ -49,7 +50,10 @@ def tts_demo(
     seed: int = 0,
     num_threads: int | None = 1,
 ) -> dict:
-    """Run the TTS stage; write the generated codes to ``out_dir/tts_codes.npz``.
+    """Run the TTS stage; write the generated codes to ``out_dir/tts_codes.npz`` and, with
+    transformers installed, the first RAS utterance as ``out_dir/tts.wav`` (streamed frame by frame
+    through :class:`~speechdecode.models.CodecStream` and a random-weight EnCodec: the path from
+    codes to audio, not speech).
 
     Args:
         out_dir: where the codes go (created if missing).
@@ -63,7 +67,7 @@ def tts_demo(
             torch's setting.
 
     Returns:
-        ``{"rows": [...], "files": {"tts_codes.npz": path}}``; one row per sampler with keys
+        ``{"rows": [...], "files": {"tts_codes.npz": path, "tts.wav": path}}``; one row per sampler with keys
         stage, what, backend, quality, seconds, speed, speed_unit (as the demo's other
         stages) plus tokens (codes generated: frames x K), tokens_per_s, rtf (generation
         seconds / audio seconds at :data:`FRAME_RATE` Hz) and repetition_rate
@@ -131,4 +135,49 @@ def _run(out_dir, batch: int, frames: int, phonemes: int, seed: int) -> dict:
     path = os.path.join(os.path.abspath(out_dir), "tts_codes.npz")
     with atomic_write(path, "wb") as handle:
         np.savez(handle, **arrays)
-    return {"rows": rows, "files": {"tts_codes.npz": path}}
+    files = {"tts_codes.npz": path}
+    codec = _codec(seed)
+    if codec is not None:
+        files["tts.wav"] = os.path.join(os.path.abspath(out_dir), "tts.wav")
+        frames = int(arrays["ras_lengths"][0])
+        write_wav(files["tts.wav"], _stream_audio(codec, torch.from_numpy(arrays["ras"][:1, :, :frames])), SAMPLE_RATE)
+    return {"rows": rows, "files": files}
+
+
+def _codec(seed: int):
+    """A random-weight transformers EnCodec at 24 kHz / 75 Hz with the demo LM's codebooks, or None
+    without transformers (the ``hf`` extra). No trained codec can be downloaded here: its audio
+    shows the path from codes to samples, it is not speech."""
+    try:
+        from transformers import EncodecConfig, EncodecModel
+    except ImportError:
+        return None
+    torch.manual_seed(seed)
+    config = EncodecConfig(
+        codebook_size=_CARD, hidden_size=32, num_filters=8, upsampling_ratios=[8, 5, 4, 2], sampling_rate=SAMPLE_RATE,
+        target_bandwidths=[3.0], num_lstm_layers=1,
+    )  # fmt: skip
+    return EncodecModel(config).eval()
+
+
+def _stream_audio(codec, codes: torch.Tensor) -> np.ndarray:
+    """The codes [1, K, T] decoded frame by frame as a generation loop hands them out."""
+    from speechdecode.models.codec_stream import CodecStream
+
+    stream = CodecStream(codec)
+    pieces = [stream.push(codes[..., t : t + 1]) for t in range(codes.shape[-1])]
+    pieces.append(stream.flush())
+    return torch.cat(pieces, dim=-1)[0, 0].numpy()
+
+
+def write_wav(path: str, samples: np.ndarray, rate: int) -> None:
+    """16-bit mono PCM, peak-normalized, written under the output rule."""
+    import wave
+
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    pcm = np.round(samples / peak * 32767 if peak > 0 else samples).astype("<i2")
+    with atomic_write(path, "wb") as handle, wave.open(handle, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm.tobytes())

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import wave
 
 import numpy as np
 import torch
@@ -12,7 +13,7 @@ from speechdecode.decoding.posteriors import load_posteriors
 from speechdecode.decoding.text import words_from_tokens
 from speechdecode.graphs import SymbolTable, load_graph, read_lexicon
 from speechdecode.lm import NgramModel
-from speechdecode.models.demo_tts import repetition_rate
+from speechdecode.models.demo_tts import SAMPLE_RATE, _codec, repetition_rate
 
 
 def test_demo_json(tmp_path):
@@ -67,6 +68,15 @@ def test_demo_json(tmp_path):
         assert row["repetition_rate"] == repetition_rate(torch.from_numpy(codes[key]), codes[f"{key}_lengths"])
         assert row["tokens"] == 4 * int(codes[f"{key}_lengths"].sum())
     assert tts["RAS paper top_p=0.8"]["repetition_rate"] < tts["nucleus top_p=0.8"]["repetition_rate"]
+    # tts.wav: the first RAS utterance streamed through the codec equals decoding it at once
+    with wave.open(str(tmp_path / "tts.wav")) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, SAMPLE_RATE)
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.float64)
+    frames = int(codes["ras_lengths"][0])
+    with torch.no_grad():
+        whole = _codec(0).decode(torch.from_numpy(codes["ras"][None, :1, :, :frames]), [None]).audio_values[0, 0]
+    assert pcm.size == frames * 320
+    assert np.abs(pcm - np.round(whole.numpy() / np.abs(whole.numpy()).max() * 32767)).max() <= 1
 
 
 def test_demo_table(tmp_path):
