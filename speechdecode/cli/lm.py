@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -179,6 +180,7 @@ def _method_options(args) -> dict:
 def run_build(args) -> None:
     from speechdecode._progress import progress
     from speechdecode.lm.arpa import write_arpa
+    from speechdecode.lm.count import parse_size
     from speechdecode.lm.counts import NgramCounts
     from speechdecode.lm.estimate import estimate, method_options
     from speechdecode.lm.methods.kneser_ney import DiscountFallbackWarning
@@ -220,6 +222,13 @@ def run_build(args) -> None:
     times["write"] = time.perf_counter() - start
     bar.update()
     bar.close()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    budget = parse_size(args.memory) if args.text else None
+    if budget is not None and peak > budget:
+        # lmplz's -S bounds the whole run; ours bounds counting, estimation holds the model
+        _status(
+            f"note: peak memory {peak / 2**20:.0f} MiB, above --memory {args.memory}: the budget bounds counting only"
+        )
     summary = {
         **_counts_summary(counts),
         "method": args.method,
@@ -227,6 +236,7 @@ def run_build(args) -> None:
         "written_ngrams": [len(g) for g in model.ngrams],
         "warnings": [str(w.message) for w in caught],
         "seconds": times,
+        "peak_rss_mb": round(peak / 2**20, 1),
     }
     line = (
         f"{args.arpa}: order {model.order} {args.method}, n-grams {summary['written_ngrams']} "
