@@ -59,10 +59,6 @@ uint64_t checked_add(uint64_t a, uint64_t b, bool* overflow) {
   if (a > UINT64_MAX - b) *overflow = true;
   return a + b;
 }
-uint64_t checked_mul(uint64_t a, uint64_t b, bool* overflow) {
-  if (b != 0 && a > UINT64_MAX / b) *overflow = true;
-  return a * b;
-}
 
 // Interpolation search for key among sorted keys key_at(i), i in [lo, hi), known to lie in
 // [low_key, high_key] (as KenLM searches its sorted vocabulary and trie nodes: keys are close to
