@@ -54,6 +54,9 @@ def available_memory() -> int:
     return available if soft == resource.RLIM_INFINITY else min(available, soft)
 
 
+_ALWAYS_FITS = 1 << 26  # 64 MiB: results this small are never refused
+
+
 def fits_in_memory(nbytes: int, name: str, what: str) -> None:
     """Refuse, before allocating, a result of ``nbytes`` that cannot fit in the memory available.
 
@@ -61,6 +64,8 @@ def fits_in_memory(nbytes: int, name: str, what: str) -> None:
         InvalidArgumentError: naming ``name`` (the argument that sets the size), the size ``what``
             would need and the limit.
     """
+    if nbytes <= _ALWAYS_FITS:  # per-step calls pay no /proc read
+        return
     limit = available_memory()
     if nbytes > limit:
         raise InvalidArgumentError(

@@ -48,10 +48,8 @@ _committed_lock = threading.Lock()
 
 def committed(path: str | os.PathLike) -> bool:
     """Whether this process has completely written ``path`` (renamed into place, or ``-``)."""
-    path = os.fspath(path)
-    key = path if path == STDIO else os.path.realpath(path)
     with _committed_lock:
-        return key in _committed
+        return _key(path) in _committed
 
 
 @contextlib.contextmanager
@@ -204,9 +202,14 @@ def _commit(temporary: str, target: str) -> None:
 
 
 def _record(path: str) -> None:
-    key = path if path == STDIO else os.path.realpath(path)
     with _committed_lock:
-        _committed.add(key)
+        _committed.add(_key(path))
+
+
+def _key(path: str | os.PathLike) -> str:
+    """How committed outputs are recorded: stdout as ``-``, files by their real path."""
+    path = os.fspath(path)
+    return path if path == STDIO else os.path.realpath(path)
 
 
 def _fsync_path(path: str) -> None:

@@ -186,8 +186,9 @@ def test_a_full_disk_fails_cleanly(tmp_path, backend):
 def test_a_small_tmpfs_runs_full(tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)]).returncode:
+    if os.geteuid() != 0 and not os.environ.get("CI"):  # CI runs as root: there the mount must work
         pytest.skip("mounting a tmpfs needs root")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
     try:
         target = mount / "lm.arpa"
         target.write_text("old model")
