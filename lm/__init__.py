@@ -14,7 +14,7 @@ packages (:mod:`speechdecode.lm.corpora`).
 from speechdecode.lm.arpa import ArpaModel, read_arpa, write_arpa
 from speechdecode.lm.count import count_files, parse_size
 from speechdecode.lm.counts import NgramCounts, count_sentences
-from speechdecode.lm.estimate import METHODS, estimate
+from speechdecode.lm.estimate import METHODS, estimate, estimate_arpa
 from speechdecode.lm.generate import generate
 from speechdecode.lm.kenlm_binary import binary_to_arpa, write_binary
 from speechdecode.lm.model import NgramModel, WordScore
@@ -36,6 +36,7 @@ __all__ = [
     "count_files",
     "count_sentences",
     "estimate",
+    "estimate_arpa",
     "generate",
     "parse_size",
     "prune_entropy",

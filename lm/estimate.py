@@ -24,14 +24,17 @@ Methods (``METHODS``; each is ``function(counts, *, prune=None, **options) -> Ar
 from __future__ import annotations
 
 import inspect
+import os
+import warnings
 from collections.abc import Callable
 
 from speechdecode import _backend
 from speechdecode.errors import InvalidArgumentError
 from speechdecode.lm import native_estimate
-from speechdecode.lm.arpa import ArpaModel
+from speechdecode.lm.arpa import ArpaModel, write_arpa
 from speechdecode.lm.counts import NgramCounts
 from speechdecode.lm.methods import absolute, additive, jelinek_mercer, katz, kneser_ney, mle, witten_bell
+from speechdecode.lm.methods.kneser_ney import LMPLZ_FALLBACK, DiscountFallbackWarning, fallback_needed
 
 METHODS: dict[str, Callable[..., ArpaModel]] = {
     "mkn": kneser_ney.modified_kneser_ney,
@@ -75,20 +78,64 @@ def estimate(counts: NgramCounts, method: str = "mkn", *, backend: str | None = 
             method does not take (the message lists those it takes), a bad option value, or
             counts that cannot be estimated from.
     """
+    if not isinstance(counts, NgramCounts):
+        raise InvalidArgumentError("counts", "an NgramCounts", type(counts).__name__)
+    if _native_for(method, backend, options):
+        return NATIVE[method](counts, **options)
+    return METHODS[method](counts, **options)
+
+
+def _native_for(method: str, backend: str | None, options: dict) -> bool:
+    """Whether ``estimate`` runs ``method`` natively (checks the method, options and backend)."""
     accepted = method_options(method)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise InvalidArgumentError(
             "options", f"options of method {method!r}: {', '.join(accepted) or 'none'}", ", ".join(unknown)
         )
-    if not isinstance(counts, NgramCounts):
-        raise InvalidArgumentError("counts", "an NgramCounts", type(counts).__name__)
     if backend not in (None, *_backend.BACKENDS):
         raise InvalidArgumentError("backend", f"one of {', '.join(_backend.BACKENDS)}", repr(backend))
     choice = backend or _backend.forced()
-    if method in NATIVE and choice != "reference" and (choice == "native" or _backend.HAS_NATIVE):
-        return NATIVE[method](counts, **options)
-    return METHODS[method](counts, **options)
+    return method in NATIVE and choice != "reference" and (choice == "native" or _backend.HAS_NATIVE)
+
+
+def estimate_arpa(
+    path: str | os.PathLike, counts: NgramCounts, method: str = "mkn", *, backend: str | None = None, **options
+) -> list[int]:
+    """``write_arpa(path, estimate(counts, method, ...))`` in one step; returns the n-grams per order.
+
+    Where the method has a streaming native path (``mkn``) each order is written as soon as it is
+    estimated and freed: memory holds the counts and one order of the model, not the whole model.
+    Other methods and the reference backend estimate the model, then write it. Either way the file
+    is byte for byte the two-step one, written under the output rule of
+    :func:`speechdecode._io.atomic_write`.
+
+    Args:
+        discount_fallback: for methods that take it, ``None`` makes an order whose discounts
+            cannot be computed an error raised before anything is written (lmplz's rule without
+            ``--discount_fallback``); otherwise as :func:`estimate`.
+        the others: as :func:`estimate`.
+
+    Raises:
+        InvalidArgumentError: as :func:`estimate`, and a needed fallback with
+            ``discount_fallback=None``.
+        OSError: the file cannot be written.
+    """
+    strict = "discount_fallback" in options and options["discount_fallback"] is None
+    if strict:
+        del options["discount_fallback"]
+    if _native_for(method, backend, options) and method == "mkn":
+        fallback = None if strict else options.pop("discount_fallback", LMPLZ_FALLBACK)
+        return native_estimate.write_mkn_arpa(path, counts, discount_fallback=fallback, **options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = estimate(counts, method, backend=backend, **options)
+    for w in caught:
+        if strict and issubclass(w.category, DiscountFallbackWarning):
+            raise fallback_needed(str(w.message).split("; using the fallback")[0])
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    write_arpa(path, model)
+    return [len(g) for g in model.ngrams]
 
 
 def _method(method: str) -> Callable[..., ArpaModel]:

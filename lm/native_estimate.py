@@ -27,9 +27,14 @@ from speechdecode.errors import InvalidArgumentError
 from speechdecode.lm.arpa import ArpaModel
 from speechdecode.lm.counts import NgramCounts
 from speechdecode.lm.methods._common import prune_thresholds
-from speechdecode.lm.methods.kneser_ney import LMPLZ_FALLBACK, DiscountFallbackWarning, _fallback_discounts
+from speechdecode.lm.methods.kneser_ney import (
+    LMPLZ_FALLBACK,
+    DiscountFallbackWarning,
+    _fallback_discounts,
+    fallback_needed,
+)
 
-__all__ = ["DiscountFallbackWarning", "estimate_mkn", "write_arpa_native"]
+__all__ = ["DiscountFallbackWarning", "estimate_mkn", "write_arpa_native", "write_mkn_arpa"]
 
 
 def estimate_mkn(
@@ -68,6 +73,76 @@ def estimate_mkn(
         InvalidArgumentError: a bad option.
         BackendUnavailableError: the native extension was not built.
     """
+    thresholds, fallback = _checked(counts, prune, discount_fallback, float64, num_threads)
+    result = _backend.native().estimate_mkn(
+        list(counts.ngrams), list(counts.counts), len(counts.vocab), thresholds, fallback, float64, num_threads
+    )
+    _warn_fallbacks(result)
+    return ArpaModel(counts.vocab.words, result["ngrams"], result["log10_probs"], result["backoffs"])
+
+
+def write_mkn_arpa(
+    path: str | os.PathLike,
+    counts: NgramCounts,
+    *,
+    prune: Sequence[int] | None = None,
+    discount_fallback: float | Sequence[float] | None = LMPLZ_FALLBACK,
+    float64: bool = False,
+    num_threads: int = 0,
+) -> list[int]:
+    """``write_arpa_native(path, estimate_mkn(counts, ...))`` without the whole model in memory.
+
+    Each order is written as soon as it is estimated and freed after, so memory holds the counts,
+    the estimator's tables and one order of the model (the whole model takes about as much as the
+    counts again). The file is byte for byte the one ``write_arpa_native`` writes, under the
+    same output rule.
+
+    Args:
+        discount_fallback: as :func:`estimate_mkn`; ``None``: an order whose discounts cannot be
+            computed is an error raised before anything is written (lmplz without
+            ``--discount_fallback``).
+        the others: as :func:`estimate_mkn`.
+
+    Returns:
+        the number of n-grams written per order.
+
+    Raises:
+        InvalidArgumentError: ``discount_fallback=None`` and an order needs the fallback
+            (:func:`speechdecode.lm.methods.kneser_ney.fallback_needed`).
+        the errors of :func:`estimate_mkn` and :func:`write_arpa_native`.
+    """
+    allow = discount_fallback is not None
+    given = discount_fallback if allow else LMPLZ_FALLBACK
+    thresholds, fallback = _checked(counts, prune, given, float64, num_threads)
+    native = _backend.native()
+    path = os.fspath(path)
+    with atomic_write(path, "wb") as handle:
+        handle.flush()
+        result = native.estimate_mkn_arpa(
+            handle.fileno(),
+            os.fsencode(path),
+            path.endswith(".gz"),
+            list(counts.vocab.words),
+            list(counts.ngrams),
+            list(counts.counts),
+            thresholds,
+            fallback,
+            float64,
+            allow,
+            num_threads,
+        )
+        if not result["written"]:
+            n = next(n for n, reason in enumerate(result["fallback"], start=1) if reason is not None)
+            t = result["count_of_counts"][n - 1]
+            raise fallback_needed(
+                f"mkn: cannot compute the discounts of order {n} ({result['fallback'][n - 1]}; "
+                f"count-of-counts t1={t[0]} t2={t[1]} t3={t[2]} t4={t[3]})"
+            )
+    _warn_fallbacks(result)
+    return [int(k) for k in result["kept"]]
+
+
+def _checked(counts, prune, discount_fallback, float64, num_threads) -> tuple[list[int], tuple[float, ...]]:
     if not isinstance(counts, NgramCounts):
         raise InvalidArgumentError("counts", "an NgramCounts", type(counts).__name__)
     if not isinstance(float64, bool):
@@ -75,16 +150,10 @@ def estimate_mkn(
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 0:
         raise InvalidArgumentError("num_threads", "an integer >= 0 (0: all cores)", repr(num_threads))
     thresholds = prune_thresholds(prune, counts.order, unigrams=True)
-    fallback = _fallback_discounts(discount_fallback)[1:]
-    result = _backend.native().estimate_mkn(
-        list(counts.ngrams),
-        list(counts.counts),
-        len(counts.vocab),
-        [int(t) for t in thresholds],
-        tuple(float(d) for d in fallback),
-        float64,
-        num_threads,
-    )
+    return [int(t) for t in thresholds], tuple(float(d) for d in _fallback_discounts(discount_fallback)[1:])
+
+
+def _warn_fallbacks(result: dict) -> None:
     for n, reason in enumerate(result["fallback"], start=1):
         if reason is not None:
             t = result["count_of_counts"][n - 1]
@@ -94,9 +163,8 @@ def estimate_mkn(
                 f"t1={t[0]} t2={t[1]} t3={t[2]} t4={t[3]}); using the fallback discounts "
                 f"D1={d[0]:g} D2={d[1]:g} D3+={d[2]:g}",
                 DiscountFallbackWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-    return ArpaModel(counts.vocab.words, result["ngrams"], result["log10_probs"], result["backoffs"])
 
 
 def write_arpa_native(path: str | os.PathLike, model: ArpaModel, *, num_threads: int = 0) -> None:

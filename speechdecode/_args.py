@@ -54,6 +54,24 @@ def available_memory() -> int:
     return available if soft == resource.RLIM_INFINITY else min(available, soft)
 
 
+def peak_memory() -> int:
+    """This process's peak resident memory in bytes since it started its program.
+
+    Linux's VmHWM: ``ru_maxrss`` also counts the parent's pages a child shared before it
+    exec'ed, so a command started from a large process (a test runner) would report that size.
+    """
+    import resource
+
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 _ALWAYS_FITS = 1 << 26  # 64 MiB: results this small are never refused
 
 

@@ -317,6 +317,28 @@ def estimate_mkn(
     tests make it small). Releases the GIL; TensorError names a bad array.
     """
 
+
+def estimate_mkn_arpa(
+    fd: int,
+    name: bytes,
+    gzip: bool,
+    words: list[str],
+    ngrams: list[npt.NDArray[np.int32]],
+    counts: list[npt.NDArray[np.int64]],
+    prune: list[int],
+    discount_fallback: tuple[float, float, float],
+    float64: bool = False,
+    allow_fallback: bool = True,
+    num_threads: int = 0,
+    grain: int = 0,
+) -> dict:
+    """estimate_mkn written to the ARPA file on fd one order at a time (csrc/lm/kneser_ney.h's sink).
+
+    vocab_size is len(words). Returns {"written": False when a fallback was needed and not
+    allowed (nothing written), "kept": n-grams per order, "count_of_counts", "discounts",
+    "fallback"} as estimate_mkn. Releases the GIL.
+    """
+
 def write_arpa(
     fd: int,
     name: bytes,

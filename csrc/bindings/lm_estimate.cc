@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <array>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -61,9 +62,10 @@ py::list as_list(const py::object& object, const std::string& name) {
   return py::list(object);
 }
 
-py::dict estimate_mkn_py(const py::object& ngrams_arg, const py::object& counts_arg, int64_t vocab_size,
-                         const std::vector<uint64_t>& prune, const std::array<double, 3>& discount_fallback,
-                         bool float64, int num_threads, int64_t grain) {
+// The counts as the estimator reads them, in place; `keep` holds the arrays while the GIL is
+// released.
+std::vector<NgramTableView> count_views(const py::object& ngrams_arg, const py::object& counts_arg,
+                                        std::vector<py::array>& keep) {
   const py::list ngrams = as_list(ngrams_arg, "ngrams");
   const py::list counts = as_list(counts_arg, "counts");
   const int order = static_cast<int>(ngrams.size());
@@ -72,7 +74,6 @@ py::dict estimate_mkn_py(const py::object& ngrams_arg, const py::object& counts_
     throw TensorError("counts", std::to_string(order) + " arrays (one per order of ngrams)",
                       std::to_string(counts.size()));
   }
-  std::vector<py::array> keep;  // holds the arrays while the GIL is released
   std::vector<NgramTableView> views(order);
   for (int n = 1; n <= order; ++n) {
     const std::string k = "[" + std::to_string(n - 1) + "]";
@@ -83,43 +84,96 @@ py::dict estimate_mkn_py(const py::object& ngrams_arg, const py::object& counts_
     keep.push_back(rows);
     keep.push_back(values);
   }
+  return views;
+}
+
+KneserNeyOptions mkn_options(const std::vector<uint64_t>& prune,
+                             const std::array<double, 3>& discount_fallback, bool float64, int num_threads,
+                             int64_t grain) {
   KneserNeyOptions options;
   options.prune = prune;
   options.fallback = discount_fallback;
   options.float64 = float64;
   options.num_threads = num_threads;
   options.grain = grain;
+  return options;
+}
+
+// The per-order facts every estimate reports: count_of_counts, discounts, fallback reasons.
+void add_discount_facts(py::dict& d, const std::vector<KneserNeyOrder>& result) {
+  const auto order = static_cast<py::ssize_t>(result.size());
+  py::list fallback;
+  std::vector<int64_t> count_of_counts;
+  std::vector<double> discounts;
+  for (const KneserNeyOrder& o : result) {
+    fallback.append(o.fallback_reason.empty() ? py::object(py::none())
+                                              : py::object(py::str(o.fallback_reason)));
+    count_of_counts.insert(count_of_counts.end(), o.count_of_counts.begin(), o.count_of_counts.end());
+    discounts.insert(discounts.end(), o.discounts.begin(), o.discounts.end());
+  }
+  d["count_of_counts"] = hand_over(std::move(count_of_counts), {order, 4});
+  d["discounts"] = hand_over(std::move(discounts), {order, 3});
+  d["fallback"] = fallback;
+}
+
+py::dict estimate_mkn_py(const py::object& ngrams_arg, const py::object& counts_arg, int64_t vocab_size,
+                         const std::vector<uint64_t>& prune, const std::array<double, 3>& discount_fallback,
+                         bool float64, int num_threads, int64_t grain) {
+  std::vector<py::array> keep;
+  const std::vector<NgramTableView> views = count_views(ngrams_arg, counts_arg, keep);
+  const KneserNeyOptions options = mkn_options(prune, discount_fallback, float64, num_threads, grain);
   std::vector<KneserNeyOrder> result;
   {
     py::gil_scoped_release release;
     result = estimate_mkn(views, vocab_size, options);
   }
-  py::list out_ngrams, out_probs, out_backoffs, fallback;
-  std::vector<int64_t> count_of_counts;
-  std::vector<double> discounts;
+  const int order = static_cast<int>(views.size());
+  py::list out_ngrams, out_probs, out_backoffs;
   for (int n = 1; n <= order; ++n) {
     KneserNeyOrder& o = result[n - 1];
     const auto kept = static_cast<py::ssize_t>(o.log10_probs.size());
     out_ngrams.append(hand_over(std::move(o.rows), {kept, n}));
     out_probs.append(hand_over(std::move(o.log10_probs), {kept}));
     out_backoffs.append(hand_over(std::move(o.backoffs), {n < order ? kept : 0}));
-    fallback.append(o.fallback_reason.empty() ? py::object(py::none())
-                                              : py::object(py::str(o.fallback_reason)));
-    count_of_counts.insert(count_of_counts.end(), o.count_of_counts.begin(), o.count_of_counts.end());
-    discounts.insert(discounts.end(), o.discounts.begin(), o.discounts.end());
   }
   py::dict d;
   d["ngrams"] = out_ngrams;
   d["log10_probs"] = out_probs;
   d["backoffs"] = out_backoffs;
-  d["count_of_counts"] = hand_over(std::move(count_of_counts), {order, 4});
-  d["discounts"] = hand_over(std::move(discounts), {order, 3});
-  d["fallback"] = fallback;
+  add_discount_facts(d, result);
   return d;
 }
 
-// FileWriteError -> OSError(errno, message, path): Python picks the subclass from errno
-// (FileNotFoundError, PermissionError, ...).
+// Writes each order to the ARPA file as soon as the estimator finishes it.
+class ArpaSink : public KneserNeySink {
+ public:
+  ArpaSink(int fd, const std::string& name, bool gzip, const std::vector<std::string>& words, int num_threads)
+      : fd_(fd), name_(name), gzip_(gzip), words_(words), num_threads_(num_threads) {}
+
+  void begin(const std::vector<int64_t>& kept) override {
+    kept_ = kept;
+    writer_.reset(new ArpaStreamWriter(fd_, name_, gzip_, words_, kept, num_threads_));
+  }
+
+  void order(int n, const KneserNeyOrder& o) override {
+    const bool last = n == static_cast<int>(kept_.size());
+    writer_->write_order(n, {o.rows.data(), o.log10_probs.data(), last ? nullptr : o.backoffs.data(),
+                             static_cast<int64_t>(o.log10_probs.size())});
+    if (last) writer_->finish();
+  }
+
+  const std::vector<int64_t>& kept() const { return kept_; }
+
+ private:
+  int fd_;
+  std::string name_;
+  bool gzip_;
+  const std::vector<std::string>& words_;
+  int num_threads_;
+  std::vector<int64_t> kept_;
+  std::unique_ptr<ArpaStreamWriter> writer_;
+};
+
 [[noreturn]] void raise_os_error(const FileWriteError& e) {
   py::object path = py::reinterpret_steal<py::object>(
       PyUnicode_DecodeFSDefaultAndSize(e.path().data(), static_cast<Py_ssize_t>(e.path().size())));
@@ -164,6 +218,30 @@ void write_arpa_py(int fd, const py::bytes& name_bytes, bool gzip, const std::ve
   }
 }
 
+py::dict estimate_mkn_arpa_py(int fd, const py::bytes& name_bytes, bool gzip,
+                              const std::vector<std::string>& words, const py::object& ngrams_arg,
+                              const py::object& counts_arg, const std::vector<uint64_t>& prune,
+                              const std::array<double, 3>& discount_fallback, bool float64,
+                              bool allow_fallback, int num_threads, int64_t grain) {
+  std::vector<py::array> keep;
+  const std::vector<NgramTableView> views = count_views(ngrams_arg, counts_arg, keep);
+  KneserNeyOptions options = mkn_options(prune, discount_fallback, float64, num_threads, grain);
+  options.allow_fallback = allow_fallback;
+  ArpaSink sink(fd, std::string(name_bytes), gzip, words, num_threads);
+  std::vector<KneserNeyOrder> result;
+  try {
+    py::gil_scoped_release release;
+    result = estimate_mkn(views, static_cast<int64_t>(words.size()), options, &sink);
+  } catch (const FileWriteError& e) {
+    raise_os_error(e);
+  }
+  py::dict d;
+  d["written"] = !sink.kept().empty();
+  d["kept"] = sink.kept();
+  add_discount_facts(d, result);
+  return d;
+}
+
 std::vector<std::string> format_arpa_floats_py(
     const py::array_t<double, py::array::c_style | py::array::forcecast>& values) {
   std::vector<std::string> out;
@@ -185,6 +263,14 @@ void bind_lm_estimate(py::module_& m) {
 backoffs (per order, lmplz's suffix order, pruned n-grams left out), count_of_counts int64 [N, 4],
 discounts float64 [N, 3], fallback (per order: None or why the fallback discounts were used).
 grain: items per parallel work item (0: default; tests make it small). Releases the GIL.)doc");
+  m.def("estimate_mkn_arpa", &estimate_mkn_arpa_py, py::arg("fd"), py::arg("name"), py::arg("gzip"),
+        py::arg("words"), py::arg("ngrams"), py::arg("counts"), py::arg("prune"),
+        py::arg("discount_fallback"), py::arg("float64") = false, py::arg("allow_fallback") = true,
+        py::arg("num_threads") = 0, py::arg("grain") = 0,
+        R"doc(estimate_mkn written straight to an ARPA file on fd, one order at a time (the model is
+never whole in memory; vocab_size is len(words)). Returns a dict: written (False when a fallback was
+needed and allow_fallback is False: nothing written), kept (n-grams per order), count_of_counts,
+discounts, fallback as estimate_mkn. Raises as estimate_mkn and write_arpa. Releases the GIL.)doc");
   m.def("write_arpa", &write_arpa_py, py::arg("fd"), py::arg("name"), py::arg("gzip"), py::arg("words"),
         py::arg("ngrams"), py::arg("log10_probs"), py::arg("backoffs"), py::arg("num_threads") = 0,
         R"doc(Writes an ARPA file to the open descriptor fd (gzip members when gzip; not closed).

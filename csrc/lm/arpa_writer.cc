@@ -171,53 +171,98 @@ char* format_arpa_float(double value, char* out) {
   return o;
 }
 
+namespace {
+
+void check_ids(const ArpaOrderView& v, int n, int64_t vocab, int threads) {
+  const int64_t chunks = (v.size + kRowsPerChunk - 1) / kRowsPerChunk;
+  parallel_for(chunks, threads, [&](int64_t c) {
+    const int64_t end = std::min(v.size, (c + 1) * kRowsPerChunk) * n;
+    for (int64_t k = c * kRowsPerChunk * n; k < end; ++k) {
+      if (v.rows[k] < 0 || v.rows[k] >= vocab) {
+        throw TensorError(
+            "ngrams[" + std::to_string(n - 1) + "]",
+            "word ids in [0, " + std::to_string(vocab) + ") (indices into words)",
+            std::to_string(v.rows[k]) + " at [" + std::to_string(k / n) + ", " + std::to_string(k % n) + "]");
+      }
+    }
+  });
+}
+
+int writer_threads(const std::vector<int64_t>& sizes, int num_threads) {
+  int64_t total = 0;
+  for (int64_t size : sizes) total += size;
+  return total < 4 * kRowsPerChunk ? 1 : resolve_num_threads(num_threads);
+}
+
+}  // namespace
+
+struct ArpaStreamWriter::State {
+  State(int fd, const std::string& name, bool gzip, const std::vector<std::string>& words,
+        const std::vector<int64_t>& sizes, int threads)
+      : out(fd, name, gzip), words(words), sizes(sizes), threads(threads) {}
+  Output out;
+  const std::vector<std::string>& words;
+  std::vector<int64_t> sizes;
+  int threads;
+  int next = 1;  // the order write_order takes next
+};
+
+ArpaStreamWriter::ArpaStreamWriter(int fd, const std::string& name, bool gzip,
+                                   const std::vector<std::string>& words, const std::vector<int64_t>& sizes,
+                                   int num_threads)
+    : state_(nullptr) {
+  if (sizes.empty()) throw TensorError("ngrams", "at least one order", "none");
+  state_ = new State(fd, name, gzip, words, sizes, writer_threads(sizes, num_threads));
+  std::string header = "\\data\\\n";
+  for (size_t n = 1; n <= sizes.size(); ++n)
+    header += "ngram " + std::to_string(n) + "=" + std::to_string(sizes[n - 1]) + "\n";
+  state_->out.write(std::move(header));
+}
+
+ArpaStreamWriter::~ArpaStreamWriter() { delete state_; }
+
+void ArpaStreamWriter::write_order(int n, const ArpaOrderView& v) {
+  State& s = *state_;
+  if (n != s.next || n > static_cast<int>(s.sizes.size()) || v.size != s.sizes[n - 1]) {
+    throw std::logic_error("ArpaStreamWriter: order " + std::to_string(n) + " of size " +
+                           std::to_string(v.size) + " out of turn");
+  }
+  ++s.next;
+  check_ids(v, n, static_cast<int64_t>(s.words.size()), s.threads);
+  s.out.write("\n\\" + std::to_string(n) + "-grams:\n");
+  const int64_t batch = std::max<int64_t>(1, s.threads * kChunksPerBatchPerThread);
+  const int64_t chunks = (v.size + kRowsPerChunk - 1) / kRowsPerChunk;
+  for (int64_t first = 0; first < chunks; first += batch) {
+    const int64_t count = std::min(batch, chunks - first);
+    std::vector<std::string> pieces(count);
+    parallel_for(count, s.threads, [&](int64_t k) {
+      const int64_t begin = (first + k) * kRowsPerChunk, end = std::min(v.size, begin + kRowsPerChunk);
+      std::string& text = pieces[k];
+      text.reserve(static_cast<size_t>(end - begin) * (24 + 8 * n));
+      for (int64_t i = begin; i < end; ++i) append_row(text, s.words, v, n, i);
+    });
+    s.out.write(pieces, s.threads);
+  }
+}
+
+void ArpaStreamWriter::finish() {
+  if (state_->next != static_cast<int>(state_->sizes.size()) + 1) {
+    throw std::logic_error("ArpaStreamWriter: finished before the last order");
+  }
+  state_->out.write("\n\\end\\\n");
+}
+
 void write_arpa_file(int fd, const std::string& name, bool gzip, const std::vector<std::string>& words,
                      const std::vector<ArpaOrderView>& orders, int num_threads) {
-  const int order = static_cast<int>(orders.size());
-  if (order < 1) throw TensorError("ngrams", "at least one order", "none");
-  int64_t total = 0;
-  for (const auto& v : orders) total += v.size;
-  const int threads = total < 4 * kRowsPerChunk ? 1 : resolve_num_threads(num_threads);
+  std::vector<int64_t> sizes;
+  for (const auto& v : orders) sizes.push_back(v.size);
+  if (sizes.empty()) throw TensorError("ngrams", "at least one order", "none");
+  const int threads = writer_threads(sizes, num_threads);
   const int64_t vocab = static_cast<int64_t>(words.size());
-  for (int n = 1; n <= order; ++n) {
-    const ArpaOrderView& v = orders[n - 1];
-    const int64_t chunks = (v.size + kRowsPerChunk - 1) / kRowsPerChunk;
-    parallel_for(chunks, threads, [&](int64_t c) {
-      const int64_t end = std::min(v.size, (c + 1) * kRowsPerChunk) * n;
-      for (int64_t k = c * kRowsPerChunk * n; k < end; ++k) {
-        if (v.rows[k] < 0 || v.rows[k] >= vocab) {
-          throw TensorError("ngrams[" + std::to_string(n - 1) + "]",
-                            "word ids in [0, " + std::to_string(vocab) + ") (indices into words)",
-                            std::to_string(v.rows[k]) + " at [" + std::to_string(k / n) + ", " +
-                                std::to_string(k % n) + "]");
-        }
-      }
-    });
-  }
-
-  Output out(fd, name, gzip);
-  std::string header = "\\data\\\n";
-  for (int n = 1; n <= order; ++n)
-    header += "ngram " + std::to_string(n) + "=" + std::to_string(orders[n - 1].size) + "\n";
-  out.write(std::move(header));
-  const int64_t batch = std::max<int64_t>(1, threads * kChunksPerBatchPerThread);
-  for (int n = 1; n <= order; ++n) {
-    const ArpaOrderView& v = orders[n - 1];
-    out.write("\n\\" + std::to_string(n) + "-grams:\n");
-    const int64_t chunks = (v.size + kRowsPerChunk - 1) / kRowsPerChunk;
-    for (int64_t first = 0; first < chunks; first += batch) {
-      const int64_t count = std::min(batch, chunks - first);
-      std::vector<std::string> pieces(count);
-      parallel_for(count, threads, [&](int64_t k) {
-        const int64_t begin = (first + k) * kRowsPerChunk, end = std::min(v.size, begin + kRowsPerChunk);
-        std::string& text = pieces[k];
-        text.reserve(static_cast<size_t>(end - begin) * (24 + 8 * n));
-        for (int64_t i = begin; i < end; ++i) append_row(text, words, v, n, i);
-      });
-      out.write(pieces, threads);
-    }
-  }
-  out.write("\n\\end\\\n");
+  for (int n = 1; n <= static_cast<int>(orders.size()); ++n) check_ids(orders[n - 1], n, vocab, threads);
+  ArpaStreamWriter writer(fd, name, gzip, words, sizes, num_threads);
+  for (int n = 1; n <= static_cast<int>(orders.size()); ++n) writer.write_order(n, orders[n - 1]);
+  writer.finish();
 }
 
 }  // namespace speechdecode

@@ -62,4 +62,20 @@ char* format_arpa_float(double value, char* out);
 void write_arpa_file(int fd, const std::string& name, bool gzip, const std::vector<std::string>& words,
                      const std::vector<ArpaOrderView>& orders, int num_threads);
 
+// The same file written one order at a time, for producers that finish the orders in turn and
+// free each once written (the streaming `lm build`): the header from the sizes, then
+// write_order(1), ..., write_order(N) (each checks its ids, then writes), then finish().
+class ArpaStreamWriter {
+ public:
+  ArpaStreamWriter(int fd, const std::string& name, bool gzip, const std::vector<std::string>& words,
+                   const std::vector<int64_t>& sizes, int num_threads);
+  ~ArpaStreamWriter();
+  void write_order(int n, const ArpaOrderView& view);
+  void finish();
+
+ private:
+  struct State;
+  State* state_;
+};
+
 }  // namespace speechdecode

@@ -448,8 +448,8 @@ template <typename Real>
 class Estimator {
  public:
   Estimator(Tables& tables, const KneserNeyOptions& options, const Workers& workers,
-            std::vector<KneserNeyOrder>& out)
-      : t_(tables), options_(options), workers_(workers), out_(out) {}
+            std::vector<KneserNeyOrder>& out, KneserNeySink* sink)
+      : t_(tables), options_(options), workers_(workers), out_(out), sink_(sink) {}
 
   void run(const std::vector<std::array<Real, 4>>& discounts) {
     const int order = t_.order;
@@ -462,6 +462,7 @@ class Estimator {
         gammas.assign(t_.size(n - 1), Real(1));
         probs = extend(n, discounts[n - 1], previous_probs, gammas);
         rank = finish(n - 1, previous_probs, &gammas, previous_rank);
+        hand_to_sink(n - 1);
         previous_rank.swap(rank);
         // Order n-1 is done: free what only it used.
         t_.suffix[n - 1] = std::vector<Index>();
@@ -471,9 +472,19 @@ class Estimator {
       previous_probs.swap(probs);
     }
     finish(order, previous_probs, nullptr, previous_rank);
+    hand_to_sink(order);
   }
 
  private:
+  void hand_to_sink(int n) {
+    if (!sink_) return;
+    KneserNeyOrder& o = out_[n - 1];
+    sink_->order(n, o);
+    o.rows = std::vector<int32_t>();
+    o.log10_probs = std::vector<double>();
+    o.backoffs = std::vector<double>();
+  }
+
   std::vector<Real> unigram_probs(const std::array<Real, 4>& d) {
     const int64_t vocab = t_.vocab;
     uint64_t total = 0, pruned_mass = 0, n_k[4] = {0, 0, 0, 0};
@@ -639,12 +650,29 @@ class Estimator {
   const KneserNeyOptions& options_;
   Workers workers_;
   std::vector<KneserNeyOrder>& out_;
+  KneserNeySink* sink_;
 };
+
+// How many n-grams of each order the model keeps: finish() keeps an n-gram when it is not
+// pruned and its suffix was kept.
+std::vector<int64_t> kept_rows(const Tables& t, const std::vector<uint64_t>& prune) {
+  std::vector<int64_t> kept(t.order, 0);
+  std::vector<uint8_t> lower, keep;
+  for (int n = 1; n <= t.order; ++n) {
+    keep.assign(t.size(n), 0);
+    for (int64_t i = 0; i < t.size(n); ++i) {
+      keep[i] = !is_pruned(t, prune, n, i) && (n == 1 || lower[t.suffix[n][i]]);
+      kept[n - 1] += keep[i];
+    }
+    lower.swap(keep);
+  }
+  return kept;
+}
 
 }  // namespace
 
 std::vector<KneserNeyOrder> estimate_mkn(const std::vector<NgramTableView>& counts, int64_t vocab_size,
-                                         const KneserNeyOptions& options) {
+                                         const KneserNeyOptions& options, KneserNeySink* sink) {
   const int order = static_cast<int>(counts.size());
   if (order < 1) throw TensorError("ngrams", "tables for orders 1..N, N >= 1", "none");
   if (vocab_size < 3 || vocab_size > std::numeric_limits<int32_t>::max()) {
@@ -728,7 +756,11 @@ std::vector<KneserNeyOrder> estimate_mkn(const std::vector<NgramTableView>& coun
       discounts[n - 1] = discounts_for<Real>(o.count_of_counts, options.fallback, n, o.fallback_reason);
       for (int k = 0; k < 3; ++k) o.discounts[k] = discounts[n - 1][k + 1];
     }
-    Estimator<Real>(t, options, workers, out).run(discounts);
+    for (const KneserNeyOrder& o : out) {
+      if (!o.fallback_reason.empty() && !options.allow_fallback) return;
+    }
+    if (sink) sink->begin(kept_rows(t, options.prune));
+    Estimator<Real>(t, options, workers, out, sink).run(discounts);
   };
   if (options.float64) {
     run(0.0);

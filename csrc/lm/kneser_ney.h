@@ -74,6 +74,9 @@ struct KneserNeyOptions {
   // Items per parallel work item (0: the default, 16384); inputs under 4 items' worth run on
   // one thread. Tests make it small to run the parallel code paths on small inputs.
   int64_t grain = 0;
+  // false: when an order needs the fallback discounts, stop before estimating (the result
+  // holds the count-of-counts and fallback reasons only, and a sink sees nothing).
+  bool allow_fallback = true;
 };
 
 // One order of the resulting back-off model: kept n-grams in lmplz's (suffix) order.
@@ -95,7 +98,17 @@ struct KneserNeyOrder {
 // of range, <s> after the first position, non-positive counts, or an n-gram whose prefix or
 // suffix is missing from the order below, and InvalidArgumentError-style TensorError for
 // bad options. Takes no Python lock.
+// With a sink, each order goes to the sink as soon as it is final (orders 1..N in turn, after
+// begin() with the kept n-grams per order) and is freed after it: the model is never whole in
+// memory, and the returned orders hold only count_of_counts, discounts and fallback_reason.
+class KneserNeySink {
+ public:
+  virtual ~KneserNeySink() = default;
+  virtual void begin(const std::vector<int64_t>& kept) = 0;
+  virtual void order(int n, const KneserNeyOrder& o) = 0;
+};
+
 std::vector<KneserNeyOrder> estimate_mkn(const std::vector<NgramTableView>& counts, int64_t vocab_size,
-                                         const KneserNeyOptions& options);
+                                         const KneserNeyOptions& options, KneserNeySink* sink = nullptr);
 
 }  // namespace speechdecode

@@ -67,6 +67,16 @@ class DiscountFallbackWarning(UserWarning):
     """Discounts could not be computed from the count-of-counts; fallback discounts were used."""
 
 
+def fallback_needed(reason: str) -> InvalidArgumentError:
+    """The error for an order that needs fallback discounts none were given for (lmplz's rule)."""
+    return InvalidArgumentError(
+        "discount_fallback",
+        "fallback discounts for this corpus (lmplz asks for --discount_fallback too; it substitutes "
+        "D1=0.5 D2=1 D3+=1.5)",
+        f"none, and {reason}",
+    )
+
+
 def modified_kneser_ney(
     counts: NgramCounts,
     *,
@@ -206,6 +216,15 @@ def _modified_discounts(
         tallies = [count_of_counts(a) for a in adjusted]
     else:
         tallies = _lmplz_count_of_counts(tables, adjusted)
+    return discounts_from_tallies(tallies, fallback, float64, stacklevel=5)
+
+
+def discounts_from_tallies(
+    tallies: list[np.ndarray], fallback: np.ndarray, float64: bool, *, stacklevel: int = 2
+) -> list[np.ndarray]:
+    """``mkn``'s discounts (0, D1, D2, D3+) per order from count-of-counts (int64 [5] per order,
+    t[k] for k = 0..4), in lmplz's operations; ``fallback`` (from ``_fallback_discounts``), with a
+    :class:`DiscountFallbackWarning`, for an order whose discounts cannot be computed."""
     real = np.float64 if float64 else np.float32
     discounts = []
     for n, t in enumerate(tallies, start=1):
@@ -224,7 +243,7 @@ def _modified_discounts(
                 f"t1={t[1]} t2={t[2]} t3={t[3]} t4={t[4]}); using the fallback discounts "
                 f"D1={d[1]:g} D2={d[2]:g} D3+={d[3]:g}",
                 DiscountFallbackWarning,
-                stacklevel=4,
+                stacklevel=stacklevel,
             )
         discounts.append(d)
     return discounts

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -12,6 +11,7 @@ import warnings
 
 import numpy as np
 
+from speechdecode._args import peak_memory
 from speechdecode.cli import emit
 from speechdecode.errors import InvalidArgumentError
 
@@ -179,11 +179,9 @@ def _method_options(args) -> dict:
 
 def run_build(args) -> None:
     from speechdecode._progress import progress
-    from speechdecode.lm.arpa import write_arpa
     from speechdecode.lm.count import parse_size
     from speechdecode.lm.counts import NgramCounts
-    from speechdecode.lm.estimate import estimate, method_options
-    from speechdecode.lm.methods.kneser_ney import DiscountFallbackWarning
+    from speechdecode.lm.estimate import estimate_arpa, method_options
 
     if bool(args.text) == bool(args.counts):
         raise InvalidArgumentError("--text/--counts", "exactly one of them", "both" if args.text else "neither")
@@ -199,48 +197,39 @@ def run_build(args) -> None:
         if counts.order != args.order:
             raise InvalidArgumentError("--order", f"the order of the count shards ({counts.order})", args.order)
     times["count"] = time.perf_counter() - start
-    bar = progress(total=2, desc=f"lm build: {args.method}", unit="stage")
+    bar = progress(total=1, desc=f"lm build: {args.method}", unit="stage")
     start = time.perf_counter()
+    options = _method_options(args)
+    if "discount_fallback" in known and args.discount_fallback is None:
+        options["discount_fallback"] = None  # lmplz's rule: fallback discounts only when asked for
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = estimate(counts, args.method, **_method_options(args))
-    times["estimate"] = time.perf_counter() - start
-    fallbacks = [w for w in caught if issubclass(w.category, DiscountFallbackWarning)]
-    if fallbacks and args.discount_fallback is None:
-        # lmplz's rule: fallback discounts only when asked for.
-        reason = str(fallbacks[0].message).split("; using the fallback")[0]
-        raise InvalidArgumentError(
-            "--discount_fallback",
-            "the flag for this corpus (lmplz asks for it too; it substitutes D1=0.5 D2=1 D3+=1.5)",
-            f"no flag, and {reason}",
-        )
+        written = estimate_arpa(args.arpa, counts, args.method, **options)
+    times["estimate_and_write"] = time.perf_counter() - start  # streamed together where the method allows
     for w in caught:
         _status(f"warning: {w.message}")
     bar.update()
-    start = time.perf_counter()
-    write_arpa(args.arpa, model)
-    times["write"] = time.perf_counter() - start
-    bar.update()
     bar.close()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_memory()
     budget = parse_size(args.memory) if args.text else None
     if budget is not None and peak > budget:
-        # lmplz's -S bounds the whole run; ours bounds counting, estimation holds the model
+        # lmplz's -S bounds the whole run; ours bounds counting, estimation holds the counts and an order
         _status(
-            f"note: peak memory {peak / 2**20:.0f} MiB, above --memory {args.memory}: the budget bounds counting only"
+            f"note: peak memory {peak / 2**20:.0f} MiB, above --memory {args.memory}: the budget bounds "
+            "counting; estimation holds the counts and one order of the model"
         )
     summary = {
         **_counts_summary(counts),
         "method": args.method,
         "arpa": args.arpa,
-        "written_ngrams": [len(g) for g in model.ngrams],
+        "written_ngrams": written,
         "warnings": [str(w.message) for w in caught],
         "seconds": times,
         "peak_rss_mb": round(peak / 2**20, 1),
     }
     line = (
-        f"{args.arpa}: order {model.order} {args.method}, n-grams {summary['written_ngrams']} "
-        f"(count {times['count']:.2f} s, estimate {times['estimate']:.2f} s, write {times['write']:.2f} s)"
+        f"{args.arpa}: order {len(written)} {args.method}, n-grams {written} "
+        f"(count {times['count']:.2f} s, estimate and write {times['estimate_and_write']:.2f} s)"
     )
     if not args.json:
         _status(line)  # as lmplz: status on stderr (stdout may hold the model)
