@@ -26,7 +26,7 @@ $(BIN)/python:
 # torch first and pinned: a bare `torch` would pull a multi-GB CUDA build.
 $(STAMP): $(BIN)/python pyproject.toml setup.py constraints.txt
 	$(PIP) install --quiet $(PINS) torch==2.13.0 setuptools wheel pybind11
-	$(PIP) install --quiet $(PINS) --no-build-isolation -e ".[test,bench,graphs,gpu,hf,lint]"
+	$(PIP) install --quiet $(PINS) --no-build-isolation -e ".[test,bench,graphs,gpu,hf,lint,ray]"
 	touch $(STAMP)
 
 # Rebuild the extension in place whenever a C++ source changes (editable install).

@@ -1,0 +1,11 @@
+"""Modified Kneser-Ney estimated on a Ray cluster, byte-identical to the single-process build.
+
+>>> from speechdecode.lm.distributed import build
+>>> report = build(["shard1.txt", "shard2.txt"], "G.arpa", 3)  # doctest: +SKIP
+
+See :func:`build` and :mod:`.partition` (the computation of one partition).
+"""
+
+from speechdecode.lm.distributed.build import BuildReport, build
+
+__all__ = ["BuildReport", "build"]

@@ -1,0 +1,379 @@
+"""``speechdecode lm build --ray``: modified Kneser-Ney estimated by Ray tasks, written as the
+single-process build writes it, byte for byte.
+
+Stages (each a Ray task per shard or partition; data moves between them as Ray objects, which
+Ray keeps in its object store and spills to disk; the driver sees only small facts and, at the
+end, the ARPA text of one partition and order at a time):
+
+1. ``count``     per text shard: the native counter (bounded by ``memory``, spilling sorted runs);
+2. ``split``     per shard: to global word ids, cut into partitions by last word;
+3. ``merge``     per partition: sum the shards' counts, adjusted counts, count-of-counts, partial
+                 context totals (:func:`.partition.merge_partition`);
+   driver        global count-of-counts (+ lmplz's quirk) -> discounts; unigram totals;
+4. ``contexts``  per partition: sum the context totals sent to it, gamma (:func:`.partition.reduce_contexts`);
+5. ``estimate``  per partition: probabilities order by order, joined with the suffix's
+                 probability, formatted as ARPA lines (:func:`.partition.estimate_partition`);
+   driver        header, then every order's partitions in partition order, into one atomic file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import signal
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from speechdecode import _backend
+from speechdecode._io import atomic_write
+from speechdecode.errors import InvalidArgumentError
+from speechdecode.lm import count as count_module
+from speechdecode.lm.arpa import format_float
+from speechdecode.lm.counts import WORD_BOUNDARY
+from speechdecode.lm.distributed import partition as P
+from speechdecode.lm.methods._common import prune_thresholds
+from speechdecode.lm.methods.kneser_ney import LMPLZ_FALLBACK, _fallback_discounts, discounts_from_tallies
+from speechdecode.lm.vocab import Vocabulary
+
+__all__ = ["BuildReport", "build"]
+
+STAGES = ("count", "split", "merge", "contexts", "estimate")
+# Bytes a partition task holds per n-gram it merges (rows, keys, counts, links, probabilities):
+# partitions are made small enough that this times their n-grams fits in ``memory``.
+BYTES_PER_NGRAM = 96
+# Test hook: "STAGE[,STAGE..]:DIR" makes the first task of each named stage kill its own worker
+# process (SIGKILL) once it has done its work, if DIR exists; a file DIR/STAGE marks it done.
+FAULT_ENV = "SPEECHDECODE_RAY_FAULT"
+
+
+@dataclass
+class BuildReport:
+    """What a distributed build did: sizes, timings and data moved per stage."""
+
+    arpa: str
+    order: int
+    partitions: int
+    vocabulary: int
+    tokens: int
+    ngrams: list[int]
+    written_ngrams: list[int]
+    seconds: dict[str, float] = field(default_factory=dict)
+    shuffled_bytes: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def build(
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
+    arpa: str | os.PathLike,
+    order: int,
+    *,
+    prune: Sequence[int] | None = None,
+    discount_fallback: float | Sequence[float] = LMPLZ_FALLBACK,
+    float64: bool = False,
+    units: str = "word",
+    word_boundary: str = WORD_BOUNDARY,
+    limit_vocab: str | os.PathLike | Iterable[str] | None = None,
+    partitions: int | None = None,
+    memory: int | str = "1G",
+    tmp_dir: str | os.PathLike | None = None,
+    encoding_errors: str = "strict",
+    address: str | None = None,
+    inline: bool = False,
+) -> BuildReport:
+    """Count text shards and write their modified Kneser-Ney model as an ARPA file, on Ray.
+
+    The file is byte for byte what ``count_files`` + ``estimate(counts, "mkn")`` +
+    ``write_arpa`` write in one process (and so what KenLM's ``lmplz`` writes), whatever the
+    number of partitions. A ``.gz`` path gets the same text, gzip-compressed.
+
+    Args:
+        paths: text shards (plain or gzip), one sentence per line, counted as one corpus in the
+            order given; each is counted by one task.
+        arpa: the output; written atomically (no partial file on any failure).
+        order, prune, discount_fallback, float64: as :func:`speechdecode.lm.estimate.estimate`
+            with ``"mkn"``; a fallback discount warns with ``DiscountFallbackWarning``.
+        units, word_boundary, limit_vocab, encoding_errors: as :func:`speechdecode.lm.count.count_files`.
+        partitions: how many partitions (by last word) estimate the model; default: two per
+            worker slot, more if a partition's n-grams would not fit in ``memory``. Partitions
+            may be empty.
+        memory: per task: the counter's budget (it spills beyond it to ``tmp_dir``) and the
+            memory Ray reserves for each task, so no more tasks run at once than fit.
+        tmp_dir: where the counters spill (default ``$TMPDIR``).
+        address: the Ray cluster (``host:port``, ``ray://...``, ``"auto"``); None starts a
+            local one on loopback (:func:`speechdecode._ray.connect`); an existing ``ray.init``
+            is used as it is.
+        inline: run every task in this process, one after another, without Ray (the same
+            computation; for debugging and tests).
+
+    Returns:
+        a :class:`BuildReport`.
+
+    Raises:
+        InvalidArgumentError, InputFileError: as ``count_files`` and ``estimate`` (an unreadable
+            shard is named; nothing is written).
+        BackendUnavailableError: Ray is not installed (names the extra), or a cluster that does
+            not answer (:class:`speechdecode._ray.ClusterUnavailableError`).
+    """
+    started = time.perf_counter()
+    if isinstance(order, bool) or not isinstance(order, int | np.integer) or not 1 <= order <= count_module.MAX_ORDER:
+        raise InvalidArgumentError("order", f"an integer in [1, {count_module.MAX_ORDER}]", repr(order))
+    order = int(order)
+    count_module._check_boundary(units, word_boundary)
+    if encoding_errors not in ("strict", "replace"):
+        raise InvalidArgumentError("encoding_errors", "'strict' or 'replace'", repr(encoding_errors))
+    if partitions is not None and (isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1):
+        raise InvalidArgumentError("partitions", "an integer >= 1", repr(partitions))
+    if not isinstance(float64, bool):
+        raise InvalidArgumentError("float64", "True or False", repr(float64))
+    thresholds = prune_thresholds(prune, order, unigrams=True)
+    fallback = _fallback_discounts(discount_fallback)
+    memory_bytes = count_module.parse_size(memory)
+    if tmp_dir is not None and not os.path.isdir(tmp_dir):
+        raise InvalidArgumentError("tmp_dir", "an existing directory", repr(os.fspath(tmp_dir)))
+    names = count_module._paths(paths)
+    limit_words = count_module._limit_words(limit_vocab)
+    real = np.float64 if float64 else np.float32
+
+    runner = _Runner(address, memory_bytes, inline)
+    report = BuildReport(os.fspath(arpa), order, 0, 0, 0, [], [])
+    clock = _Clock(report.seconds)
+
+    count_options = (order, units, word_boundary, limit_words, memory_bytes, tmp_dir, encoding_errors)
+    counted = [runner.submit(_count_task, 2, name, *count_options) for name in names]
+    shard_facts = runner.get([c[0] for c in counted])
+    clock.lap("count")
+
+    vocab = Vocabulary()
+    global_ids = [np.array([vocab.add(w) for w in f["words"]], dtype=np.int32) for f in shard_facts]
+    vocab_size = len(vocab)
+    report.vocabulary, report.tokens = vocab_size, sum(f["tokens"] for f in shard_facts)
+    if report.tokens == 0:
+        raise InvalidArgumentError("paths", "a corpus with at least one token", f"none in {', '.join(names)}")
+    unigram = np.zeros(vocab_size, dtype=np.int64)
+    for ids, f in zip(global_ids, shard_facts, strict=True):
+        np.add.at(unigram, ids, f["unigram"])
+    rows = sum(sum(f["rows"]) for f in shard_facts)
+    parts = partitions or max(2 * runner.slots, -(-rows * BYTES_PER_NGRAM // max(memory_bytes, 1)))
+    bounds = _bounds(unigram, parts)
+    report.partitions = parts
+
+    split = [
+        runner.submit(_split_task, parts + 1, c[1], ids, bounds) for c, ids in zip(counted, global_ids, strict=True)
+    ]
+    del counted
+    report.shuffled_bytes["split"] = sum(runner.get([s[0] for s in split]))
+    clock.lap("split")
+
+    merged = [
+        runner.submit(
+            _merge_task,
+            parts + 2,
+            order,
+            int(bounds[p]),
+            int(bounds[p + 1]),
+            vocab_size,
+            thresholds,
+            bounds,
+            *[s[p + 1] for s in split],
+        )
+        for p in range(parts)
+    ]
+    del split
+    merge_facts = runner.get([m[0] for m in merged])
+    report.shuffled_bytes["contexts"] = sum(f["outgoing_bytes"] for f in merge_facts)
+    clock.lap("merge")
+
+    tallies = [sum(f["count_of_counts"][n] for f in merge_facts) for n in range(order)]
+    if not float64:
+        P.apply_quirk(tallies, [f["quirk"] for f in merge_facts])
+    discounts = [np.asarray(d, dtype=real) for d in discounts_from_tallies(tallies, fallback, float64, stacklevel=2)]
+    kept = [sum(f["kept"][n] for f in merge_facts) for n in range(order)]
+    unigram_totals = sum(f["unigram_totals"] for f in merge_facts)
+    gamma = P.gammas(discounts[0], unigram_totals[None, :], real)[0]
+    uniform = real(1.0 / float(real(kept[0] - 1)))
+    report.ngrams = [sum(f["ngrams"][n] for f in merge_facts) for n in range(order)]
+    report.written_ngrams = kept
+
+    reduced = [
+        runner.submit(_contexts_task, parts + 2, merged[p][1], discounts, real, *[m[p + 2] for m in merged])
+        for p in range(parts)
+    ]
+    report.shuffled_bytes["join"] = sum(runner.get([r[0] for r in reduced]))
+    clock.lap("contexts")
+
+    words = runner.put(np.array(vocab.words, dtype=object))
+    unigram_context = (int(unigram_totals[P.TOTAL]), gamma, uniform)
+    estimated = [
+        runner.submit(
+            _estimate_task,
+            order + 1,
+            merged[p][1],
+            discounts,
+            unigram_context,
+            real,
+            words,
+            reduced[p][1],
+            *[r[p + 2] for r in reduced],
+        )
+        for p in range(parts)
+    ]
+    del merged, reduced
+    report.shuffled_bytes["arpa"] = sum(runner.get([e[0] for e in estimated]))
+    clock.lap("estimate")
+
+    _write(os.fspath(arpa), kept, [e[1:] for e in estimated], runner)
+    clock.lap("write")
+    report.seconds["total"] = time.perf_counter() - started
+    return report
+
+
+def _write(path: str, kept: list[int], texts: list[list], runner: _Runner) -> None:
+    """The header, then each order's text from every partition in turn (one in memory at a time)."""
+    with atomic_write(path, "wb") as raw:
+        out = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if path.endswith(".gz") else raw
+        out.write(b"\\data\\\n" + "".join(f"ngram {n}={k}\n" for n, k in enumerate(kept, start=1)).encode())
+        for n in range(len(kept)):
+            out.write(f"\n\\{n + 1}-grams:\n".encode())
+            for chunks in texts:
+                out.write(runner.get(chunks[n]))
+        out.write(b"\n\\end\\\n")
+        if out is not raw:
+            out.close()
+
+
+def _bounds(unigram: np.ndarray, parts: int) -> np.ndarray:
+    """Partition boundaries over word ids with about equal unigram mass on each side."""
+    cumulative = np.cumsum(unigram)
+    targets = cumulative[-1] * np.arange(1, parts) / parts
+    inner = np.searchsorted(cumulative, targets, side="right")
+    return np.concatenate([[0], inner, [len(unigram)]]).astype(np.int64)
+
+
+class _Clock:
+    def __init__(self, seconds: dict):
+        self.seconds, self.last = seconds, time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = now - self.last
+        self.last = now
+
+
+class _Runner:
+    """Runs the stage functions as Ray tasks, or in this process when ``inline``."""
+
+    def __init__(self, address: str | None, memory_bytes: int, inline: bool):
+        self.ray = None
+        self.slots = 1
+        self.options = {}
+        if inline:
+            return
+        from speechdecode import _ray
+
+        self.ray = _ray.connect(address)
+        self.slots = max(1, int(self.ray.cluster_resources().get("CPU", 1)))
+        available = self.ray.cluster_resources().get("memory", 0)
+        if memory_bytes and available:
+            self.options["memory"] = min(memory_bytes, int(available))
+
+    def submit(self, function, returns: int, *args):
+        if self.ray is None:
+            return function(*args)
+        remote = self.ray.remote(function).options(num_returns=returns, name=function.__name__, **self.options)
+        return remote.remote(*args)
+
+    def put(self, value):
+        return value if self.ray is None else self.ray.put(value)
+
+    def get(self, refs):
+        if self.ray is None:
+            return refs
+        from speechdecode._ray import unwrap
+
+        try:
+            return self.ray.get(refs)
+        except self.ray.exceptions.RayTaskError as exc:
+            raise unwrap(exc) from None
+
+
+def _fault_point(stage: str) -> None:
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    stages, _, folder = spec.partition(":")
+    if stage not in stages.split(",") or not os.path.isdir(folder):
+        return
+    try:
+        os.close(os.open(os.path.join(folder, stage), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _count_task(path, order, units, word_boundary, limit_words, memory_bytes, tmp_dir, encoding_errors):
+    if _backend.HAS_NATIVE and _backend.forced() != "reference":
+        counts, tokens = count_module._count_native(
+            [path], order, units, word_boundary, limit_words, memory_bytes, tmp_dir, encoding_errors, False
+        )
+    else:
+        counts, tokens = count_module._count_reference(
+            [path], order, units, word_boundary, limit_words, encoding_errors
+        )
+    _fault_point("count")
+    grams = counts.ngrams[0][:, 0]
+    unigram = np.zeros(len(counts.vocab), dtype=np.int64)
+    unigram[grams] = counts.counts[0]
+    facts = {"words": counts.vocab.words, "tokens": tokens, "unigram": unigram, "rows": [len(g) for g in counts.ngrams]}
+    return facts, counts
+
+
+def _split_task(counts, global_ids, bounds):
+    pieces = P.split_counts(counts, global_ids, bounds)
+    _fault_point("split")
+    return (sum(p.nbytes for p in pieces), *pieces)
+
+
+def _merge_task(order, lo, hi, vocab_size, thresholds, bounds, *pieces):
+    facts, part, outgoing = P.merge_partition(list(pieces), order, lo, hi, vocab_size, thresholds, bounds)
+    facts["outgoing_bytes"] = sum(r.nbytes + t.nbytes for q in outgoing for r, t in q)
+    facts["ngrams"] = [len(r) for r in part.rows]
+    _fault_point("merge")
+    return (facts, part, *outgoing)
+
+
+def _contexts_task(part, discounts, real, *incoming):
+    own, *aligned = P.reduce_contexts(part, discounts, real, *incoming)
+    _fault_point("contexts")
+    moved = sum(t.nbytes + g.nbytes for q in aligned for t, g in q)
+    return (moved, own, *aligned)
+
+
+def _estimate_task(part, discounts, unigram, real, words, own, *aligned):
+    rows, log10_probs, backoffs = P.estimate_partition(part, discounts, unigram, real, own, *aligned)
+    texts = [_arpa_lines(words, *columns) for columns in zip(rows, log10_probs, backoffs, strict=True)]
+    _fault_point("estimate")
+    return (sum(len(t) for t in texts), *texts)
+
+
+def _arpa_lines(words: np.ndarray, rows: np.ndarray, log10_probs: np.ndarray, backoffs: np.ndarray) -> bytes:
+    """The ARPA lines of n-grams ``rows`` (as :func:`speechdecode.lm.arpa.write_arpa` writes them)."""
+    if len(rows) == 0:
+        return b""
+    text = words[rows[:, 0]]
+    for j in range(1, rows.shape[1]):
+        text = text + " " + words[rows[:, j]]
+    lines = _numbers(log10_probs) + "\t" + text
+    if len(backoffs):
+        lines = lines + "\t" + _numbers(backoffs)
+    return ("\n".join(lines.tolist()) + "\n").encode("utf-8")
+
+
+def _numbers(values: np.ndarray) -> np.ndarray:
+    if _backend.HAS_NATIVE:
+        formatted = _backend.native().format_arpa_floats(np.ascontiguousarray(values, dtype=np.float64))
+    else:
+        formatted = [format_float(v) for v in values]
+    return np.array(formatted, dtype=object)

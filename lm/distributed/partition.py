@@ -1,0 +1,355 @@
+"""The work of one partition of a distributed modified Kneser-Ney build, in numpy.
+
+Partition p holds every n-gram, of every order, whose *last* word id is in ``[lo, hi)``
+(the partitions cut the id range in order, so putting their outputs one after another gives
+lmplz's suffix order). Everything an n-gram's probability needs is then either in its own
+partition or an integer that can be added up elsewhere exactly:
+
+* its adjusted count (its distinct left extensions end in the same word);
+* the probability of its suffix (same last word), computed order by order;
+* its context's totals (S(c), N1..N3+ of the kept extensions, the pruned mass): integers summed
+  by the partition of the context's last word (:func:`reduce_contexts`), sent back aligned;
+* the count-of-counts and the unigram totals: integers summed on the driver.
+
+Every floating-point operation is the one :func:`speechdecode.lm.methods._common.discounted_model`
+does, in the same order and precision (float32 and glibc's ``log10f`` unless ``float64``), on the
+same integers, so the numbers are bit for bit those of the single-process build.
+
+Within a partition, order n is kept in suffix order with a key per row: ``suffix * V + first``
+(``suffix`` the row of its last n-1 words in order n-1, ``V`` the vocabulary size), so the keys
+ascend and an n-gram is found by walking its words from the last one (:meth:`Partition.locate`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from speechdecode.errors import TensorError
+from speechdecode.lm.counts import NgramCounts, _row_keys
+from speechdecode.lm.methods._common import _log10, count_of_counts
+from speechdecode.lm.vocab import BOS_ID, EOS_ID, UNK_ID
+
+# Integer totals of a context, in this column order.
+TOTAL, PRUNED_MASS, N1, N2, N3 = range(5)
+
+
+@dataclass
+class Piece:
+    """One text shard's n-grams for one partition: per order, int32 [M, n] global-id rows (any
+    order, unique within the shard) and int64 [M] counts."""
+
+    rows: list[np.ndarray]
+    counts: list[np.ndarray]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(r.nbytes + c.nbytes for r, c in zip(self.rows, self.counts, strict=True))
+
+
+def split_counts(counts: NgramCounts, global_ids: np.ndarray, bounds: np.ndarray) -> list[Piece]:
+    """Cut one shard's counts into ``len(bounds) - 1`` pieces by the partition of each last word.
+
+    ``global_ids``: int32 [len(counts.vocab)], the global id of each of the shard's word ids.
+    ``bounds``: int64 [P+1], partition p takes last words in ``[bounds[p], bounds[p+1])``.
+    """
+    parts = len(bounds) - 1
+    rows_by_part = [[] for _ in range(parts)]
+    counts_by_part = [[] for _ in range(parts)]
+    for grams, values in zip(counts.ngrams, counts.counts, strict=True):
+        rows = global_ids[grams]
+        part = partition_of(bounds, rows[:, -1])
+        order = np.argsort(part, kind="stable")
+        cuts = np.searchsorted(part[order], np.arange(parts + 1))
+        for p in range(parts):
+            take = order[cuts[p] : cuts[p + 1]]
+            rows_by_part[p].append(rows[take])
+            counts_by_part[p].append(values[take].astype(np.int64))
+    return [Piece(rows_by_part[p], counts_by_part[p]) for p in range(parts)]
+
+
+def partition_of(bounds: np.ndarray, words: np.ndarray) -> np.ndarray:
+    """The partition of each word id (int64)."""
+    return np.searchsorted(bounds, words, side="right").astype(np.int64) - 1
+
+
+@dataclass
+class Partition:
+    """The merged n-grams of one partition and what is computed from them.
+
+    Per order n (index n-1): ``rows`` int32 [M, n] in suffix order (order 1: the ids lo..hi-1);
+    ``raw`` int64 counts (0 for ids never counted); ``adjusted`` int64 Kneser-Ney adjusted
+    counts; ``pruned`` bool; for n >= 2 ``keys`` (ascending int64) and ``suffix`` (row of the
+    last n-1 words in order n-1); ``context_slot``: the position of the n-gram's context in the
+    contexts this partition sends out (:func:`merge_partition`), in partition order.
+    """
+
+    lo: int
+    hi: int
+    vocab_size: int
+    rows: list[np.ndarray] = field(default_factory=list)
+    raw: list[np.ndarray] = field(default_factory=list)
+    keys: list[np.ndarray | None] = field(default_factory=list)
+    suffix: list[np.ndarray | None] = field(default_factory=list)
+    adjusted: list[np.ndarray] = field(default_factory=list)
+    pruned: list[np.ndarray] = field(default_factory=list)
+    context_slot: list[np.ndarray | None] = field(default_factory=list)
+
+    @property
+    def order(self) -> int:
+        return len(self.rows)
+
+    def locate(self, rows: np.ndarray) -> np.ndarray:
+        """Rows (int64), in order ``rows.shape[1]`` of this partition, of word-id ``rows``; -1 if absent."""
+        length = rows.shape[1]
+        index = rows[:, -1].astype(np.int64) - self.lo
+        found = (index >= 0) & (index < self.hi - self.lo)
+        for n in range(2, length + 1):
+            keys = self.keys[n - 1]
+            if len(keys) == 0:
+                return np.full(len(rows), -1, dtype=np.int64)
+            wanted = index * self.vocab_size + rows[:, length - n]
+            position = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+            found &= keys[position] == wanted
+            index = position
+        return np.where(found, index, -1)
+
+    def require(self, rows: np.ndarray, what: str) -> np.ndarray:
+        """:meth:`locate` for rows that must be there (raises naming ``what`` otherwise)."""
+        index = self.locate(rows)
+        if len(index) and index.min() < 0:
+            bad = rows[int(np.flatnonzero(index < 0)[0])].tolist()
+            raise TensorError(what, f"{rows.shape[1]}-grams counted in their partition", f"{bad} is missing")
+        return index
+
+
+def merge_partition(
+    pieces: list[Piece], order: int, lo: int, hi: int, vocab_size: int, thresholds: np.ndarray, bounds: np.ndarray
+) -> tuple[dict, Partition, list[list[tuple[np.ndarray, np.ndarray]]]]:
+    """Add up the shards' pieces of one partition and compute what needs no other partition.
+
+    Returns ``(facts, partition, outgoing)``: ``facts`` for the driver (count-of-counts with
+    pruned n-grams, kept n-grams per order, the unigrams' integer totals, the candidate for
+    lmplz's count-of-counts quirk); ``outgoing[q]``: per order n >= 2 (index n-2), the contexts
+    (int32 [K, n-1], unique, lexicographic) of this partition's n-grams whose last word is in
+    partition q, with their partial totals (int64 [K, 5], columns TOTAL..N3).
+    """
+    part = Partition(lo, hi, vocab_size)
+    for n in range(1, order + 1):
+        rows = _concat([p.rows[n - 1] for p in pieces], (0, n), np.int32)
+        counts = _concat([p.counts[n - 1] for p in pieces], (0,), np.int64)
+        if n == 1:
+            raw = np.bincount(rows[:, 0] - lo, weights=counts, minlength=hi - lo).astype(np.int64)
+            part.rows.append(np.arange(lo, hi, dtype=np.int32)[:, None])
+            part.keys.append(None)
+            part.suffix.append(None)
+        else:
+            suffix = part.require(rows[:, 1:], f"ngrams[{n - 1}] suffixes")
+            keys, inverse = np.unique(suffix * vocab_size + rows[:, 0], return_inverse=True)
+            raw = np.bincount(inverse.ravel(), weights=counts, minlength=len(keys)).astype(np.int64)
+            suffix = keys // vocab_size
+            first = (keys % vocab_size).astype(np.int32)
+            part.rows.append(np.column_stack([first, part.rows[n - 2][suffix]]).astype(np.int32))
+            part.keys.append(keys)
+            part.suffix.append(suffix)
+        part.raw.append(raw)
+    for n in range(1, order + 1):
+        part.adjusted.append(_adjusted(part, n))
+        part.pruned.append(_pruned(part, n, thresholds))
+
+    facts = {
+        "count_of_counts": [count_of_counts(a) for a in part.adjusted],
+        "kept": [int(np.count_nonzero(~m)) for m in part.pruned],
+        "unigram_totals": _totals(part.adjusted[0], part.pruned[0], np.zeros(hi - lo, dtype=np.int64), 1)[0],
+        "quirk": _quirk_candidate(part),
+    }
+    parts = len(bounds) - 1
+    outgoing = [[] for _ in range(parts)]
+    part.context_slot.append(None)
+    for n in range(2, order + 1):
+        contexts = part.rows[n - 1][:, :-1]
+        unique, inverse = np.unique(_row_keys(contexts), return_inverse=True)
+        inverse = inverse.ravel()
+        unique_rows = unique.view(">u4").reshape(len(unique), n - 1).astype(np.int32)
+        totals = _totals(part.adjusted[n - 1], part.pruned[n - 1], inverse, len(unique))
+        destination = partition_of(bounds, unique_rows[:, -1])
+        by_destination = np.argsort(destination, kind="stable")
+        slot = np.empty(len(unique), dtype=np.int64)
+        slot[by_destination] = np.arange(len(unique))
+        part.context_slot.append(slot[inverse])
+        cuts = np.searchsorted(destination[by_destination], np.arange(parts + 1))
+        for q in range(parts):
+            take = by_destination[cuts[q] : cuts[q + 1]]
+            outgoing[q].append((unique_rows[take], totals[take]))
+    return facts, part, outgoing
+
+
+def _concat(arrays: list[np.ndarray], empty_shape: tuple, dtype) -> np.ndarray:
+    arrays = [a for a in arrays if len(a)]
+    return np.concatenate(arrays) if arrays else np.zeros(empty_shape, dtype=dtype)
+
+
+def _adjusted(part: Partition, n: int) -> np.ndarray:
+    raw = part.raw[n - 1]
+    if n == part.order:
+        values = raw.copy()
+    else:
+        # Distinct left extensions: the (n+1)-grams whose suffix is this n-gram (same last word).
+        values = np.bincount(part.suffix[n], minlength=len(raw)).astype(np.int64)
+        if n > 1:
+            starts = part.rows[n - 1][:, 0] == BOS_ID
+            values[starts] = raw[starts]
+    if n == 1 and part.lo <= BOS_ID < part.hi:
+        values[BOS_ID - part.lo] = 0
+    return values
+
+
+def _pruned(part: Partition, n: int, thresholds: np.ndarray) -> np.ndarray:
+    mask = part.raw[n - 1] <= thresholds[n - 1]
+    if n == 1:
+        mask &= thresholds[0] > 0
+        for special in (UNK_ID, BOS_ID, EOS_ID):
+            if part.lo <= special < part.hi:
+                mask[special - part.lo] = False
+    return mask
+
+
+def _totals(adjusted: np.ndarray, pruned: np.ndarray, group: np.ndarray, groups: int) -> np.ndarray:
+    """int64 [groups, 5]: per group, S = sum of adjusted counts, the pruned mass, and the number
+    of kept members with adjusted count 1, 2 and >= 3 (a kept count of 0 counts in none)."""
+    kept = ~pruned
+    columns = [
+        adjusted,
+        np.where(pruned, adjusted, 0),
+        kept & (adjusted == 1),
+        kept & (adjusted == 2),
+        kept & (adjusted >= 3),
+    ]
+    out = np.zeros((groups, 5), dtype=np.int64)
+    for c, values in enumerate(columns):
+        out[:, c] = np.bincount(group, weights=values.astype(np.float64), minlength=groups).astype(np.int64)
+    return out
+
+
+def _quirk_candidate(part: Partition) -> dict | None:
+    """The last n-gram of lmplz's stream within this partition (kenlm issue 427), with the
+    adjusted and raw counts of its buffered suffixes; the driver keeps the last one overall."""
+    order = part.order
+    if order < 2:
+        return None
+    candidates = []
+    top = part.rows[order - 1]
+    if len(top):
+        candidates.append((top[-1].tolist(), order - 1))
+    for k in range(2, order):
+        starts = np.flatnonzero(part.rows[k - 1][:, 0] == BOS_ID)
+        if len(starts):
+            candidates.append(([BOS_ID] * (order - k) + part.rows[k - 1][starts[-1]].tolist(), k))
+    if not candidates:
+        return None
+    padded, buffered = max(candidates, key=lambda c: c[0][::-1])
+    counts = []
+    for m in range(1, buffered + 1):
+        tail = np.array([padded[order - m :]], dtype=np.int32)
+        i = int(part.require(tail, "quirk suffix")[0])
+        raw = 0 if m == 1 and padded[-1] == BOS_ID else int(part.raw[m - 1][i])
+        counts.append((int(part.adjusted[m - 1][i]), raw))
+    return {"padded": padded, "counts": counts}
+
+
+def apply_quirk(tallies: list[np.ndarray], candidates: list[dict | None]) -> None:
+    """lmplz's count-of-counts quirk on the global ``tallies`` (int64 [5] per order), in place:
+    the suffixes of the stream's last n-gram count with their raw count."""
+    candidates = [c for c in candidates if c is not None]
+    if not candidates:
+        return
+    last = max(candidates, key=lambda c: c["padded"][::-1])
+    for m, (adjusted, raw) in enumerate(last["counts"], start=1):
+        if 1 <= adjusted <= 4:
+            tallies[m - 1][adjusted] -= 1
+        if 1 <= raw <= 4:
+            tallies[m - 1][raw] += 1
+
+
+def gammas(discount: np.ndarray, totals: np.ndarray, real: type) -> np.ndarray:
+    """gamma(c) per row of ``totals`` (int64 [K, 5]) with ``discount`` (real [4]) of the extensions'
+    order, in lmplz's operations: (D1 N1 + D2 N2 + D3 N3+ + pruned mass) / S; 1 where S = 0."""
+    gamma = np.zeros(len(totals), dtype=real)
+    for k, column in ((1, N1), (2, N2), (3, N3)):
+        gamma = gamma + discount[k] * totals[:, column].astype(np.float64).astype(real)
+    gamma = gamma + totals[:, PRUNED_MASS].astype(np.float64).astype(real)
+    total = totals[:, TOTAL]
+    return np.divide(gamma, total.astype(np.float64).astype(real), out=np.ones_like(gamma), where=total > 0)
+
+
+def reduce_contexts(
+    part: Partition, discounts: np.ndarray, real: type, *incoming: list[tuple[np.ndarray, np.ndarray]]
+) -> tuple:
+    """Sum the partial context totals sent to this partition by every partition (``incoming[q]``
+    from partition q, as :func:`merge_partition` gives them).
+
+    Returns ``(own, *aligned)``: ``own[n-1]`` = (int64 totals S, real gamma) of this partition's
+    n-grams as contexts, orders 1..N-1; ``aligned[q]``: per order n >= 2, (S, gamma) of the
+    contexts partition q sent, in the order it sent them.
+    """
+    own = []
+    aligned = [[] for _ in incoming]
+    for n in range(2, part.order + 1):
+        located = [part.require(rows, f"contexts of order {n - 1}") for rows, _ in (c[n - 2] for c in incoming)]
+        index = np.concatenate([np.zeros(0, dtype=np.int64), *located])
+        values = np.concatenate([np.zeros((0, 5), dtype=np.int64), *(c[n - 2][1] for c in incoming)])
+        size = len(part.rows[n - 2])
+        totals = np.zeros((size, 5), dtype=np.int64)
+        for c in range(5):
+            totals[:, c] = np.bincount(index, weights=values[:, c].astype(np.float64), minlength=size).astype(np.int64)
+        gamma = gammas(discounts[n - 1], totals, real)
+        own.append((totals[:, TOTAL], gamma))
+        for q, where in enumerate(located):
+            aligned[q].append((totals[where, TOTAL], gamma[where]))
+    return (own, *aligned)
+
+
+def estimate_partition(
+    part: Partition, discounts: np.ndarray, unigram: tuple, real: type, own: list, *aligned: list
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Probabilities and back-offs of this partition's kept n-grams, order by order.
+
+    ``unigram``: (S, gamma, uniform) of the empty context, from the driver; ``own`` and
+    ``aligned[q]`` from :func:`reduce_contexts` (``aligned`` in partition order). Returns
+    per order the kept rows (suffix order), float64 log10 probabilities (capped at 0) and
+    back-offs (0 where the n-gram is no context; none at the highest order).
+    """
+    order = part.order
+    total, gamma, uniform = unigram
+    probs = []
+    for n in range(1, order + 1):
+        value = part.adjusted[n - 1]
+        discount = discounts[n - 1][np.minimum(value, 3)]
+        if n == 1:
+            u = (value.astype(real) - discount) / real(np.float64(total))
+            p = u + gamma * uniform
+            if part.lo <= BOS_ID < part.hi:
+                p[BOS_ID - part.lo] = 1
+        else:
+            pieces = [a[n - 2] for a in aligned]
+            slot = part.context_slot[n - 1]
+            context_total = np.concatenate([np.zeros(0, dtype=np.int64), *(t for t, _ in pieces)])[slot]
+            context_gamma = np.concatenate([np.zeros(0, dtype=real), *(g for _, g in pieces)])[slot]
+            u = (value.astype(real) - discount) / context_total.astype(np.float64).astype(real)
+            p = u + context_gamma * probs[n - 2][part.suffix[n - 1]]
+        probs.append(p.astype(real))
+
+    rows, log10_probs, backoffs = [], [], []
+    with np.errstate(divide="ignore"):
+        for n in range(1, order + 1):
+            kept = ~part.pruned[n - 1]
+            rows.append(part.rows[n - 1][kept])
+            log10_probs.append(np.minimum(0.0, _log10(probs[n - 1][kept], real)))
+            if n < order:
+                context_total, context_gamma = own[n - 1]
+                is_context = context_total[kept] > 0
+                backoffs.append(np.where(is_context, _log10(context_gamma[kept], real), 0.0))
+            else:
+                backoffs.append(np.zeros(0))
+    return rows, log10_probs, backoffs

@@ -1,0 +1,145 @@
+"""The distributed modified Kneser-Ney build, run inline (every stage in this process): its ARPA
+is byte for byte the single-process build's (count_files + estimate + write_arpa) and lmplz's."""
+
+from __future__ import annotations
+
+import gzip
+import warnings
+
+import numpy as np
+import pytest
+
+from speechdecode.errors import InputFileError, InvalidArgumentError
+from speechdecode.lm.arpa import write_arpa
+from speechdecode.lm.count import count_files
+from speechdecode.lm.distributed import build
+from speechdecode.lm.estimate import estimate
+from speechdecode.lm.methods.kneser_ney import DiscountFallbackWarning
+
+LMPLZ = "tests/data/lmplz"
+# Small random corpora often need the fallback discounts (both builds use them alike).
+pytestmark = pytest.mark.filterwarnings("ignore::speechdecode.lm.methods.kneser_ney.DiscountFallbackWarning")
+
+
+def random_shards(folder, seed: int, sizes: list[int], vocab: int = 60) -> list[str]:
+    """Text shards of Zipf-distributed words, ``sizes[i]`` lines each (0: an empty file); some
+    lines empty, lengths 0..11, the last line of each file without its newline."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, vocab + 1)
+    weights /= weights.sum()
+    paths = []
+    for i, size in enumerate(sizes):
+        lines = []
+        for _ in range(size):
+            words = rng.choice(vocab, size=int(rng.integers(0, 12)), p=weights)
+            lines.append(" ".join(f"w{w}" for w in words))
+        path = folder / f"shard{i}.txt"
+        path.write_text("\n".join(lines))
+        paths.append(str(path))
+    return paths
+
+
+def single_process(paths, out, order, *, limit_vocab=None, **options) -> bytes:
+    counts = count_files(paths, order, limit_vocab=limit_vocab)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiscountFallbackWarning)
+        write_arpa(out, estimate(counts, "mkn", **options))
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("order", "prune", "partitions"),
+    [
+        (1, None, 1),
+        (1, [1], 3),
+        (2, None, 2),
+        (2, [0, 1], 5),
+        (3, None, 1),
+        (3, [0, 1, 1], 4),
+        (3, [1, 1, 2], 13),
+        (4, None, 7),
+        (4, [0, 0, 1, 2], 2),
+        (5, None, 3),
+        (5, [0, 1, 1, 1, 3], 97),
+    ],
+)
+def test_random_corpus_matches_single_process(tmp_path, order, prune, partitions):
+    paths = random_shards(tmp_path, seed=order * 100 + partitions, sizes=[37, 0, 1, 211, 5])
+    expected = single_process(paths, tmp_path / "single.arpa", order, prune=prune)
+    report = build(paths, tmp_path / "dist.arpa", order, prune=prune, partitions=partitions, inline=True)
+    assert (tmp_path / "dist.arpa").read_bytes() == expected
+    assert report.partitions == partitions
+    assert report.written_ngrams == [int(line.split("=")[1]) for line in expected.decode().splitlines()[1 : order + 1]]
+
+
+def test_more_partitions_than_words_leaves_some_empty(tmp_path):
+    paths = random_shards(tmp_path, seed=5, sizes=[50, 3], vocab=6)
+    expected = single_process(paths, tmp_path / "single.arpa", 3)
+    build(paths, tmp_path / "dist.arpa", 3, partitions=40, inline=True)  # 9 words: most partitions empty
+    assert (tmp_path / "dist.arpa").read_bytes() == expected
+
+
+@pytest.mark.parametrize(("order", "name"), [(2, "o2"), (3, "o3"), (5, "o5"), (3, "o3.prune11"), (4, "o4.prune123")])
+def test_lmplz_oracle(tmp_path, order, name):
+    """The files KenLM's lmplz wrote for 400 KJV verses (tests/data/lmplz), from 3 shards."""
+    with open(f"{LMPLZ}/kjv400.txt", encoding="utf-8") as handle:
+        lines = handle.read().splitlines(keepends=True)
+    cuts = [0, 1, 150, len(lines)]  # a one-line shard and two uneven ones
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"part{i}.txt"
+        path.write_text("".join(lines[cuts[i] : cuts[i + 1]]))
+        paths.append(path)
+    prune = {"o3.prune11": [1, 1], "o4.prune123": [1, 2, 3]}.get(name)
+    build(paths, tmp_path / "dist.arpa", order, prune=prune, partitions=6, inline=True)
+    with gzip.open(f"{LMPLZ}/kjv400.{name}.arpa.gz", "rb") as handle:
+        assert (tmp_path / "dist.arpa").read_bytes() == handle.read()
+
+
+def test_limit_vocab_float64_and_gzip(tmp_path):
+    paths = random_shards(tmp_path, seed=11, sizes=[80, 40])
+    limit = tmp_path / "vocab.txt"
+    limit.write_text("w0 w1 w2 w3\nw5 w8 w13 w21 nowhere\n")
+    expected = single_process(paths, tmp_path / "single.arpa", 4, limit_vocab=limit, float64=True)
+    build(paths, tmp_path / "dist.arpa.gz", 4, limit_vocab=limit, float64=True, partitions=3, inline=True)
+    with gzip.open(tmp_path / "dist.arpa.gz", "rb") as handle:
+        assert handle.read() == expected
+    assert b"<unk>" in expected and b"\tw4\t" not in expected
+
+
+def test_fallback_discounts_warn_as_single_process(tmp_path):
+    path = tmp_path / "tiny.txt"
+    path.write_text("a b\n")
+    with pytest.warns(DiscountFallbackWarning, match="order 1"):
+        build([path], tmp_path / "dist.arpa", 2, partitions=2, inline=True)
+    expected = single_process([path], tmp_path / "single.arpa", 2)
+    assert (tmp_path / "dist.arpa").read_bytes() == expected
+
+
+def test_unreadable_shard_is_named_and_nothing_written(tmp_path):
+    good = tmp_path / "good.txt"
+    good.write_text("a b c\n")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"a b\n\xff\xfe c\n")
+    out = tmp_path / "out.arpa"
+    with pytest.raises(InputFileError, match=r"bad\.txt:2"):
+        build([good, bad], out, 3, inline=True)
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt", "good.txt"]  # no temporary left
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"order": 0}, "order"),
+        ({"partitions": 0}, "partitions"),
+        ({"prune": [2, 1]}, "prune"),
+        ({"memory": "lots"}, "memory"),
+    ],
+)
+def test_bad_arguments_are_named(tmp_path, kwargs, argument):
+    path = tmp_path / "a.txt"
+    path.write_text("a b\n")
+    options = {"order": 2, **kwargs}
+    with pytest.raises(InvalidArgumentError, match=argument):
+        build([path], tmp_path / "out.arpa", inline=True, **options)
