@@ -39,6 +39,9 @@ class InputFileError(SpeechdecodeError, ValueError):
         where = self.path if line is None else f"{self.path}:{line}"
         super().__init__(f"{where}: {message}")
 
+    def __reduce__(self):  # picklable, so it crosses process boundaries (Ray tasks) as itself
+        return type(self), (self.path, self.line, self.detail)
+
 
 class InvalidArgumentError(SpeechdecodeError, ValueError):
     """An argument has a bad value; the message names it, the expectation and the value."""
@@ -48,6 +51,9 @@ class InvalidArgumentError(SpeechdecodeError, ValueError):
         self.expected = expected
         self.actual = actual
         super().__init__(f"{argument}: expected {expected}, got {actual}")
+
+    def __reduce__(self):
+        return type(self), (self.argument, self.expected, self.actual)
 
 
 class TensorError(InvalidArgumentError):

@@ -22,6 +22,7 @@ import gzip
 import os
 import signal
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -35,7 +36,13 @@ from speechdecode.lm.arpa import format_float
 from speechdecode.lm.counts import WORD_BOUNDARY
 from speechdecode.lm.distributed import partition as P
 from speechdecode.lm.methods._common import prune_thresholds
-from speechdecode.lm.methods.kneser_ney import LMPLZ_FALLBACK, _fallback_discounts, discounts_from_tallies
+from speechdecode.lm.methods.kneser_ney import (
+    LMPLZ_FALLBACK,
+    DiscountFallbackWarning,
+    _fallback_discounts,
+    discounts_from_tallies,
+    fallback_needed,
+)
 from speechdecode.lm.vocab import Vocabulary
 
 __all__ = ["BuildReport", "build"]
@@ -71,7 +78,7 @@ def build(
     order: int,
     *,
     prune: Sequence[int] | None = None,
-    discount_fallback: float | Sequence[float] = LMPLZ_FALLBACK,
+    discount_fallback: float | Sequence[float] | None = LMPLZ_FALLBACK,
     float64: bool = False,
     units: str = "word",
     word_boundary: str = WORD_BOUNDARY,
@@ -93,8 +100,9 @@ def build(
         paths: text shards (plain or gzip), one sentence per line, counted as one corpus in the
             order given; each is counted by one task.
         arpa: the output; written atomically (no partial file on any failure).
-        order, prune, discount_fallback, float64: as :func:`speechdecode.lm.estimate.estimate`
-            with ``"mkn"``; a fallback discount warns with ``DiscountFallbackWarning``.
+        order, prune, discount_fallback, float64: as :func:`speechdecode.lm.estimate.estimate_arpa`
+            with ``"mkn"``: a fallback discount warns with ``DiscountFallbackWarning``, or, with
+            ``discount_fallback=None`` (lmplz's rule), fails before anything is written.
         units, word_boundary, limit_vocab, encoding_errors: as :func:`speechdecode.lm.count.count_files`.
         partitions: how many partitions (by last word) estimate the model; default: two per
             worker slot, more if a partition's n-grams would not fit in ``memory``. Partitions
@@ -129,7 +137,7 @@ def build(
     if not isinstance(float64, bool):
         raise InvalidArgumentError("float64", "True or False", repr(float64))
     thresholds = prune_thresholds(prune, order, unigrams=True)
-    fallback = _fallback_discounts(discount_fallback)
+    fallback = _fallback_discounts(LMPLZ_FALLBACK if discount_fallback is None else discount_fallback)
     memory_bytes = count_module.parse_size(memory)
     if tmp_dir is not None and not os.path.isdir(tmp_dir):
         raise InvalidArgumentError("tmp_dir", "an existing directory", repr(os.fspath(tmp_dir)))
@@ -189,7 +197,14 @@ def build(
     tallies = [sum(f["count_of_counts"][n] for f in merge_facts) for n in range(order)]
     if not float64:
         P.apply_quirk(tallies, [f["quirk"] for f in merge_facts])
-    discounts = [np.asarray(d, dtype=real) for d in discounts_from_tallies(tallies, fallback, float64, stacklevel=2)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DiscountFallbackWarning)
+        discounts = [np.asarray(d, dtype=real) for d in discounts_from_tallies(tallies, fallback, float64)]
+    for w in caught:
+        if discount_fallback is None:
+            raise fallback_needed(str(w.message).split("; using the fallback")[0])
+        report.warnings.append(str(w.message))
+        warnings.warn(w.message, stacklevel=2)
     kept = [sum(f["kept"][n] for f in merge_facts) for n in range(order)]
     unigram_totals = sum(f["unigram_totals"] for f in merge_facts)
     gamma = P.gammas(discounts[0], unigram_totals[None, :], real)[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -67,6 +68,17 @@ def register(commands) -> None:
     build.add_argument("--interpolate", choices=["yes", "no"], help="kn/absolute/witten-bell: variant")
     build.add_argument("--k", type=float, help="add-k: k; katz: largest discounted count")
     build.add_argument("--heldout", metavar="FILE", help="jelinek-mercer: held-out sentences to fit lambdas on")
+    build.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="mkn on a Ray cluster (pip install 'speechdecode[ray]'): at ADDRESS (host:port, ray://.., auto), or a "
+        "local one on loopback without an address; each --text file is one counting task; same ARPA, byte for byte",
+    )
+    build.add_argument(
+        "--partitions", type=int, metavar="N", help="--ray: partitions by last word (default: 2 per worker slot)"
+    )
 
     ppl = lm.add("ppl", "perplexity of a text under an ARPA model (as KenLM's Python module computes it)", run_ppl)
     ppl.add_argument("--arpa", required=True)
@@ -188,6 +200,11 @@ def run_build(args) -> None:
     known = method_options(args.method)  # an unknown method fails before any counting
     if args.discount_fallback is not None and "discount_fallback" not in known:
         raise InvalidArgumentError("--discount_fallback", f"a method that takes it (not {args.method})", "given")
+    if args.ray is not None:
+        _build_on_ray(args)
+        return
+    if args.partitions is not None:
+        raise InvalidArgumentError("--partitions", "--ray with it", "no --ray")
     times = {}
     start = time.perf_counter()
     if args.text:
@@ -233,6 +250,52 @@ def run_build(args) -> None:
     )
     if not args.json:
         _status(line)  # as lmplz: status on stderr (stdout may hold the model)
+        return
+    emit(args, summary, line)
+
+
+def _build_on_ray(args) -> None:
+    """``lm build --ray``: :func:`speechdecode.lm.distributed.build`."""
+    from speechdecode.lm.distributed import build
+    from speechdecode.lm.methods.kneser_ney import LMPLZ_FALLBACK
+
+    if args.method != "mkn":
+        raise InvalidArgumentError("--method", "mkn with --ray (the method that distributes)", args.method)
+    if not args.text or "-" in args.text:
+        raise InvalidArgumentError("--text", "text files (shards) with --ray", "--counts or stdin")
+    unsupported = [
+        f for f, v in (("--interpolate", args.interpolate), ("--k", args.k), ("--heldout", args.heldout)) if v
+    ]
+    if unsupported:
+        raise InvalidArgumentError(unsupported[0], "no such option with mkn", "given")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = build(
+            args.text,
+            args.arpa,
+            args.order,
+            prune=args.prune,
+            discount_fallback=None
+            if args.discount_fallback is None
+            else tuple(args.discount_fallback or LMPLZ_FALLBACK),
+            float64=args.float64,
+            units=args.units,
+            limit_vocab=args.limit_vocab,
+            partitions=args.partitions,
+            memory=args.memory,
+            tmp_dir=args.tmp_dir,
+            encoding_errors=args.encoding_errors,
+            address=args.ray or None,
+        )
+    for w in caught:
+        _status(f"warning: {w.message}")
+    summary = {**dataclasses.asdict(report), "method": "mkn", "peak_rss_mb": round(peak_memory() / 2**20, 1)}
+    line = (
+        f"{args.arpa}: order {report.order} mkn on Ray, {report.partitions} partitions, n-grams "
+        f"{report.written_ngrams} ({report.seconds['total']:.2f} s)"
+    )
+    if not args.json:
+        _status(line)
         return
     emit(args, summary, line)
 

@@ -4,12 +4,17 @@ is byte for byte the single-process build's (count_files + estimate + write_arpa
 from __future__ import annotations
 
 import gzip
+import pickle
+import socket
+import sys
 import warnings
 
 import numpy as np
 import pytest
 
-from speechdecode.errors import InputFileError, InvalidArgumentError
+from speechdecode import _ray
+from speechdecode._ray import ClusterUnavailableError
+from speechdecode.errors import BackendUnavailableError, InputFileError, InvalidArgumentError
 from speechdecode.lm.arpa import write_arpa
 from speechdecode.lm.count import count_files
 from speechdecode.lm.distributed import build
@@ -143,3 +148,24 @@ def test_bad_arguments_are_named(tmp_path, kwargs, argument):
     options = {"order": 2, **kwargs}
     with pytest.raises(InvalidArgumentError, match=argument):
         build([path], tmp_path / "out.arpa", inline=True, **options)
+
+
+def test_errors_cross_process_boundaries_as_themselves():
+    """Ray sends a task's exception to the driver pickled: ours must come back as they were."""
+    for error in (InputFileError("shard.txt", 7, "invalid UTF-8"), InvalidArgumentError("order", "1..16", 0)):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and str(copy) == str(error)
+
+
+def test_address_that_does_not_answer_names_address_and_timeout():
+    with socket.socket() as listener:  # a port that is bound but never accepts: no answer
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        with pytest.raises(ClusterUnavailableError, match=rf"127\.0\.0\.1:{port} did not answer within the 0\.5 s"):
+            _ray.connect(f"127.0.0.1:{port}", timeout=0.5)
+
+
+def test_missing_ray_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    with pytest.raises(BackendUnavailableError, match=r"speechdecode\[ray\]"):
+        _ray.require_ray()

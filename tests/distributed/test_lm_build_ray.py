@@ -1,0 +1,86 @@
+"""The distributed build on a real local Ray cluster (2 worker slots, a small object store),
+shared by the tests of this module: byte identity, worker processes killed mid-stage, the CLI,
+errors, and what the cluster we start exposes."""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+
+import pytest
+
+from speechdecode import _ray
+from speechdecode.cli import main as cli_main
+from speechdecode.errors import InputFileError
+from speechdecode.lm.distributed import build
+from speechdecode.lm.distributed.build import FAULT_ENV
+
+from .test_lm_build import random_shards, single_process
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.filterwarnings("ignore::speechdecode.lm.methods.kneser_ney.DiscountFallbackWarning")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """One local cluster for the module. Workers inherit FAULT_ENV: a stage named there kills
+    its worker once, when the folder exists (only the fault test creates it)."""
+    faults = tmp_path_factory.mktemp("faults") / "armed"
+    os.environ[FAULT_ENV] = f"count,estimate:{faults}"
+    try:
+        _ray.connect(None, num_cpus=2, object_store_memory=100 * 2**20)
+        yield faults
+    finally:
+        ray.shutdown()
+        del os.environ[FAULT_ENV]
+
+
+@pytest.mark.parametrize(("order", "prune", "partitions"), [(4, None, 3), (3, [0, 1, 2], 8)])
+def test_ray_build_matches_single_process(cluster, tmp_path, order, prune, partitions):
+    paths = random_shards(tmp_path, seed=order + partitions, sizes=[120, 0, 33, 7])
+    expected = single_process(paths, tmp_path / "single.arpa", order, prune=prune)
+    report = build(paths, tmp_path / "ray.arpa", order, prune=prune, partitions=partitions, memory="64M")
+    assert (tmp_path / "ray.arpa").read_bytes() == expected
+    assert report.partitions == partitions
+    assert report.shuffled_bytes["split"] > 0 and report.shuffled_bytes["contexts"] > 0
+
+
+def test_worker_killed_while_counting_and_joining_is_retried(cluster, tmp_path):
+    paths = random_shards(tmp_path, seed=7, sizes=[90, 60, 30])
+    expected = single_process(paths, tmp_path / "single.arpa", 4)
+    cluster.mkdir()
+    build(paths, tmp_path / "ray.arpa", 4, partitions=3, memory="64M")
+    # The markers are made right before each SIGKILL: both stages lost a worker, and Ray ran
+    # those tasks again.
+    assert sorted(p.name for p in cluster.iterdir()) == ["count", "estimate"]
+    assert (tmp_path / "ray.arpa").read_bytes() == expected
+
+
+def test_cli_lm_build_ray(cluster, tmp_path, capsys):
+    paths = random_shards(tmp_path, seed=3, sizes=[50, 50])
+    common = ["lm", "build", "--text", *paths, "-o", "3", "--prune", "0", "1", "--discount_fallback"]
+    assert cli_main([*common, "--arpa", str(tmp_path / "one.arpa")]) in (0, None)
+    assert cli_main([*common, "--arpa", str(tmp_path / "ray.arpa"), "--ray", "--partitions", "4"]) in (0, None)
+    assert (tmp_path / "ray.arpa").read_bytes() == (tmp_path / "one.arpa").read_bytes()
+    assert "4 partitions" in capsys.readouterr().err
+
+
+def test_unreadable_shard_fails_with_its_name_and_no_arpa(cluster, tmp_path):
+    good = tmp_path / "good.txt"
+    good.write_text("a b c\nb c d\n")
+    missing = tmp_path / "gone.txt"
+    missing.write_text("a b\n")
+    missing.chmod(0)
+    if os.access(missing, os.R_OK):  # root reads anything: use invalid UTF-8 instead
+        missing.write_bytes(b"a \xff b\n")
+    with pytest.raises(InputFileError, match=r"gone\.txt"):
+        build([good, missing], tmp_path / "out.arpa", 3)
+    assert not (tmp_path / "out.arpa").exists()
+
+
+def test_local_cluster_has_no_dashboard_or_job_api(cluster):
+    context = ray.get_runtime_context()
+    assert context.get_node_id()
+    assert not ray.worker.get_dashboard_url()
+    with pytest.raises(OSError):
+        urllib.request.urlopen("http://127.0.0.1:8265/api/jobs/", timeout=2)
