@@ -11,11 +11,16 @@ the encoder has ``initial_state(batch, dtype, device) -> state`` and
 :class:`~speechdecode.models.reference_nets.CausalConvLstmEncoder`), else by re-running it on
 ``left_context`` frames of history plus the new chunk -- and feeds each row's new frames to its
 decoder stream; the final hypotheses equal offline decoding.
+
+:meth:`CtcAsr.pretrained` wraps the character model shipped in ``models/weights/``
+(:mod:`speechdecode.models.acoustic`); :meth:`CtcAsr.transcribe_audio` and
+:meth:`CtcAsr.word_times` then take audio at any sample rate and give words with times.
 """
 
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -237,6 +242,70 @@ class CtcAsr:
         self.subsampling = int(subsampling)
         self.left_context = None if left_context is None else int(left_context)
         self.vocab_size = _decoder_vocab(decoder)
+        config = getattr(encoder, "config", None)
+        self.frame_seconds = getattr(config, "frame_seconds", None)
+
+    @classmethod
+    def pretrained(cls, decoder: CtcDecoder | None = None, weights: str | os.PathLike | None = None) -> CtcAsr:
+        """The shipped character CTC model (or ``weights``, a file ``save_acoustic_model`` wrote).
+
+        ``decoder`` defaults to :class:`GreedyCtcDecoder` over the model's tokens. A decoder
+        with a token table (``decoder.tokens``) must list the model's tokens in its order.
+
+        Raises:
+            InputFileError: a bad weights file (see :func:`~speechdecode.models.acoustic.load_acoustic_model`).
+            InvalidArgumentError: the decoder's token table differs from the model's.
+
+        Example:
+            >>> asr = CtcAsr.pretrained()
+            >>> asr.encoder.config.tokens[:4], asr.frame_seconds
+            (('<blk>', '|', "'", 'a'), 0.04)
+        """
+        from speechdecode.models.acoustic import WEIGHTS, load_acoustic_model
+
+        model = load_acoustic_model(WEIGHTS if weights is None else weights)
+        tokens = list(model.config.tokens)
+        decoder = GreedyCtcDecoder(tokens) if decoder is None else decoder
+        theirs = getattr(decoder, "tokens", None)
+        if isinstance(theirs, Sequence) and not isinstance(theirs, str) and list(theirs) != tokens:
+            raise InvalidArgumentError(
+                "decoder", f"a decoder over the model's {len(tokens)} tokens {tokens}", f"tokens {list(theirs)}"
+            )
+        return cls(model, decoder, subsampling=model.config.subsampling)
+
+    def transcribe_audio(self, samples, sample_rate: int) -> list[Hypothesis]:
+        """Recognise one utterance of mono float audio at any ``sample_rate``: its n-best list.
+
+        The audio is resampled to 16 kHz and turned into :func:`~speechdecode.models.audio.log_mel`
+        features, the input of the shipped model (:meth:`pretrained`).
+
+        Raises:
+            TensorError: ``samples`` not a 1-D float array.
+            InvalidArgumentError: a bad sample rate, or an encoder that does not take 80 log-mel features.
+        """
+        from speechdecode.models.audio import log_mel, resample
+
+        self._check_log_mel()
+        features = log_mel(resample(samples, sample_rate))
+        return self.transcribe(features[None])[0]
+
+    def _check_log_mel(self) -> None:
+        from speechdecode.models.audio import N_MELS
+
+        config = getattr(self.encoder, "config", None)
+        if getattr(config, "num_features", None) != N_MELS or self.frame_seconds is None:
+            raise InvalidArgumentError(
+                "encoder", f"an encoder of {N_MELS} log-mel features with a config (e.g. CtcAsr.pretrained())", None
+            )
+
+    def word_times(self, hypothesis: Hypothesis) -> list[tuple[str, float, float]]:
+        """(word, start, end) in seconds: start of its first token's frame to end of its last's."""
+        self._check_log_mel()
+        step = self.frame_seconds
+        return [
+            (word, round(first * step, 3), round((last + 1) * step, 3))
+            for word, (first, last) in zip(hypothesis.words, hypothesis.word_frames, strict=True)
+        ]
 
     def _check_output(self, output, batch: int, lengths: torch.Tensor, frames: int | None):
         """The encoder's (log_probs, out_lengths), checked; ``frames``: the exact T' required."""

@@ -62,9 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = Commands(parser.add_subparsers(dest="command", required=True, parser_class=Parser))
     for module in (info, lm, decode, demo, bench):
         module.register(commands)
-    from speechdecode.cli import graph
+    from speechdecode.cli import graph, transcribe
 
     graph.register(commands)
+    transcribe.register(commands)
     return parser
 
 

@@ -1,0 +1,122 @@
+"""The character CTC model: causal streaming, the safetensors loader's checks, CtcAsr.pretrained."""
+
+import json
+
+import pytest
+import torch
+
+from speechdecode.errors import InputFileError, InvalidArgumentError
+from speechdecode.models import CtcAsr, GreedyCtcDecoder
+from speechdecode.models.acoustic import (
+    TOKENS,
+    AcousticConfig,
+    CharCtcModel,
+    load_acoustic_model,
+    save_acoustic_model,
+)
+
+SMALL = AcousticConfig(channels=24, dilations=(1, 3, 2))
+
+
+def small_model(seed: int = 0) -> CharCtcModel:
+    torch.manual_seed(seed)
+    model = CharCtcModel(SMALL)
+    with torch.no_grad():
+        model.mean.uniform_(-1, 1)
+        model.std.uniform_(0.5, 2)
+    return model.eval()
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 4, 5, 17, 64])
+def test_streaming_equals_offline_for_rows_of_different_lengths(chunk):
+    model = small_model(chunk)
+    x = torch.randn(3, 61, 80, generator=torch.Generator().manual_seed(chunk))
+    lengths = torch.tensor([61, 37, 4])
+    offline = CtcAsr(model, GreedyCtcDecoder(list(TOKENS)), subsampling=4)
+    reference = offline.transcribe(x, lengths)
+    stream = offline.stream(batch_size=3)
+    for start in range(0, 61, chunk):
+        n = min(chunk, 61 - start)
+        stream.accept(x[:, start : start + n], (lengths - start).clamp(0, n))
+    assert [h[0].tokens for h in stream.finalize()] == [h[0].tokens for h in reference]
+    state, parts = model.initial_state(3), []
+    for start in range(0, 61, chunk):
+        out, state = model.forward_chunk(x[:, start : start + chunk], state)
+        parts.append(out)
+    torch.testing.assert_close(torch.cat(parts, dim=1), model(x)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_output_frame_sees_exactly_its_receptive_field():
+    model = small_model()
+    x = torch.randn(1, 200, 80)
+    base = model(x)[0]
+    i, field = 30, SMALL.receptive_field  # 3 + 4 * (1 + 3 + 2) = 27 stacked frames
+    assert field == 27
+    later = x.clone()
+    later[:, 4 * (i + 1) :] += 5.0  # the future: outputs up to i unchanged
+    torch.testing.assert_close(model(later)[0][:, : i + 1], base[:, : i + 1], rtol=0, atol=0)
+    earlier = x.clone()
+    earlier[:, : 4 * (i - field + 1)] += 5.0  # before the receptive field: output i unchanged
+    torch.testing.assert_close(model(earlier)[0][:, i], base[:, i], rtol=0, atol=0)
+    edge = x.clone()
+    edge[:, 4 * (i - field + 1)] += 5.0  # its first frame: output i changes
+    assert not torch.allclose(model(edge)[0][:, i], base[:, i])
+
+
+def test_save_and_load_round_trip_in_float16(tmp_path):
+    model = small_model()
+    path = tmp_path / "m.safetensors"
+    save_acoustic_model(model, path, {"steps": 3})
+    loaded = load_acoustic_model(path)
+    assert loaded.config == SMALL and not loaded.training
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor.half().float()), name
+    x = torch.randn(2, 40, 80)
+    torch.testing.assert_close(loaded(x)[0], model(x)[0], rtol=0.05, atol=0.05)
+
+
+def _rewrite(path, tensors=None, config=None):
+    """Save tensors with a config (both defaults: the small model's) as a safetensors file."""
+    from safetensors.torch import save_file
+
+    tensors = tensors if tensors is not None else {k: v.contiguous() for k, v in small_model().state_dict().items()}
+    config = config if config is not None else {**SMALL.__dict__, "tokens": list(TOKENS)}
+    save_file(tensors, str(path), metadata={"config": json.dumps(config)})
+    return path
+
+
+def test_loader_errors_name_the_file_and_the_mismatch(tmp_path):
+    text = tmp_path / "notes.safetensors"
+    text.write_text("these are not weights\n")
+    with pytest.raises(InputFileError, match="not a safetensors file") as info:
+        load_acoustic_model(text)
+    assert info.value.path == str(text)
+    config = {**SMALL.__dict__, "tokens": list(TOKENS)}
+    wider = _rewrite(tmp_path / "wider.safetensors", config={**config, "channels": 32})
+    with pytest.raises(InputFileError, match=r"tensor 'front.weight' has shape \[24, 320, 3\], the config"):
+        load_acoustic_model(wider)
+    deeper = _rewrite(tmp_path / "deeper.safetensors", config={**config, "dilations": [1, 3, 2, 4]})
+    with pytest.raises(InputFileError, match=r"tensor 'blocks.3.norm.weight' missing"):
+        load_acoustic_model(deeper)
+    more_tokens = _rewrite(tmp_path / "tokens.safetensors", config={**config, "tokens": [*TOKENS, "-"]})
+    with pytest.raises(InputFileError, match="token table has 30 symbols but the model outputs 29"):
+        load_acoustic_model(more_tokens)
+    no_config = tmp_path / "bare.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(1)}, str(no_config))
+    with pytest.raises(InputFileError, match="no valid acoustic model config"):
+        load_acoustic_model(no_config)
+    extra = dict(small_model().state_dict(), stray=torch.zeros(2))
+    with pytest.raises(InputFileError, match="tensors the config does not have: stray"):
+        load_acoustic_model(_rewrite(tmp_path / "extra.safetensors", tensors=extra))
+
+
+def test_pretrained_rejects_a_decoder_over_other_tokens(tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_acoustic_model(small_model(), path)
+    asr = CtcAsr.pretrained(weights=path)
+    assert asr.frame_seconds == 0.04 and asr.decoder.tokens == list(TOKENS)
+    swapped = [TOKENS[0], TOKENS[1], *TOKENS[3:], TOKENS[2]]
+    with pytest.raises(InvalidArgumentError, match="a decoder over the model's 29 tokens"):
+        CtcAsr.pretrained(GreedyCtcDecoder(swapped), weights=path)
