@@ -9,13 +9,15 @@ STAMP  := $(VENV)/.installed
 NATIVE := $(shell find csrc -name '*.cc' -o -name '*.h')
 EXT    := speechdecode/.native-built
 
-.PHONY: install system-deps demo test test-sanitize bench lint clean
+.PHONY: install system-deps demo test test-sanitize bench lint clean acoustic-model
 
 # Debian packages: zlib headers for the extension; real text (bible-kjv, fortunes) and the CMU
 # pronouncing dictionary (pocketsphinx-en-us) for tests and benchmarks; OpenFst's command-line
 # tools (libfst-tools) to check our graphs; graphviz for `graph draw`. Installed only when missing
-# (needs root, as on CI machines).
-DEBS := zlib1g-dev bible-kjv fortunes pocketsphinx-en-us libfst-tools graphviz
+# (needs root, as on CI machines). Speech synthesizers (espeak-ng, flite, festival and its voices)
+# and sox make the acoustic model's audio (`make acoustic-model`, the demo, tests, benchmarks).
+DEBS := zlib1g-dev bible-kjv fortunes pocketsphinx-en-us libfst-tools graphviz \
+	espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox
 
 install: $(EXT)
 
@@ -82,6 +84,22 @@ test-sanitize: install
 		--build-lib $(SAN_DIR)/lib --build-temp $(SAN_DIR)/temp
 	$(SAN_ENV) $(BIN)/python -c "import speechdecode._native as m; assert '$(SAN_DIR)' in m.__file__, m.__file__"
 	$(SAN_ENV) $(BIN)/python -m pytest -p no:cacheprovider $(SAN_TESTS)
+
+# The shipped acoustic model (models/weights/), deterministic given AM_SEED, CPU only: synthesize
+# and featurize AM_UTTERANCES training utterances into AM_WORK, train AM_STEPS steps, then print
+# held-out CER/WER per voice (recipes/acoustic_model/; models/weights/MODEL_CARD.md has the run).
+AM_WORK       ?= /tmp/speechdecode-acoustic-model
+AM_SEED       ?= 0
+AM_UTTERANCES ?= 4000
+AM_STEPS      ?= 700
+AM_WEIGHTS    ?= models/weights/char_ctc.safetensors
+
+acoustic-model: system-deps install
+	mkdir -p $(AM_WORK)
+	nice $(BIN)/python recipes/acoustic_model/synthesize.py --out $(AM_WORK) --utterances $(AM_UTTERANCES) --seed $(AM_SEED)
+	nice $(BIN)/python recipes/acoustic_model/train.py --data $(AM_WORK) --steps $(AM_STEPS) --seed $(AM_SEED) \
+		--weights $(AM_WEIGHTS)
+	nice $(BIN)/python recipes/acoustic_model/evaluate.py --weights $(AM_WEIGHTS) --work $(AM_WORK)
 
 bench: system-deps install
 	$(BIN)/speechdecode bench all --out bench/results
