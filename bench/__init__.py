@@ -30,6 +30,7 @@ SUITES: dict[str, str] = {
     "masks": "speechdecode.bench.bench_masks",
     "patterns": "speechdecode.bench.bench_patterns",
     "sampling": "speechdecode.bench.bench_sampling",
+    "scale": "speechdecode.bench.bench_scale",
     "tts_hf": "speechdecode.bench.bench_tts_hf",
     "units": "speechdecode.bench.bench_units",
     "wfst": "speechdecode.bench.bench_wfst",

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from speechdecode import _backend
+from speechdecode._args import peak_memory
 from speechdecode._io import atomic_write
 from speechdecode.errors import InvalidArgumentError
 from speechdecode.lm import count as count_module
-from speechdecode.lm.arpa import format_float
 from speechdecode.lm.counts import WORD_BOUNDARY
 from speechdecode.lm.distributed import partition as P
 from speechdecode.lm.methods._common import prune_thresholds
@@ -69,6 +69,7 @@ class BuildReport:
     written_ngrams: list[int]
     seconds: dict[str, float] = field(default_factory=dict)
     shuffled_bytes: dict[str, int] = field(default_factory=dict)
+    task_peak_rss: int = 0
     warnings: list[str] = field(default_factory=list)
 
 
@@ -145,6 +146,7 @@ def build(
     limit_words = count_module._limit_words(limit_vocab)
     real = np.float64 if float64 else np.float32
 
+    _backend.native()  # the counter and the ARPA writer are native: fail here if it is not built
     runner = _Runner(address, memory_bytes, inline)
     report = BuildReport(os.fspath(arpa), order, 0, 0, 0, [], [])
     clock = _Clock(report.seconds)
@@ -152,6 +154,7 @@ def build(
     count_options = (order, units, word_boundary, limit_words, memory_bytes, tmp_dir, encoding_errors)
     counted = [runner.submit(_count_task, 2, name, *count_options) for name in names]
     shard_facts = runner.get([c[0] for c in counted])
+    report.shuffled_bytes["count"] = _tally(report, shard_facts)
     clock.lap("count")
 
     vocab = Vocabulary()
@@ -172,7 +175,7 @@ def build(
         runner.submit(_split_task, parts + 1, c[1], ids, bounds) for c, ids in zip(counted, global_ids, strict=True)
     ]
     del counted
-    report.shuffled_bytes["split"] = sum(runner.get([s[0] for s in split]))
+    report.shuffled_bytes["split"] = _tally(report, runner.get([s[0] for s in split]))
     clock.lap("split")
 
     merged = [
@@ -191,7 +194,7 @@ def build(
     ]
     del split
     merge_facts = runner.get([m[0] for m in merged])
-    report.shuffled_bytes["contexts"] = sum(f["outgoing_bytes"] for f in merge_facts)
+    report.shuffled_bytes["contexts"] = _tally(report, merge_facts)
     clock.lap("merge")
 
     tallies = [sum(f["count_of_counts"][n] for f in merge_facts) for n in range(order)]
@@ -216,10 +219,10 @@ def build(
         runner.submit(_contexts_task, parts + 2, merged[p][1], discounts, real, *[m[p + 2] for m in merged])
         for p in range(parts)
     ]
-    report.shuffled_bytes["join"] = sum(runner.get([r[0] for r in reduced]))
+    report.shuffled_bytes["join"] = _tally(report, runner.get([r[0] for r in reduced]))
     clock.lap("contexts")
 
-    words = runner.put(np.array(vocab.words, dtype=object))
+    words = runner.put(list(vocab.words))
     unigram_context = (int(unigram_totals[P.TOTAL]), gamma, uniform)
     estimated = [
         runner.submit(
@@ -236,13 +239,19 @@ def build(
         for p in range(parts)
     ]
     del merged, reduced
-    report.shuffled_bytes["arpa"] = sum(runner.get([e[0] for e in estimated]))
+    report.shuffled_bytes["arpa"] = _tally(report, runner.get([e[0] for e in estimated]))
     clock.lap("estimate")
 
     _write(os.fspath(arpa), kept, [e[1:] for e in estimated], runner)
     clock.lap("write")
     report.seconds["total"] = time.perf_counter() - started
     return report
+
+
+def _tally(report: BuildReport, facts: list[dict]) -> int:
+    """Bytes the tasks of one stage passed on; records their processes' peak memory."""
+    report.task_peak_rss = max([report.task_peak_rss, *(f["peak"] for f in facts)])
+    return sum(f["bytes"] for f in facts)
 
 
 def _write(path: str, kept: list[int], texts: list[list], runner: _Runner) -> None:
@@ -328,67 +337,67 @@ def _fault_point(stage: str) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _facts(moved: int, **facts) -> dict:
+    """A task's report to the driver: bytes it passes on, its process's peak memory, and more."""
+    return {"bytes": int(moved), "peak": peak_memory(), **facts}
+
+
 def _count_task(path, order, units, word_boundary, limit_words, memory_bytes, tmp_dir, encoding_errors):
-    if _backend.HAS_NATIVE and _backend.forced() != "reference":
-        counts, tokens = count_module._count_native(
-            [path], order, units, word_boundary, limit_words, memory_bytes, tmp_dir, encoding_errors, False
-        )
-    else:
-        counts, tokens = count_module._count_reference(
-            [path], order, units, word_boundary, limit_words, encoding_errors
-        )
+    counts, tokens = count_module._count_native(
+        [path], order, units, word_boundary, limit_words, memory_bytes, tmp_dir, encoding_errors, False
+    )
     _fault_point("count")
     grams = counts.ngrams[0][:, 0]
     unigram = np.zeros(len(counts.vocab), dtype=np.int64)
     unigram[grams] = counts.counts[0]
     facts = {"words": counts.vocab.words, "tokens": tokens, "unigram": unigram, "rows": [len(g) for g in counts.ngrams]}
-    return facts, counts
+    return _facts(sum(g.nbytes + c.nbytes for g, c in zip(counts.ngrams, counts.counts, strict=True)), **facts), counts
 
 
 def _split_task(counts, global_ids, bounds):
     pieces = P.split_counts(counts, global_ids, bounds)
     _fault_point("split")
-    return (sum(p.nbytes for p in pieces), *pieces)
+    return (_facts(sum(p.nbytes for p in pieces)), *pieces)
 
 
 def _merge_task(order, lo, hi, vocab_size, thresholds, bounds, *pieces):
     facts, part, outgoing = P.merge_partition(list(pieces), order, lo, hi, vocab_size, thresholds, bounds)
-    facts["outgoing_bytes"] = sum(r.nbytes + t.nbytes for q in outgoing for r, t in q)
     facts["ngrams"] = [len(r) for r in part.rows]
     _fault_point("merge")
-    return (facts, part, *outgoing)
+    return (_facts(sum(r.nbytes + t.nbytes for q in outgoing for r, t in q), **facts), part, *outgoing)
 
 
 def _contexts_task(part, discounts, real, *incoming):
     own, *aligned = P.reduce_contexts(part, discounts, real, *incoming)
     _fault_point("contexts")
-    moved = sum(t.nbytes + g.nbytes for q in aligned for t, g in q)
-    return (moved, own, *aligned)
+    return (_facts(sum(t.nbytes + g.nbytes for q in aligned for t, g in q)), own, *aligned)
 
 
 def _estimate_task(part, discounts, unigram, real, words, own, *aligned):
     rows, log10_probs, backoffs = P.estimate_partition(part, discounts, unigram, real, own, *aligned)
-    texts = [_arpa_lines(words, *columns) for columns in zip(rows, log10_probs, backoffs, strict=True)]
+    columns = zip(rows, log10_probs, backoffs, strict=True)
+    texts = [_arpa_lines(words, n, part.order, *c) for n, c in enumerate(columns, start=1)]
     _fault_point("estimate")
-    return (sum(len(t) for t in texts), *texts)
+    return (_facts(sum(len(t) for t in texts)), *texts)
 
 
-def _arpa_lines(words: np.ndarray, rows: np.ndarray, log10_probs: np.ndarray, backoffs: np.ndarray) -> bytes:
-    """The ARPA lines of n-grams ``rows`` (as :func:`speechdecode.lm.arpa.write_arpa` writes them)."""
+def _arpa_lines(words: list[str], n: int, order: int, rows, log10_probs, backoffs) -> bytes:
+    """The lines of order ``n``'s n-grams ``rows``, exactly as the ARPA writer prints them.
+
+    The native ARPA writer formats them (a model whose only n-grams are these, written to a
+    memory file, of which the section's lines are kept): the code that writes the single-process file.
+    """
     if len(rows) == 0:
         return b""
-    text = words[rows[:, 0]]
-    for j in range(1, rows.shape[1]):
-        text = text + " " + words[rows[:, j]]
-    lines = _numbers(log10_probs) + "\t" + text
-    if len(backoffs):
-        lines = lines + "\t" + _numbers(backoffs)
-    return ("\n".join(lines.tolist()) + "\n").encode("utf-8")
-
-
-def _numbers(values: np.ndarray) -> np.ndarray:
-    if _backend.HAS_NATIVE:
-        formatted = _backend.native().format_arpa_floats(np.ascontiguousarray(values, dtype=np.float64))
-    else:
-        formatted = [format_float(v) for v in values]
-    return np.array(formatted, dtype=object)
+    ngrams = [np.zeros((0, k), dtype=np.int32) for k in range(1, order + 1)]
+    probs = [np.zeros(0) for _ in range(order)]
+    backs = [np.zeros(0) for _ in range(order)]
+    ngrams[n - 1], probs[n - 1], backs[n - 1] = rows, log10_probs, backoffs
+    fd = os.memfd_create("arpa-lines")
+    try:
+        _backend.native().write_arpa(fd, b"<partition>", False, words, ngrams, probs, backs, 1)
+        data = os.pread(fd, os.lseek(fd, 0, os.SEEK_END), 0)
+    finally:
+        os.close(fd)
+    begin = data.index(f"\n\\{n}-grams:\n".encode()) + len(f"\n\\{n}-grams:\n")
+    return data[begin : data.index(b"\n\\", begin)]  # up to the empty line before the next section
