@@ -1,5 +1,7 @@
 """MusicGen's own ``generate`` (random weights, nothing downloaded) with its processors, against
-the same model and the same call with our samplers drawing inside it (``SamplerProcessor``).
+the same model and the same call with our samplers drawing inside it (``SamplerProcessor``), and
+our own loop around the model's forward (``models.hf_musicgen.musicgen_generate``: our delay
+pattern, one fused draw per step, no ``generate``; MusicGen cases).
 
 Cases, B rows of 4 codebooks, ``STEPS`` new steps each:
 
@@ -146,6 +148,23 @@ def _call(model, batch: int, steps: int, ours: bool, seed: int):
     return lambda: model.generate(input_ids=start, logits_processor=[*processors], **kwargs)
 
 
+def _call_loop(model, batch: int, steps: int, seed: int):
+    """Our loop around the model (``musicgen_generate``): ``steps`` forwards, as ``generate``'s."""
+    from speechdecode.models.hf_musicgen import musicgen_generate
+
+    frames = steps - K + 1
+    scale = model.generation_config.guidance_scale
+
+    def run():
+        sampler = FilterSampler(top_k=TOP_K, generator=torch.Generator().manual_seed(seed))
+        if hasattr(model, "text_encoder"):
+            text = torch.randint(0, 100, (batch, 8), generator=torch.Generator().manual_seed(seed))
+            return musicgen_generate(model, text, max_new_frames=frames, guidance_scale=scale, sampler=sampler)
+        return musicgen_generate(model, batch_size=batch, max_new_frames=frames, sampler=sampler)
+
+    return run
+
+
 def _outside_forward_share(model, fn) -> float:
     """Share of one call of ``fn`` spent outside the decoder's forward."""
     decoder = model.decoder if hasattr(model, "text_encoder") else model
@@ -178,10 +197,20 @@ def run(suite: Suite, quick: bool) -> None:
     for name, (model, batches) in _models(quick).items():
         for batch in batches:
             case = f"{name} B={batch}"
-            for ours in (False, True):
-                fn = _call(model, batch, steps, ours, seed=batch)
+            kinds = ["hf", "processor"] + ([] if name.startswith("dia") else ["loop"])
+            for kind in kinds:
+                ours = kind != "hf"
+                fn = (
+                    _call_loop(model, batch, steps, batch)
+                    if kind == "loop"
+                    else _call(model, batch, steps, ours, batch)
+                )
                 share = _outside_forward_share(model, fn)
-                impl = "ours: SamplerProcessor(FilterSampler)" if ours else "HF generate (its processors)"
+                impl = {
+                    "hf": "HF generate (its processors)",
+                    "processor": "ours: SamplerProcessor(FilterSampler)",
+                    "loop": "ours: musicgen_generate loop",
+                }[kind]
                 if ours and name.endswith("+cfg"):
                     impl += " + fused CFG"
                 settings = {

@@ -30,7 +30,7 @@ from speechdecode.decoding.ras import _check_options, ras
 from speechdecode.errors import InvalidArgumentError, TensorError
 from speechdecode.kernels.sampling import guided_sample, sample
 
-__all__ = ["FilterSampler", "RasSampler", "Sampler", "check_sampler", "check_tokens", "draw"]
+__all__ = ["FilterSampler", "RasSampler", "Sampler", "check_sampler", "check_tokens", "draw", "draw_guided"]
 
 
 @runtime_checkable
@@ -145,6 +145,22 @@ def draw(sampler: Sampler, logits: torch.Tensor, history: torch.Tensor, name: st
         TensorError: naming ``name``'s output, what it should be and what it was.
     """
     return check_tokens(sampler(logits, history), logits, name)
+
+
+def draw_guided(
+    sampler: Sampler,
+    cond: torch.Tensor,
+    uncond: torch.Tensor,
+    scale: float,
+    history: torch.Tensor,
+    name: str = "sampler",
+) -> torch.Tensor:
+    """The draw from classifier-free guided logits ``uncond + (cond - uncond) * scale``, checked:
+    fused into the sampler's kernel when it has ``guided()``, else guided in float32 first."""
+    if hasattr(sampler, "guided"):
+        return check_tokens(sampler.guided(cond, uncond, scale, history), cond, name)
+    cond, uncond = cond.float(), uncond.float()
+    return draw(sampler, uncond + (cond - uncond) * scale, history, name)
 
 
 def check_tokens(tokens, logits: torch.Tensor, name: str = "sampler") -> torch.Tensor:

@@ -35,7 +35,7 @@ import torch
 
 from speechdecode import _args, _tensors
 from speechdecode.decoding.ras import _check_options, ras
-from speechdecode.decoding.samplers import RasSampler, check_sampler, check_tokens, draw
+from speechdecode.decoding.samplers import RasSampler, check_sampler, draw, draw_guided
 from speechdecode.decoding.stopping import DurationGuidedStopping
 from speechdecode.errors import BackendUnavailableError, InvalidArgumentError, TensorError
 from speechdecode.kernels.sampling import keep_mask
@@ -226,12 +226,9 @@ class SamplerProcessor(LogitsProcessor):
         history = torch.where((generated >= 0) & (generated < scores.shape[1]), generated, -1)
         if not guided:
             tokens = draw(self.sampler, scores, history)
-        elif hasattr(self.sampler, "guided"):  # guidance fused into the sampler's draw
-            cond, uncond = scores.split(rows)
-            tokens = check_tokens(self.sampler.guided(cond, uncond, self.guidance_scale, history), cond)
         else:  # MusicGen runs its CFG processor after the user's: we see both halves
-            cond, uncond = scores.float().split(rows)
-            tokens = draw(self.sampler, uncond + (cond - uncond) * self.guidance_scale, history)
+            cond, uncond = scores.split(rows)
+            tokens = draw_guided(self.sampler, cond, uncond, self.guidance_scale, history)
         out = torch.full((rows, scores.shape[1]), float("-inf"), dtype=scores.dtype, device=scores.device)
         out.scatter_(1, tokens[:, None], 0.0)
         if guided:  # the CFG processor then computes 0 + s * (out - 0): the same single finite entry
