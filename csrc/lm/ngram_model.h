@@ -156,6 +156,7 @@ class NgramModel {
     size_t bucket(uint64_t key) const {
       return static_cast<size_t>((static_cast<unsigned __int128>(key) * slots.size()) >> 64);
     }
+    void prefetch(uint64_t key) const { __builtin_prefetch(&slots[bucket(key)]); }
     const Entry* find(uint64_t key) const {
       const size_t size = slots.size();
       for (size_t i = bucket(key);;) {
@@ -166,6 +167,28 @@ class NgramModel {
       }
     }
   };
+
+  // The table keys of every lookup that scoring one word may make, computed before any probe:
+  // keys[i] is the (i + 2)-gram word, history[0..i]; context_keys[i] the (i + 2)-gram
+  // history[0..i + 1] (score_context's backoffs). history is most recent first.
+  struct Probes {
+    WordId word;
+    uint64_t keys[kMaxOrder - 1];
+    uint64_t context_keys[kMaxOrder - 1];
+  };
+  // Fills *out for w after depth <= order - 1 history words; with_context adds context_keys;
+  // prefetch asks for every key's first slot.
+  void probes_for(WordId w, const WordId* history, int depth, bool with_context, bool prefetch,
+                  Probes* out) const;
+  // score_word from the keys of p: all of them are known before the first probe, so the core can
+  // start the loads of longer n-grams while it waits on shorter ones.
+  FullScore score_word(const State& in, const Probes& p, State* out) const;
+  FullScore score_context(const WordId* context, int length, const Probes& p, WordId* out_context,
+                          int* out_length) const;
+  // score_sentence of sentences [first, last) of a packed batch into out, the slots of the word
+  // kWordsAhead positions ahead prefetched while a word is scored.
+  void score_packed(const WordId* ids, const int64_t* offsets, int64_t first, int64_t last, bool bos,
+                    bool eos, double* out) const;
 
   class Builder;
   friend class Builder;
