@@ -14,7 +14,10 @@ into its draw, which :class:`~speechdecode.models.hf.SamplerProcessor` then uses
 
 Loops that take ``sampler=``: :meth:`speechdecode.models.CodecLM.generate`,
 :meth:`speechdecode.models.DelayPatternLM.generate` / ``infill``, and inside Hugging Face
-``generate``, :class:`speechdecode.models.hf.SamplerProcessor`. Ours: :class:`FilterSampler`
+``generate``, :class:`speechdecode.models.hf.SamplerProcessor` and
+:func:`speechdecode.models.hf_musicgen.musicgen_generate`. MELLE's continuous loop
+(:func:`speechdecode.models.melle_generate`) takes the frame counterpart,
+:class:`speechdecode.models.GaussianSampler`. Ours: :class:`FilterSampler`
 (:func:`sample`'s temperature / top-k / top-p / min-p) and :class:`RasSampler` (:func:`ras`).
 """
 

@@ -15,7 +15,7 @@ from speechdecode.models.codec_lm import CodecLM, DelayPatternLM, GenerationOutp
 from speechdecode.models.codec_stream import CodecStream
 from speechdecode.models.ctc_asr import AsrStream, CtcAsr, CtcDecoder, CtcDecoderStream, GreedyCtcDecoder
 from speechdecode.models.ctc_simulator import CtcPosteriorSimulator
-from speechdecode.models.melle import MelleOutput, melle_generate
+from speechdecode.models.melle import GaussianSampler, MelleOutput, melle_generate
 from speechdecode.models.reference_nets import (
     CausalConvLstmEncoder,
     KVCache,
@@ -36,7 +36,15 @@ __all__ += [
     "KVCache",
     "TinyTransformerLM",
 ]
-__all__ += ["MelleOutput", "TinyMelleLM", "TinyUnitHead", "TokenSampler", "UnitStreamer", "melle_generate"]
+__all__ += [
+    "GaussianSampler",
+    "MelleOutput",
+    "TinyMelleLM",
+    "TinyUnitHead",
+    "TokenSampler",
+    "UnitStreamer",
+    "melle_generate",
+]
 
 # transformers adapters (models/hf.py), imported on first use: transformers is an optional extra
 # and slow to import.

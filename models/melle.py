@@ -13,11 +13,52 @@ from typing import NamedTuple
 
 import torch
 
-from speechdecode import _tensors
+from speechdecode import _args, _tensors
 from speechdecode.errors import InvalidArgumentError, TensorError
 from speechdecode.kernels.code_transforms import expand_frames, reduce_frames
 
-__all__ = ["MelleOutput", "melle_generate"]
+__all__ = ["GaussianSampler", "MelleOutput", "melle_generate"]
+
+
+class GaussianSampler:
+    """MELLE's latent sampling as a frame sampler: ``mu + exp(logvar / 2) * scale * eps``.
+
+    The continuous counterpart of :class:`~speechdecode.decoding.samplers.Sampler` that
+    :func:`melle_generate` takes as ``sampler=``: ``sampler(mu [N, D], logvar [N, D] or None,
+    history [N, L, D]) -> frames [N, D]`` and ``reset(rows)``. ``history`` is each row's frames
+    drawn so far (its reduced steps of r frames, oldest first, zeros once the row ended; the
+    prompt is not part of it).
+
+    Args:
+        scale: multiplies the standard deviation (1: the predicted Gaussian; 0: its mean).
+        generator: torch.Generator of eps (drawn on its device, moved to mu's).
+
+    Raises:
+        InvalidArgumentError: a negative or non-finite scale; at a call, logvar None with scale > 0.
+    """
+
+    def __init__(self, scale: float = 1.0, generator: torch.Generator | None = None):
+        self.scale = _args.real(scale, "scale", low=0.0)
+        self.generator = generator
+
+    def __call__(self, mu: torch.Tensor, logvar: torch.Tensor | None, history: torch.Tensor) -> torch.Tensor:
+        if self.scale == 0.0:
+            return mu
+        if logvar is None:
+            raise InvalidArgumentError("logvar", "a model that predicts logvar (sampling with scale > 0)", None)
+        device = self.generator.device if self.generator is not None else mu.device
+        eps = torch.randn(mu.shape, generator=self.generator, dtype=mu.dtype, device=device).to(mu.device)
+        return mu + torch.exp(0.5 * logvar) * (eps * self.scale)  # eps * 1.0 is eps: MELLE's draw exactly
+
+    def reset(self, rows=None) -> None:
+        """Nothing to forget: the draws depend on mu and logvar only."""
+
+
+def _frames(out, mu: torch.Tensor) -> torch.Tensor:
+    """A frame sampler's output, checked: float [N, D] like ``mu``, on its device."""
+    if not isinstance(out, torch.Tensor) or out.shape != mu.shape or not out.dtype.is_floating_point:
+        raise TensorError("sampler output", f"float frames of shape {list(mu.shape)}", _tensors._describe(out))
+    return out.to(device=mu.device, dtype=mu.dtype)
 
 
 class MelleOutput(NamedTuple):
@@ -54,6 +95,7 @@ def melle_generate(
     stop_threshold: float = 0.5,
     sample_latent: bool = False,
     generator: torch.Generator | None = None,
+    sampler=None,
 ) -> MelleOutput:
     """Generate mel frames after a prompt, r frames per step, until the stop head fires.
 
@@ -70,6 +112,9 @@ def melle_generate(
         sample_latent: draw ``mu + exp(logvar / 2) * eps`` (eps ~ N(0, 1) from ``generator``)
             instead of taking ``mu``.
         generator: torch.Generator of eps.
+        sampler: a frame sampler instead (``sampler(mu, logvar, history) -> frames``, with
+            ``reset(rows)``; see :class:`GaussianSampler`, which ``sample_latent`` and
+            ``generator`` build); no ``sample_latent`` / ``generator`` beside it.
 
     Returns:
         :class:`MelleOutput`.
@@ -77,7 +122,9 @@ def melle_generate(
     Raises:
         TensorError: prompt not float [B, T0, D] with T0 >= r; a model output of the wrong shape.
         InvalidArgumentError: bad r / max_steps / threshold; the prompt plus one step does not
-            fit ``model.max_context``; ``sample_latent`` with a model giving no logvar.
+            fit ``model.max_context``; ``sample_latent`` with a model giving no logvar; a
+            sampler without ``reset``, or with ``sample_latent`` / ``generator``.
+        TensorError: a sampler output that is not float frames shaped like mu.
 
     Example:
         >>> from speechdecode.models.reference_nets import TinyMelleLM
@@ -108,17 +155,24 @@ def melle_generate(
     batch, dev = steps_in.shape[0], steps_in.device
     cache = model.new_cache(batch)
     mu, logvar, stop = _output(model(steps_in, cache), batch, steps_in.shape[1], r * dims)
-    if sample_latent and logvar is None:
-        raise InvalidArgumentError("sample_latent", "False for a model without logvar", True)
+    if sampler is None:
+        if sample_latent and logvar is None:
+            raise InvalidArgumentError("sample_latent", "False for a model without logvar", True)
+        sampler = GaussianSampler(1.0 if sample_latent else 0.0, generator)
+    elif sample_latent or generator is not None:
+        raise InvalidArgumentError("sampler", "no sample_latent / generator beside it (the sampler draws)", "both")
+    elif not callable(sampler) or not callable(getattr(sampler, "reset", None)):
+        raise InvalidArgumentError(
+            "sampler",
+            "a frame sampler: sampler(mu, logvar, history) -> frames, with reset(rows)",
+            type(sampler).__name__,
+        )
+    sampler.reset(None)
     out = torch.zeros(batch, max_steps, r * dims, dtype=mu.dtype, device=dev)
     lengths = torch.full((batch,), max_steps, dtype=torch.int64, device=dev)
     finished = torch.zeros(batch, dtype=torch.bool, device=dev)
     for step in range(max_steps):
-        frames = mu
-        if sample_latent:
-            gen_device = generator.device if generator is not None else mu.device
-            eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=gen_device).to(mu.device)
-            frames = mu + torch.exp(0.5 * logvar) * eps
+        frames = _frames(sampler(mu, logvar, out[:, :step]), mu)
         out[:, step] = torch.where(finished[:, None], 0.0, frames)
         ends = ~finished & (torch.sigmoid(stop) >= stop_threshold)
         lengths = torch.where(ends, step + 1, lengths)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from speechdecode.errors import InvalidArgumentError, TensorError
-from speechdecode.models import TinyMelleLM, melle_generate
+from speechdecode.models import GaussianSampler, TinyMelleLM, melle_generate
 
 D = 3
 
@@ -98,3 +98,66 @@ def test_bad_inputs():
     assert melle_generate(NoLogvar(D), torch.ones(1, 2, D), r=1, max_steps=3, stop_threshold=1.0).mel.tolist() == [
         [[1.0] * D] * 3
     ]
+
+
+class HistoryEcho:
+    """A user's frame sampler: the mean, plus the mean of the row's earlier frames; keeps what it saw."""
+
+    def __init__(self):
+        self.seen, self.resets = [], 0
+
+    def __call__(self, mu, logvar, history):
+        self.seen.append(history.clone())
+        return mu + (history.mean(dim=1) if history.shape[1] else 0.0)
+
+    def reset(self, rows=None):
+        self.resets += 1
+
+
+def test_a_frame_sampler_draws_and_sees_the_row_s_frames():
+    model = TinyMelleLM(D, 2, dim=32, stop_bias=0.0, seed=3)
+    prompt = torch.randn(2, 4, D, generator=torch.Generator().manual_seed(4))
+    sampler = HistoryEcho()
+    out = melle_generate(model, prompt, r=2, max_steps=5, stop_threshold=1.0, sampler=sampler)
+    assert sampler.resets == 1 and len(sampler.seen) == 5
+    steps = out.mel.reshape(2, 5, 2 * D)  # r = 2 frames per step
+    for step, history in enumerate(sampler.seen):
+        assert torch.equal(history, steps[:, :step])  # the frames drawn before, oldest first
+    plain = melle_generate(model, prompt, r=2, max_steps=5, stop_threshold=1.0)
+    assert torch.equal(out.mel[:, :2], plain.mel[:, :2])  # the first step has no history: the mean
+    assert not torch.allclose(out.mel, plain.mel)
+
+
+def test_gaussian_sampler_is_sample_latent():
+    model = TinyMelleLM(D, 2, dim=32, stop_bias=0.0, seed=7)
+    prompt = torch.randn(1, 6, D, generator=torch.Generator().manual_seed(8))
+    options = {"r": 2, "max_steps": 6, "stop_threshold": 1.0}
+    old = melle_generate(model, prompt, sample_latent=True, generator=torch.Generator().manual_seed(9), **options)
+    new = melle_generate(model, prompt, sampler=GaussianSampler(generator=torch.Generator().manual_seed(9)), **options)
+    assert torch.equal(old.mel, new.mel)
+    mean = melle_generate(model, prompt, sampler=GaussianSampler(0.0), **options)
+    assert torch.equal(mean.mel, melle_generate(model, prompt, **options).mel)
+    cooler = melle_generate(model, prompt, sampler=GaussianSampler(0.5, torch.Generator().manual_seed(9)), **options)
+    # the first step's draw: mu + sigma * 0.5 * eps, halfway between the mean and the full draw
+    torch.testing.assert_close(cooler.mel[0, :2], (mean.mel[0, :2] + old.mel[0, :2]) / 2, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_frame_samplers_are_named():
+    model = TinyMelleLM(D, 1, dim=16, seed=1)
+    prompt = torch.randn(1, 2, D)
+    with pytest.raises(TensorError, match=r"sampler output: expected float frames of shape \[1, 3\]"):
+        melle_generate(model, prompt, max_steps=2, sampler=Wrong())
+    with pytest.raises(InvalidArgumentError, match="sampler"):
+        melle_generate(model, prompt, max_steps=2, sampler=GaussianSampler(), sample_latent=True)
+    with pytest.raises(InvalidArgumentError, match="sampler: expected a frame sampler"):
+        melle_generate(model, prompt, max_steps=2, sampler=lambda mu, logvar, history: mu)
+    with pytest.raises(InvalidArgumentError, match="scale"):
+        GaussianSampler(-1.0)
+
+
+class Wrong:
+    def __call__(self, mu, logvar, history):
+        return mu[:, :-1]
+
+    def reset(self, rows=None):
+        pass
