@@ -19,7 +19,22 @@ def register(commands) -> None:
     decode = commands.add(
         "decode", "decode CTC log-probs from an .npz file (arrays log_probs [B,T,V], lengths [B])", run
     )
-    decode.add_argument("--log-probs", required=True, metavar="FILE.npz")
+    decode.add_argument(
+        "--log-probs", required=True, metavar="FILE.npz", help="posteriors; with --ray a folder or glob of shards"
+    )
+    decode.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="decode many shards on a Ray cluster (pip install 'speechdecode[ray]'): at ADDRESS, or a local one on "
+        "loopback; one OUT/<shard>.jsonl per shard, shards already done skipped (prefix or wfst decoder)",
+    )
+    decode.add_argument("--out", metavar="DIR", help="--ray: folder of the JSON Lines outputs")
+    decode.add_argument("--workers", type=int, help="--ray: decoder actors (default: the cluster's CPU slots)")
+    decode.add_argument(
+        "--frame-shift", type=float, default=0.02, help="--ray: seconds per frame, for the audio hours (0.02)"
+    )
     decode.add_argument("--decoder", choices=["auto", "greedy", "prefix", "wfst"], default="auto")
     decode.add_argument("--tokens", metavar="tokens.txt", help="token table: one per line, or 'symbol id' pairs")
     decode.add_argument(
@@ -178,21 +193,8 @@ def _greedy(args, posteriors, symbols) -> list[dict]:
     ]
 
 
-def _nbest(nbest) -> dict:
-    best = nbest[0]
-    return {
-        "text": best.text,
-        "tokens": list(best.tokens),
-        "frames": list(best.token_frames),
-        "score": best.score,
-        "am_score": best.am_score,
-        "lm_score": best.lm_score,
-        "word_frames": [list(f) for f in best.word_frames],
-        "nbest": [{"text": h.text, "score": h.score} for h in nbest],
-    }
-
-
-def _prefix(args, posteriors, symbols) -> list[dict]:
+def _prefix(args, symbols):
+    """The prefix search the options describe (built once: it loads the LM)."""
     from speechdecode.decoding import CtcPrefixBeamSearch
 
     options = {
@@ -206,7 +208,7 @@ def _prefix(args, posteriors, symbols) -> list[dict]:
             raise InvalidArgumentError("--beam", "an integer number of prefixes for the prefix search", args.beam)
         options["beam"] = int(args.beam)
     blank = _blank_id(args.blank, symbols)
-    search = CtcPrefixBeamSearch(
+    return CtcPrefixBeamSearch(
         [symbols.symbol(i) for i in range(len(symbols))],
         blank=blank,
         word_boundary=_boundary(args, symbols, blank),
@@ -216,10 +218,10 @@ def _prefix(args, posteriors, symbols) -> list[dict]:
         backend=args.backend,
         **options,
     )
-    return [_nbest(nbest) for nbest in search(posteriors.log_probs, posteriors.lengths)]
 
 
-def _wfst(args, posteriors) -> list[dict]:
+def _wfst(args):
+    """The WFST decoder the options describe (built once: it reads the graph)."""
     import os
 
     from speechdecode.decoding import WfstDecoder
@@ -230,7 +232,7 @@ def _wfst(args, posteriors) -> list[dict]:
     tokens = SymbolTable.read(tokens_path) if os.path.exists(tokens_path) else None
     boundary = args.word_boundary if args.word_boundary != "auto" else "|"
     boundary = boundary if tokens is not None and boundary in tokens else None
-    decoder = WfstDecoder(
+    return WfstDecoder(
         args.graph,
         beam=16.0 if args.beam is None else args.beam,
         max_active=7000 if args.max_active is None else args.max_active,
@@ -241,13 +243,53 @@ def _wfst(args, posteriors) -> list[dict]:
         blank=None if args.blank is None else (int(args.blank) if args.blank.isdigit() else args.blank),
         backend=args.backend,
     )
-    return [_nbest(nbest) for nbest in decoder(posteriors.log_probs, posteriors.lengths)]
+
+
+def make_decoder(args):
+    """The prefix or WFST decoder of the parsed options (what ``decode --ray`` workers build)."""
+    from speechdecode.graphs.symbols import SymbolTable
+
+    symbols = SymbolTable.read(args.tokens) if args.tokens else None
+    return _prefix(args, symbols) if _choose(args) == "prefix" else _wfst(args)
+
+
+def run_ray(args) -> None:
+    """``decode --ray``: :func:`speechdecode.decoding.distributed.decode_shards`."""
+    import functools
+
+    from speechdecode.decoding.distributed import decode_shards
+
+    if not args.out:
+        raise InvalidArgumentError("--out", "an output folder with --ray", "none")
+    if _choose(args) == "greedy":
+        raise InvalidArgumentError("--decoder", "prefix or wfst with --ray", "greedy")
+    report = decode_shards(
+        args.log_probs,
+        args.out,
+        functools.partial(make_decoder, args),
+        address=args.ray or None,
+        workers=args.workers,
+        frame_shift=args.frame_shift,
+        progress=True,
+    )
+    emit(
+        args,
+        {"out": args.out, **report.__dict__},
+        f"{args.out}: {report.shards} shards decoded ({report.skipped} already done), {report.utterances} "
+        f"utterances, {report.audio_hours:.2f} h of audio in {report.seconds:.1f} s",
+    )
 
 
 def run(args) -> None:
+    from speechdecode.decoding.distributed import result_row
     from speechdecode.decoding.posteriors import load_posteriors
     from speechdecode.graphs.symbols import SymbolTable
 
+    if args.ray is not None:
+        run_ray(args)
+        return
+    if args.out or args.workers:
+        raise InvalidArgumentError("--out" if args.out else "--workers", "--ray with it", "no --ray")
     decoder = _choose(args)
     posteriors = load_posteriors(args.log_probs)
     symbols = SymbolTable.read(args.tokens) if args.tokens else None
@@ -256,9 +298,9 @@ def run(args) -> None:
         raise InputFileError(args.tokens, None, f"{len(symbols)} tokens, but {args.log_probs} has V = {vocab} labels")
     if decoder == "greedy":
         results = _greedy(args, posteriors, symbols)
-    elif decoder == "prefix":
-        results = _prefix(args, posteriors, symbols)
+        results = [{"utt_id": utt, **r} for utt, r in zip(posteriors.utt_ids, results, strict=True)]
     else:
-        results = _wfst(args, posteriors)
-    results = [{"utt_id": utt, **r} for utt, r in zip(posteriors.utt_ids, results, strict=True)]
+        search = _prefix(args, symbols) if decoder == "prefix" else _wfst(args)
+        nbests = search(posteriors.log_probs, posteriors.lengths)
+        results = [result_row(utt, nbest) for utt, nbest in zip(posteriors.utt_ids, nbests, strict=True)]
     emit(args, {"decoder": decoder, "results": results}, "\n".join(f"{r['utt_id']}\t{r['text']}" for r in results))

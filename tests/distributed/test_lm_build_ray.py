@@ -1,6 +1,5 @@
-"""The distributed build on a real local Ray cluster (2 worker slots, a small object store),
-shared by the tests of this module: byte identity, worker processes killed mid-stage, the CLI,
-errors, and what the cluster we start exposes."""
+"""The distributed build on a real local Ray cluster (conftest.py's ``cluster``): byte identity,
+worker processes killed mid-stage, the CLI, errors, and what the cluster we start exposes."""
 
 from __future__ import annotations
 
@@ -9,30 +8,14 @@ import urllib.request
 
 import pytest
 
-from speechdecode import _ray
 from speechdecode.cli import main as cli_main
 from speechdecode.errors import InputFileError
 from speechdecode.lm.distributed import build
-from speechdecode.lm.distributed.build import FAULT_ENV
 
 from .test_lm_build import random_shards, single_process
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.filterwarnings("ignore::speechdecode.lm.methods.kneser_ney.DiscountFallbackWarning")
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """One local cluster for the module. Workers inherit FAULT_ENV: a stage named there kills
-    its worker once, when the folder exists (only the fault test creates it)."""
-    faults = tmp_path_factory.mktemp("faults") / "armed"
-    os.environ[FAULT_ENV] = f"count,estimate:{faults}"
-    try:
-        _ray.connect(None, num_cpus=2, object_store_memory=100 * 2**20)
-        yield faults
-    finally:
-        ray.shutdown()
-        del os.environ[FAULT_ENV]
 
 
 @pytest.mark.parametrize(("order", "prune", "partitions"), [(4, None, 3), (3, [0, 1, 2], 8)])
