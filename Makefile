@@ -91,7 +91,7 @@ test-sanitize: install
 AM_WORK       ?= /tmp/speechdecode-acoustic-model
 AM_SEED       ?= 0
 AM_UTTERANCES ?= 4000
-AM_STEPS      ?= 700
+AM_STEPS      ?= 1500
 AM_WEIGHTS    ?= models/weights/char_ctc.safetensors
 
 acoustic-model: system-deps install

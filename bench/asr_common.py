@@ -1,10 +1,13 @@
 """What the ASR decoder benchmarks (``bench_ctc``, ``bench_wfst``) share: data, weights, anchors, rows.
 
 Data: held-out King James verses (every ``HOLDOUT``-th, :func:`speechdecode.lm.corpora.kjv_sentences`)
-turned into CTC log-posteriors by :class:`speechdecode.models.ctc_simulator.CtcPosteriorSimulator`
-(character ``TOKENS``, ``|`` after every word, blank 0); the LM is a modified Kneser-Ney n-gram
-built by :mod:`speechdecode.lm` from the other verses and written as ARPA. Every decoder gets the
-same posteriors, the same ARPA file and the same weights ``ALPHA`` and ``BETA``.
+turned into CTC log-posteriors (character ``TOKENS``, ``|`` after every word, blank 0) either by
+:class:`speechdecode.models.ctc_simulator.CtcPosteriorSimulator` (``SIMULATED``) or by the shipped
+acoustic model (``REAL``: :meth:`speechdecode.models.CtcAsr.pretrained`) listening to the verses
+spoken by the festival voices it never heard in training, taken in turn (these verses are test
+verses of its recipe, never trained on either); the LM is a modified Kneser-Ney n-gram built by
+:mod:`speechdecode.lm` from the other verses and written as ARPA. Every decoder gets the same
+posteriors, the same ARPA file and the same weights ``ALPHA`` and ``BETA``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,34 @@ BETA = 1.0
 TOKEN_TOPK = 16
 BEAM_THRESHOLD = 20.0
 SLOW_ROW = {"warmup": 0, "repeats": 1, "min_seconds": 0.0}
+SIMULATED, REAL = "simulated", "real"
+# Blank skipping: a frame whose blank log-probability exceeds ln 0.999 is not searched.
+BLANK_SKIP = math.log(0.999)
+
+
+def case_name(source: str, case: str) -> str:
+    """The case of a row: real-posterior cases say so, simulated ones keep their old names."""
+    return case if source == SIMULATED else f"real posteriors, {case}"
+
+
+def skippable(log_probs: np.ndarray, lengths: np.ndarray) -> float:
+    """The share of valid frames whose blank log-probability exceeds ``BLANK_SKIP``."""
+    valid = np.arange(log_probs.shape[1])[None, :] < np.asarray(lengths)[:, None]
+    return float((log_probs[..., BLANK] > BLANK_SKIP)[valid].mean())
+
+
+def real_posteriors(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The shipped model's log-probs [B, T, V] float32 and lengths [B] of ``texts`` spoken by unseen voices."""
+    from speechdecode.models import CtcAsr
+    from speechdecode.models.acoustic import encode_batch
+    from speechdecode.models.synth import TEST_VOICES, synthesize
+
+    asr = CtcAsr.pretrained()
+    if tuple(asr.encoder.config.tokens[1:]) != TOKENS[1:]:
+        raise BackendUnavailableError(f"the shipped model's tokens {asr.encoder.config.tokens} are not {TOKENS}")
+    audio = [synthesize(t, TEST_VOICES[i % len(TEST_VOICES)]) for i, t in enumerate(texts)]
+    log_probs, lengths = encode_batch(asr.encoder, audio)
+    return log_probs.numpy(), lengths.numpy()
 
 
 def make_data(config: dict, work_dir: str, seed: int = 0):
@@ -44,6 +75,8 @@ def make_data(config: dict, work_dir: str, seed: int = 0):
         handle.write("\n".join(train) + "\n")
     arpa = os.path.join(work_dir, "lm.arpa")
     write_arpa(arpa, estimate(count_files(corpus, config["order"]), "mkn"))
+    if config.get("posteriors", SIMULATED) == REAL:
+        return (test, *real_posteriors(test), arpa)
     ids = {t: i for i, t in enumerate(TOKENS)}
     labels = [[ids[c] for c in "|".join(s.split()) + "|"] for s in test]
     simulator = CtcPosteriorSimulator(num_labels=len(TOKENS), blank=BLANK, seed=seed)

@@ -1,8 +1,10 @@
 """Benchmark of the front doors: defaults only, and the drop-in faces of pyctcdecode and torchaudio.
 
-One run, the same posteriors and LM for every row (:mod:`speechdecode.bench.asr_common`: held-out
-King James verses as simulated CTC posteriors, a modified Kneser-Ney 3-gram from ``lm build``'s
-estimator on the other verses). Every row decodes one utterance at a time on one thread.
+The same posteriors and LM for every row of a case (:mod:`speechdecode.bench.asr_common`: held-out
+King James verses as CTC posteriors, a modified Kneser-Ney 3-gram from ``lm build``'s estimator on
+the other verses). Every case runs on simulated posteriors and again, named ``real posteriors,
+...``, on the shipped acoustic model's posteriors of the verses spoken by voices it never heard.
+Every row decodes one utterance at a time on one thread.
 
 Cases:
 
@@ -32,9 +34,12 @@ from speechdecode.bench.asr_common import (
     ALPHA,
     BETA,
     BLANK,
+    REAL,
+    SIMULATED,
     TOKENS,
     Rows,
     best_texts,
+    case_name,
     make_data,
     text_of,
     torchaudio_flashlight,
@@ -79,17 +84,22 @@ def _files(work_dir: str, lm: NgramModel) -> tuple[str, str]:
 
 
 def run(suite: Suite, quick: bool) -> None:
-    """Add the compat cases to ``suite``."""
-    config = QUICK if quick else FULL
+    """Add the compat cases to ``suite``, on simulated and on real posteriors."""
+    for source in (SIMULATED, REAL):
+        _run_source(suite, {**(QUICK if quick else FULL), "posteriors": source})
+
+
+def _run_source(suite: Suite, config: dict) -> None:
+    source = config["posteriors"]
     with tempfile.TemporaryDirectory() as work_dir:
         refs, log_probs, lengths, arpa = make_data(config, work_dir)
         lm = NgramModel.load(arpa)
         utterances = [np.ascontiguousarray(log_probs[b, : lengths[b]]) for b in range(len(refs))]
-        base = {"utterances": len(refs), "frames": int(lengths.sum()), "vocab": len(TOKENS),
+        base = {"posteriors": source, "utterances": len(refs), "frames": int(lengths.sum()), "vocab": len(TOKENS),
                 "lm": f"{config['order']}-gram mkn, {lm.vocab_size} words"}  # fmt: skip
         rows = Rows(suite, refs, base)
 
-        case = "pyctcdecode defaults"
+        case = case_name(source, "pyctcdecode defaults")
         theirs = _pyctcdecode(arpa)
         rows.add(case, "pyctcdecode", lambda: [theirs.decode(u) for u in utterances], list, {}, anchor=True, slow=True)
         ours = shim.build_ctcdecoder(LABELS, kenlm_model_path=arpa)
@@ -99,7 +109,7 @@ def run(suite: Suite, quick: bool) -> None:
                  best_texts, {})  # fmt: skip
         rows.add(case, "greedy", lambda: ctc_greedy(log_probs, lengths, BLANK, num_threads=1), _greedy_texts, {})
 
-        case = "torchaudio ctc_decoder"
+        case = case_name(source, "torchaudio ctc_decoder")
         tokens, lexicon = _files(work_dir, lm)
         options = {"lm_weight": ALPHA * math.log(10.0), "word_score": BETA}
         anchor = torchaudio_flashlight(lexicon, tokens, arpa, **options)

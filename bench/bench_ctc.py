@@ -1,7 +1,9 @@
 """Benchmark of CTC decoding with an n-gram LM (:class:`speechdecode.decoding.CtcPrefixBeamSearch`).
 
 Data, weights and the flashlight anchor: :mod:`speechdecode.bench.asr_common` (held-out King
-James verses as simulated CTC posteriors, a modified Kneser-Ney n-gram from the other verses).
+James verses as CTC posteriors, a modified Kneser-Ney n-gram from the other verses). Every case
+runs twice: on simulated posteriors, and on the shipped acoustic model's real posteriors of the
+verses spoken by voices it never heard (cases named ``real posteriors, ...``), same LM.
 
 Decoders per beam (``BEAMS``):
 
@@ -13,7 +15,8 @@ Decoders per beam (``BEAMS``):
 * ours: :class:`CtcPrefixBeamSearch` with the LM (``LEXICON``: LM words only, partial words
   scored by look-ahead, and, as flashlight's ``log_add=False`` decoder, prefixes with equal futures
   recombined and alignments merged by max), on one thread and on every core, and without LM;
-  plus greedy decoding.
+  plus greedy decoding, and ours + LM with blank skipping (frames whose blank probability
+  exceeds 0.999 not searched, ``BLANK_SKIP``); each case's params give the share of such frames.
 
 The "both cores" rows of the anchors run the utterances on a thread pool (flashlight) or a
 process pool (pyctcdecode's ``decode_batch``). Each row records WER (in its params and in the
@@ -34,12 +37,17 @@ from speechdecode.bench.asr_common import (
     BEAM_THRESHOLD,
     BETA,
     BLANK,
+    BLANK_SKIP,
+    REAL,
+    SIMULATED,
     TOKEN_TOPK,
     TOKENS,
     Rows,
     best_texts,
+    case_name,
     flashlight_decoder,
     make_data,
+    skippable,
     text_of,
 )
 from speechdecode.bench.harness import Suite, usable_cores
@@ -72,10 +80,9 @@ def _greedy_texts(output) -> list[str]:
     return [text_of(h.tokens.tolist()) for h in output]
 
 
-def _beam_rows(rows: Rows, beam: int, data, lm: NgramModel, threads: int) -> None:
-    """The rows of one beam: anchors, greedy, ours with and without the LM."""
+def _beam_rows(rows: Rows, case: str, beam: int, data, lm: NgramModel, threads: int) -> None:
+    """The rows of one beam: anchors, greedy, ours with and without the LM and blank skipping."""
     log_probs, lengths, utterances, arpa = data
-    case = f"beam {beam}"
     fl = flashlight_decoder(arpa, lm.vocab, beam)
     rows.add(case, "flashlight LexiconDecoder 1 thread", lambda: [fl(u) for u in utterances], list, {"beam": beam},
              anchor=True, slow=True)  # fmt: skip
@@ -102,29 +109,37 @@ def _beam_rows(rows: Rows, beam: int, data, lm: NgramModel, threads: int) -> Non
         ours = CtcPrefixBeamSearch(TOKENS, BLANK, "|", lm, ALPHA, BETA, num_threads=k, **LEXICON, **common)
         rows.add(case, f"ours + LM {k} thread{'s' if k > 1 else ''}", lambda ours=ours: ours(log_probs, lengths),
                  best_texts, {**common, "num_threads": k, **LEXICON_PARAMS})  # fmt: skip
+    skip = CtcPrefixBeamSearch(TOKENS, BLANK, "|", lm, ALPHA, BETA, num_threads=1, blank_skip_threshold=BLANK_SKIP,
+                               **LEXICON, **common)  # fmt: skip
+    rows.add(case, "ours + LM 1 thread, blank skip", lambda: skip(log_probs, lengths), best_texts,
+             {**common, "num_threads": 1, **LEXICON_PARAMS, "blank_skip_threshold": BLANK_SKIP})  # fmt: skip
     plain = CtcPrefixBeamSearch(TOKENS, BLANK, "|", None, num_threads=1, **common)
     rows.add(case, "ours no LM 1 thread", lambda: plain(log_probs, lengths), best_texts, {**common, "num_threads": 1})
 
 
 def run(suite: Suite, quick: bool) -> None:
-    """Add the ctc cases to ``suite``: per beam, every decoder on the same posteriors and LM."""
+    """Add the ctc cases to ``suite``: per source and beam, every decoder on the same posteriors and LM."""
     config = QUICK if quick else FULL
     threads = usable_cores()
-    with tempfile.TemporaryDirectory() as work_dir:
-        refs, log_probs, lengths, arpa = make_data(config, work_dir)
-        lm = NgramModel.from_arpa(arpa)
-        utterances = [np.ascontiguousarray(log_probs[b, : lengths[b]]) for b in range(len(refs))]
-        base = {
-            "utterances": len(refs),
-            "frames": int(lengths.sum()),
-            "vocab": len(TOKENS),
-            "lm": f"{config['order']}-gram mkn, {lm.vocab_size} words",
-            "alpha": ALPHA,
-            "beta": BETA,
-            "token_topk": TOKEN_TOPK,
-            "beam_threshold": BEAM_THRESHOLD,
-        }
-        rows = Rows(suite, refs, base)
-        for beam in config["beams"]:
-            _beam_rows(rows, beam, (log_probs, lengths, utterances, arpa), lm, threads)
-    rows.note()
+    for source in (SIMULATED, REAL):
+        with tempfile.TemporaryDirectory() as work_dir:
+            refs, log_probs, lengths, arpa = make_data({**config, "posteriors": source}, work_dir)
+            lm = NgramModel.from_arpa(arpa)
+            utterances = [np.ascontiguousarray(log_probs[b, : lengths[b]]) for b in range(len(refs))]
+            base = {
+                "posteriors": source,
+                "utterances": len(refs),
+                "frames": int(lengths.sum()),
+                "blank_skippable": skippable(log_probs, lengths),
+                "vocab": len(TOKENS),
+                "lm": f"{config['order']}-gram mkn, {lm.vocab_size} words",
+                "alpha": ALPHA,
+                "beta": BETA,
+                "token_topk": TOKEN_TOPK,
+                "beam_threshold": BEAM_THRESHOLD,
+            }
+            rows = Rows(suite, refs, base)
+            for beam in config["beams"]:
+                data = (log_probs, lengths, utterances, arpa)
+                _beam_rows(rows, case_name(source, f"beam {beam}"), beam, data, lm, threads)
+        rows.note()

@@ -1,9 +1,10 @@
 """Benchmark of WFST beam search over a TLG (:class:`speechdecode.decoding.WfstDecoder`).
 
 Data: the prefix-search benchmark's (:func:`speechdecode.bench.asr_common.make_data`): held-out
-King James verses turned into CTC log-posteriors by the posterior simulator (character tokens,
-``|`` after every word, blank ``-``), and an ``ORDER``-gram modified Kneser-Ney LM built by
-:mod:`speechdecode.lm` from the other verses, written as ARPA. The TLG is compiled by
+King James verses turned into CTC log-posteriors (character tokens, ``|`` after every word, blank
+``-``) by the posterior simulator and, in the cases named ``real posteriors, ...``, by the shipped
+acoustic model listening to the verses spoken by voices it never heard; and an ``ORDER``-gram
+modified Kneser-Ney LM built by :mod:`speechdecode.lm` from the other verses, written as ARPA. The TLG is compiled by
 :func:`speechdecode.graphs.compile.compile_graph` from that ARPA and the character lexicon of the
 LM's words (``w o r d |``), compact CTC topology, outside the timed region.
 
@@ -15,7 +16,8 @@ Both decoders rank by ``ln p_AM + ALPHA * ln p_LM + BETA * words`` (``bench_ctc`
   graph (``- BETA / ALPHA`` on every arc with a word label); search settings ``SEARCH[i]``
   (cost beam, max_active) chosen to pair with flashlight's beam ``BEAMS[i]``.
 
-Rows: each decoder on one thread and on every core (flashlight on a thread pool); WER in the
+Rows: each decoder on one thread and on every core (flashlight on a thread pool), and ours on one
+thread with blank skipping (``BLANK_SKIP``; the case's params give the share of such frames); WER in the
 row params and the notes' table; frames/ms as items/s with item = frame. Quick mode: 3
 utterances, a 3-gram from 3000 verses, the first pairing only.
 """
@@ -31,12 +33,17 @@ from speechdecode.bench.asr_common import (
     ALPHA,
     BEAM_THRESHOLD,
     BETA,
+    BLANK_SKIP,
+    REAL,
+    SIMULATED,
     TOKEN_TOPK,
     TOKENS,
     Rows,
     best_texts,
+    case_name,
     flashlight_decoder,
     make_data,
+    skippable,
 )
 from speechdecode.bench.harness import Suite, usable_cores
 from speechdecode.decoding import WfstDecoder
@@ -63,7 +70,7 @@ def compile_char_tlg(arpa: str, words: list[str], out_dir: str) -> dict:
     return graph.stats()
 
 
-def wfst_decoder(graph_dir: str, beam: float, max_active: int, num_threads: int) -> WfstDecoder:
+def wfst_decoder(graph_dir: str, beam: float, max_active: int, num_threads: int, blank_skip=None) -> WfstDecoder:
     """WfstDecoder ranking like the anchor: acoustic_scale 1/ALPHA, word bonus BETA in the graph."""
     arrays, words, _ = read_graph_arrays(graph_dir)
     weights = arrays.weights.copy()
@@ -75,12 +82,17 @@ def wfst_decoder(graph_dir: str, beam: float, max_active: int, num_threads: int)
         max_active=max_active,
         acoustic_scale=1.0 / ALPHA,
         num_threads=num_threads,
+        blank_skip_threshold=blank_skip,
     )
 
 
 def run(suite: Suite, quick: bool) -> None:
-    """Add the wfst cases to ``suite``: per pairing, flashlight and ours on the same posteriors and LM."""
-    config = QUICK if quick else FULL
+    """Add the wfst cases to ``suite``: per source and pairing, flashlight and ours on the same posteriors and LM."""
+    for source in (SIMULATED, REAL):
+        _run_source(suite, {**(QUICK if quick else FULL), "posteriors": source})
+
+
+def _run_source(suite: Suite, config: dict) -> None:
     threads = usable_cores()
     with tempfile.TemporaryDirectory() as work_dir:
         refs, log_probs, lengths, arpa = make_data(config, work_dir)
@@ -89,8 +101,10 @@ def run(suite: Suite, quick: bool) -> None:
         stats = compile_char_tlg(arpa, [w for w in lm.vocab if w not in SPECIAL_WORDS], graph_dir)
         utterances = [log_probs[b, : lengths[b]].copy() for b in range(len(refs))]
         rows = Rows(suite, refs, {
+            "posteriors": config["posteriors"],
             "utterances": len(refs),
             "frames": int(lengths.sum()),
+            "blank_skippable": skippable(log_probs, lengths),
             "vocab": len(TOKENS),
             "lm": f"{config['order']}-gram mkn, {lm.vocab_size} words",
             "tlg": f"compact, {stats['tlg_states']} states, {stats['tlg_arcs']} arcs",
@@ -98,7 +112,9 @@ def run(suite: Suite, quick: bool) -> None:
             "beta": BETA,
         })  # fmt: skip
         for beam, (cost_beam, max_active) in list(zip(BEAMS, SEARCH, strict=True))[: config["pairs"]]:
-            case = f"flashlight beam {beam} / wfst beam {cost_beam:g}, max_active {max_active}"
+            case = case_name(
+                config["posteriors"], f"flashlight beam {beam} / wfst beam {cost_beam:g}, max_active {max_active}"
+            )
             anchor_params = {"beam": beam, "token_topk": TOKEN_TOPK, "beam_threshold": BEAM_THRESHOLD}
             fl = flashlight_decoder(arpa, lm.vocab, beam)
             rows.add(case, "flashlight LexiconDecoder 1 thread", lambda fl=fl: [fl(u) for u in utterances], list,
@@ -114,4 +130,7 @@ def run(suite: Suite, quick: bool) -> None:
                 name = f"ours WfstDecoder {k} thread{'s' if k > 1 else ''}"
                 rows.add(case, name, lambda ours=ours: ours(log_probs, lengths), best_texts,
                          {**search, "num_threads": k})  # fmt: skip
+            skip = wfst_decoder(graph_dir, cost_beam, max_active, 1, BLANK_SKIP)
+            rows.add(case, "ours WfstDecoder 1 thread, blank skip", lambda skip=skip: skip(log_probs, lengths),
+                     best_texts, {**search, "num_threads": 1, "blank_skip_threshold": BLANK_SKIP})  # fmt: skip
     rows.note()

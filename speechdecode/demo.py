@@ -10,6 +10,9 @@ backend, CTC prefix beam search without and with the LM, WFST beam search over t
 speed). TTS stage: codec-LM generation on a random-weight reference model with the delay
 pattern, duration-guided masks and stopping, with and without repetition-aware sampling
 (:func:`speechdecode.models.demo_tts.tts_demo`: tokens/s, real-time factor, repetition rate).
+Audio stage: held-out King James verses synthesized with a voice the shipped acoustic model never
+heard, written as WAV files and transcribed by that model with greedy, prefix + LM and WFST
+decoding (:func:`speechdecode.models.demo_asr.asr_demo`: WER, CER, real-time factor).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import warnings
 
 import numpy as np
 
-from speechdecode import _backend
+from speechdecode import _args, _backend
 from speechdecode._io import output_folder
 from speechdecode._progress import progress
 from speechdecode.decoding import CtcPrefixBeamSearch, WfstDecoder, char_error_rate, ctc_greedy, word_error_rate
@@ -30,6 +33,7 @@ from speechdecode.decoding.text import words_from_tokens
 from speechdecode.graphs import char_lexicon, char_tokens, compile_graph, write_lexicon
 from speechdecode.lm import NgramModel, SentenceGenerator, count_files, estimate, write_arpa, write_corpus
 from speechdecode.models import CtcPosteriorSimulator
+from speechdecode.models.demo_asr import asr_demo
 from speechdecode.models.demo_tts import tts_demo
 
 TRAIN_SENTENCES = 5000
@@ -63,13 +67,24 @@ def _row(stage: str, what: str, backend: str, quality: str, seconds: float, spee
     }
 
 
-def run_demo(out_dir: str | os.PathLike = "demo-output", sentences: int = 200, seed: int = 0) -> dict:
-    """Make the data set under ``out_dir``, run every stage, return the report (see :func:`format_report`)."""
+def run_demo(
+    out_dir: str | os.PathLike = "demo-output",
+    sentences: int = 200,
+    seed: int = 0,
+    audio_utterances: int = 20,
+    audio_lm_verses: int | None = None,
+) -> dict:
+    """Make the data set under ``out_dir``, run every stage, return the report (see :func:`format_report`).
+
+    ``audio_utterances`` held-out verses go through the audio stage (0 skips it), whose 3-gram is
+    built from ``audio_lm_verses`` training verses (None: all).
+    """
+    audio_utterances = _args.integer(audio_utterances, "audio_utterances", 0)
     out_dir = output_folder(os.path.abspath(out_dir))
     files = {name: os.path.join(out_dir, name) for name in ("train.txt", "test.txt", "lexicon.txt", "tokens.txt")}
     files["posteriors.npz"] = os.path.join(out_dir, "posteriors.npz")
 
-    bar = progress(total=5, desc="demo", unit="stage")
+    bar = progress(total=6 if audio_utterances else 5, desc="demo", unit="stage")
     generator = SentenceGenerator(seed)
     corpus = generator.sentences(TRAIN_SENTENCES + sentences)
     train, test = corpus[:TRAIN_SENTENCES], corpus[TRAIN_SENTENCES:]
@@ -174,6 +189,12 @@ def run_demo(out_dir: str | os.PathLike = "demo-output", sentences: int = 200, s
     rows += tts["rows"]
     files.update(tts["files"])
     bar.update()
+    audio = None
+    if audio_utterances:
+        audio = asr_demo(out_dir, utterances=audio_utterances, lm_verses=audio_lm_verses)
+        rows += audio["rows"]
+        files.update(audio["files"])
+        bar.update()
     bar.close()
     return {
         "out_dir": out_dir,
@@ -186,6 +207,7 @@ def run_demo(out_dir: str | os.PathLike = "demo-output", sentences: int = 200, s
             "frames": frames,
             "audio_seconds": frames * FRAME_SECONDS,
             "log_probs_shape": list(log_probs.shape),
+            "audio": None if audio is None else audio["data"],
         },
         "rows": rows,
         "notes": sorted(notes),
@@ -206,6 +228,13 @@ def format_report(report: dict) -> str:
         lines.append(
             f"{row['stage']:<8} {row['what']:<22} {row['backend']:<10} {row['quality']:<17} "
             f"{1000 * row['seconds']:>9.2f} {row['speed']:>13,.0f} {row['speed_unit']:<8}"
+        )
+    audio = data.get("audio")
+    if audio:
+        lines.append(
+            f"audio: {audio['utterances']} held-out verses spoken by {audio['voice']} (unseen in training), "
+            f"{audio['audio_seconds']:.0f} s; LM {audio['lm']}; real-time factors (features + model + decoder): "
+            + ", ".join(f"{r['what']} {r['rtf']:.3f}" for r in report["rows"] if r["stage"] == "audio")
         )
     lines += [f"note: {note}" for note in report["notes"]]
     lines += ["", f"files: {report['out_dir']}/ ({', '.join(sorted(report['files']))})"]

@@ -6,7 +6,7 @@ bins, time masks of up to 30 frames, one per 4 s), gradient clipping at 5. Every
 ``--eval-every`` steps: greedy CER on the development set and a checkpoint. Writes the last
 model to ``--weights`` (float16 safetensors with the config and training facts in its metadata).
 
-    python recipes/acoustic_model/train.py --data /work/am-data --steps 700 --batch-seconds 60 \
+    python recipes/acoustic_model/train.py --data /work/am-data --steps 1500 --batch-seconds 60 \
         --weights models/weights/char_ctc.safetensors
 """
 
@@ -97,7 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="folder with train.pt and dev.pt")
     parser.add_argument("--weights", required=True, help="the safetensors file to write")
-    parser.add_argument("--steps", type=int, default=700)
+    parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-seconds", type=float, default=60.0)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--eval-every", type=int, default=250)
