@@ -6,6 +6,10 @@ and decoding on Ray (1 vs 2 workers).
   slots, each in its own child process on the same text shards: wall time, peak RSS of the
   driver and of the largest task process, bytes moved per stage (row params). Every ARPA must
   be byte-identical to the anchor's before a row is kept.
+* ``decode <S> shards``: :func:`speechdecode.decoding.distributed.decode_shards` of S = 240
+  posteriors shards (8 simulated utterances each, character CTC, a prefix search with the
+  order-3 LM of the first text shard, one thread per decoder): in this process (the anchor) vs
+  Ray with 1 and 2 actors; utterances/s, and every JSON Lines file equal to the anchor's.
 * The corpus is distinct text, not one text repeated: sentences sampled from the trigram
   distribution of the King James Bible + the fortunes package (Debian packages), by
   :func:`sample_corpus`, cut into shards. ``SPEECHDECODE_SCALE_WORDS`` sets its size (default
@@ -14,8 +18,12 @@ and decoding on Ray (1 vs 2 workers).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import os
+import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +41,8 @@ QUICK_WORDS = 200_000
 ORDER = 5
 SHARDS = 16
 WORKERS = (1, 2, 4)
+DECODE_SHARDS = 240
+UTTERANCES_PER_SHARD = 8
 MAX_SENTENCE = 60
 
 
@@ -59,7 +69,7 @@ def sample_corpus(folder: str, words: int, shards: int, seed: int = 0) -> tuple[
     written = batch_index = 0
     try:
         while written < words:
-            batch = 100_000
+            batch = int(min(100_000, max(1_000, (words - written) // 12)))  # sentences average ~14 words
             ids = np.full((batch, MAX_SENTENCE), EOS_ID, dtype=np.int32)
             ids[:, 0] = first_words[np.searchsorted(first_cum, rng.random(batch) * first_cum[-1], side="right")]
             previous = np.full(batch, BOS_ID, dtype=np.int64)
@@ -94,7 +104,7 @@ from speechdecode import _ray
 from speechdecode._args import peak_memory
 from speechdecode.lm.distributed import build
 workers, arpa, paths = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
-_ray.connect(None, num_cpus=workers)
+_ray.connect(None, num_cpus=workers, object_store_memory=2 << 30)
 report = build(paths, arpa, 5, memory="1G", discount_fallback=None)
 print(json.dumps({"report": report.__dict__, "driver_peak": peak_memory()}))
 """
@@ -104,7 +114,7 @@ def _run_json(command: list[str]) -> dict:
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:4])} ... failed: {done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout)
 
 
 def run(suite: Suite, quick: bool) -> None:
@@ -150,3 +160,73 @@ def run(suite: Suite, quick: bool) -> None:
             f"{written} words of sampled text in {SHARDS} shards; one run per row (each minutes long); "
             "the Ray rows start their own local cluster (a few seconds) inside the timed run."
         )
+        _decode_cases(suite, work, paths[0], quick, once)
+
+
+def _decode_cases(suite: Suite, work: str, text: str, quick: bool, once: dict) -> None:
+    """Decoding 1 vs 2 Ray workers against one process, on simulated posteriors shards."""
+    from speechdecode import _ray
+    from speechdecode.decoding import CtcPrefixBeamSearch
+    from speechdecode.decoding.distributed import decode_shards
+    from speechdecode.decoding.posteriors import save_posteriors
+    from speechdecode.graphs import char_lexicon, char_tokens
+    from speechdecode.lm.distributed import build
+    from speechdecode.models import CtcPosteriorSimulator
+
+    shards = 24 if quick else DECODE_SHARDS
+    with open(text, encoding="utf-8") as handle:
+        lines = itertools.islice(handle, shards * UTTERANCES_PER_SHARD * 2)
+        sentences = [words[:12] for words in (line.split() for line in lines) if words]
+    sentences = sentences[: shards * UTTERANCES_PER_SHARD]
+    words = sorted({w for s in sentences for w in s})
+    tokens, lexicon = char_tokens(words), char_lexicon(words)
+    lm = os.path.join(work, "decode.arpa")
+    build([text], lm, 3, inline=True, discount_fallback=None)
+    simulator = CtcPosteriorSimulator(len(tokens), blank=0, seed=1, confusion=0.1)
+    folder = os.path.join(work, "posteriors")
+    os.mkdir(folder)
+    for i in range(shards):
+        batch = sentences[i * UTTERANCES_PER_SHARD : (i + 1) * UTTERANCES_PER_SHARD]
+        labels = [tokens.encode([t for w in s for t in lexicon[w][0].tokens]) for s in batch]
+        log_probs, lengths = simulator.simulate(labels)
+        save_posteriors(
+            os.path.join(folder, f"p{i:04d}.npz"), log_probs, lengths, [f"p{i}u{j}" for j in range(len(batch))]
+        )
+    symbols = [tokens.symbol(i) for i in range(len(tokens))]
+    make = functools.partial(CtcPrefixBeamSearch, symbols, lm=lm, beam=16, num_threads=1)
+    case = f"decode {shards} shards"
+    utterances = len(sentences)
+    outputs = {}
+
+    def run_decode(name: str, **options) -> None:
+        out = os.path.join(work, f"decoded-{name}")
+        shutil.rmtree(out, ignore_errors=True)
+        decode_shards(folder, out, make, **options)
+        outputs[name] = {f: pathlib.Path(out, f).read_bytes() for f in sorted(os.listdir(out)) if f.endswith(".jsonl")}
+
+    suite.add(
+        case,
+        "1 process",
+        lambda: run_decode("inline", inline=True),
+        anchor=True,
+        items=utterances,
+        item_unit="utt",
+        settings=once,
+    )
+    _ray.connect(None, num_cpus=2)
+    try:
+        for workers in (1, 2):
+            impl = f"Ray, {workers} worker{'s' if workers > 1 else ''}"
+            suite.add(
+                case,
+                impl,
+                lambda w=workers: run_decode(f"ray{w}", workers=w),
+                items=utterances,
+                item_unit="utt",
+                settings=once,
+            )
+            if outputs[f"ray{workers}"] != outputs["inline"]:
+                raise BenchmarkMismatchError(f"{case}: {impl} wrote transcripts that differ from one process's")
+            suite.rows[-1]["params"] = {"same_transcripts": True, "shards": shards}
+    finally:
+        _ray.require_ray().shutdown()

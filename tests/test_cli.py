@@ -115,7 +115,7 @@ def test_console_script_is_installed():
 
 def test_bench_list_and_quick_run(tmp_path):
     out = run_cli("bench", "list", "--json")
-    suites = "beam compat ctc ctc_gpu ctc_greedy e2e graphs lm masks patterns sampling tts_hf units wfst"
+    suites = "beam compat ctc ctc_gpu ctc_greedy e2e graphs lm masks patterns sampling scale tts_hf units wfst"
     assert json.loads(out.stdout) == {"suites": suites.split()}
     out = run_cli("bench", "ctc_greedy", "--quick", "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr
