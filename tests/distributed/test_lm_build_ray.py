@@ -4,10 +4,12 @@ worker processes killed mid-stage, the CLI, errors, and what the cluster we star
 from __future__ import annotations
 
 import os
+import subprocess
 import urllib.request
 
 import pytest
 
+from speechdecode._backend import native
 from speechdecode.cli import main as cli_main
 from speechdecode.errors import InputFileError
 from speechdecode.lm.distributed import build
@@ -67,3 +69,20 @@ def test_local_cluster_has_no_dashboard_or_job_api(cluster):
     assert not ray.worker.get_dashboard_url()
     with pytest.raises(OSError):
         urllib.request.urlopen("http://127.0.0.1:8265/api/jobs/", timeout=2)
+
+
+def test_disk_full_while_spilling_is_named(cluster, tmp_path):
+    """Counting under the smallest budget spills sorted runs; on a full disk the task's error
+    names the spill folder and the cause, and no ARPA is written."""
+    if os.geteuid() != 0 and not os.environ.get("CI"):  # CI runs as root: there the mount must work
+        pytest.skip("mounting a tmpfs needs root")
+    small = tmp_path / "small"
+    small.mkdir()
+    paths = random_shards(tmp_path, seed=4, sizes=[4000], vocab=3000)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], check=True)
+    try:
+        with pytest.raises(RuntimeError, match=rf"{small}: No space left on device"):
+            build(paths, tmp_path / "out.arpa", 3, memory=native().count_min_memory(3), tmp_dir=small)
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+    assert not (tmp_path / "out.arpa").exists()
