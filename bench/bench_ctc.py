@@ -119,27 +119,31 @@ def _beam_rows(rows: Rows, case: str, beam: int, data, lm: NgramModel, threads: 
 
 def run(suite: Suite, quick: bool) -> None:
     """Add the ctc cases to ``suite``: per source and beam, every decoder on the same posteriors and LM."""
-    config = QUICK if quick else FULL
-    threads = usable_cores()
     for source in (SIMULATED, REAL):
-        with tempfile.TemporaryDirectory() as work_dir:
-            refs, log_probs, lengths, arpa = make_data({**config, "posteriors": source}, work_dir)
-            lm = NgramModel.from_arpa(arpa)
-            utterances = [np.ascontiguousarray(log_probs[b, : lengths[b]]) for b in range(len(refs))]
-            base = {
-                "posteriors": source,
-                "utterances": len(refs),
-                "frames": int(lengths.sum()),
-                "blank_skippable": skippable(log_probs, lengths),
-                "vocab": len(TOKENS),
-                "lm": f"{config['order']}-gram mkn, {lm.vocab_size} words",
-                "alpha": ALPHA,
-                "beta": BETA,
-                "token_topk": TOKEN_TOPK,
-                "beam_threshold": BEAM_THRESHOLD,
-            }
-            rows = Rows(suite, refs, base)
-            for beam in config["beams"]:
-                data = (log_probs, lengths, utterances, arpa)
-                _beam_rows(rows, case_name(source, f"beam {beam}"), beam, data, lm, threads)
-        rows.note()
+        _run_source(suite, {**(QUICK if quick else FULL), "posteriors": source})
+
+
+def _run_source(suite: Suite, config: dict) -> None:
+    threads = usable_cores()
+    source = config["posteriors"]
+    with tempfile.TemporaryDirectory() as work_dir:
+        refs, log_probs, lengths, arpa = make_data(config, work_dir)
+        lm = NgramModel.from_arpa(arpa)
+        utterances = [np.ascontiguousarray(log_probs[b, : lengths[b]]) for b in range(len(refs))]
+        base = {
+            "posteriors": source,
+            "utterances": len(refs),
+            "frames": int(lengths.sum()),
+            "blank_skippable": skippable(log_probs, lengths),
+            "vocab": len(TOKENS),
+            "lm": f"{config['order']}-gram mkn, {lm.vocab_size} words",
+            "alpha": ALPHA,
+            "beta": BETA,
+            "token_topk": TOKEN_TOPK,
+            "beam_threshold": BEAM_THRESHOLD,
+        }
+        rows = Rows(suite, refs, base)
+        for beam in config["beams"]:
+            data = (log_probs, lengths, utterances, arpa)
+            _beam_rows(rows, case_name(source, f"beam {beam}"), beam, data, lm, threads)
+    rows.note()

@@ -299,7 +299,11 @@ class CtcAsr:
             )
 
     def word_times(self, hypothesis: Hypothesis) -> list[tuple[str, float, float]]:
-        """(word, start, end) in seconds: start of its first token's frame to end of its last's."""
+        """(word, start, end) in seconds: start of its first token's frame to end of its last's.
+
+        These are the frames where the model emitted the characters; a causal model emits a
+        character once it has heard it, so the times lag the audio by up to a few frames.
+        """
         self._check_log_mel()
         step = self.frame_seconds
         return [

@@ -10,6 +10,7 @@ decoder, as a live source would; the result equals offline decoding.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 
@@ -40,7 +41,8 @@ def _decoder(args, tokens: list[str]):
     if args.graph:
         path = os.path.join(args.graph, "tokens.txt")
         if os.path.isfile(path):
-            theirs = list(SymbolTable.read(path))
+            # a compiled graph's table also holds <eps> and disambiguation symbols #0, #1, ...
+            theirs = [s for s in SymbolTable.read(path) if s != "<eps>" and not re.fullmatch(r"#\d+", s)]
             if theirs != tokens:
                 raise InputFileError(
                     path, None, f"{len(theirs)} tokens {theirs[:6]}... do not match the model's {len(tokens)} {tokens}"
