@@ -3,7 +3,7 @@
 from speechdecode.decoding.ctc_greedy import GreedyHypothesis, ctc_greedy, ctc_greedy_packed
 from speechdecode.decoding.ctc_prefix_beam_search import CtcPrefixBeamSearch, CtcPrefixBeamSearchStream
 from speechdecode.decoding.metrics import char_error_rate, edit_distance, word_error_rate
-from speechdecode.decoding.ras import PRESETS, RepetitionAwareSampler, ras
+from speechdecode.decoding.ras import PRESETS, RepetitionAwareSampler, guided_ras, ras
 from speechdecode.decoding.samplers import FilterSampler, RasSampler, Sampler
 from speechdecode.decoding.stopping import DurationGuidedStopping
 from speechdecode.decoding.unit_streamer import CtcUnitStreamer, UnitCallbackError, UnitChunk
@@ -32,6 +32,7 @@ __all__ = [
     "ctc_greedy",
     "ctc_greedy_packed",
     "edit_distance",
+    "guided_ras",
     "guided_sample",
     "ras",
     "sample",

@@ -43,13 +43,14 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
 import torch
 
-from speechdecode import _backend, _tensors
+from speechdecode import _args, _backend, _tensors
 from speechdecode.errors import InvalidArgumentError, TensorError
-from speechdecode.kernels.sampling import check_logit_rows
+from speechdecode.kernels.sampling import check_logit_rows, guidance_inputs, guidance_scales
 
-__all__ = ["PRESETS", "RepetitionAwareSampler", "ras"]
+__all__ = ["PRESETS", "RepetitionAwareSampler", "guided_ras", "ras"]
 
 PRESETS = ("paper", "cosyvoice", "flashcosyvoice")
 _COSYVOICE_TOP_K = 25
@@ -264,13 +265,99 @@ def ras(
     return _tensors.like_input(tokens, logits)
 
 
-def _ras_native(t, h, u, window, threshold, top_k, top_p, preset) -> torch.Tensor:
-    """The fused C++ kernel (csrc/decoding/sampling.cc): one pass per row, rows on threads."""
+def guided_ras(
+    cond,
+    uncond,
+    guidance_scale: float,
+    history=None,
+    *,
+    cond2=None,
+    guidance_scale2: float | None = None,
+    center: str = "uncond",
+    temperature: float = 1.0,
+    window: int = 10,
+    threshold: float = 0.1,
+    top_k: int | None = None,
+    top_p: float = 0.8,
+    preset: str = "paper",
+    uniforms=None,
+    generator: torch.Generator | None = None,
+    backend: str | None = None,
+):
+    """:func:`ras` of classifier-free-guided logits divided by ``temperature``, in one pass.
+
+    The guided logits are :func:`~speechdecode.kernels.sampling.guided_sample`'s (MusicGen's
+    ``u + (c - u) * s``, VoiceLDM's dual form with ``cond2``, Dia's ``c + (c - u) * s`` with
+    ``center="cond"``; -inf in any input stays -inf), then divided by the temperature, as
+    transformers runs its CFG processor before its temperature warper. The native (C++) and
+    Triton backends guide each row where they draw it, with no guided [B, V] array; the
+    reference and torch paths guide, then run :func:`ras`'s.
+
+    Args:
+        cond, uncond, cond2: [B, V] float logits of the passes (same shape and device).
+        guidance_scale, guidance_scale2, center: as for ``guided_sample``.
+        temperature: > 0, divides the guided logits.
+        history, window, threshold, top_k, top_p, preset, uniforms, generator, backend: as for
+            :func:`ras` (the Triton path flags bad rows with -1 as ``ras`` does).
+
+    Returns:
+        int64 [B] tokens (numpy in, numpy out).
+
+    Raises:
+        TensorError: inputs of other shapes or devices, NaN or +inf in one (named), a row with no
+            token finite in every input; the errors of :func:`ras`.
+        InvalidArgumentError: bad scales, center or temperature; the errors of :func:`ras`.
+    """
+    window, threshold, top_k, top_p = _check_options(window, threshold, top_k, top_p, preset)
+    scale, scale2 = guidance_scales(center, guidance_scale, cond2, guidance_scale2)
+    temperature = _args.real(temperature, "temperature", low=0.0, strict=True)
+    device = _tensors.scores(cond, "cond", 2).device
+    name = _backend.select(device.type, backend, torch_native=True)
+    native = name == "native" and device.type == "cpu" and _backend.HAS_NATIVE
+    checked = not (native or name == "triton")
+    c, un, c2 = guidance_inputs(cond, uncond, cond2, check_values=checked)
+    if c.shape[1] == 0:
+        raise TensorError("cond", "a vocabulary of at least one token", _tensors._describe(cond))
+    h = _check_history(history, c.shape[0], device, check_values=checked)
+    u = _check_uniforms(uniforms, generator, c.shape[0], device, check_values=checked)
+    guidance = (un, c2, scale, scale2, center, temperature)
+    if native:
+        tokens = _ras_native(c, h, u, window, threshold, top_k, top_p, preset, guidance)
+    elif name == "triton":
+        from speechdecode.kernels.sampling import ras_triton
+
+        tokens = ras_triton.ras(c, h, u, window, threshold, top_k, top_p, preset, guidance)
+    else:  # batched torch or the per-row oracle, on the guided [B, V] logits
+        from speechdecode.kernels.sampling.reference import guide
+
+        x = guide(c, un, c2, scale, scale2, center) / temperature
+        if name == "reference":
+            options = {"window": window, "threshold": threshold, "top_k": top_k, "top_p": top_p, "preset": preset}
+            tokens = _ras_reference(x, h, uniforms=u, **options)
+        else:
+            tokens = _ras_torch(_check_logits(x), h, u, window, threshold, top_k, top_p, preset)
+    return _tensors.like_input(tokens, cond)
+
+
+def _float32_rows(t: torch.Tensor) -> np.ndarray:
+    """``t`` as float32 numpy rows with a contiguous vocabulary axis (no copy when it is one)."""
     x = t.detach() if t.dtype == torch.float32 else t.detach().float()
     if x.shape[1] > 1 and x.stride(1) != 1:
         x = x.contiguous()
+    return x.numpy()
+
+
+def _ras_native(t, h, u, window, threshold, top_k, top_p, preset, guidance=None) -> torch.Tensor:
+    """The fused C++ kernel (csrc/decoding/sampling.cc): one pass per row, rows on threads; with
+    ``guidance`` (uncond, cond2, s, s2, center, temperature) each row is guided first."""
+    extra = {}
+    if guidance is not None:
+        uncond, cond2, scale, scale2, center, temperature = guidance
+        second = None if cond2 is None else _float32_rows(cond2)
+        extra = {"uncond": _float32_rows(uncond), "cond2": second, "scale": scale, "scale2": scale2,
+                 "center": center, "temperature": temperature}  # fmt: skip
     out = _backend.native().repetition_aware_sample(
-        x.numpy(), h.numpy(), window, threshold, top_k or 0, top_p, preset, u.numpy()
+        _float32_rows(t), h.numpy(), window, threshold, top_k or 0, top_p, preset, u.numpy(), **extra
     )
     return torch.from_numpy(out)
 

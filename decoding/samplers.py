@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from speechdecode import _args, _tensors
-from speechdecode.decoding.ras import _check_options, ras
+from speechdecode.decoding.ras import _check_options, guided_ras, ras
 from speechdecode.errors import InvalidArgumentError, TensorError
 from speechdecode.kernels.sampling import guided_sample, sample
 
@@ -118,6 +118,23 @@ class RasSampler:
         return ras(
             scaled,
             history[:, -self.window :],
+            window=self.window,
+            threshold=self.threshold,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            preset=self.preset,
+            generator=self.generator,
+        )
+
+    def guided(self, cond: torch.Tensor, uncond: torch.Tensor, scale: float, history: torch.Tensor) -> torch.Tensor:
+        """RAS of ``(uncond + (cond - uncond) * scale) / temperature``, guidance fused into the
+        kernel (:func:`~speechdecode.decoding.ras.guided_ras`)."""
+        return guided_ras(
+            cond,
+            uncond,
+            scale,
+            history[:, -self.window :],
+            temperature=self.temperature,
             window=self.window,
             threshold=self.threshold,
             top_k=self.top_k,

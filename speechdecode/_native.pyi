@@ -201,9 +201,17 @@ def repetition_aware_sample(
     preset: str,
     uniforms: npt.NDArray[np.float32],
     num_threads: int = 0,
+    uncond: npt.NDArray[np.float32] | None = None,
+    cond2: npt.NDArray[np.float32] | None = None,
+    scale: float = 1.0,
+    scale2: float = 0.0,
+    center: str = "uncond",
+    temperature: float = 1.0,
 ) -> npt.NDArray[np.int64]:
     """VALL-E 2 RAS of logits [B, V] with history [B, L] (-1 padding) and uniforms [B, 2], as
-    decoding.ras; top_k <= 0: none. Releases the GIL. Raises TensorError naming the row."""
+    decoding.ras; top_k <= 0: none. With uncond (and cond2) the logits are cond, guided as
+    guided_sample guides and divided by temperature, row by row (decoding.guided_ras).
+    Releases the GIL. Raises TensorError naming the row."""
 
 # --- lm counting (csrc/lm/ngram_counter, csrc/bindings/lm_count.cc) ---
 

@@ -85,12 +85,9 @@ LogitsView guidance_view(const py::array& a, const char* name, const LogitsView&
   }
 }
 
-py::array_t<int64_t> guided_sample_py(const py::array& cond, const py::array& uncond, const py::object& cond2,
-                                      double scale, double scale2, const std::string& center,
-                                      const Array<float>& temperature, const Array<int64_t>& top_k,
-                                      const Array<float>& top_p, const Array<float>& min_p,
-                                      const Array<float>& uniforms, int num_threads) {
-  const LogitsView view = logits_view(cond);
+// The guidance of cond by uncond (and cond2); `second` holds cond2's array while it is read.
+Guidance make_guidance(const LogitsView& view, const py::array& uncond, const py::object& cond2, double scale,
+                       double scale2, const std::string& center, py::array& second) {
   Guidance guidance;
   guidance.uncond = guidance_view(uncond, "uncond", view);
   guidance.scale = static_cast<float>(scale);
@@ -102,11 +99,21 @@ py::array_t<int64_t> guided_sample_py(const py::array& cond, const py::array& un
   } else {
     throw TensorError("center", "'uncond' (with or without cond2) or 'cond' (without)", "'" + center + "'");
   }
-  py::array second;
   if (!cond2.is_none()) {
     second = cond2.cast<py::array>();
     guidance.cond2 = guidance_view(second, "cond2", view);
   }
+  return guidance;
+}
+
+py::array_t<int64_t> guided_sample_py(const py::array& cond, const py::array& uncond, const py::object& cond2,
+                                      double scale, double scale2, const std::string& center,
+                                      const Array<float>& temperature, const Array<int64_t>& top_k,
+                                      const Array<float>& top_p, const Array<float>& min_p,
+                                      const Array<float>& uniforms, int num_threads) {
+  const LogitsView view = logits_view(cond);
+  py::array second;
+  const Guidance guidance = make_guidance(view, uncond, cond2, scale, scale2, center, second);
   const SampleParams params = sample_params(temperature, top_k, top_p, min_p, uniforms, view.batch);
   py::array_t<int64_t> out(view.batch);
   int64_t* data = out.mutable_data();
@@ -126,7 +133,9 @@ RasPreset ras_preset(const std::string& name) {
 
 py::array_t<int64_t> ras_py(const py::array& logits, const Array<int64_t>& history, int64_t window,
                             double threshold, int64_t top_k, double top_p, const std::string& preset,
-                            const Array<float>& uniforms, int num_threads) {
+                            const Array<float>& uniforms, int num_threads, const py::object& uncond,
+                            const py::object& cond2, double scale, double scale2, const std::string& center,
+                            double temperature) {
   const LogitsView view = logits_view(logits);
   const std::string rows = std::to_string(view.batch);
   if (history.ndim() != 2 || history.shape(0) != view.batch) {
@@ -143,9 +152,16 @@ py::array_t<int64_t> ras_py(const py::array& logits, const Array<int64_t>& histo
   const HistoryView hist{history.data(), history.shape(1), history.shape(1)};
   py::array_t<int64_t> out(view.batch);
   int64_t* data = out.mutable_data();
-  {
+  if (uncond.is_none()) {
     py::gil_scoped_release release;
     repetition_aware_sample(view, hist, options, uniforms.data(), data, num_threads);
+  } else {
+    py::array second;
+    const Guidance guidance =
+        make_guidance(view, uncond.cast<py::array>(), cond2, scale, scale2, center, second);
+    py::gil_scoped_release release;
+    guided_repetition_aware_sample(view, guidance, static_cast<float>(temperature), hist, options,
+                                   uniforms.data(), data, num_threads);
   }
   return out;
 }
@@ -167,10 +183,13 @@ cond, uncond, cond2: float32 [B, V], vocabulary axis contiguous. Each row is gui
 one parallel loop. Returns int64 [B]. Releases the GIL.)doc");
   m.def("repetition_aware_sample", &ras_py, py::arg("logits"), py::arg("history"), py::arg("window"),
         py::arg("threshold"), py::arg("top_k"), py::arg("top_p"), py::arg("preset"), py::arg("uniforms"),
-        py::arg("num_threads") = 0,
+        py::arg("num_threads") = 0, py::arg("uncond") = py::none(), py::arg("cond2") = py::none(),
+        py::arg("scale") = 1.0, py::arg("scale2") = 0.0, py::arg("center") = "uncond",
+        py::arg("temperature") = 1.0,
         R"doc(VALL-E 2 repetition-aware sampling of float32 logits [B, V] with history int64 [B, L]
 (-1 padding), as speechdecode.decoding.ras defines it; top_k <= 0 means none; uniforms
-float32 [B, 2]. Returns int64 [B]. Releases the GIL.)doc");
+float32 [B, 2]. With uncond (and cond2), the logits are cond, guided as guided_sample guides
+them and divided by temperature, row by row in the same loop. Returns int64 [B]. Releases the GIL.)doc");
 }
 
 }  // namespace speechdecode

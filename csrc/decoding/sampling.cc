@@ -535,25 +535,49 @@ void guide_row(const float* c, const float* u, const float* c2, float s, float s
 
 }  // namespace
 
+namespace {
+
+// Row b of cond guided by g into this thread's scratch row; returns the row.
+float* guided_row(const LogitsView& cond, const Guidance& g, int64_t b) {
+  thread_local std::vector<float> guided;
+  guided.resize(static_cast<size_t>(cond.vocab));
+  const float* c = cond.data + b * cond.stride;
+  const float* u = g.uncond.data + b * g.uncond.stride;
+  const float* c2 = g.center == GuidanceCenter::kDual ? g.cond2.data + b * g.cond2.stride : nullptr;
+  switch (g.center) {
+    case GuidanceCenter::kUncond:
+      guide_row<GuidanceCenter::kUncond>(c, u, c2, g.scale, g.scale2, cond.vocab, guided.data(), b);
+      break;
+    case GuidanceCenter::kDual:
+      guide_row<GuidanceCenter::kDual>(c, u, c2, g.scale, g.scale2, cond.vocab, guided.data(), b);
+      break;
+    default:
+      guide_row<GuidanceCenter::kCond>(c, u, c2, g.scale, g.scale2, cond.vocab, guided.data(), b);
+  }
+  return guided.data();
+}
+
+}  // namespace
+
 void guided_sample(const LogitsView& cond, const Guidance& g, const SampleParams& params, int64_t* out,
                    int num_threads) {
+  parallel_for(cond.batch, threads_for(cond.batch, cond.vocab, num_threads),
+               [&](int64_t b) { out[b] = sample_row(guided_row(cond, g, b), cond.vocab, params, b); });
+}
+
+void guided_repetition_aware_sample(const LogitsView& cond, const Guidance& g, float temperature,
+                                    const HistoryView& history, const RasOptions& options,
+                                    const float* uniforms, int64_t* out, int num_threads) {
+  if (!(temperature > 0) || temperature == std::numeric_limits<float>::infinity()) {
+    throw TensorError("temperature", "a finite number > 0", std::to_string(temperature));
+  }
   parallel_for(cond.batch, threads_for(cond.batch, cond.vocab, num_threads), [&](int64_t b) {
-    thread_local std::vector<float> guided;
-    guided.resize(static_cast<size_t>(cond.vocab));
-    const float* c = cond.data + b * cond.stride;
-    const float* u = g.uncond.data + b * g.uncond.stride;
-    const float* c2 = g.center == GuidanceCenter::kDual ? g.cond2.data + b * g.cond2.stride : nullptr;
-    switch (g.center) {
-      case GuidanceCenter::kUncond:
-        guide_row<GuidanceCenter::kUncond>(c, u, c2, g.scale, g.scale2, cond.vocab, guided.data(), b);
-        break;
-      case GuidanceCenter::kDual:
-        guide_row<GuidanceCenter::kDual>(c, u, c2, g.scale, g.scale2, cond.vocab, guided.data(), b);
-        break;
-      default:
-        guide_row<GuidanceCenter::kCond>(c, u, c2, g.scale, g.scale2, cond.vocab, guided.data(), b);
+    float* x = guided_row(cond, g, b);  // this thread's scratch row
+    if (temperature != 1.0f) {
+      for (int64_t i = 0; i < cond.vocab; ++i) x[i] /= temperature;
     }
-    out[b] = sample_row(guided.data(), cond.vocab, params, b);
+    out[b] = ras_row(x, cond.vocab, history.data + b * history.stride, history.length, options,
+                     uniforms + 2 * b, b);
   });
 }
 

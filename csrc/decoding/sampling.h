@@ -103,4 +103,12 @@ struct HistoryView {
 void repetition_aware_sample(const LogitsView& logits, const HistoryView& history, const RasOptions& options,
                              const float* uniforms, int64_t* out, int num_threads);
 
+// repetition_aware_sample() of the guided logits of `cond` divided by temperature (> 0; guided
+// first, as transformers runs CFG before its temperature warper): each row is guided into a
+// per-thread scratch row and drawn from there (no [B, V] guided array). Throws as
+// guided_sample() and repetition_aware_sample().
+void guided_repetition_aware_sample(const LogitsView& cond, const Guidance& guidance, float temperature,
+                                    const HistoryView& history, const RasOptions& options,
+                                    const float* uniforms, int64_t* out, int num_threads);
+
 }  // namespace speechdecode

@@ -284,6 +284,21 @@ def guided_sample(
         >>> guided_sample(c, u, 3.0, temperature=0).tolist()  # guided: [0, 3, -0.5]
         [1]
     """
+    scale, scale2 = guidance_scales(center, guidance_scale, cond2, guidance_scale2)
+    fast = _native_guided_scalars(cond, uncond, cond2, scale, scale2, center, temperature, top_k, top_p, min_p,
+                                  uniforms, generator, backend)  # fmt: skip
+    if fast is not None:
+        return fast
+    c, un, c2 = guidance_inputs(cond, uncond, cond2, check_values=True)
+    x, temp, k, p, m = _prepare(c, temperature, top_k, top_p, min_p)
+    B, dev = x.shape[0], x.device
+    u = _uniforms(uniforms, generator, B, dev)
+    tokens = _impl(dev.type, backend).guided_sample(x, un, c2, scale, scale2, center, temp, k, p, m, u)
+    return _tensors.like_input(tokens, cond)
+
+
+def guidance_scales(center: str, guidance_scale, cond2, guidance_scale2) -> tuple[float, float]:
+    """(s, s2) of :func:`guided_sample`'s options, checked (s2 = 0 without cond2)."""
     if center not in ("uncond", "cond"):
         raise InvalidArgumentError("center", "'uncond' or 'cond'", repr(center))
     scale = _args.real(guidance_scale, "guidance_scale")
@@ -291,11 +306,12 @@ def guided_sample(
         raise InvalidArgumentError("guidance_scale2", "given exactly when cond2 is", repr(guidance_scale2))
     if cond2 is not None and center == "cond":
         raise InvalidArgumentError("cond2", "None with center='cond' (Dia's form has one condition)", "an array")
-    scale2 = 0.0 if guidance_scale2 is None else _args.real(guidance_scale2, "guidance_scale2")
-    fast = _native_guided_scalars(cond, uncond, cond2, scale, scale2, center, temperature, top_k, top_p, min_p,
-                                  uniforms, generator, backend)  # fmt: skip
-    if fast is not None:
-        return fast
+    return scale, 0.0 if guidance_scale2 is None else _args.real(guidance_scale2, "guidance_scale2")
+
+
+def guidance_inputs(cond, uncond, cond2, check_values: bool):
+    """cond, uncond, cond2 (or None) as [B, V] float tensors of one shape and device; with
+    ``check_values``, no NaN or +inf in any and a token finite in every input in each row."""
     c = _tensors.scores(cond, "cond", 2)
     inputs = {"uncond": uncond} if cond2 is None else {"uncond": uncond, "cond2": cond2}
     others = {}
@@ -306,23 +322,18 @@ def guided_sample(
                 name, f"the shape and device of cond {list(c.shape)} {c.device}", _tensors._describe(value)
             )
         others[name] = t
-    finite = torch.isfinite(c.float())
-    for name, t in others.items():
-        bad = torch.isnan(t) | (t == float("inf"))
-        if bool(bad.any()):
-            row = int(bad.any(dim=1).nonzero()[0, 0])
-            raise TensorError(name, "no NaN or +inf", f"one in row {row}")
-        finite &= torch.isfinite(t.float())
-    if c.shape[0] and c.shape[1] and not bool(finite.any(dim=1).all()):
-        row = int((~finite.any(dim=1)).nonzero()[0, 0])
-        raise TensorError("cond", "a token finite in every input in each row", f"none in row {row}")
-    x, temp, k, p, m = _prepare(c, temperature, top_k, top_p, min_p)
-    B, dev = x.shape[0], x.device
-    u = _uniforms(uniforms, generator, B, dev)
-    tokens = _impl(dev.type, backend).guided_sample(
-        x, others["uncond"], others.get("cond2"), scale, scale2, center, temp, k, p, m, u
-    )
-    return _tensors.like_input(tokens, cond)
+    if check_values:
+        finite = torch.isfinite(c.float())
+        for name, t in {"cond": c, **others}.items():
+            bad = torch.isnan(t) | (t == float("inf"))
+            if bool(bad.any()):
+                row = int(bad.any(dim=1).nonzero()[0, 0])
+                raise TensorError(name, "no NaN or +inf", f"one in row {row}")
+            finite &= torch.isfinite(t.float())
+        if c.shape[0] and c.shape[1] and not bool(finite.any(dim=1).all()):
+            row = int((~finite.any(dim=1)).nonzero()[0, 0])
+            raise TensorError("cond", "a token finite in every input in each row", f"none in row {row}")
+    return c, others["uncond"], others.get("cond2")
 
 
 def keep_mask(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, backend: str | None = None):

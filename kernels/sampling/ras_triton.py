@@ -31,7 +31,14 @@ import torch
 import triton
 import triton.language as tl
 
-from speechdecode.kernels.sampling.triton import ONE_BITS, first_above, kth_largest_bits, load_row, row_output
+from speechdecode.kernels.sampling.triton import (
+    ONE_BITS,
+    first_above,
+    guided_row,
+    kth_largest_bits,
+    load_row,
+    row_output,
+)
 
 _PRESET_IDS = {"paper": 0, "cosyvoice": 1, "flashcosyvoice": 2}
 
@@ -64,8 +71,13 @@ def _draw(b_q, o_v, m_v, u, V):
 @triton.jit
 def _ras_kernel(
     p_logits,
+    p_uncond,
+    p_cond2,
     stride_b,
     stride_v,
+    scale,
+    scale2,
+    temperature,
     p_history,
     stride_hb,
     stride_hl,
@@ -81,9 +93,12 @@ def _ras_kernel(
     BLOCK_V: tl.constexpr,
     BLOCK_L: tl.constexpr,
     ONE: tl.constexpr,
+    GUIDE: tl.constexpr,
 ):
     i_b = tl.program_id(0)
     o_v, m_v, b_x = load_row(p_logits, stride_b, stride_v, V, BLOCK_V)
+    if GUIDE != 0:  # classifier-free guidance and temperature fused into the load
+        b_x = guided_row(b_x, p_uncond, p_cond2, stride_b, stride_v, V, scale, scale2, BLOCK_V, GUIDE) / temperature
     u0 = tl.load(p_uniforms + i_b * 2)
     u1 = tl.load(p_uniforms + i_b * 2 + 1)
     top_p = tl.load(p_options)  # float64, as the reference compares
@@ -160,19 +175,39 @@ def _options(top_p: float, threshold: float, device: torch.device) -> torch.Tens
     return torch.tensor([top_p, threshold], dtype=torch.float64, device=device)
 
 
-def ras(logits, history, uniforms, window: int, threshold: float, top_k, top_p: float, preset: str) -> torch.Tensor:
+_GUIDES = {"uncond": 1, "dual": 2, "cond": 3}
+
+
+def ras(
+    logits, history, uniforms, window: int, threshold: float, top_k, top_p: float, preset: str, guidance=None
+) -> torch.Tensor:
     """Tokens [B] int64 for validated options: logits [B, V] float (any strides), history [B, L]
-    int64, uniforms [B, 2] float32, all on one device (CUDA, or CPU under TRITON_INTERPRET=1)."""
+    int64, uniforms [B, 2] float32, all on one device (CUDA, or CPU under TRITON_INTERPRET=1).
+
+    ``guidance``: None, or (uncond, cond2 or None, s, s2, center, temperature) for the guided
+    logits of ``logits`` (the cond pass; :func:`speechdecode.decoding.guided_ras`)."""
     B, V = logits.shape
     out = row_output(logits)
     if B == 0:
         return out
     L = history.shape[1]
     block_v = triton.next_power_of_2(V)
+    uncond = cond2 = None
+    scale, scale2, temperature, guide = 1.0, 0.0, 1.0, 0
+    if guidance is not None:
+        uncond, cond2, scale, scale2, center, temperature = guidance
+        guide = _GUIDES["dual" if cond2 is not None else center]
+        logits, uncond = logits.contiguous(), uncond.contiguous()  # one set of strides for all inputs
+        cond2 = None if cond2 is None else cond2.contiguous()
     _ras_kernel[(B,)](
         logits,
+        logits if uncond is None else uncond,
+        logits if cond2 is None else cond2,
         logits.stride(0),
         logits.stride(1),
+        float(scale),
+        float(scale2),
+        float(temperature),
         history,
         history.stride(0),
         history.stride(1) if L > 0 else 1,
@@ -188,6 +223,7 @@ def ras(logits, history, uniforms, window: int, threshold: float, top_k, top_p: 
         BLOCK_V=block_v,
         BLOCK_L=triton.next_power_of_2(max(L, 1)),
         ONE=ONE_BITS,
+        GUIDE=guide,
         num_warps=4 if block_v <= 4096 else 8,
     )
     return out
