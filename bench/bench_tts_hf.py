@@ -15,8 +15,8 @@ Cases, B rows of 4 codebooks, ``STEPS`` new steps each:
   ``added_logits_processors`` (Dia's generate drops ``logits_processor=``) after Dia's guidance;
   B = 1, 8.
 * ``musicgen-small``: the decoder at the published size of facebook/musicgen-small (hidden 1024,
-  24 layers, 16 heads, FFN 4096, V = 2048), unconditional; B = 1, 8 (larger batches take minutes
-  per call on two CPU cores).
+  24 layers, 16 heads, FFN 4096, V = 2048), unconditional; B = 1, 8, 32, 64 with ``BIG_STEPS``
+  steps (a 64-step call at B = 64 takes minutes on one CPU core).
 
 HF: ``generate(do_sample=True, top_k=250)`` -- its TopK warper, softmax and multinomial. Ours:
 ``generate(do_sample=False, logits_processor=[SamplerProcessor(FilterSampler(top_k=250))])`` --
@@ -34,7 +34,7 @@ import torch
 from speechdecode.bench.harness import Suite
 from speechdecode.decoding import FilterSampler
 
-CARD, K, TOP_K, STEPS = 2048, 4, 250, 64
+CARD, K, TOP_K, STEPS, BIG_STEPS = 2048, 4, 250, 64, 16
 
 
 def _decoder_config(size: str):
@@ -87,7 +87,7 @@ def _models(quick: bool):
     if not quick:
         big = MusicgenForCausalLM(_decoder_config("musicgen-small")).eval()
         big.generation_config = _generation_config()
-        models["musicgen-small"] = (big, [1, 8])
+        models["musicgen-small"] = (big, [1, 8, 32, 64])
     return models
 
 
@@ -195,6 +195,7 @@ def run(suite: Suite, quick: bool) -> None:
     steps = 8 if quick else STEPS
     torch.set_num_threads(1)  # one core: the comparison is per-step overhead, not threading
     for name, (model, batches) in _models(quick).items():
+        steps = BIG_STEPS if name == "musicgen-small" else steps
         for batch in batches:
             case = f"{name} B={batch}"
             kinds = ["hf", "processor"] + ([] if name.startswith("dia") else ["loop"])
@@ -215,7 +216,7 @@ def run(suite: Suite, quick: bool) -> None:
                     impl += " + fused CFG"
                 settings = {
                     "warmup": 0,
-                    "repeats": 3 if batch < 32 and name != "musicgen-small" else 1,
+                    "repeats": 1 if name == "musicgen-small" else 3,
                     "min_seconds": 0,
                 }
                 params = {"batch": batch, "steps": steps, "top_k": TOP_K, "outside_forward_share": round(share, 4)}
