@@ -172,8 +172,8 @@ def decode_shards(
         raise InvalidArgumentError("frame_shift", "seconds per frame > 0", frame_shift)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise InvalidArgumentError("workers", "an integer >= 1", repr(workers))
-    shards = shard_paths(log_probs)
-    folder = output_folder(out)
+    shards = [os.path.abspath(s) for s in shard_paths(log_probs)]  # workers may have another cwd
+    folder = os.path.abspath(output_folder(out))
     with _exclusive(folder):
         targets = {s: os.path.join(folder, os.path.basename(s) + ".jsonl") for s in shards}
         pending = [s for s in shards if not os.path.exists(targets[s])]

@@ -3,9 +3,10 @@
 >>> from speechdecode.lm.distributed import build
 >>> report = build(["shard1.txt", "shard2.txt"], "G.arpa", 3)  # doctest: +SKIP
 
-See :func:`build` and :mod:`.partition` (the computation of one partition).
+See :func:`build` (:mod:`.driver`: the stages, as Ray tasks) and :mod:`.partition` (the
+computation of one partition).
 """
 
-from speechdecode.lm.distributed.build import BuildReport, build
+from speechdecode.lm.distributed.driver import BuildReport, build
 
 __all__ = ["BuildReport", "build"]

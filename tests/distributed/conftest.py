@@ -8,7 +8,7 @@ import os
 import pytest
 
 from speechdecode import _ray
-from speechdecode.lm.distributed.build import FAULT_ENV
+from speechdecode.lm.distributed.driver import FAULT_ENV
 
 
 @pytest.fixture(scope="session")

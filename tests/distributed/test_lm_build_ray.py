@@ -86,3 +86,12 @@ def test_disk_full_while_spilling_is_named(cluster, tmp_path):
     finally:
         subprocess.run(["umount", str(small)], check=True)
     assert not (tmp_path / "out.arpa").exists()
+
+
+def test_relative_paths_are_the_callers(cluster, tmp_path, monkeypatch):
+    """Workers started from another directory read the shards the caller named relatively."""
+    paths = random_shards(tmp_path, seed=9, sizes=[30, 20])
+    expected = single_process(paths, tmp_path / "single.arpa", 3)
+    monkeypatch.chdir(tmp_path)
+    build([os.path.basename(p) for p in paths], "relative.arpa", 3, partitions=2)
+    assert (tmp_path / "relative.arpa").read_bytes() == expected

@@ -143,7 +143,8 @@ def build(
     memory_bytes = count_module.parse_size(memory)
     if tmp_dir is not None and not os.path.isdir(tmp_dir):
         raise InvalidArgumentError("tmp_dir", "an existing directory", repr(os.fspath(tmp_dir)))
-    names = count_module._paths(paths)
+    names = [os.path.abspath(n) for n in count_module._paths(paths)]  # workers may run elsewhere
+    tmp_dir = None if tmp_dir is None else os.path.abspath(tmp_dir)
     limit_words = count_module._limit_words(limit_vocab)
     real = np.float64 if float64 else np.float32
 
