@@ -192,10 +192,10 @@ def _outside_forward_share(model, fn) -> float:
 
 
 def run(suite: Suite, quick: bool) -> None:
-    steps = 8 if quick else STEPS
+    default_steps = 8 if quick else STEPS
     torch.set_num_threads(1)  # one core: the comparison is per-step overhead, not threading
     for name, (model, batches) in _models(quick).items():
-        steps = BIG_STEPS if name == "musicgen-small" else steps
+        steps = BIG_STEPS if name == "musicgen-small" else default_steps
         for batch in batches:
             case = f"{name} B={batch}"
             kinds = ["hf", "processor"] + ([] if name.startswith("dia") else ["loop"])
