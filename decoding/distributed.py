@@ -23,7 +23,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from speechdecode._io import atomic_write, output_folder
 from speechdecode._progress import progress as progress_bar
 from speechdecode.decoding.hypothesis import Hypothesis
 from speechdecode.decoding.posteriors import load_posteriors
-from speechdecode.errors import InvalidArgumentError
+from speechdecode.errors import InputFileError, InvalidArgumentError
 
 __all__ = ["DecodeReport", "decode_dataset", "decode_shards", "result_row", "shard_paths"]
 
@@ -48,6 +48,7 @@ class DecodeReport:
     utterances: int
     audio_hours: float
     seconds: float
+    unreadable: list[str] = field(default_factory=list)  # shards skipped (skip_unreadable), with why
 
 
 def result_row(utt_id: str, nbest: Sequence[Hypothesis]) -> dict:
@@ -90,25 +91,31 @@ def shard_paths(log_probs: str | os.PathLike | Iterable[str | os.PathLike]) -> l
     return paths
 
 
-def decode_file(decoder: Decoder, shard: str, out: str, frame_shift: float) -> tuple[int, float]:
-    """Decode one shard into ``out`` (JSON Lines, atomic); returns (utterances, audio hours)."""
-    posteriors = load_posteriors(shard)
+def decode_file(decoder: Decoder, shard: str, out: str, frame_shift: float, skip: bool = False) -> tuple:
+    """Decode one shard into ``out`` (JSON Lines, atomic); returns (utterances, audio hours, None),
+    or (0, 0.0, why) for a shard that cannot be read when ``skip``."""
+    try:
+        posteriors = load_posteriors(shard)
+    except (InputFileError, OSError) as exc:
+        if not skip:
+            raise
+        return 0, 0.0, str(exc)
     results = decoder(posteriors.log_probs, posteriors.lengths)
     with atomic_write(out) as handle:
         for utt_id, nbest in zip(posteriors.utt_ids, results, strict=True):
             handle.write(json.dumps(result_row(utt_id, nbest), ensure_ascii=False) + "\n")
-    return len(results), float(posteriors.lengths.sum()) * frame_shift / 3600
+    return len(results), float(posteriors.lengths.sum()) * frame_shift / 3600, None
 
 
 class _ShardWorker:
     """A Ray actor: one decoder, many shards."""
 
-    def __init__(self, make_decoder: Callable[[], Decoder], frame_shift: float):
+    def __init__(self, make_decoder: Callable[[], Decoder], frame_shift: float, skip: bool):
         self.decoder = make_decoder()
-        self.frame_shift = frame_shift
+        self.frame_shift, self.skip = frame_shift, skip
 
-    def decode(self, shard: str, out: str) -> tuple[int, float]:
-        return decode_file(self.decoder, shard, out, self.frame_shift)
+    def decode(self, shard: str, out: str) -> tuple:
+        return decode_file(self.decoder, shard, out, self.frame_shift, self.skip)
 
 
 @contextlib.contextmanager
@@ -138,6 +145,7 @@ def decode_shards(
     workers: int | None = None,
     frame_shift: float = 0.02,
     progress: bool = False,
+    skip_unreadable: bool = False,
     inline: bool = False,
 ) -> DecodeReport:
     """Decode every shard into ``out/<shard file name>.jsonl`` (one JSON object per utterance,
@@ -155,6 +163,8 @@ def decode_shards(
         workers: actors (default: the cluster's CPU slots).
         frame_shift: seconds per log-prob frame, for the audio hours reported.
         progress: a progress bar of shards and audio hours on stderr.
+        skip_unreadable: leave out shards that cannot be read (listed in the report, no output
+            file: a later run tries them again) instead of failing.
         inline: decode here, one shard after another, without Ray.
 
     Returns:
@@ -180,7 +190,9 @@ def decode_shards(
         report = DecodeReport(len(pending), len(shards) - len(pending), 0, 0.0, 0.0)
         bar = progress_bar(desc="decode", total=len(pending), unit="shard") if progress else None
 
-        def done(utterances: int, hours: float) -> None:
+        def done(utterances: int, hours: float, unreadable: str | None) -> None:
+            if unreadable is not None:
+                report.unreadable.append(unreadable)
             report.utterances += utterances
             report.audio_hours += hours
             if bar is not None:
@@ -191,9 +203,10 @@ def decode_shards(
             if inline or not pending:
                 decoder = make_decoder() if pending else None
                 for shard in pending:
-                    done(*decode_file(decoder, shard, targets[shard], frame_shift))
+                    done(*decode_file(decoder, shard, targets[shard], frame_shift, skip_unreadable))
             else:
-                _decode_on_ray(pending, targets, make_decoder, address, workers, frame_shift, done)
+                worker = (make_decoder, frame_shift, skip_unreadable)
+                _decode_on_ray(pending, targets, worker, address, workers, done)
         finally:
             if bar is not None:
                 bar.close()
@@ -201,13 +214,13 @@ def decode_shards(
     return report
 
 
-def _decode_on_ray(pending, targets, make_decoder, address, workers, frame_shift, done) -> None:
+def _decode_on_ray(pending, targets, worker_args, address, workers, done) -> None:
     from speechdecode import _ray
 
     ray = _ray.connect(address)
     count = min(len(pending), workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
     actor = ray.remote(num_cpus=1, max_restarts=2, max_task_retries=2)(_ShardWorker)
-    pool = [actor.remote(make_decoder, frame_shift) for _ in range(count)]
+    pool = [actor.remote(*worker_args) for _ in range(count)]
     queue = list(pending)
     running = {}
     try:

@@ -7,6 +7,6 @@ See :func:`build` (:mod:`.driver`: the stages, as Ray tasks) and :mod:`.partitio
 computation of one partition).
 """
 
-from speechdecode.lm.distributed.driver import BuildReport, build
+from speechdecode.lm.distributed.driver import BuildReport, UnreadableShardWarning, build
 
-__all__ = ["BuildReport", "build"]
+__all__ = ["BuildReport", "UnreadableShardWarning", "build"]

@@ -31,7 +31,7 @@ import numpy as np
 from speechdecode import _backend
 from speechdecode._args import peak_memory
 from speechdecode._io import atomic_write
-from speechdecode.errors import InvalidArgumentError
+from speechdecode.errors import InputFileError, InvalidArgumentError
 from speechdecode.lm import count as count_module
 from speechdecode.lm.counts import WORD_BOUNDARY
 from speechdecode.lm.distributed import partition as P
@@ -45,7 +45,7 @@ from speechdecode.lm.methods.kneser_ney import (
 )
 from speechdecode.lm.vocab import Vocabulary
 
-__all__ = ["BuildReport", "build"]
+__all__ = ["BuildReport", "UnreadableShardWarning", "build"]
 
 STAGES = ("count", "split", "merge", "contexts", "estimate")
 # Peak bytes of a partition task per counted n-gram row it receives (merge: rows, keys, counts,
@@ -55,6 +55,10 @@ BYTES_PER_NGRAM = 512
 # Test hook: "STAGE[,STAGE..]:DIR" makes the first task of each named stage kill its own worker
 # process (SIGKILL) once it has done its work, if DIR exists; a file DIR/STAGE marks it done.
 FAULT_ENV = "SPEECHDECODE_RAY_FAULT"
+
+
+class UnreadableShardWarning(UserWarning):
+    """A shard that could not be read was left out (``skip_unreadable=True``)."""
 
 
 @dataclass
@@ -72,6 +76,7 @@ class BuildReport:
     shuffled_bytes: dict[str, int] = field(default_factory=dict)
     task_peak_rss: int = 0
     warnings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # unreadable shards left out (skip_unreadable)
 
 
 def build(
@@ -90,6 +95,7 @@ def build(
     tmp_dir: str | os.PathLike | None = None,
     encoding_errors: str = "strict",
     address: str | None = None,
+    skip_unreadable: bool = False,
     inline: bool = False,
 ) -> BuildReport:
     """Count text shards and write their modified Kneser-Ney model as an ARPA file, on Ray.
@@ -115,6 +121,9 @@ def build(
         address: the Ray cluster (``host:port``, ``ray://...``, ``"auto"``); None starts a
             local one on loopback (:func:`speechdecode._ray.connect`); an existing ``ray.init``
             is used as it is.
+        skip_unreadable: leave out a shard that cannot be read (missing, invalid UTF-8 under
+            ``"strict"``, ``<s>`` in the text, ...) with an :class:`UnreadableShardWarning`
+            naming it, instead of failing; the model is then that of the other shards.
         inline: run every task in this process, one after another, without Ray (the same
             computation; for debugging and tests).
 
@@ -143,7 +152,7 @@ def build(
     memory_bytes = count_module.parse_size(memory)
     if tmp_dir is not None and not os.path.isdir(tmp_dir):
         raise InvalidArgumentError("tmp_dir", "an existing directory", repr(os.fspath(tmp_dir)))
-    names = [os.path.abspath(n) for n in count_module._paths(paths)]  # workers may run elsewhere
+    names = [os.path.abspath(n) for n in _shard_names(paths, skip_unreadable)]  # workers may run elsewhere
     tmp_dir = None if tmp_dir is None else os.path.abspath(tmp_dir)
     limit_words = count_module._limit_words(limit_vocab)
     real = np.float64 if float64 else np.float32
@@ -154,9 +163,15 @@ def build(
     clock = _Clock(report.seconds)
 
     count_options = (order, units, word_boundary, limit_words, memory_bytes, tmp_dir, encoding_errors)
-    counted = [runner.submit(_count_task, 2, name, *count_options) for name in names]
+    counted = [runner.submit(_count_task, 2, name, *count_options, skip_unreadable) for name in names]
     shard_facts = runner.get([c[0] for c in counted])
     report.shuffled_bytes["count"] = _tally(report, shard_facts)
+    for f in shard_facts:
+        if "skipped" in f:
+            report.skipped.append(f["skipped"])
+            warnings.warn(f"skipped an unreadable shard: {f['skipped']}", UnreadableShardWarning, stacklevel=2)
+    counted = [c for c, f in zip(counted, shard_facts, strict=True) if "skipped" not in f]
+    shard_facts = [f for f in shard_facts if "skipped" not in f]
     clock.lap("count")
 
     vocab = Vocabulary()
@@ -248,6 +263,16 @@ def build(
     clock.lap("write")
     report.seconds["total"] = time.perf_counter() - started
     return report
+
+
+def _shard_names(paths, skip_unreadable: bool) -> list[str]:
+    """The shards as given; missing ones fail here unless they are to be skipped (by their task)."""
+    if not skip_unreadable:
+        return count_module._paths(paths)
+    names = [paths] if isinstance(paths, str | bytes | os.PathLike) else list(paths)
+    if not names:
+        raise InvalidArgumentError("paths", "at least one file", "none")
+    return [os.fsdecode(n) for n in names]
 
 
 def _tally(report: BuildReport, facts: list[dict]) -> int:
@@ -344,10 +369,15 @@ def _facts(moved: int, **facts) -> dict:
     return {"bytes": int(moved), "peak": peak_memory(), **facts}
 
 
-def _count_task(path, order, units, word_boundary, limit_words, memory_bytes, tmp_dir, encoding_errors):
-    counts, tokens = count_module._count_native(
-        [path], order, units, word_boundary, limit_words, memory_bytes, tmp_dir, encoding_errors, False
-    )
+def _count_task(path, order, units, word_boundary, limit_words, memory_bytes, tmp_dir, encoding_errors, skip):
+    try:
+        counts, tokens = count_module._count_native(
+            [path], order, units, word_boundary, limit_words, memory_bytes, tmp_dir, encoding_errors, False
+        )
+    except (InputFileError, OSError) as exc:
+        if not skip:
+            raise
+        return _facts(0, skipped=str(exc)), None
     _fault_point("count")
     grams = counts.ngrams[0][:, 0]
     unigram = np.zeros(len(counts.vocab), dtype=np.int64)

@@ -35,6 +35,9 @@ def register(commands) -> None:
     decode.add_argument(
         "--frame-shift", type=float, default=0.02, help="--ray: seconds per frame, for the audio hours (0.02)"
     )
+    decode.add_argument(
+        "--skip-unreadable", action="store_true", help="--ray: leave out shards that cannot be read (listed)"
+    )
     decode.add_argument("--decoder", choices=["auto", "greedy", "prefix", "wfst"], default="auto")
     decode.add_argument("--tokens", metavar="tokens.txt", help="token table: one per line, or 'symbol id' pairs")
     decode.add_argument(
@@ -271,12 +274,14 @@ def run_ray(args) -> None:
         workers=args.workers,
         frame_shift=args.frame_shift,
         progress=True,
+        skip_unreadable=args.skip_unreadable,
     )
     emit(
         args,
         {"out": args.out, **report.__dict__},
         f"{args.out}: {report.shards} shards decoded ({report.skipped} already done), {report.utterances} "
-        f"utterances, {report.audio_hours:.2f} h of audio in {report.seconds:.1f} s",
+        f"utterances, {report.audio_hours:.2f} h of audio in {report.seconds:.1f} s"
+        + "".join(f"\nskipped: {why}" for why in report.unreadable),
     )
 
 
@@ -288,8 +293,13 @@ def run(args) -> None:
     if args.ray is not None:
         run_ray(args)
         return
-    if args.out or args.workers:
-        raise InvalidArgumentError("--out" if args.out else "--workers", "--ray with it", "no --ray")
+    given = [
+        f
+        for f, v in (("--out", args.out), ("--workers", args.workers), ("--skip-unreadable", args.skip_unreadable))
+        if v
+    ]
+    if given:
+        raise InvalidArgumentError(given[0], "--ray with it", "no --ray")
     decoder = _choose(args)
     posteriors = load_posteriors(args.log_probs)
     symbols = SymbolTable.read(args.tokens) if args.tokens else None

@@ -79,6 +79,9 @@ def register(commands) -> None:
     build.add_argument(
         "--partitions", type=int, metavar="N", help="--ray: partitions by last word (default: 2 per worker slot)"
     )
+    build.add_argument(
+        "--skip-unreadable", action="store_true", help="--ray: leave out text shards that cannot be read (warns)"
+    )
 
     ppl = lm.add("ppl", "perplexity of a text under an ARPA model (as KenLM's Python module computes it)", run_ppl)
     ppl.add_argument("--arpa", required=True)
@@ -203,8 +206,9 @@ def run_build(args) -> None:
     if args.ray is not None:
         _build_on_ray(args)
         return
-    if args.partitions is not None:
-        raise InvalidArgumentError("--partitions", "--ray with it", "no --ray")
+    if args.partitions is not None or args.skip_unreadable:
+        flag = "--partitions" if args.partitions is not None else "--skip-unreadable"
+        raise InvalidArgumentError(flag, "--ray with it", "no --ray")
     times = {}
     start = time.perf_counter()
     if args.text:
@@ -286,6 +290,7 @@ def _build_on_ray(args) -> None:
             tmp_dir=args.tmp_dir,
             encoding_errors=args.encoding_errors,
             address=args.ray or None,
+            skip_unreadable=args.skip_unreadable,
         )
     for w in caught:
         _status(f"warning: {w.message}")

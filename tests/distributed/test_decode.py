@@ -126,3 +126,14 @@ def test_unreadable_shard_is_named_and_leaves_no_partial_file(cluster, shards, t
         decode_shards(folder, tmp_path / "out", make, workers=2)
     left = sorted(os.listdir(tmp_path / "out"))
     assert "s02.npz.jsonl" not in left and all(n.endswith(".jsonl") or n == LOCK_NAME for n in left)
+
+
+def test_unreadable_shards_are_skipped_when_asked(shards, tmp_path):
+    tmp, make = shards
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "s00.npz").write_bytes((tmp / "in" / "s00.npz").read_bytes())
+    (folder / "s01.npz").write_bytes(b"not a zip")
+    report = decode_shards(folder, tmp_path / "out", make, skip_unreadable=True, inline=True)
+    assert report.shards == 2 and len(report.unreadable) == 1 and "s01.npz" in report.unreadable[0]
+    assert read_rows(tmp_path / "out") == {"s00.npz": expected_rows(tmp / "in", make)["s00.npz"]}

@@ -17,7 +17,7 @@ from speechdecode._ray import ClusterUnavailableError
 from speechdecode.errors import BackendUnavailableError, InputFileError, InvalidArgumentError
 from speechdecode.lm.arpa import write_arpa
 from speechdecode.lm.count import count_files
-from speechdecode.lm.distributed import build
+from speechdecode.lm.distributed import UnreadableShardWarning, build
 from speechdecode.lm.estimate import estimate
 from speechdecode.lm.methods.kneser_ney import DiscountFallbackWarning
 
@@ -171,3 +171,18 @@ def test_missing_ray_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
     with pytest.raises(BackendUnavailableError, match=r"speechdecode\[ray\]"):
         _ray.require_ray()
+
+
+def test_unreadable_shards_are_skipped_only_when_asked(tmp_path):
+    paths = random_shards(tmp_path, seed=13, sizes=[60, 25])
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"w1 w2\nw3 \xff\n")
+    missing = tmp_path / "missing.txt"
+    expected = single_process(paths, tmp_path / "single.arpa", 3)
+    with pytest.warns(UnreadableShardWarning) as caught:
+        report = build([paths[0], bad, missing, paths[1]], tmp_path / "skip.arpa", 3, skip_unreadable=True, inline=True)
+    assert (tmp_path / "skip.arpa").read_bytes() == expected
+    assert len(report.skipped) == 2 and "bad.txt:2" in report.skipped[0] and "missing.txt" in report.skipped[1]
+    assert len([w for w in caught if issubclass(w.category, UnreadableShardWarning)]) == 2
+    with pytest.raises(InputFileError, match=r"missing\.txt"):
+        build([paths[0], missing], tmp_path / "fail.arpa", 3, inline=True)
