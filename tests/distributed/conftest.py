@@ -17,7 +17,7 @@ def cluster(tmp_path_factory):
     there kills its worker once, when that folder exists (only the fault test creates it)."""
     ray = pytest.importorskip("ray")
     faults = tmp_path_factory.mktemp("faults") / "armed"
-    os.environ[FAULT_ENV] = f"count,estimate:{faults}"
+    os.environ[FAULT_ENV] = f"count,contexts,estimate:{faults}"
     try:
         _ray.connect(None, num_cpus=2, object_store_memory=100 * 2**20)
         yield faults

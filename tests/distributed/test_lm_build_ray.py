@@ -35,9 +35,9 @@ def test_worker_killed_while_counting_and_joining_is_retried(cluster, tmp_path):
     expected = single_process(paths, tmp_path / "single.arpa", 4)
     cluster.mkdir()
     build(paths, tmp_path / "ray.arpa", 4, partitions=3, memory="64M")
-    # The markers are made right before each SIGKILL: both stages lost a worker, and Ray ran
-    # those tasks again.
-    assert sorted(p.name for p in cluster.iterdir()) == ["count", "estimate"]
+    # The markers are made right before each SIGKILL: each stage lost a worker (counting, the
+    # context join, the suffix join), and Ray ran those tasks again.
+    assert sorted(p.name for p in cluster.iterdir()) == ["contexts", "count", "estimate"]
     assert (tmp_path / "ray.arpa").read_bytes() == expected
 
 
