@@ -186,3 +186,12 @@ def test_unreadable_shards_are_skipped_only_when_asked(tmp_path):
     assert len([w for w in caught if issubclass(w.category, UnreadableShardWarning)]) == 2
     with pytest.raises(InputFileError, match=r"missing\.txt"):
         build([paths[0], missing], tmp_path / "fail.arpa", 3, inline=True)
+
+
+def test_character_units_match_single_process(tmp_path):
+    paths = random_shards(tmp_path, seed=17, sizes=[40, 9])
+    counts = count_files(paths, 4, units="char", word_boundary="_")
+    write_arpa(tmp_path / "single.arpa", estimate(counts, "mkn"))
+    build(paths, tmp_path / "dist.arpa", 4, units="char", word_boundary="_", partitions=3, inline=True)
+    assert (tmp_path / "dist.arpa").read_bytes() == (tmp_path / "single.arpa").read_bytes()
+    assert b"\t_\t" in (tmp_path / "dist.arpa").read_bytes()  # the boundary is a unigram
