@@ -325,7 +325,6 @@ def estimate_mkn(
     tests make it small). Releases the GIL; TensorError names a bad array.
     """
 
-
 def estimate_mkn_arpa(
     fd: int,
     name: bytes,
