@@ -7,12 +7,10 @@ produces EOS.
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 
-from speechdecode import _tensors
-from speechdecode.errors import InvalidArgumentError, TensorError
+from speechdecode import _args, _tensors
+from speechdecode.errors import TensorError
 
 __all__ = ["DurationGuidedStopping"]
 
@@ -49,11 +47,11 @@ class DurationGuidedStopping:
     def __init__(self, durations, eos_id: int):
         d = _tensors.counts(durations, "durations", (1, 2), "a 2-D [B, L] or 1-D [B] array")
         self.totals = d.sum(dim=1) if d.ndim == 2 else d.clone()
-        self.eos_id = _non_negative(eos_id, "eos_id")
+        self.eos_id = _args.integer(eos_id, "eos_id", 0)
 
     def done(self, step: int) -> torch.Tensor:
         """bool [B]: rows whose EOS is forced at ``step`` (``step >= D_b``)."""
-        return _non_negative(step, "step") >= self.totals
+        return _args.integer(step, "step", 0) >= self.totals
 
     def __call__(self, step: int, logits: torch.Tensor) -> torch.Tensor:
         x = _tensors.as_tensor(logits, "logits")
@@ -70,11 +68,3 @@ class DurationGuidedStopping:
         out = x.masked_fill(blocked, float("-inf"))
         out[:, self.eos_id] = torch.where(forced, torch.zeros_like(out[:, self.eos_id]), out[:, self.eos_id])
         return out
-
-
-def _non_negative(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidArgumentError(name, "an integer >= 0", repr(value))
-    if int(value) < 0:
-        raise InvalidArgumentError(name, "an integer >= 0", int(value))
-    return int(value)

@@ -14,18 +14,10 @@ import numbers
 
 import torch
 
-from speechdecode import _tensors
+from speechdecode import _args, _tensors
 from speechdecode.errors import InvalidArgumentError, TensorError
 
 __all__ = ["expand_frames", "group_codes", "merge_residual", "reduce_frames", "ungroup_codes"]
-
-
-def _factor(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidArgumentError(name, "an integer >= 1", repr(value))
-    if int(value) < 1:
-        raise InvalidArgumentError(name, "an integer >= 1", int(value))
-    return int(value)
 
 
 def _tensor(x, name: str, ndims: tuple[int, ...], what: str) -> torch.Tensor:
@@ -54,7 +46,7 @@ def group_codes(codes, G: int) -> torch.Tensor:
                  [3, 4]]])
     """
     t = _tensor(codes, "codes", (2, 3), "a 2-D [B, T] or 3-D [B, K, T] array")
-    G = _factor(G, "G")
+    G = _args.integer(G, "G", 1)
     frames = t.shape[-1]
     kept = t[..., frames % G :]
     return kept.reshape(*t.shape[:-1], frames // G, G)
@@ -66,7 +58,7 @@ def ungroup_codes(grouped, G: int | None = None) -> torch.Tensor:
     ``G``, when given, is checked against the last dimension. Trimmed leading frames are not restored.
     """
     t = _tensor(grouped, "grouped", (3, 4), "a 3-D [B, N, G] or 4-D [B, K, N, G] array")
-    if G is not None and _factor(G, "G") != t.shape[-1]:
+    if G is not None and _args.integer(G, "G", 1) != t.shape[-1]:
         raise TensorError("grouped", f"last dimension G={G}", _tensors._describe(grouped))
     return t.reshape(*t.shape[:-2], t.shape[-2] * t.shape[-1])
 
@@ -88,7 +80,7 @@ def merge_residual(x, m: int) -> torch.Tensor:
     t = _tensor(x, "x", (3,), "a 3-D [B, F, T] array")
     if not t.dtype.is_floating_point:
         raise TensorError("x", "a floating-point dtype", _tensors._describe(x))
-    m = _factor(m, "m")
+    m = _args.integer(m, "m", 1)
     batch, features, frames = t.shape
     windows = -(-frames // m)
     work = torch.promote_types(t.dtype, torch.float32)  # half precision sums in float32
@@ -114,7 +106,7 @@ def reduce_frames(mel, r: int, pad_value: float = 0.0) -> torch.Tensor:
                  [2., 0.]]])
     """
     t = _tensor(mel, "mel", (3,), "a 3-D [B, T, D] array")
-    r = _factor(r, "r")
+    r = _args.integer(r, "r", 1)
     batch, frames, dims = t.shape
     steps = -(-frames // r)
     if steps * r != frames:
@@ -130,7 +122,7 @@ def expand_frames(x, r: int, num_frames: int | None = None) -> torch.Tensor:
         InvalidArgumentError: ``r < 1``, or ``num_frames`` outside [0, N * r].
     """
     t = _tensor(x, "x", (3,), "a 3-D [B, N, r * D] array")
-    r = _factor(r, "r")
+    r = _args.integer(r, "r", 1)
     batch, steps, width = t.shape
     if width % r:
         raise TensorError("x", f"a last dimension divisible by r={r}", _tensors._describe(x))

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from speechdecode import _tensors
+from speechdecode import _args, _tensors
 from speechdecode.decoding.samplers import FilterSampler, RasSampler, check_sampler, draw
 from speechdecode.decoding.stopping import DurationGuidedStopping
 from speechdecode.errors import InvalidArgumentError, TensorError
@@ -60,12 +60,6 @@ class GenerationOutput(NamedTuple):
     lengths: torch.Tensor
     finished: torch.Tensor
     steps: int
-
-
-def _int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise InvalidArgumentError(name, f"an integer >= {minimum}", repr(value))
-    return int(value)
 
 
 def _codes(x, name: str, ndim: int, what: str, high: int) -> torch.Tensor:
@@ -95,7 +89,7 @@ class TokenSampler:
     """
 
     def __init__(self, rows: int, *, temperature=1.0, top_k=None, top_p=None, ras=None, generator=None):
-        self.rows = _int(rows, "rows", 1)
+        self.rows = _args.integer(rows, "rows", 1)
         if ras is None:
             self.sampler = FilterSampler(temperature, top_k, top_p, generator=generator)
             return
@@ -236,9 +230,9 @@ class CodecLM:
     def __init__(self, ar_model, nar_model=None, *, card: int, num_codebooks: int = 1, group_size: int = 1):
         self.ar_model = ar_model
         self.nar_model = nar_model
-        self.card = _int(card, "card", 1)
-        self.num_codebooks = _int(num_codebooks, "num_codebooks", 1)
-        self.group_size = _int(group_size, "group_size", 1)
+        self.card = _args.integer(card, "card", 1)
+        self.num_codebooks = _args.integer(num_codebooks, "num_codebooks", 1)
+        self.group_size = _args.integer(group_size, "group_size", 1)
         if nar_model is None and self.num_codebooks > 1:
             raise InvalidArgumentError("nar_model", f"a NAR model for codebooks 2..{self.num_codebooks}", None)
         self.eos, self.pad, self.phoneme_offset = self.card, self.card + 1, self.card + 2
@@ -301,7 +295,7 @@ class CodecLM:
             raise TensorError(
                 "prompt_codes", f"[B={batch}, K={self.num_codebooks}, P]", _tensors._describe(prompt_codes)
             )
-        max_frames = _int(max_frames, "max_frames", 1)
+        max_frames = _args.integer(max_frames, "max_frames", 1)
         G = self.group_size
         prompt = prompt[..., prompt.shape[2] % G :]
         draws = _Draws(_sampler(sampler, batch, temperature, top_k, top_p, ras, generator), batch, ph.device)
@@ -317,7 +311,7 @@ class CodecLM:
         max_groups = min(-(-max_frames // G), limit - prefix)
         guide = None
         if durations is not None:
-            k = _int(duration_window, "duration_window", 0)
+            k = _args.integer(duration_window, "duration_window", 0)
             groups = grouped.shape[1] + max_groups + 1
             guide = _Durations(durations, k, num_ph, batch, groups * G, prompt.shape[2], self.eos, dev)
             # the query predicting group i attends to the union of group i's frame windows: [B, N, L]
@@ -421,8 +415,8 @@ class DelayPatternLM:
 
     def __init__(self, model, *, card: int, num_codebooks: int, delays=None):
         self.model = model
-        self.card = _int(card, "card", 1)
-        self.num_codebooks = _int(num_codebooks, "num_codebooks", 1)
+        self.card = _args.integer(card, "card", 1)
+        self.num_codebooks = _args.integer(num_codebooks, "num_codebooks", 1)
         self.revert = IncrementalRevert(self.num_codebooks, delays)
         self.delays = self.revert.delays
         self.empty, self.eog, self.pad, self.eos = self.card, self.card + 1, self.card + 2, self.card + 3
@@ -487,7 +481,7 @@ class DelayPatternLM:
             prompt = _codes(prompt_codes, "prompt_codes", 3, f"[B={batch}, K={K}, P]", self.card)
             if tuple(prompt.shape[:2]) != (batch, K):
                 raise TensorError("prompt_codes", f"[B={batch}, K={K}, P]", _tensors._describe(prompt_codes))
-        max_frames = _int(max_frames, "max_frames", 1)
+        max_frames = _args.integer(max_frames, "max_frames", 1)
         chosen = _sampler(sampler, batch * K, temperature, top_k, top_p, ras, generator)
         head = self._phoneme_tokens(ph)
         draws = _Draws(chosen, batch * K, ph.device)
@@ -547,7 +541,7 @@ class DelayPatternLM:
             raise TensorError("codes", f"[B={batch}, K={K}, T]", _tensors._describe(codes))
         if not isinstance(spans, (list, tuple)) or len(spans) != batch:
             raise InvalidArgumentError("spans", f"a list of {batch} (start, end) pairs, one per row", repr(spans))
-        max_frames = _int(max_frames, "max_frames", 1)
+        max_frames = _args.integer(max_frames, "max_frames", 1)
         chosen = _sampler(sampler, K, temperature, top_k, top_p, ras, generator)
         edited, finished, steps = [], [], 0
         for b in range(batch):
@@ -589,7 +583,14 @@ class DelayPatternLM:
         guide = None
         if durations is not None:
             guide = _Durations(
-                durations, _int(duration_window, "duration_window", 0), num_ph, batch, last_column + 1, P, self.eog, dev
+                durations,
+                _args.integer(duration_window, "duration_window", 0),
+                num_ph,
+                batch,
+                last_column + 1,
+                P,
+                self.eog,
+                dev,
             )
         tokens = torch.cat([head, columns.transpose(1, 2)], dim=1)
         mask = None

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from speechdecode import _tensors
+from speechdecode import _args, _tensors
 from speechdecode.errors import InvalidArgumentError, TensorError
 
 __all__ = ["CausalConvLstmEncoder", "KVCache", "TinyMelleLM", "TinyTransformerLM", "TinyUnitHead"]
@@ -39,12 +38,6 @@ def _seeded(seed: int):
         yield
     finally:
         torch.random.set_rng_state(state)
-
-
-def _positive(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise InvalidArgumentError(name, f"an integer >= {minimum}", repr(value))
-    return int(value)
 
 
 class CausalConvLstmEncoder(nn.Module):
@@ -82,11 +75,11 @@ class CausalConvLstmEncoder(nn.Module):
         seed: int = 0,
     ):
         super().__init__()
-        self.num_features = _positive(num_features, "num_features")
-        self.vocab_size = _positive(vocab_size, "vocab_size", 2)
-        self.subsampling = _positive(subsampling, "subsampling")
-        self.kernel_size = _positive(kernel_size, "kernel_size")
-        lstm_layers = _positive(lstm_layers, "lstm_layers", 0)
+        self.num_features = _args.integer(num_features, "num_features", 1)
+        self.vocab_size = _args.integer(vocab_size, "vocab_size", 2)
+        self.subsampling = _args.integer(subsampling, "subsampling", 1)
+        self.kernel_size = _args.integer(kernel_size, "kernel_size", 1)
+        lstm_layers = _args.integer(lstm_layers, "lstm_layers", 0)
         with _seeded(seed):
             self.conv = nn.Conv1d(self.subsampling * self.num_features, hidden, self.kernel_size)
             self.lstm = nn.LSTM(hidden, hidden, lstm_layers, batch_first=True) if lstm_layers else None
@@ -247,13 +240,13 @@ class TinyTransformerLM(nn.Module):
         seed: int = 0,
     ):
         super().__init__()
-        self.vocab_size = _positive(vocab_size, "vocab_size")
-        self.num_streams = _positive(num_streams, "num_streams")
-        self.out_vocab = _positive(out_vocab if out_vocab is not None else vocab_size, "out_vocab")
-        self.out_streams = _positive(out_streams, "out_streams")
-        self.max_context = _positive(max_context, "max_context")
+        self.vocab_size = _args.integer(vocab_size, "vocab_size", 1)
+        self.num_streams = _args.integer(num_streams, "num_streams", 1)
+        self.out_vocab = _args.integer(out_vocab if out_vocab is not None else vocab_size, "out_vocab", 1)
+        self.out_streams = _args.integer(out_streams, "out_streams", 1)
+        self.max_context = _args.integer(max_context, "max_context", 1)
         self.causal = bool(causal)
-        dim, num_heads = _positive(dim, "dim"), _positive(num_heads, "num_heads")
+        dim, num_heads = _args.integer(dim, "dim", 1), _args.integer(num_heads, "num_heads", 1)
         if dim % num_heads:
             raise InvalidArgumentError("num_heads", f"a divisor of dim={dim}", num_heads)
         if tie_weights and (self.out_streams != self.num_streams or self.out_vocab > self.vocab_size):
@@ -268,7 +261,9 @@ class TinyTransformerLM(nn.Module):
             self.embed = nn.Embedding(self.num_streams * self.vocab_size, dim)
             self.position = nn.Embedding(self.max_context, dim)
             self.stage = nn.Embedding(num_stages, dim) if num_stages else None
-            self.blocks = nn.ModuleList(_Block(dim, num_heads) for _ in range(_positive(num_layers, "num_layers")))
+            self.blocks = nn.ModuleList(
+                _Block(dim, num_heads) for _ in range(_args.integer(num_layers, "num_layers", 1))
+            )
             self.norm = nn.LayerNorm(dim)
             self.head = nn.Linear(dim, self.out_streams * self.out_vocab)
             with torch.no_grad():  # larger logits make the random model's distributions peaky, like a trained LM
@@ -339,10 +334,10 @@ class TinyUnitHead(nn.Module):
 
     def __init__(self, dim: int, num_units: int, upsample: int = 25, seed: int = 0):
         super().__init__()
-        self.upsample = _positive(upsample, "upsample")
-        self.num_units = _positive(num_units, "num_units")
+        self.upsample = _args.integer(upsample, "upsample", 1)
+        self.num_units = _args.integer(num_units, "num_units", 1)
         with _seeded(seed):
-            self.copy = nn.Embedding(self.upsample, _positive(dim, "dim"))
+            self.copy = nn.Embedding(self.upsample, _args.integer(dim, "dim", 1))
             self.norm = nn.LayerNorm(dim, elementwise_affine=False)
             self.head = nn.Linear(dim, self.num_units + 1)
             with torch.no_grad():
@@ -383,13 +378,15 @@ class TinyMelleLM(nn.Module):
         seed: int = 0,
     ):
         super().__init__()
-        width = _positive(mel_dim, "mel_dim") * _positive(r, "r")
-        self.max_context = _positive(max_context, "max_context")
-        self.num_heads = _positive(num_heads, "num_heads")
+        width = _args.integer(mel_dim, "mel_dim", 1) * _args.integer(r, "r", 1)
+        self.max_context = _args.integer(max_context, "max_context", 1)
+        self.num_heads = _args.integer(num_heads, "num_heads", 1)
         with _seeded(seed):
             self.inp = nn.Linear(width, dim)
             self.position = nn.Embedding(self.max_context, dim)
-            self.blocks = nn.ModuleList(_Block(dim, num_heads) for _ in range(_positive(num_layers, "num_layers")))
+            self.blocks = nn.ModuleList(
+                _Block(dim, num_heads) for _ in range(_args.integer(num_layers, "num_layers", 1))
+            )
             self.norm = nn.LayerNorm(dim)
             self.mu = nn.Linear(dim, width)
             self.logvar = nn.Linear(dim, width)
