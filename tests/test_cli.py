@@ -99,7 +99,7 @@ def test_every_command_takes_json():
                 yield from leaves(sub, (*path, name))
 
     commands = dict(leaves(cli.build_parser(), ()))
-    assert {p[0] for p in commands} == {"info", "lm", "graph", "decode", "demo", "bench"}
+    assert {p[0] for p in commands} == {"info", "lm", "graph", "decode", "demo", "bench", "transcribe"}
     assert {p[1] for p in commands if p[0] == "graph"} == {"compile", "import", "info", "draw"}
     lm = {"count", "build", "ppl", "prune", "generate", "info", "binary", "arpa", "query"}
     assert {p[1] for p in commands if p[0] == "lm"} == lm
