@@ -107,8 +107,7 @@ def write_arpa(path: str | os.PathLike, model: ArpaModel, *, backend: str | None
     """
     from speechdecode import _backend
 
-    choice = backend or _backend.forced()
-    if choice != "reference" and (choice == "native" or _backend.HAS_NATIVE):
+    if _backend.select("cpu", backend, implemented=_backend.NO_KERNEL) == "native":
         from speechdecode.lm.native_estimate import write_arpa_native
 
         write_arpa_native(path, model)
@@ -213,10 +212,7 @@ def read_arpa(path: str | os.PathLike, *, backend: str | None = None) -> ArpaMod
     """
     from speechdecode import _backend
 
-    if backend not in (None, *_backend.BACKENDS):
-        raise InvalidArgumentError("backend", f"one of {', '.join(_backend.BACKENDS)}", repr(backend))
-    choice = backend or _backend.forced()
-    if choice != "reference" and (choice == "native" or _backend.HAS_NATIVE):
+    if _backend.select("cpu", backend, implemented=_backend.NO_KERNEL) == "native":
         return _read_arpa_native(path, _backend.native())
     return _read_arpa_reference(path)
 

@@ -199,10 +199,7 @@ def count_files(
     names = _paths(paths)
     limit_words = _limit_words(limit_vocab)
 
-    if backend not in (None, "native", "reference"):
-        raise InvalidArgumentError("backend", "'native' or 'reference'", repr(backend))
-    impl = backend or _backend.forced()  # a forced "triton" means the default here: there is no kernel
-    if impl == "reference" or (impl != "native" and not _backend.HAS_NATIVE):
+    if _backend.select("cpu", backend, implemented=_backend.NO_KERNEL) == "reference":
         counts, tokens = _count_reference(names, order, units, word_boundary, limit_words, encoding_errors)
     else:
         counts, tokens = _count_native(

@@ -93,10 +93,7 @@ def _native_for(method: str, backend: str | None, options: dict) -> bool:
         raise InvalidArgumentError(
             "options", f"options of method {method!r}: {', '.join(accepted) or 'none'}", ", ".join(unknown)
         )
-    if backend not in (None, *_backend.BACKENDS):
-        raise InvalidArgumentError("backend", f"one of {', '.join(_backend.BACKENDS)}", repr(backend))
-    choice = backend or _backend.forced()
-    return method in NATIVE and choice != "reference" and (choice == "native" or _backend.HAS_NATIVE)
+    return method in NATIVE and _backend.select("cpu", backend, implemented=_backend.NO_KERNEL) == "native"
 
 
 def estimate_arpa(

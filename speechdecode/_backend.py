@@ -21,6 +21,7 @@ import platform
 from speechdecode.errors import BackendUnavailableError, InvalidArgumentError
 
 BACKENDS = ("reference", "native", "triton")
+NO_KERNEL = ("reference", "native")  # ops with no Triton kernel (file formats, counting, estimation)
 ENV_VAR = "SPEECHDECODE_BACKEND"
 
 try:
@@ -85,19 +86,23 @@ def _why_unavailable(name: str, device: str) -> str:
     return "Triton needs CUDA inputs, or TRITON_INTERPRET=1 set before import to run on CPU"
 
 
-def select(device: str = "cpu", backend: str | None = None, *, torch_native: bool = False) -> str:
-    """The backend to use for inputs on ``device``.
+def select(device: str = "cpu", backend: str | None = None, *, torch_native: bool = False, implemented=BACKENDS) -> str:
+    """The backend to use for inputs on ``device``: the one place that reads ``SPEECHDECODE_BACKEND``.
 
     ``backend`` (an explicit argument) wins over ``SPEECHDECODE_BACKEND``, which wins over
     the default: triton for CUDA inputs, native for CPU inputs, reference otherwise.
     ``torch_native``: the op's native path is batched torch, not the extension, so it runs on
     any device without ``speechdecode._native`` (and is the CUDA default without Triton).
+    ``implemented``: the backends the op has; an explicit other one is an error, while one the
+    environment forces (e.g. triton for an op without a kernel) gives the op's default.
     """
-    if backend is not None and backend not in BACKENDS:
-        raise InvalidArgumentError("backend", f"one of {', '.join(BACKENDS)}", repr(backend))
+    if backend is not None and backend not in implemented:
+        raise InvalidArgumentError("backend", f"one of {', '.join(implemented)}", repr(backend))
     choice = backend or forced()
-    names = available(device)
-    if torch_native and "native" not in names:
+    if choice not in implemented:
+        choice = None
+    names = [n for n in available(device) if n in implemented]
+    if torch_native and "native" not in names and "native" in implemented:
         names.append("native")
     if choice is not None:
         if choice not in names:
