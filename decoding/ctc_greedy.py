@@ -72,7 +72,13 @@ def ctc_greedy(
         blank: the blank label id.
         backend: "reference", "native" or "triton"; default: ``SPEECHDECODE_BACKEND`` or the
             fastest available for the input's device.
-        num_threads: CPU threads of the native backend (default: all cores).
+        num_threads: CPU threads of the native backend (default: all cores). One thread reads
+            float32 scores at about the speed of a streaming read; more help where one thread
+            cannot use the memory bandwidth.
+
+    The native float32 argmax uses AVX-512 or AVX2 when the CPU has them (checked at run
+    time) and a portable loop elsewhere; ``SPEECHDECODE_CPU_ISA=avx512|avx2|portable`` forces
+    one (an ISA the CPU lacks raises TensorError).
 
     Returns:
         One :class:`GreedyHypothesis` per utterance, in the input's framework and device.
