@@ -11,11 +11,17 @@ same [64, 2000, 512] float32 input"). Cases:
 * ``fp32 ragged``: float32 with lengths drawn from [T/2, T]; throughput counts valid frames only.
 
 Implementations: reference (torch), native on one thread and on every core, and Triton when
-CUDA is available (inputs moved to the GPU before timing). Every implementation's output is
+CUDA is available (inputs moved to the GPU before timing). The ``fp32`` case adds the native
+float32 argmax forced to each other CPU path this machine has (``SPEECHDECODE_CPU_ISA``), and
+``numpy.sum`` of the same array: one thread streaming the array once, the speed a memory-bound
+single-thread greedy decode can reach (not a decoder; its ratio is the bound's). Every implementation's output is
 checked against the anchor's before it is timed. Quick mode uses [4, 200, 64].
 """
 
 from __future__ import annotations
+
+import contextlib
+import os
 
 import numpy as np
 import torch
@@ -59,6 +65,32 @@ def numpy_greedy(x: np.ndarray, blank: int = BLANK, lengths: np.ndarray | None =
     return best[keep], frames, offsets
 
 
+def cpu_isas() -> list[str]:
+    """The float32 argmax paths this CPU can run, fastest first (see decoding/ctc_greedy.py)."""
+    flags = set()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    return [isa for isa, flag in (("avx512", "avx512f"), ("avx2", "avx2")) if flag in flags] + ["portable"]
+
+
+@contextlib.contextmanager
+def forced_isa(isa: str | None):
+    """SPEECHDECODE_CPU_ISA=isa while the block runs (None: the automatic choice)."""
+    before = os.environ.get("SPEECHDECODE_CPU_ISA")
+    if isa is not None:
+        os.environ["SPEECHDECODE_CPU_ISA"] = isa
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("SPEECHDECODE_CPU_ISA", None)
+        else:
+            os.environ["SPEECHDECODE_CPU_ISA"] = before
+
+
 def _case(
     suite: Suite,
     case: str,
@@ -76,12 +108,14 @@ def _case(
     common = {"bytes_processed": bytes_processed, "items": batch, "item_unit": "utt"}
     suite.add(case, anchor_name, anchor_fn, anchor=True, params={**params, **(anchor_params or {})}, **common)
     for impl, fn, extra, sync in impls:
-        check_equal(case, impl, fn(), want, names=OUTPUTS)
-        suite.add(case, impl, fn, params={**params, **extra}, sync=sync, **common)
+        with forced_isa(extra.get("forced_isa")):
+            check_equal(case, impl, fn(), want, names=OUTPUTS)
+            suite.add(case, impl, fn, params={**params, **extra}, sync=sync, **common)
 
 
-def _impls(x: torch.Tensor, lengths: torch.Tensor | None, *, reference: bool):
-    """(name, fn, params, sync) for every implementation that can run here, on the same values."""
+def _impls(x: torch.Tensor, lengths: torch.Tensor | None, *, reference: bool, isas: bool = False):
+    """(name, fn, params, sync) for every implementation that can run here, on the same values;
+    with ``isas``, one native single-thread row per CPU path other than the automatic one."""
     rows = []
     if reference:
         rows.append(("reference (torch)", lambda: ctc_greedy_packed(x, lengths, BLANK, backend="reference"), {}, None))
@@ -93,7 +127,16 @@ def _impls(x: torch.Tensor, lengths: torch.Tensor | None, *, reference: bool):
                 (
                     f"native {k} thread{'s' if k > 1 else ''}",
                     lambda k=k: ctc_greedy_packed(x, lengths, BLANK, backend="native", num_threads=k),
-                    {"num_threads": k},
+                    {"num_threads": k, "cpu_path": cpu_isas()[0]},
+                    None,
+                )
+            )
+        for isa in cpu_isas()[1:] if isas else []:
+            rows.append(
+                (
+                    f"native 1 thread {isa}",
+                    lambda: ctc_greedy_packed(x, lengths, BLANK, backend="native", num_threads=1),
+                    {"num_threads": 1, "cpu_path": isa, "forced_isa": isa},
                     None,
                 )
             )
@@ -126,10 +169,19 @@ def run(suite: Suite, quick: bool) -> None:
         "fp32",
         anchor,
         lambda: numpy_greedy(a32),
-        _impls(x32, None, reference=True),
+        _impls(x32, None, reference=True, isas=True),
         bytes_processed=x32.nbytes,
         batch=batch,
         params={**base, "dtype": "float32", "lengths": "all T"},
+    )
+    suite.add(
+        "fp32",
+        "numpy.sum (1 thread, streaming-read bound)",
+        lambda: a32.sum(),
+        bytes_processed=x32.nbytes,
+        items=batch,
+        item_unit="utt",
+        params={**base, "dtype": "float32", "note": "not a decoder: one read of the array on one thread"},
     )
 
     x16 = x32.half()
