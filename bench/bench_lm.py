@@ -11,7 +11,12 @@ Cases (order 5; quick mode: order 3 on 400 verses):
   corpus of distinct text, so n-gram types stay those of 1.2M words).
 * ``load``: ``NgramModel.from_arpa`` vs ``kenlm.Model`` on the KJV order-5 ARPA.
 * ``score_batch``: our batched scoring (1 thread, all cores) vs a Python loop over
-  ``kenlm.Model.score`` on 2,000 held-out sentences.
+  ``kenlm.Model.score`` on 2,000 held-out sentences. Each row also gives ns per word and per
+  table probe (probes counted as ``sum(ngram_length)`` of ``full_scores``: the hits past the
+  unigram plus the miss that ends each word's chain, an upper bound), next to this machine's
+  load-to-use latency measured by a pointer chase over a buffer the size of the model's
+  tables and over 1 GiB (DRAM): batched scoring beats the latency only by keeping several
+  independent probes in flight.
 * ``state API``: per-word scoring with explicit states: our ``score_word`` from Python and our
   vectorized ``score_words`` vs a Python loop over ``kenlm.Model.BaseScore``.
 * ``load binary <model>``: KenLM binaries (probing, trie, trie ``-q 8 -b 8 -a 22``): ``kenlm.Model``
@@ -52,6 +57,33 @@ def _kenlm():
     except ImportError:
         raise BackendUnavailableError("the lm suite's anchor is kenlm: pip install kenlm") from None
     return kenlm
+
+
+def pointer_chase_ns(nbytes: int, steps: int = 2_000_000) -> float:
+    """Nanoseconds per load of a random cyclic walk over ``nbytes`` (one 64-byte line per step).
+
+    Each load's address is the previous load's value, so nothing overlaps: the time per step is
+    the load-to-use latency of memory that size (cache for small buffers, DRAM for large ones).
+    """
+    import time
+
+    import numba
+
+    @numba.njit(cache=False)
+    def chase(nxt, count):
+        j = 0
+        for _ in range(count):
+            j = nxt[j]
+        return j
+
+    lines = max(2, nbytes // 64)
+    order = np.random.default_rng(0).permutation(lines)
+    nxt = np.zeros(lines * 8, dtype=np.int64)  # 8 int64 per line; only the first is used
+    nxt[order * 8] = np.roll(order, -1) * 8
+    chase(nxt, lines)  # compile, and touch every line once
+    start = time.perf_counter()
+    chase(nxt, steps)
+    return (time.perf_counter() - start) / steps * 1e9
 
 
 def _lmplz() -> str | None:
@@ -305,14 +337,27 @@ def run(suite: Suite, quick: bool) -> None:
             items=tokens,
             item_unit="word",
         )
+        probes = sum(s.ngram_length for sentence in heldout for s in ours.full_scores(sentence))
+        latency = {
+            "model_tables_ns": round(pointer_chase_ns(ours.memory_bytes), 1),
+            "dram_1gib_ns": round(pointer_chase_ns(1 << 30), 1),
+        }
+        suite.note(
+            f"score_batch: pointer-chase latency {latency['model_tables_ns']} ns over {ours.memory_bytes >> 20} MiB "
+            f"(the model's size), {latency['dram_1gib_ns']} ns over 1 GiB; {probes / tokens:.2f} probes per word"
+        )
         for threads in (1, os.cpu_count() or 1):
-            suite.add(
+            row = suite.add(
                 "score_batch",
                 f"score_batch {threads} thread{'s' * (threads > 1)}",
                 lambda t=threads: ours.score_batch(heldout, num_threads=t),
                 items=tokens,
                 item_unit="word",
+                params={"num_threads": threads, "chase_latency_ns": latency},
             )
+            core_ns = row["median_ms"] * 1e6 * threads
+            row["params"]["core_ns_per_word"] = round(core_ns / tokens, 1)
+            row["params"]["core_ns_per_probe"] = round(core_ns / probes, 1)
 
         sequence = [w for s in heldout for w in s.split()][: 20000 if not quick else 2000]
         ids = np.array([ours.word_id(w) for w in sequence], dtype=np.int32)
