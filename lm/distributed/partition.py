@@ -115,9 +115,18 @@ class Partition:
             index = position
         return np.where(found, index, -1)
 
-    def require(self, rows: np.ndarray, what: str) -> np.ndarray:
-        """:meth:`locate` for rows that must be there (raises naming ``what`` otherwise)."""
-        index = self.locate(rows)
+    def require(self, rows: np.ndarray, what: str, *, suffix_sorted: bool = False) -> np.ndarray:
+        """:meth:`locate` for rows that must be there (raises naming ``what`` otherwise).
+
+        The rows are looked up in suffix order (sorted here unless ``suffix_sorted``): each
+        level's binary searches then go forward through the keys, about 4x faster than in
+        random order."""
+        if suffix_sorted:
+            index = self.locate(rows)
+        else:
+            order = np.lexsort(rows.T)
+            index = np.empty(len(rows), dtype=np.int64)
+            index[order] = self.locate(rows[order])
         if len(index) and index.min() < 0:
             bad = rows[int(np.flatnonzero(index < 0)[0])].tolist()
             raise TensorError(what, f"{rows.shape[1]}-grams counted in their partition", f"{bad} is missing")
@@ -145,9 +154,13 @@ def merge_partition(
             part.keys.append(None)
             part.suffix.append(None)
         else:
-            suffix = part.require(rows[:, 1:], f"ngrams[{n - 1}] suffixes")
-            keys, inverse = np.unique(suffix * vocab_size + rows[:, 0], return_inverse=True)
-            raw = np.bincount(inverse.ravel(), weights=counts, minlength=len(keys)).astype(np.int64)
+            order_ = np.lexsort(rows.T)  # suffix order: keys below come out non-decreasing
+            rows, counts = rows[order_], counts[order_]
+            suffix = part.require(rows[:, 1:], f"ngrams[{n - 1}] suffixes", suffix_sorted=True)
+            keys = suffix * vocab_size + rows[:, 0]
+            starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if len(keys) else keys
+            keys = keys[starts]
+            raw = np.add.reduceat(counts, starts) if len(starts) else counts
             suffix = keys // vocab_size
             first = (keys % vocab_size).astype(np.int32)
             part.rows.append(np.column_stack([first, part.rows[n - 2][suffix]]).astype(np.int32))
