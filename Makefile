@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 NATIVE := $(shell find csrc -name '*.cc' -o -name '*.h')
 EXT    := speechdecode/.native-built
 
-.PHONY: install system-deps demo test test-sanitize bench lint clean acoustic-model
+.PHONY: install system-deps demo test test-sanitize test-gpu bench lint clean acoustic-model
 
 # Debian packages: zlib headers for the extension; real text (bible-kjv, fortunes) and the CMU
 # pronouncing dictionary (pocketsphinx-en-us) for tests and benchmarks; OpenFst's command-line
@@ -84,6 +84,20 @@ test-sanitize: install
 		--build-lib $(SAN_DIR)/lib --build-temp $(SAN_DIR)/temp
 	$(SAN_ENV) $(BIN)/python -c "import speechdecode._native as m; assert '$(SAN_DIR)' in m.__file__, m.__file__"
 	$(SAN_ENV) $(BIN)/python -m pytest -p no:cacheprovider $(SAN_TESTS)
+
+# Every Triton path compiled for the GPU (no interpreter) against its reference: the CUDA cases of
+# the kernel and decoder tests (the backend_device fixture adds them when CUDA is present), the
+# Triton prefix search's tests, and tests/gpu/. Without CUDA it says so and runs nothing.
+GPU_TESTS := tests/kernels tests/decoding/test_ctc_greedy.py tests/decoding/test_ras.py \
+	tests/decoding/test_guided_ras.py
+test-gpu: install
+	@if $(BIN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+		env -u TRITON_INTERPRET $(BIN)/python -m pytest -p no:cacheprovider tests/gpu \
+			tests/kernels/test_ctc_prefix_beam_triton.py && \
+		env -u TRITON_INTERPRET $(BIN)/python -m pytest -p no:cacheprovider $(GPU_TESTS) -k "cuda"; \
+	else \
+		echo "make test-gpu: skipped: torch sees no CUDA device (torch.cuda.is_available() is False)"; \
+	fi
 
 # The shipped acoustic model (models/weights/), deterministic given AM_SEED, CPU only: synthesize
 # and featurize AM_UTTERANCES training utterances into AM_WORK, train AM_STEPS steps, then print

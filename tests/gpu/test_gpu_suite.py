@@ -1,0 +1,50 @@
+"""bench/gpu.sh's suite (bench/bench_gpu.py) on CPU under Triton's interpreter, quick shapes.
+
+The GPU run itself needs CUDA; this checks its plumbing here: every case is checked against
+its reference before timing, every case has its anchor, memory-bound rows carry a bandwidth
+fraction, and the JSON and Markdown files are written.
+"""
+
+import json
+
+import pytest
+
+from speechdecode import _backend
+from speechdecode.bench import bench_gpu
+from speechdecode.bench.harness import Suite
+from speechdecode.errors import BackendUnavailableError
+
+
+def _devices():
+    """cpu under Triton's interpreter (CI), cuda with native kernels (make test-gpu)."""
+    cpu = pytest.mark.skipif("triton" not in _backend.available("cpu"), reason="needs triton and TRITON_INTERPRET=1")
+    cuda = pytest.mark.skipif(
+        not _backend.HAS_CUDA or "triton" not in _backend.available("cuda"), reason="needs a CUDA GPU"
+    )
+    return [pytest.param("cpu", marks=cpu), pytest.param("cuda", marks=cuda)]
+
+
+@pytest.mark.parametrize("device", _devices())
+def test_quick_suite_checks_every_path_and_writes_one_table(tmp_path, device):
+    """Every case compares the Triton result with its reference before timing (on CUDA: the
+    kernels compiled for the GPU against the CPU reference)."""
+    suite = Suite("gpu", tmp_path, quick=True, warmup=0, repeats=1, min_seconds=0)
+    bench_gpu.run(suite, quick=True, device=device)
+    doc = suite.finish()
+    cases = {r["case"] for r in doc["rows"]}
+    for prefix in ("sample top_k", "sample top_p", "ras paper", "ctc_greedy", "delay_pattern build",
+                   "duration_mask", "beam_search_step"):  # fmt: skip
+        assert any(c.startswith(prefix) for c in cases), prefix
+    for case in cases:
+        assert sum(r["anchor"] for r in doc["rows"] if r["case"] == case) == 1, case
+    fractions = [r["params"]["bandwidth_fraction"] for r in doc["rows"] if "bandwidth_fraction" in r["params"]]
+    assert len(fractions) == 3 and all(f > 0 for f in fractions)
+    assert json.loads((tmp_path / "gpu.json").read_text())["rows"] == doc["rows"]
+    assert "delay_pattern.build (triton)" in (tmp_path / "gpu.md").read_text()
+
+
+def test_cuda_run_without_cuda_says_what_is_missing():
+    if _backend.HAS_CUDA:
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(BackendUnavailableError, match="CUDA GPU"):
+        bench_gpu.run(Suite("gpu", "/nonexistent-unused", quick=True), quick=True, device="cuda")
