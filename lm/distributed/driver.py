@@ -52,6 +52,9 @@ STAGES = ("count", "split", "merge", "contexts", "estimate")
 # links; estimate: probabilities and the ARPA text), measured on 2.9M words of order 5 (about
 # 450): the default partition count keeps this times a partition's rows within ``memory``.
 BYTES_PER_NGRAM = 512
+# The context shuffle moves P x P objects each way: beyond this many partitions, scheduling them
+# costs more than the partitions save (raise --memory instead).
+MAX_PARTITIONS = 4096
 # Test hook: "STAGE[,STAGE..]:DIR" makes the first task of each named stage kill its own worker
 # process (SIGKILL) once it has done its work, if DIR exists; a file DIR/STAGE marks it done.
 FAULT_ENV = "SPEECHDECODE_RAY_FAULT"
@@ -143,8 +146,10 @@ def build(
     count_module._check_boundary(units, word_boundary)
     if encoding_errors not in ("strict", "replace"):
         raise InvalidArgumentError("encoding_errors", "'strict' or 'replace'", repr(encoding_errors))
-    if partitions is not None and (isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1):
-        raise InvalidArgumentError("partitions", "an integer >= 1", repr(partitions))
+    if partitions is not None and (
+        isinstance(partitions, bool) or not isinstance(partitions, int) or not 1 <= partitions <= MAX_PARTITIONS
+    ):
+        raise InvalidArgumentError("partitions", f"an integer in [1, {MAX_PARTITIONS}]", repr(partitions))
     if not isinstance(float64, bool):
         raise InvalidArgumentError("float64", "True or False", repr(float64))
     thresholds = prune_thresholds(prune, order, unigrams=True)
@@ -184,7 +189,7 @@ def build(
     for ids, f in zip(global_ids, shard_facts, strict=True):
         np.add.at(unigram, ids, f["unigram"])
     rows = sum(sum(f["rows"]) for f in shard_facts)
-    parts = partitions or max(2 * runner.slots, -(-rows * BYTES_PER_NGRAM // max(memory_bytes, 1)))
+    parts = partitions or min(MAX_PARTITIONS, max(2 * runner.slots, -(-rows * BYTES_PER_NGRAM // max(memory_bytes, 1))))
     bounds = _bounds(unigram, parts)
     report.partitions = parts
 

@@ -138,6 +138,7 @@ def test_unreadable_shard_is_named_and_nothing_written(tmp_path):
     [
         ({"order": 0}, "order"),
         ({"partitions": 0}, "partitions"),
+        ({"partitions": 4097}, "partitions"),
         ({"prune": [2, 1]}, "prune"),
         ({"memory": "lots"}, "memory"),
     ],
@@ -195,3 +196,13 @@ def test_character_units_match_single_process(tmp_path):
     build(paths, tmp_path / "dist.arpa", 4, units="char", word_boundary="_", partitions=3, inline=True)
     assert (tmp_path / "dist.arpa").read_bytes() == (tmp_path / "single.arpa").read_bytes()
     assert b"\t_\t" in (tmp_path / "dist.arpa").read_bytes()  # the boundary is a unigram
+
+
+def test_fallback_refused_without_discount_fallback(tmp_path):
+    """lmplz's rule with discount_fallback=None: an order that needs the fallback fails, before
+    anything is written."""
+    path = tmp_path / "tiny.txt"
+    path.write_text("a b\n")
+    with pytest.raises(InvalidArgumentError, match=r"discount_fallback.*order 1"):
+        build([path], tmp_path / "out.arpa", 2, discount_fallback=None, inline=True)
+    assert not (tmp_path / "out.arpa").exists()
