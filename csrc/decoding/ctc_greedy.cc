@@ -142,6 +142,29 @@ __attribute__((target("avx512f"))) inline void keep_greater(__m512 v, __m512i at
   nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
 }
 
+// GCC 12's AVX-512 headers pass an undefined vector as the unused merge source, which -Wall
+// reports as uninitialized (GCC bug 105593); the values are never read.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// Horizontal max / min by folding halves.
+__attribute__((target("avx512f"))) inline float lanes_max(__m512 v) {
+  v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));
+  v = _mm512_max_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));
+  v = _mm512_max_ps(v, _mm512_permute_ps(v, 0x4E));
+  v = _mm512_max_ps(v, _mm512_permute_ps(v, 0xB1));
+  return _mm_cvtss_f32(_mm512_castps512_ps128(v));
+}
+
+__attribute__((target("avx512f"))) inline int32_t lanes_min(__m512i v) {
+  v = _mm512_min_epi32(v, _mm512_shuffle_i32x4(v, v, 0x4E));
+  v = _mm512_min_epi32(v, _mm512_shuffle_i32x4(v, v, 0xB1));
+  v = _mm512_min_epi32(v, _mm512_shuffle_epi32(v, _MM_PERM_BADC));
+  v = _mm512_min_epi32(v, _mm512_shuffle_epi32(v, _MM_PERM_CDAB));
+  return _mm_cvtsi128_si32(_mm512_castsi512_si128(v));
+}
+
 __attribute__((target("avx512f"))) RowArgmax argmax_f32_avx512(const float* x, int64_t n) {
   const __m512 minus_inf = _mm512_set1_ps(-kInf);
   const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -161,14 +184,18 @@ __attribute__((target("avx512f"))) RowArgmax argmax_f32_avx512(const float* x, i
     const __mmask16 in_row = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
     keep_greater(_mm512_mask_loadu_ps(minus_inf, in_row, x + i), at[k], best[k], where[k], nan);
   }
-  alignas(64) float values[32];
-  alignas(64) int32_t indices[32];
-  _mm512_store_ps(values, best[0]);
-  _mm512_store_ps(values + 16, best[1]);
-  _mm512_store_si512(indices, where[0]);
-  _mm512_store_si512(indices + 16, where[1]);
-  return first_maximum(x, values, indices, nan != 0);
+  // Lane maxima reduced in registers: the overall maximum, then the smallest index holding it.
+  const float top = lanes_max(_mm512_max_ps(best[0], best[1]));
+  if (nan != 0 || top == kInf) return first_invalid(x);
+  const __m512 top_v = _mm512_set1_ps(top);
+  const __m512i none = _mm512_set1_epi32(std::numeric_limits<int32_t>::max());
+  const __m512i first0 =
+      _mm512_mask_mov_epi32(none, _mm512_cmp_ps_mask(best[0], top_v, _CMP_EQ_OQ), where[0]);
+  const __m512i first1 =
+      _mm512_mask_mov_epi32(none, _mm512_cmp_ps_mask(best[1], top_v, _CMP_EQ_OQ), where[1]);
+  return {lanes_min(_mm512_min_epi32(first0, first1)), -1};
 }
+#pragma GCC diagnostic pop
 #endif
 
 using ArgmaxF32 = RowArgmax (*)(const float*, int64_t);
