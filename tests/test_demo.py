@@ -8,17 +8,21 @@ import wave
 import numpy as np
 import torch
 
-from speechdecode.decoding import WfstDecoder, ctc_greedy, word_error_rate
+from speechdecode.decoding import CtcPrefixBeamSearch, WfstDecoder, ctc_greedy, word_error_rate
 from speechdecode.decoding.posteriors import load_posteriors
 from speechdecode.decoding.text import words_from_tokens
 from speechdecode.graphs import SymbolTable, load_graph, read_lexicon
 from speechdecode.lm import NgramModel
+from speechdecode.models import CtcAsr
+from speechdecode.models.acoustic import TOKENS, encode_batch
+from speechdecode.models.audio import read_wav
 from speechdecode.models.demo_tts import SAMPLE_RATE, _codec, repetition_rate
 
 
 def test_demo_json(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "speechdecode", "demo", "--out", str(tmp_path), "--sentences", "40", "--json"],
+        [sys.executable, "-m", "speechdecode", "demo", "--out", str(tmp_path), "--sentences", "40", "--json",
+         "--audio-utterances", "3", "--audio-lm-verses", "2000"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
@@ -78,17 +82,36 @@ def test_demo_json(tmp_path):
     assert pcm.size == frames * 320
     assert np.abs(pcm - np.round(whole.numpy() / np.abs(whole.numpy()).max() * 32767)).max() <= 1
 
+    # audio: the written WAV files, encoded and decoded again with the written LM, give the
+    # reported WERs (up to the 16-bit rounding of the WAV files); every decoder has a real-time factor
+    audio = {row["what"]: row for row in report["rows"] if row["stage"] == "audio"}
+    assert set(audio) == {"greedy", "prefix + LM", "wfst TLG"}
+    refs = dict(line.split("\t") for line in (tmp_path / "audio" / "text.txt").read_text().splitlines())
+    asr = CtcAsr.pretrained()
+    wavs = [read_wav(tmp_path / "audio" / f"{name}.wav") for name in sorted(refs)]
+    assert {w.sample_rate for w in wavs} == {16000}
+    log_probs, lengths = encode_batch(asr.encoder, [w.samples for w in wavs])
+    refs = [refs[name] for name in sorted(refs)]
+    assert len(refs) == 3 and report["data"]["audio"]["voice"] == "festival:ked_diphone"
+    prefix = CtcPrefixBeamSearch(list(TOKENS), lm=str(tmp_path / "kjv.o3.arpa"), partial_word_lm=True, recombine=True,
+                                 beam=16)  # fmt: skip
+    for what, decoder in (("greedy", asr.decoder), ("prefix + LM", prefix)):
+        hyps = [n[0].text for n in decoder(log_probs, lengths)]
+        assert abs(word_error_rate(refs, hyps) - audio[what]["wer"]) <= 0.05, what
+    assert all(0 < row["rtf"] < 5 for row in audio.values())
+
 
 def test_demo_table(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "speechdecode", "demo", "--out", "demo-test-output", "--sentences", "10"],
+        [sys.executable, "-m", "speechdecode", "demo", "--out", "demo-test-output", "--sentences", "10",
+         "--audio-utterances", "2", "--audio-lm-verses", "500"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("stage"))
     assert lines[header].split() == ["stage", "what", "backend", "quality", "ms", "speed"]
-    stages = [(line[:8].strip(), line[9:31].strip(), line[32:42].strip()) for line in lines[header + 1 : header + 11]]
+    stages = [(line[:8].strip(), line[9:31].strip(), line[32:42].strip()) for line in lines[header + 1 : header + 14]]
     assert stages == [
         ("lm", "mkn order 3", "reference"),
         ("lm", "mkn order 3", "native"),
@@ -100,5 +123,9 @@ def test_demo_table(tmp_path):
         ("decode", "wfst TLG", "native"),
         ("tts", "nucleus top_p=0.8", "torch"),
         ("tts", "RAS paper top_p=0.8", "torch"),
+        ("audio", "greedy", "native"),
+        ("audio", "prefix + LM", "native"),
+        ("audio", "wfst TLG", "native"),
     ]
+    assert any(line.startswith("audio: 2 held-out verses spoken by festival:ked_diphone") for line in lines)
     assert lines[-1].startswith(f"files: {tmp_path}/demo-test-output/")

@@ -1,6 +1,7 @@
 """The character CTC model: causal streaming, the safetensors loader's checks, CtcAsr.pretrained."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from speechdecode.errors import InputFileError, InvalidArgumentError
 from speechdecode.models import CtcAsr, GreedyCtcDecoder
 from speechdecode.models.acoustic import (
     TOKENS,
+    WEIGHTS,
     AcousticConfig,
     CharCtcModel,
     load_acoustic_model,
@@ -120,3 +122,10 @@ def test_pretrained_rejects_a_decoder_over_other_tokens(tmp_path):
     swapped = [TOKENS[0], TOKENS[1], *TOKENS[3:], TOKENS[2]]
     with pytest.raises(InvalidArgumentError, match="a decoder over the model's 29 tokens"):
         CtcAsr.pretrained(GreedyCtcDecoder(swapped), weights=path)
+
+
+def test_shipped_weights_fit_the_size_limit_and_load():
+    assert os.path.getsize(WEIGHTS) <= 10 * 1024 * 1024
+    model = load_acoustic_model()
+    assert model.config.tokens == TOKENS
+    assert 1_000_000 <= sum(p.numel() for p in model.parameters()) <= 5_000_000
