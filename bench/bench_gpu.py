@@ -99,7 +99,7 @@ def _sampling_cases(suite: Suite, sync, logits, u, history, u2) -> None:
         ("top_p=0.9", {"top_p": 0.9}, "torch.sort top-p + torch.multinomial", lambda: _sort_top_p(logits, 0.9)),
     ):
         case = f"sample {name} B={batch} V={vocab}"
-        want = sample(logits.cpu(), uniforms=u.cpu(), **kw)
+        want = sample(logits.cpu(), uniforms=u.cpu(), backend="reference", **kw)
         _check(case, sample(logits, uniforms=u, backend="triton", **kw), want)
         suite.add(case, anchor_name, anchor, anchor=True, sync=sync, params=params)
         suite.add(case, "sample (triton)", lambda kw=kw: sample(logits, uniforms=u, backend="triton", **kw),
