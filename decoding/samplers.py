@@ -115,33 +115,25 @@ class RasSampler:
 
     def __call__(self, logits: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         scaled = logits if self.temperature == 1.0 else logits / self.temperature
-        return ras(
-            scaled,
-            history[:, -self.window :],
-            window=self.window,
-            threshold=self.threshold,
-            top_k=self.top_k,
-            top_p=self.top_p,
-            preset=self.preset,
-            generator=self.generator,
-        )
+        return ras(scaled, history[:, -self.window :], **self._options())
 
     def guided(self, cond: torch.Tensor, uncond: torch.Tensor, scale: float, history: torch.Tensor) -> torch.Tensor:
         """RAS of ``(uncond + (cond - uncond) * scale) / temperature``, guidance fused into the
         kernel (:func:`~speechdecode.decoding.ras.guided_ras`)."""
         return guided_ras(
-            cond,
-            uncond,
-            scale,
-            history[:, -self.window :],
-            temperature=self.temperature,
-            window=self.window,
-            threshold=self.threshold,
-            top_k=self.top_k,
-            top_p=self.top_p,
-            preset=self.preset,
-            generator=self.generator,
+            cond, uncond, scale, history[:, -self.window :], temperature=self.temperature, **self._options()
         )
+
+    def _options(self) -> dict:
+        """The options :func:`ras` and :func:`guided_ras` take from this sampler."""
+        return {
+            "window": self.window,
+            "threshold": self.threshold,
+            "top_k": self.top_k,
+            "top_p": self.top_p,
+            "preset": self.preset,
+            "generator": self.generator,
+        }
 
     def reset(self, rows=None) -> None:
         """Nothing to forget: the loop's history is the record."""

@@ -34,7 +34,7 @@ from speechdecode.lm import native_estimate
 from speechdecode.lm.arpa import ArpaModel, write_arpa
 from speechdecode.lm.counts import NgramCounts
 from speechdecode.lm.methods import absolute, additive, jelinek_mercer, katz, kneser_ney, mle, witten_bell
-from speechdecode.lm.methods.kneser_ney import LMPLZ_FALLBACK, DiscountFallbackWarning, fallback_needed
+from speechdecode.lm.methods.kneser_ney import DiscountFallbackWarning, fallback_needed
 
 METHODS: dict[str, Callable[..., ArpaModel]] = {
     "mkn": kneser_ney.modified_kneser_ney,
@@ -118,12 +118,11 @@ def estimate_arpa(
             ``discount_fallback=None``.
         OSError: the file cannot be written.
     """
+    if method == "mkn" and _native_for(method, backend, options):
+        return native_estimate.write_mkn_arpa(path, counts, **options)  # None is its strict mode too
     strict = "discount_fallback" in options and options["discount_fallback"] is None
     if strict:
         del options["discount_fallback"]
-    if _native_for(method, backend, options) and method == "mkn":
-        fallback = None if strict else options.pop("discount_fallback", LMPLZ_FALLBACK)
-        return native_estimate.write_mkn_arpa(path, counts, discount_fallback=fallback, **options)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = estimate(counts, method, backend=backend, **options)

@@ -228,7 +228,6 @@ void ArpaStreamWriter::write_order(int n, const ArpaOrderView& v) {
                            std::to_string(v.size) + " out of turn");
   }
   ++s.next;
-  check_ids(v, n, static_cast<int64_t>(s.words.size()), s.threads);
   s.out.write("\n\\" + std::to_string(n) + "-grams:\n");
   const int64_t batch = std::max<int64_t>(1, s.threads * kChunksPerBatchPerThread);
   const int64_t chunks = (v.size + kRowsPerChunk - 1) / kRowsPerChunk;

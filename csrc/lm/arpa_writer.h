@@ -64,7 +64,9 @@ void write_arpa_file(int fd, const std::string& name, bool gzip, const std::vect
 
 // The same file written one order at a time, for producers that finish the orders in turn and
 // free each once written (the streaming `lm build`): the header from the sizes, then
-// write_order(1), ..., write_order(N) (each checks its ids, then writes), then finish().
+// write_order(1), ..., write_order(N), then finish(). The caller vouches for the ids (in
+// [0, words.size())): write_arpa_file checks them all first, the estimator's rows are its
+// validated counts.
 class ArpaStreamWriter {
  public:
   ArpaStreamWriter(int fd, const std::string& name, bool gzip, const std::vector<std::string>& words,
