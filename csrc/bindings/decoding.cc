@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "bindings/arrays.h"
 #include "bindings/bindings.h"
 #include "common/errors.h"
 #include "decoding/ctc_greedy.h"
@@ -15,8 +16,6 @@ namespace py = pybind11;
 
 namespace speechdecode {
 namespace {
-
-std::string dtype_name(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
 LogProbView log_prob_view(const py::array& a, const std::string& score_type) {
   if (a.ndim() != 3) {
@@ -36,14 +35,8 @@ LogProbView log_prob_view(const py::array& a, const std::string& score_type) {
   } else {
     throw TensorError("score_type", "float32, float16 or bfloat16", "'" + score_type + "'");
   }
+  check_rows(a, "log_probs");
   const auto item = a.itemsize();
-  if (a.size() > 0 && a.shape(2) > 1 && a.strides(2) != item) {
-    throw TensorError("log_probs", "a contiguous last (vocabulary) axis",
-                      "stride " + std::to_string(a.strides(2)) + " bytes");
-  }
-  if (a.size() > 0 && (a.strides(0) % item != 0 || a.strides(1) % item != 0)) {
-    throw TensorError("log_probs", "strides that are multiples of the item size", "unaligned strides");
-  }
   view.data = a.data();
   view.batch = a.shape(0);
   view.frames = a.shape(1);
@@ -61,18 +54,7 @@ py::array_t<T> to_numpy(const std::vector<T>& v) {
 py::tuple ctc_greedy_py(const py::array& log_probs, const std::optional<py::array>& lengths, int64_t blank,
                         const std::string& score_type, int num_threads) {
   const LogProbView view = log_prob_view(log_probs, score_type);
-  const int64_t* length_data = nullptr;
-  if (lengths) {
-    const py::array& l = *lengths;
-    if (l.ndim() != 1 || l.shape(0) != view.batch) {
-      throw TensorError("lengths", "shape [" + std::to_string(view.batch) + "]",
-                        std::to_string(l.ndim()) + "-D array of " + std::to_string(l.size()) + " elements");
-    }
-    if (l.dtype().kind() != 'i' || l.itemsize() != 8 || (l.size() > 1 && l.strides(0) != 8)) {
-      throw TensorError("lengths", "a contiguous int64 array", dtype_name(l));
-    }
-    length_data = static_cast<const int64_t*>(l.data());
-  }
+  const int64_t* length_data = lengths ? checked_lengths(*lengths, view.batch, view.frames) : nullptr;
   CtcGreedyOutput out;
   {
     py::gil_scoped_release release;

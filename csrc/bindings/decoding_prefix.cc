@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "bindings/arrays.h"
 #include "bindings/bindings.h"
 #include "common/errors.h"
 #include "decoding/ctc_prefix_beam_search.h"
@@ -18,32 +19,6 @@ namespace py = pybind11;
 
 namespace speechdecode {
 namespace {
-
-std::string shape_of(const py::array& a) {
-  std::string s = "[";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-  return s + "]";
-}
-
-// A float32 array of ndim dimensions over vocab tokens (last axis, contiguous), any other strides.
-void check_scores(const py::array& a, py::ssize_t ndim, int64_t vocab) {
-  const std::string want =
-      ndim == 3 ? "[B, T, " + std::to_string(vocab) + "]" : "[T, " + std::to_string(vocab) + "]";
-  if (a.ndim() != ndim || a.shape(ndim - 1) != vocab) {
-    throw TensorError("log_probs", "shape " + want + " (V = the number of tokens)", shape_of(a));
-  }
-  if (a.dtype().kind() != 'f' || a.itemsize() != 4) {
-    throw TensorError("log_probs", "dtype float32", py::str(a.dtype()).cast<std::string>());
-  }
-  for (py::ssize_t i = 0; i < ndim; ++i) {
-    if (a.strides(i) % 4 != 0)
-      throw TensorError("log_probs", "strides that are multiples of 4 bytes", "unaligned");
-  }
-  if (a.size() > 0 && vocab > 1 && a.strides(ndim - 1) != 4) {
-    throw TensorError("log_probs", "a contiguous last (token) axis",
-                      "stride " + std::to_string(a.strides(ndim - 1)) + " bytes");
-  }
-}
 
 py::tuple to_python(const CtcHypothesis& h) {
   py::tuple words(h.words.size());
@@ -94,20 +69,9 @@ std::unique_ptr<CtcPrefixBeamSearch> make_search(
 
 py::list decode(const CtcPrefixBeamSearch& search, const py::array& log_probs, const py::array& lengths,
                 int64_t nbest, int num_threads) {
-  check_scores(log_probs, 3, search.vocab_size());
-  const int64_t batch = log_probs.shape(0), frames = log_probs.shape(1);
-  if (lengths.ndim() != 1 || lengths.shape(0) != batch || lengths.dtype().kind() != 'i' ||
-      lengths.itemsize() != 8 || (batch > 1 && lengths.strides(0) != 8)) {
-    throw TensorError("lengths", "a contiguous int64 array of shape [" + std::to_string(batch) + "]",
-                      py::str(lengths.dtype()).cast<std::string>() + " of shape " + shape_of(lengths));
-  }
-  const auto* length_data = static_cast<const int64_t*>(lengths.data());
-  for (int64_t b = 0; b < batch; ++b) {
-    if (length_data[b] < 0 || length_data[b] > frames) {
-      throw TensorError("lengths", "values in [0, " + std::to_string(frames) + "]",
-                        std::to_string(length_data[b]) + " at [" + std::to_string(b) + "]");
-    }
-  }
+  check_scores(log_probs, "log_probs", 3, search.vocab_size(), "the number of tokens");
+  const int64_t batch = log_probs.shape(0);
+  const int64_t* length_data = checked_lengths(lengths, batch, log_probs.shape(1));
   if (nbest < 1) throw TensorError("nbest", "an integer >= 1", std::to_string(nbest));
   std::vector<std::vector<CtcHypothesis>> results;
   {
@@ -126,7 +90,7 @@ class PyStream {
   explicit PyStream(const CtcPrefixBeamSearch& search) : stream_(search), vocab_(search.vocab_size()) {}
 
   void accept(const py::array& chunk) {
-    check_scores(chunk, 2, vocab_);
+    check_scores(chunk, "chunk", 2, vocab_, "the number of tokens");
     const auto* data = static_cast<const float*>(chunk.data());
     const int64_t count = chunk.shape(0), stride = chunk.strides(0) / 4;
     py::gil_scoped_release release;
@@ -164,8 +128,7 @@ class PyStream {
 py::list best_path(const py::array& log_probs, const std::vector<int32_t>& tokens, int32_t blank) {
   if (log_probs.ndim() != 2 || log_probs.dtype().kind() != 'f' || log_probs.itemsize() != 4 ||
       !(log_probs.flags() & py::array::c_style)) {
-    throw TensorError("log_probs", "a C-contiguous float32 array [T, V]",
-                      py::str(log_probs.dtype()).cast<std::string>() + " of shape " + shape_of(log_probs));
+    throw TensorError("log_probs", "a C-contiguous float32 array [T, V]", describe(log_probs));
   }
   std::vector<int32_t> path;
   {

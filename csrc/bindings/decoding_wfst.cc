@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "bindings/arrays.h"
 #include "bindings/bindings.h"
 #include "common/errors.h"
 #include "decoding/wfst_decoder.h"
@@ -68,37 +69,13 @@ py::list to_python(const std::vector<WfstResult>& results) {
   return out;
 }
 
-// A float32 array with a contiguous last axis of the graph's num_tokens; other strides free.
-void check_scores(const py::array& a, const char* name, py::ssize_t ndim, int64_t vocab) {
-  if (a.ndim() != ndim) {
-    throw TensorError(name, "a " + std::to_string(ndim) + "-D array", std::to_string(a.ndim()) + "-D array");
-  }
-  if (a.dtype().kind() != 'f' || a.itemsize() != 4) {
-    throw TensorError(name, "dtype float32", py::str(a.dtype()).cast<std::string>());
-  }
-  if (a.shape(ndim - 1) != vocab) {
-    throw TensorError(name, "V = " + std::to_string(vocab) + " (the graph's num_tokens)",
-                      "V = " + std::to_string(a.shape(ndim - 1)));
-  }
-  for (py::ssize_t i = 0; i < ndim; ++i) {
-    const bool last = i == ndim - 1;
-    if (a.size() > 0 && a.shape(i) > 1 && ((last && a.strides(i) != 4) || a.strides(i) % 4 != 0)) {
-      throw TensorError(name, "a contiguous last axis and float-aligned strides",
-                        "stride " + std::to_string(a.strides(i)) + " bytes on axis " + std::to_string(i));
-    }
-  }
-}
-
 py::list decode(const std::shared_ptr<const WfstGraph>& graph, const py::array& log_probs,
-                const std::optional<CArray<int64_t>>& lengths, double beam, int64_t max_active,
+                const std::optional<py::array>& lengths, double beam, int64_t max_active,
                 double acoustic_scale, double blank_skip_threshold, double lattice_beam, int64_t nbest,
                 int64_t word_boundary, int num_threads) {
-  check_scores(log_probs, "log_probs", 3, graph->num_tokens());
+  check_scores(log_probs, "log_probs", 3, graph->num_tokens(), "the graph's num_tokens");
   const int64_t batch = log_probs.shape(0);
-  if (lengths && (lengths->ndim() != 1 || lengths->shape(0) != batch)) {
-    throw TensorError("lengths", "shape [" + std::to_string(batch) + "]",
-                      std::to_string(lengths->size()) + " elements");
-  }
+  const int64_t* length_data = lengths ? checked_lengths(*lengths, batch, log_probs.shape(1)) : nullptr;
   const WfstOptions options = make_options(beam, max_active, acoustic_scale, blank_skip_threshold,
                                            lattice_beam, nbest, word_boundary);
   std::vector<std::vector<WfstResult>> results;
@@ -106,7 +83,7 @@ py::list decode(const std::shared_ptr<const WfstGraph>& graph, const py::array& 
     py::gil_scoped_release release;
     results = wfst_decode(graph, options, static_cast<const float*>(log_probs.data()), batch,
                           log_probs.shape(1), log_probs.shape(2), log_probs.strides(0) / 4,
-                          log_probs.strides(1) / 4, lengths ? lengths->data() : nullptr, num_threads);
+                          log_probs.strides(1) / 4, length_data, num_threads);
   }
   py::list out;
   for (const auto& nbest_list : results) out.append(to_python(nbest_list));
@@ -121,7 +98,7 @@ class PyWfstSearch {
       : search_(std::move(graph), options) {}
 
   void accept(const py::array& chunk) {
-    check_scores(chunk, "chunk", 2, search_.graph().num_tokens());
+    check_scores(chunk, "chunk", 2, search_.graph().num_tokens(), "the graph's num_tokens");
     const auto* data = static_cast<const float*>(chunk.data());
     const int64_t count = chunk.shape(0), stride = chunk.strides(0) / 4;
     py::gil_scoped_release release;

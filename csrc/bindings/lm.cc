@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bindings/arrays.h"
 #include "bindings/bindings.h"
 #include "common/errors.h"
 #include "lm/arpa_reader.h"
@@ -18,26 +19,6 @@ namespace py = pybind11;
 
 namespace speechdecode {
 namespace {
-
-std::string dtype_name(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
-
-std::string shape_of(const py::array& a) {
-  std::string s = "[";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-  return s + "]";
-}
-
-// A C-contiguous integer array of the given item size and number of dimensions.
-void check_int_array(const py::array& a, const char* name, py::ssize_t itemsize, py::ssize_t ndim) {
-  const std::string want = (itemsize == 4 ? "int32" : "int64");
-  if (a.dtype().kind() != 'i' || a.itemsize() != itemsize)
-    throw TensorError(name, "dtype " + want, dtype_name(a));
-  if (a.ndim() != ndim) {
-    throw TensorError(name, "a " + std::to_string(ndim) + "-D array", std::to_string(a.ndim()) + "-D array");
-  }
-  if (!(a.flags() & py::array::c_style))
-    throw TensorError(name, "a C-contiguous array", "strides that are not");
-}
 
 WordId checked_word(const NgramModel& m, int64_t word, const char* name) {
   if (word < 0 || word >= static_cast<int64_t>(m.vocab_size())) {
@@ -97,8 +78,8 @@ py::array_t<double> score_batch_text(const NgramModel& m, const py::sequence& se
 
 py::array_t<double> score_batch_ids(const NgramModel& m, const py::array& ids, const py::array& offsets,
                                     bool bos, bool eos, int num_threads) {
-  check_int_array(ids, "ids", 4, 1);
-  check_int_array(offsets, "offsets", 8, 1);
+  checked<int32_t>(ids, "ids", {-1});
+  checked<int64_t>(offsets, "offsets", {-1});
   if (offsets.shape(0) < 1) throw TensorError("offsets", "shape [B + 1]", shape_of(offsets));
   const int64_t count = offsets.shape(0) - 1;
   const auto* off = static_cast<const int64_t*>(offsets.data());
@@ -143,14 +124,10 @@ py::tuple score_word(const NgramModel& m, const py::handle& state, int64_t word)
 }
 
 py::tuple score_words(const NgramModel& m, const py::array& states, const py::array& words, int num_threads) {
-  check_int_array(states, "states", 4, 2);
-  check_int_array(words, "word_ids", 4, 1);
+  checked<int32_t>(words, "word_ids", {-1});
   const py::ssize_t count = words.shape(0);
   const py::ssize_t columns = m.order() - 1;
-  if (states.shape(0) != count || states.shape(1) != columns) {
-    throw TensorError("states", "shape [" + std::to_string(count) + ", " + std::to_string(columns) + "]",
-                      shape_of(states));
-  }
+  checked<int32_t>(states, "states", {count, columns});
   py::array_t<float> probs(count);
   py::array_t<int32_t> next({count, columns});
   float* prob_data = probs.mutable_data();

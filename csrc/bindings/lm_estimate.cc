@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "bindings/arrays.h"
 #include "bindings/bindings.h"
 #include "common/errors.h"
 #include "lm/arpa_writer.h"
@@ -19,33 +20,6 @@ namespace py = pybind11;
 
 namespace speechdecode {
 namespace {
-
-std::string describe(const py::array& a) {
-  std::string shape = "[";
-  for (py::ssize_t d = 0; d < a.ndim(); ++d) shape += (d ? ", " : "") + std::to_string(a.shape(d));
-  return py::str(a.dtype()).cast<std::string>() + " array of shape " + shape + "]";
-}
-
-// A C-contiguous array of dtype T (native byte order) and the given shape (-1: any size).
-template <typename T>
-py::array checked(const py::handle& object, const std::string& name, const std::vector<py::ssize_t>& shape) {
-  if (!py::isinstance<py::array>(object)) {
-    throw TensorError(name, "a numpy array",
-                      py::str(py::type::of(object).attr("__name__")).cast<std::string>());
-  }
-  py::array a = py::reinterpret_borrow<py::array>(object);
-  std::string expected =
-      "a C-contiguous " + py::str(py::dtype::of<T>()).cast<std::string>() + " array of shape [";
-  for (size_t d = 0; d < shape.size(); ++d) {
-    expected += (d ? ", " : "") + (shape[d] < 0 ? std::string(d == 0 ? "M" : "?") : std::to_string(shape[d]));
-  }
-  expected += "]";
-  bool ok = a.dtype().equal(py::dtype::of<T>()) && a.ndim() == static_cast<py::ssize_t>(shape.size()) &&
-            (a.flags() & py::array::c_style);
-  for (size_t d = 0; ok && d < shape.size(); ++d) ok = shape[d] < 0 || a.shape(d) == shape[d];
-  if (!ok) throw TensorError(name, expected, describe(a));
-  return a;
-}
 
 template <typename T>
 py::array_t<T> hand_over(std::vector<T>&& values, std::vector<py::ssize_t> shape) {

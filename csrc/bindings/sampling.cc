@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "bindings/arrays.h"
 #include "bindings/bindings.h"
 #include "common/errors.h"
 
@@ -18,23 +19,10 @@ namespace {
 template <typename T>
 using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
 
-std::string shape_of(const py::array& a) {
-  std::string s = "[";
-  for (py::ssize_t d = 0; d < a.ndim(); ++d) s += (d ? ", " : "") + std::to_string(a.shape(d));
-  return s + "] " + py::str(a.dtype()).cast<std::string>() + " array";
-}
-
 LogitsView logits_view(const py::array& a) {
-  if (a.ndim() != 2 || a.dtype().kind() != 'f' || a.itemsize() != 4) {
-    throw TensorError("logits", "a 2-D float32 array [B, V]", shape_of(a));
-  }
+  check_float32(a, "logits", 2, -1, "[B, V]");
   if (a.shape(1) < 1 || a.shape(1) > INT32_MAX) {
-    throw TensorError("logits", "between 1 and 2^31 - 1 columns", shape_of(a));
-  }
-  if (a.shape(0) > 0 && ((a.shape(1) > 1 && a.strides(1) != 4) || a.strides(0) % 4 != 0)) {
-    throw TensorError(
-        "logits", "a contiguous vocabulary axis",
-        "strides " + std::to_string(a.strides(0)) + ", " + std::to_string(a.strides(1)) + " bytes");
+    throw TensorError("logits", "between 1 and 2^31 - 1 columns", describe(a));
   }
   return {static_cast<const float*>(a.data()), a.shape(0), a.shape(1), a.strides(0) / 4};
 }
@@ -44,7 +32,7 @@ template <typename T>
 RowParam<T> row_param(const Array<T>& a, const char* name, int64_t batch) {
   if (a.size() == 1 && a.ndim() <= 1) return {a.data(), 0};
   if (a.ndim() != 1 || a.shape(0) != batch) {
-    throw TensorError(name, "a scalar or shape [" + std::to_string(batch) + "]", shape_of(a));
+    throw TensorError(name, "a scalar or shape [" + std::to_string(batch) + "]", describe(a));
   }
   return {a.data(), 1};
 }
@@ -76,12 +64,12 @@ LogitsView guidance_view(const py::array& a, const char* name, const LogitsView&
   if (a.ndim() != 2 || a.shape(0) != cond.batch || a.shape(1) != cond.vocab) {
     throw TensorError(
         name, "the shape of cond [" + std::to_string(cond.batch) + ", " + std::to_string(cond.vocab) + "]",
-        shape_of(a));
+        describe(a));
   }
   try {
     return logits_view(a);
   } catch (const TensorError&) {
-    throw TensorError(name, "a float32 array with a contiguous vocabulary axis", shape_of(a));
+    throw TensorError(name, "a float32 array with a contiguous vocabulary axis", describe(a));
   }
 }
 
@@ -139,10 +127,10 @@ py::array_t<int64_t> ras_py(const py::array& logits, const Array<int64_t>& histo
   const LogitsView view = logits_view(logits);
   const std::string rows = std::to_string(view.batch);
   if (history.ndim() != 2 || history.shape(0) != view.batch) {
-    throw TensorError("history", "shape [" + rows + ", L]", shape_of(history));
+    throw TensorError("history", "shape [" + rows + ", L]", describe(history));
   }
   if (uniforms.ndim() != 2 || uniforms.shape(0) != view.batch || uniforms.shape(1) != 2) {
-    throw TensorError("uniforms", "shape [" + rows + ", 2]", shape_of(uniforms));
+    throw TensorError("uniforms", "shape [" + rows + ", 2]", describe(uniforms));
   }
   if (window < 1) throw TensorError("window", "an integer >= 1", std::to_string(window));
   if (!(threshold >= 0 && threshold <= 1))
