@@ -1,8 +1,8 @@
 """What the ASR decoder benchmarks (``bench_ctc``, ``bench_wfst``) share: data, weights, anchors, rows.
 
-Data: held-out King James verses (every ``HOLDOUT``-th, :func:`speechdecode.lm.corpora.kjv_sentences`)
+Data: held-out King James verses (every ``HOLDOUT``-th, :func:`speechdecode.testing.corpora.kjv_sentences`)
 turned into CTC log-posteriors (character ``TOKENS``, ``|`` after every word, blank 0) either by
-:class:`speechdecode.models.ctc_simulator.CtcPosteriorSimulator` (``SIMULATED``) or by the shipped
+:class:`speechdecode.testing.ctc_simulator.CtcPosteriorSimulator` (``SIMULATED``) or by the shipped
 acoustic model (``REAL``: :meth:`speechdecode.models.CtcAsr.pretrained`) listening to the verses
 spoken by the festival voices it never heard in training, taken in turn (these verses are test
 verses of its recipe, never trained on either); the LM is a modified Kneser-Ney n-gram built by
@@ -21,8 +21,8 @@ from speechdecode.bench.harness import Suite
 from speechdecode.decoding import word_error_rate
 from speechdecode.errors import BackendUnavailableError
 from speechdecode.lm import count_files, estimate, write_arpa
-from speechdecode.lm.corpora import kjv_sentences
-from speechdecode.models.ctc_simulator import CtcPosteriorSimulator
+from speechdecode.testing.corpora import kjv_sentences
+from speechdecode.testing.ctc_simulator import CtcPosteriorSimulator
 
 TOKENS = ("-", "|", "'", *(chr(c) for c in range(ord("a"), ord("z") + 1)))
 BLANK = 0
@@ -53,7 +53,7 @@ def real_posteriors(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The shipped model's log-probs [B, T, V] float32 and lengths [B] of ``texts`` spoken by unseen voices."""
     from speechdecode.models import CtcAsr
     from speechdecode.models.acoustic import encode_batch
-    from speechdecode.models.synth import TEST_VOICES, synthesize
+    from speechdecode.testing.speech import TEST_VOICES, synthesize
 
     asr = CtcAsr.pretrained()
     if tuple(asr.encoder.config.tokens[1:]) != TOKENS[1:]:

@@ -94,7 +94,7 @@ def _inputs(work: str, quick: bool) -> dict:
     """Corpus, ARPA, CMU lexicon restricted to the corpus vocabulary, phone list, words.txt."""
     from speechdecode.graphs.lexicon import Lexicon, write_lexicon
     from speechdecode.graphs.symbols import word_table
-    from speechdecode.lm.corpora import kjv_sentences
+    from speechdecode.testing.corpora import kjv_sentences
 
     if not os.path.exists(CMUDICT):
         raise BackendUnavailableError(f"the graphs suite needs {CMUDICT}: apt-get install pocketsphinx-en-us")

@@ -45,7 +45,7 @@ import numpy as np
 
 from speechdecode.bench.harness import Suite
 from speechdecode.errors import BackendUnavailableError
-from speechdecode.lm.corpora import fortune_sentences, kjv_sentences
+from speechdecode.testing.corpora import fortune_sentences, kjv_sentences
 
 ORDER = 5
 LARGE_WORDS = 20_000_000

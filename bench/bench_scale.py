@@ -32,9 +32,9 @@ import tempfile
 import numpy as np
 
 from speechdecode.bench.harness import BenchmarkMismatchError, Suite
-from speechdecode.lm.corpora import fortune_sentences, kjv_sentences
 from speechdecode.lm.count import count_files
 from speechdecode.lm.vocab import BOS_ID, EOS_ID
+from speechdecode.testing.corpora import fortune_sentences, kjv_sentences
 
 WORDS_ENV = "SPEECHDECODE_SCALE_WORDS"
 DEFAULT_WORDS = 100_000_000
@@ -169,7 +169,7 @@ def _decode_cases(suite: Suite, work: str, text: str, quick: bool, once: dict) -
     from speechdecode.decoding.posteriors import save_posteriors
     from speechdecode.graphs import char_lexicon, char_tokens
     from speechdecode.lm.distributed import build
-    from speechdecode.models import CtcPosteriorSimulator
+    from speechdecode.testing import CtcPosteriorSimulator
 
     shards = 24 if quick else DECODE_SHARDS
     with open(text, encoding="utf-8") as handle:

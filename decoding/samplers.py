@@ -29,8 +29,9 @@ import numpy as np
 import torch
 
 from speechdecode import _args, _tensors
-from speechdecode.decoding.ras import _check_options, guided_ras, ras
 from speechdecode.errors import InvalidArgumentError, TensorError
+from speechdecode.kernels.ras import guided_ras, ras
+from speechdecode.kernels.ras.api import check_options
 from speechdecode.kernels.sampling import guided_sample, sample
 
 __all__ = ["FilterSampler", "RasSampler", "Sampler", "check_sampler", "check_tokens", "draw", "draw_guided"]
@@ -108,7 +109,7 @@ class RasSampler:
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
     ):
-        self.window, self.threshold, self.top_k, self.top_p = _check_options(window, threshold, top_k, top_p, preset)
+        self.window, self.threshold, self.top_k, self.top_p = check_options(window, threshold, top_k, top_p, preset)
         self.preset = preset
         self.temperature = _args.real(temperature, "temperature", low=0.0, strict=True)
         self.generator = generator

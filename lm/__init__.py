@@ -7,10 +7,10 @@ Data flow: text files --:func:`count_files` (C++; :func:`count_sentences` is the
 memory-maps a KenLM binary for fast queries (KenLM's semantics) and :func:`generate` samples text
 from it; :func:`write_binary` writes KenLM binaries (as ``build_binary``) and
 :func:`binary_to_arpa` turns a trie back into ARPA.
-Corpora for tests and demos: the seeded :class:`SentenceGenerator` and real text from Debian
-packages (:mod:`speechdecode.lm.corpora`).
+Corpora for tests and demos live in :mod:`speechdecode.testing`.
 """
 
+from speechdecode._deprecation import moved_names
 from speechdecode.lm.arpa import ArpaModel, read_arpa, write_arpa
 from speechdecode.lm.count import count_files, parse_size
 from speechdecode.lm.counts import NgramCounts, count_sentences
@@ -19,17 +19,13 @@ from speechdecode.lm.generate import generate
 from speechdecode.lm.kenlm_binary import binary_to_arpa, write_binary
 from speechdecode.lm.model import NgramModel, WordScore
 from speechdecode.lm.prune import prune_entropy
-from speechdecode.lm.synthetic import MAX_WORDS, MIN_WORDS, SentenceGenerator, write_corpus
 from speechdecode.lm.vocab import Vocabulary
 
 __all__ = [
-    "MAX_WORDS",
     "METHODS",
-    "MIN_WORDS",
     "ArpaModel",
     "NgramCounts",
     "NgramModel",
-    "SentenceGenerator",
     "Vocabulary",
     "WordScore",
     "binary_to_arpa",
@@ -43,5 +39,8 @@ __all__ = [
     "read_arpa",
     "write_arpa",
     "write_binary",
-    "write_corpus",
 ]
+
+# Moved to speechdecode.testing (test and demo aids); the old names work for one more release.
+_MOVED = ("MAX_WORDS", "MIN_WORDS", "SentenceGenerator", "write_corpus")
+__getattr__ = moved_names(__name__, dict.fromkeys(_MOVED, "speechdecode.testing"))

@@ -89,7 +89,7 @@ def prune_entropy(model: ArpaModel, threshold: float) -> ArpaModel:
             not listed.
 
     Example:
-        >>> from speechdecode.lm import SentenceGenerator
+        >>> from speechdecode.testing import SentenceGenerator
         >>> from speechdecode.lm.counts import count_sentences
         >>> from speechdecode.lm.methods.katz import katz
         >>> model = katz(count_sentences(SentenceGenerator(0).sentences(300), 3))

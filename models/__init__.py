@@ -4,17 +4,16 @@ ASR: :class:`CtcAsr` (any encoder to log-probs, any decoder, offline and streami
 TTS: :class:`CodecLM` (VALL-E AR + NAR), :class:`DelayPatternLM` (MusicGen / VoiceCraft, with
 infilling), :class:`CodecStream` (codes to waveform chunk by chunk with a transformers codec),
 :class:`UnitStreamer` (LLaMA-Omni units), :func:`melle_generate` (MELLE). Small
-random-weight reference networks make every loop runnable; :class:`CtcPosteriorSimulator` stands
-in for an acoustic model. Hugging Face ``generate()`` adapters (:class:`SamplingWarper`,
-:class:`SamplerProcessor`, :class:`RepetitionAwareProcessor`, :class:`DurationStoppingProcessor`,
-:func:`ras_generate`)
-load on first use.
+random-weight reference networks make every loop runnable (a stand-in acoustic model,
+``CtcPosteriorSimulator``, is in :mod:`speechdecode.testing`). Hugging Face ``generate()``
+adapters (:class:`SamplingWarper`, :class:`SamplerProcessor`, :class:`RepetitionAwareProcessor`,
+:class:`DurationStoppingProcessor`, :func:`ras_generate`) load on first use.
 """
 
+from speechdecode._deprecation import moved_names
 from speechdecode.models.codec_lm import CodecLM, DelayPatternLM, GenerationOutput, TokenSampler
 from speechdecode.models.codec_stream import CodecStream
 from speechdecode.models.ctc_asr import AsrStream, CtcAsr, CtcDecoder, CtcDecoderStream, GreedyCtcDecoder
-from speechdecode.models.ctc_simulator import CtcPosteriorSimulator
 from speechdecode.models.melle import GaussianSampler, MelleOutput, melle_generate
 from speechdecode.models.reference_nets import (
     CausalConvLstmEncoder,
@@ -25,8 +24,7 @@ from speechdecode.models.reference_nets import (
 )
 from speechdecode.models.unit_streamer import UnitStreamer
 
-__all__ = ["CtcPosteriorSimulator"]
-__all__ += ["AsrStream", "CtcAsr", "CtcDecoder", "CtcDecoderStream", "GreedyCtcDecoder"]
+__all__ = ["AsrStream", "CtcAsr", "CtcDecoder", "CtcDecoderStream", "GreedyCtcDecoder"]
 __all__ += [
     "CausalConvLstmEncoder",
     "CodecLM",
@@ -59,9 +57,12 @@ _HF_EXPORTS = (
 __all__ += list(_HF_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _HF_EXPORTS:
-        from speechdecode.models import hf
+_MOVED = moved_names(__name__, {"CtcPosteriorSimulator": "speechdecode.testing"})
 
-        return getattr(hf, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str):
+    if name not in _HF_EXPORTS:
+        return _MOVED(name)
+    from speechdecode.models import hf
+
+    return getattr(hf, name)

@@ -34,10 +34,11 @@ import numbers
 import torch
 
 from speechdecode import _args, _tensors
-from speechdecode.decoding.ras import _check_options, ras
 from speechdecode.decoding.samplers import RasSampler, check_sampler, draw, draw_guided
 from speechdecode.decoding.stopping import DurationGuidedStopping
 from speechdecode.errors import BackendUnavailableError, InvalidArgumentError, TensorError
+from speechdecode.kernels.ras import ras
+from speechdecode.kernels.ras.api import check_options
 from speechdecode.kernels.sampling import keep_mask
 
 try:
@@ -319,7 +320,7 @@ def ras_generate(
         >>> out = model.generate(ids, custom_generate=ras_generate, max_new_tokens=50,
         ...                      ras_preset="cosyvoice", ras_generator=gen)  # doctest: +SKIP
     """
-    window, threshold, top_k, top_p = _check_options(ras_window, ras_threshold, ras_top_k, ras_top_p, ras_preset)
+    window, threshold, top_k, top_p = check_options(ras_window, ras_threshold, ras_top_k, ras_top_p, ras_preset)
     if model.config.is_encoder_decoder:
         raise InvalidArgumentError("model", "a decoder-only causal LM", type(model).__name__)
     if synced_gpus or streamer is not None:

@@ -14,10 +14,10 @@ import os
 from speechdecode.errors import InvalidArgumentError
 
 
-def integer(value, name: str, low: int, high: int | None = None) -> int:
-    """``value`` as an int >= ``low`` (and <= ``high`` when given; bools refused)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise InvalidArgumentError(name, f"an integer >= {low}", repr(value))
+def integer(value, name: str, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an int (>= ``low`` and <= ``high`` when given; bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (low is not None and value < low):
+        raise InvalidArgumentError(name, "an integer" if low is None else f"an integer >= {low}", repr(value))
     if high is not None and value > high:
         raise InvalidArgumentError(name, f"an integer in [{low}, {high:,}]", repr(value))
     return int(value)
@@ -32,6 +32,23 @@ def real(value, name: str, *, low: float = -math.inf, strict: bool = False, fini
         if low > -math.inf:
             what += f" {'>' if strict else '>='} {low}"
         raise InvalidArgumentError(name, what, repr(value))
+    return float(value)
+
+
+def optional_integer(value, name: str, low: int) -> int | None:
+    """None, or ``value`` as an int >= ``low`` (bools refused)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise InvalidArgumentError(name, f"None or an integer >= {low}", repr(value))
+    return int(value)
+
+
+def interval(value, name: str, low: float, high: float, *, open_low: bool = False) -> float:
+    """``value`` as a float in [low, high], or (low, high] with ``open_low`` (NaN and bools refused)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not (ok and (low < value if open_low else low <= value) and value <= high):
+        raise InvalidArgumentError(name, f"a number in {'(' if open_low else '['}{low:g}, {high:g}]", repr(value))
     return float(value)
 
 

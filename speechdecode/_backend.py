@@ -113,9 +113,12 @@ def select(device: str = "cpu", backend: str | None = None, *, torch_native: boo
     return "native" if "native" in names else "reference"
 
 
-def implementation(package: str, device: str, backend: str | None = None, *, torch_native: bool = False):
+def implementation(
+    package: str, device: str, backend: str | None = None, *, torch_native: bool = False, implemented=BACKENDS
+):
     """The module ``<package>.<reference|native|triton>`` that :func:`select` picks for an op."""
-    return importlib.import_module(f"{package}.{select(device, backend, torch_native=torch_native)}")
+    name = select(device, backend, torch_native=torch_native, implemented=implemented)
+    return importlib.import_module(f"{package}.{name}")
 
 
 def native():

@@ -9,8 +9,8 @@ from speechdecode.cli import main
 from speechdecode.decoding import CtcPrefixBeamSearch, WfstDecoder
 from speechdecode.decoding.posteriors import save_posteriors
 from speechdecode.graphs import char_lexicon, char_tokens, compile_graph, write_lexicon
-from speechdecode.lm import NgramModel, count_files, estimate, write_arpa, write_corpus
-from speechdecode.models import CtcPosteriorSimulator
+from speechdecode.lm import NgramModel, count_files, estimate, write_arpa
+from speechdecode.testing import CtcPosteriorSimulator, write_corpus
 
 WORDS = ["hi", "ho", "oh", "hoot", "tot", "it"]
 

@@ -9,9 +9,9 @@ import pytest
 
 from speechdecode.cli import main
 from speechdecode.decoding import char_error_rate, word_error_rate
+from speechdecode.demo.asr import write_wav
 from speechdecode.models.acoustic import TOKENS, AcousticConfig, CharCtcModel, save_acoustic_model
-from speechdecode.models.demo_asr import write_wav
-from speechdecode.models.synth import kjv_split, synthesize
+from speechdecode.testing.speech import kjv_split, synthesize
 
 # Greedy CER bound on three held-out verses by unseen voices: the shipped (undertrained) model
 # scores 56% on 30 verses per unseen voice (models/weights/MODEL_CARD.md); random weights ~100%

@@ -11,12 +11,12 @@ import torch
 from speechdecode.decoding import CtcPrefixBeamSearch, WfstDecoder, ctc_greedy, word_error_rate
 from speechdecode.decoding.posteriors import load_posteriors
 from speechdecode.decoding.text import words_from_tokens
+from speechdecode.demo.tts import SAMPLE_RATE, _codec, repetition_rate
 from speechdecode.graphs import SymbolTable, load_graph, read_lexicon
 from speechdecode.lm import NgramModel
 from speechdecode.models import CtcAsr
 from speechdecode.models.acoustic import TOKENS, encode_batch
 from speechdecode.models.audio import read_wav
-from speechdecode.models.demo_tts import SAMPLE_RATE, _codec, repetition_rate
 
 
 def test_demo_json(tmp_path):

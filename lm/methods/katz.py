@@ -111,7 +111,7 @@ def katz(
             ratios ``d_r`` used (``d_0`` = 1 unused; 1 where a count was left undiscounted).
 
     Example:
-        >>> from speechdecode.lm import SentenceGenerator
+        >>> from speechdecode.testing import SentenceGenerator
         >>> from speechdecode.lm.counts import count_sentences
         >>> info = {}
         >>> model = katz(count_sentences(SentenceGenerator(0).sentences(500), 2), fitted=info)

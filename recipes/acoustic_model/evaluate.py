@@ -22,7 +22,7 @@ from speechdecode.decoding import CtcPrefixBeamSearch, char_error_rate, word_err
 from speechdecode.lm import count_files, estimate, write_arpa
 from speechdecode.models import CtcAsr
 from speechdecode.models.acoustic import encode_batch
-from speechdecode.models.synth import SEEN_VOICES, TEST_VOICES, kjv_split, synthesize
+from speechdecode.testing.speech import SEEN_VOICES, TEST_VOICES, kjv_split, synthesize
 
 
 def speak(job):

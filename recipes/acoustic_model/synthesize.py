@@ -22,7 +22,7 @@ import torch
 
 from speechdecode._io import atomic_write
 from speechdecode.models.audio import log_mel
-from speechdecode.models.synth import SEEN_VOICES, TRAIN_VOICES, Rendition, kjv_split, synthesize
+from speechdecode.testing.speech import SEEN_VOICES, TRAIN_VOICES, Rendition, kjv_split, synthesize
 
 SNRS = (30.0, 20.0, 15.0, 10.0)
 

@@ -11,8 +11,8 @@ from speechdecode.bench.asr_common import TOKENS, make_data, text_of
 from speechdecode.decoding import CtcPrefixBeamSearch, ctc_greedy, word_error_rate
 from speechdecode.errors import InvalidArgumentError
 from speechdecode.lm import NgramModel, count_sentences, estimate, write_arpa
-from speechdecode.lm.corpora import kjv_sentences
-from speechdecode.models import CtcPosteriorSimulator
+from speechdecode.testing import CtcPosteriorSimulator
+from speechdecode.testing.corpora import kjv_sentences
 
 pyctcdecode = pytest.importorskip("pyctcdecode")
 

@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from speechdecode.decoding.ras import RepetitionAwareSampler, _check_options, _ras_reference, _ras_torch, ras
+from speechdecode.decoding.ras import RepetitionAwareSampler, ras
 from speechdecode.errors import InvalidArgumentError, TensorError
+from speechdecode.kernels.ras import native as ras_native
+from speechdecode.kernels.ras.api import check_options
+
+
+def _ras_reference(logits, history, **options):
+    """The per-row oracle (kernels/ras/reference.py) behind ras's own argument checks."""
+    return ras(logits, history, backend="reference", **options)
+
 
 # p = [0.5, 0.25, 0.125, 0.125]: cumulative 0.5, 0.75, 0.875, 1.0.
 P = [0.5, 0.25, 0.125, 0.125]
@@ -295,7 +303,7 @@ def test_torch_path_matches_reference(preset, b, v):
     for window, threshold, top_k, top_p in [(10, 0.1, None, 0.8), (3, 0.34, 2, 0.5), (1, 0.0, None, 1.0)]:
         logits, history, u = _random_case(g, b, v, 9)
         kw = dict(window=window, threshold=threshold, top_k=top_k, top_p=top_p, preset=preset)
-        got = _ras_torch(logits, history, u, *_check_options(window, threshold, top_k, top_p, preset), preset)
+        got = ras_native.ras_torch(logits, history, u, *check_options(window, threshold, top_k, top_p, preset), preset)
         assert got.tolist() == _ras_reference(logits, history, uniforms=u, **kw).tolist()
 
 

@@ -431,7 +431,7 @@ def _tlg(tmp_path_factory, topology: str):
     from speechdecode.graphs.compile import compile_graph
     from speechdecode.lm.counts import count_sentences
     from speechdecode.lm.estimate import estimate
-    from speechdecode.lm.synthetic import SentenceGenerator
+    from speechdecode.testing.sentences import SentenceGenerator
 
     sentences = SentenceGenerator(seed=7).sentences(400)
     words = sorted({w for s in sentences for w in s.split()})
@@ -450,7 +450,7 @@ def tlg(request, tmp_path_factory):
 
 
 def test_tlg_recovers_simulated_sentences_with_their_word_times(tlg):
-    from speechdecode.models.ctc_simulator import CtcPosteriorSimulator
+    from speechdecode.testing.ctc_simulator import CtcPosteriorSimulator
 
     graph_dir, sentences, tokens = tlg
     decoder = WfstDecoder(graph_dir, beam=30.0, max_active=10000, nbest=2, lattice_beam=30.0, word_boundary="|")
@@ -482,7 +482,7 @@ def test_tlg_recovers_simulated_sentences_with_their_word_times(tlg):
 
 
 def test_tlg_streaming_equals_offline(tlg):
-    from speechdecode.models.ctc_simulator import CtcPosteriorSimulator
+    from speechdecode.testing.ctc_simulator import CtcPosteriorSimulator
 
     graph_dir, sentences, tokens = tlg
     decoder = WfstDecoder(graph_dir, beam=10.0, max_active=300, nbest=3, lattice_beam=4.0)

@@ -8,7 +8,7 @@ from speechdecode.cli import main
 from speechdecode.decoding import WfstDecoder
 from speechdecode.decoding.posteriors import save_posteriors
 from speechdecode.errors import InputFileError, InvalidArgumentError
-from speechdecode.models import CtcPosteriorSimulator
+from speechdecode.testing import CtcPosteriorSimulator
 
 pywrapfst = pytest.importorskip("pywrapfst")
 

@@ -17,10 +17,9 @@ from speechdecode.decoding.distributed import LOCK_NAME, decode_dataset, decode_
 from speechdecode.decoding.posteriors import load_posteriors, save_posteriors
 from speechdecode.errors import InputFileError, InvalidArgumentError
 from speechdecode.graphs import char_lexicon, char_tokens
-from speechdecode.lm import write_corpus
 from speechdecode.lm.distributed import build
 from speechdecode.lm.methods.kneser_ney import DiscountFallbackWarning
-from speechdecode.models import CtcPosteriorSimulator
+from speechdecode.testing import CtcPosteriorSimulator, write_corpus
 
 WORDS = ["ab", "ba", "bad", "cab", "dab", "add"]
 SHARDS = 23  # a prime: workers get uneven shares

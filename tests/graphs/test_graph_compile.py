@@ -95,7 +95,7 @@ def test_equivalent_to_the_classic_recipe_small(tmp_path, small_lm, topology):
 
 
 def test_equivalent_to_the_classic_recipe_medium(tmp_path):
-    from speechdecode.lm.corpora import kjv_sentences
+    from speechdecode.testing.corpora import kjv_sentences
 
     verses = kjv_sentences()[:300]
     vocab = sorted({w for v in verses for w in v.split()})

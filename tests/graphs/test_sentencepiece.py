@@ -6,8 +6,8 @@ import sentencepiece
 from speechdecode.decoding import CtcPrefixBeamSearch, WfstDecoder, word_error_rate
 from speechdecode.graphs import compile_graph, piece_lexicon
 from speechdecode.lm import NgramModel, count_sentences, estimate, write_arpa
-from speechdecode.lm.corpora import kjv_sentences
-from speechdecode.models import CtcPosteriorSimulator
+from speechdecode.testing import CtcPosteriorSimulator
+from speechdecode.testing.corpora import kjv_sentences
 
 
 def test_word_pieces_from_a_sentencepiece_model(tmp_path):

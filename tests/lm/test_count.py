@@ -17,9 +17,9 @@ import pytest
 
 from speechdecode import _backend
 from speechdecode.errors import InputFileError, InvalidArgumentError
-from speechdecode.lm import SentenceGenerator
 from speechdecode.lm.count import MAX_ORDER, count_files, parse_size
 from speechdecode.lm.counts import count_sentences, to_units
+from speechdecode.testing import SentenceGenerator
 
 native = _backend.native()  # `make test` builds it; test_backend fails loudly if it is missing
 

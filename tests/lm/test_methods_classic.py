@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from speechdecode.errors import InvalidArgumentError
-from speechdecode.lm import SentenceGenerator
 from speechdecode.lm.arpa import read_arpa, write_arpa
 from speechdecode.lm.counts import count_sentences
 from speechdecode.lm.methods import additive as additive_module
@@ -28,6 +27,7 @@ from speechdecode.lm.methods.katz import good_turing_discounts, katz
 from speechdecode.lm.methods.mle import mle
 from speechdecode.lm.methods.witten_bell import witten_bell
 from speechdecode.lm.vocab import Vocabulary
+from speechdecode.testing import SentenceGenerator
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data" / "lmplz"
 KJV = (DATA / "kjv400.txt").read_text().splitlines()

@@ -12,8 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from speechdecode.lm.corpora import kjv_sentences
 from speechdecode.lm.model import NgramModel
+from speechdecode.testing.corpora import kjv_sentences
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ import kenlm
 import numpy as np
 import pytest
 
-from speechdecode.lm import SentenceGenerator
 from speechdecode.lm.model import NgramModel
+from speechdecode.testing import SentenceGenerator
 
 DISCOUNT = 0.5
 OOV_WORDS = ["zebra", "quux", "<UNK>", "Cat"]

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from speechdecode.errors import InvalidArgumentError
-from speechdecode.lm import SentenceGenerator
 from speechdecode.lm import prune as prune_module
 from speechdecode.lm.arpa import ArpaModel, read_arpa
 from speechdecode.lm.counts import count_sentences
@@ -23,6 +22,7 @@ from speechdecode.lm.methods.katz import katz
 from speechdecode.lm.methods.mle import mle
 from speechdecode.lm.methods.witten_bell import witten_bell
 from speechdecode.lm.prune import prune_entropy
+from speechdecode.testing import SentenceGenerator
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data" / "lmplz"
 KJV = (DATA / "kjv400.txt").read_text().splitlines()

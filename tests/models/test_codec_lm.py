@@ -350,7 +350,7 @@ def test_e2e_benchmark_loops_agree():
 def test_repetition_rate_and_tts_demo(tmp_path):
     import numpy as np
 
-    from speechdecode.models.demo_tts import repetition_rate, tts_demo
+    from speechdecode.demo.tts import repetition_rate, tts_demo
 
     codes = torch.tensor([[[1, 2, 1, 1, 9]], [[3, 3, 3, 4, -1]]])
     # row 0: the 3rd (1 seen) and 4th (1 seen) repeat; row 1: the 2nd and 3rd; 4 of 9 codes

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from speechdecode.lm.corpora import kjv_sentences
+from speechdecode.testing.corpora import kjv_sentences
 
 CLI = [sys.executable, "-m", "speechdecode"]
 

@@ -7,7 +7,7 @@ import pytest
 
 from speechdecode.errors import InputFileError
 from speechdecode.lm import count_files
-from speechdecode.lm.corpora import kjv_sentences
+from speechdecode.testing.corpora import kjv_sentences
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from speechdecode import _backend
-from speechdecode.lm.corpora import kjv_sentences
+from speechdecode.testing.corpora import kjv_sentences
 
 pytestmark = pytest.mark.skipif(not _backend.HAS_NATIVE, reason="native extension not built")
 

@@ -8,8 +8,8 @@ import pytest
 
 from speechdecode.decoding.metrics import edit_distance
 from speechdecode.errors import InvalidArgumentError
-from speechdecode.models import CtcPosteriorSimulator
-from speechdecode.models import ctc_simulator as module
+from speechdecode.testing import CtcPosteriorSimulator
+from speechdecode.testing import ctc_simulator as module
 
 
 def greedy_collapse(log_probs: np.ndarray, length: int, blank: int) -> list[int]:

@@ -9,7 +9,7 @@ import pytest
 
 from speechdecode._io import open_text
 from speechdecode.errors import InvalidArgumentError
-from speechdecode.lm import MAX_WORDS, MIN_WORDS, SentenceGenerator, write_corpus
+from speechdecode.testing import MAX_WORDS, MIN_WORDS, SentenceGenerator, write_corpus
 
 # Written here from English, not read from the generator.
 DETERMINERS = {"the", "a", "an", "this", "that", "every", "my", "their"}

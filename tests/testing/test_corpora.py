@@ -2,7 +2,7 @@
 
 import pathlib
 
-from speechdecode.lm.corpora import fortune_sentences, kjv_sentences, normalize
+from speechdecode.testing.corpora import fortune_sentences, kjv_sentences, normalize
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data" / "lmplz"
 

@@ -9,10 +9,10 @@ tokens, the lexicon and that LM; decoding the posteriors with every decoder (gre
 backend, CTC prefix beam search without and with the LM, WFST beam search over the TLG: WER and
 speed). TTS stage: codec-LM generation on a random-weight reference model with the delay
 pattern, duration-guided masks and stopping, with and without repetition-aware sampling
-(:func:`speechdecode.models.demo_tts.tts_demo`: tokens/s, real-time factor, repetition rate).
+(:func:`speechdecode.demo.tts.tts_demo`: tokens/s, real-time factor, repetition rate).
 Audio stage: held-out King James verses synthesized with a voice the shipped acoustic model never
 heard, written as WAV files and transcribed by that model with greedy, prefix + LM and WFST
-decoding (:func:`speechdecode.models.demo_asr.asr_demo`: WER, CER, real-time factor).
+decoding (:func:`speechdecode.demo.asr.asr_demo`: WER, CER, real-time factor).
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from speechdecode._progress import progress
 from speechdecode.decoding import CtcPrefixBeamSearch, WfstDecoder, char_error_rate, ctc_greedy, word_error_rate
 from speechdecode.decoding.posteriors import save_posteriors
 from speechdecode.decoding.text import words_from_tokens
+from speechdecode.demo.asr import asr_demo
+from speechdecode.demo.tts import tts_demo
 from speechdecode.graphs import char_lexicon, char_tokens, compile_graph, write_lexicon
-from speechdecode.lm import NgramModel, SentenceGenerator, count_files, estimate, write_arpa, write_corpus
-from speechdecode.models import CtcPosteriorSimulator
-from speechdecode.models.demo_asr import asr_demo
-from speechdecode.models.demo_tts import tts_demo
+from speechdecode.lm import NgramModel, count_files, estimate, write_arpa
+from speechdecode.testing import CtcPosteriorSimulator, SentenceGenerator, write_corpus
 
 TRAIN_SENTENCES = 5000
 # Frame rate of a typical CTC encoder: 10 ms features subsampled 4x.
