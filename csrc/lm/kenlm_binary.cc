@@ -12,6 +12,7 @@
 #include <limits>
 
 #include "common/errors.h"
+#include "lm/ngram_lookup.h"
 
 namespace speechdecode {
 namespace kenlm {
@@ -26,7 +27,6 @@ constexpr size_t kMagicBytes = sizeof(kMagic) + 1;                              
 constexpr size_t kSanityBytes = 88;
 constexpr size_t kFixedBytes = 20;  // order, multiplier, type, has vocabulary, search version
 constexpr uint32_t kSignBit = 0x80000000u;
-constexpr uint32_t kNoExtensionBits = 0x80000000u;  // a backoff of -0.0
 
 uint64_t align8(uint64_t n) { return (n + 7) / 8 * 8; }
 
@@ -47,7 +47,6 @@ float bits_float(uint32_t b) {
   std::memcpy(&f, &b, sizeof f);
   return f;
 }
-bool has_extension(float backoff) { return float_bits(backoff) != kNoExtensionBits; }
 
 // Little-endian bit fields of up to 57 bits at any bit offset (8 bytes are read at the byte
 // holding the first bit; every section keeps 8 bytes of slack after its last record for this).
@@ -723,39 +722,29 @@ NgramModel::State KenlmBinary::begin_sentence_state() const {
   return s;
 }
 
+// The steps of the lookup core (lm/ngram_lookup.h) over the file's tables: each step moves `node`
+// to the next order's entries of the history.
+struct KenlmBinary::Steps {
+  const KenlmBinary& file;
+  WordId w;               // KenLM id
+  const WordId* history;  // our ids, most recent first
+  Node node;
+
+  ngram_lookup::LookupStep unigram() {
+    const Found f = file.lookup_unigram(w, &node);
+    return {true, !f.independent_left, f.prob, f.backoff};
+  }
+  ngram_lookup::LookupStep middle(int i) {
+    const Found f = file.lookup_middle(i, file.to_kenlm(history[i]), &node);
+    return {f.found, !f.independent_left, f.prob, f.backoff};
+  }
+  bool longest(int i, float* prob) { return file.lookup_longest(file.to_kenlm(history[i]), node, prob); }
+};
+
 NgramModel::FullScore KenlmBinary::score_word(const NgramModel::State& in, WordId w,
                                               NgramModel::State* out) const {
-  NgramModel::FullScore result{0.0f, 1, w == kUnkId};
-  Node node;
-  const Found uni = lookup_unigram(to_kenlm(w), &node);
-  float prob = uni.prob;
-  out->backoff[0] = uni.backoff;
-  int next_use = has_extension(uni.backoff) ? 1 : 0;
-  out->words[0] = w;
-  bool independent_left = uni.independent_left;
-  const int order = layout_.order;
-  for (int i = 0; i < in.length && !independent_left; ++i) {
-    if (i == order - 2) {
-      float longest;
-      if (lookup_longest(to_kenlm(in.words[i]), node, &longest)) {
-        prob = longest;
-        result.ngram_length = static_cast<uint8_t>(order);
-      }
-      break;
-    }
-    const Found f = lookup_middle(i, to_kenlm(in.words[i]), &node);
-    if (!f.found) break;
-    independent_left = f.independent_left;
-    out->backoff[i + 1] = f.backoff;
-    prob = f.prob;
-    result.ngram_length = static_cast<uint8_t>(i + 2);
-    if (has_extension(f.backoff)) next_use = i + 2;
-  }
-  for (int j = result.ngram_length - 1; j < in.length; ++j) prob += in.backoff[j];
-  result.log10_prob = prob;
-  out->length = static_cast<uint8_t>(next_use);
-  for (int j = 1; j < next_use; ++j) out->words[j] = in.words[j - 1];
-  return result;
+  Steps steps{*this, to_kenlm(w), in.words, Node()};
+  return ngram_lookup::score_state(steps, layout_.order, in, w, out);
 }
 
 NgramModel::FullScore KenlmBinary::score_context(const WordId* context, int length, WordId w,

@@ -180,6 +180,8 @@ class KenlmBinary {
     float prob = 0.0f;
     float backoff = 0.0f;
   };
+  // The lookup core's steps (lm/ngram_lookup.h) over this file.
+  struct Steps;
   Found lookup_unigram(WordId w, Node* node) const;
   Found lookup_middle(int order_minus_2, WordId w, Node* node) const;
   bool lookup_longest(WordId w, const Node& node, float* prob) const;

@@ -14,11 +14,14 @@
 #include "common/errors.h"
 #include "common/parallel.h"
 #include "lm/kenlm_binary.h"
+#include "lm/ngram_lookup.h"
 
 namespace speechdecode {
 
 using ngram_hash::mix64;
 using ngram_hash::NgramHasher;
+using ngram_lookup::has_extension;
+using ngram_lookup::LookupStep;
 
 namespace {
 
@@ -28,14 +31,7 @@ inline float value(float stored) { return -std::fabs(stored); }
 inline bool extends_left(float stored) { return !std::signbit(stored); }
 inline void mark_extends_left(float& stored) { stored = std::fabs(stored); }
 
-// A backoff of -0.0 (the bit pattern, not the number) marks an n-gram that is nobody's context.
-inline uint32_t bits(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, sizeof b);
-  return b;
-}
-constexpr uint32_t kNoExtensionBits = 0x80000000u;
-inline bool has_extension(float backoff) { return bits(backoff) != kNoExtensionBits; }
+// A backoff of -0.0 marks an n-gram that is nobody's context (ngram_lookup::has_extension).
 inline void mark_extension(float& backoff) {
   if (!has_extension(backoff)) backoff = 0.0f;
 }
@@ -433,39 +429,29 @@ NgramModel::FullScore NgramModel::score_word(const State& in, WordId w, State* o
   return score_word(in, p, out);
 }
 
-NgramModel::FullScore NgramModel::score_word(const State& in, const Probes& p, State* out) const {
-  const WordId w = p.word;
-  FullScore result{0.0f, 1, w == kUnkId};
-  const Unigram& unigram = unigrams_[w];
-  float prob = value(unigram.prob);
-  out->words[0] = w;
-  out->backoff[0] = unigram.backoff;
-  int keep = has_extension(unigram.backoff) ? 1 : 0;
-  if (in.length > 0 && extends_left(unigram.prob)) {
-    for (int i = 0; i < in.length; ++i) {
-      const int n = i + 2;
-      if (n == order_) {
-        if (const LongestEntry* e = longest_.find(p.keys[i])) {
-          prob = value(e->prob);
-          result.ngram_length = static_cast<uint8_t>(n);
-        }
-        break;
-      }
-      const MiddleEntry* e = middle_[i].find(p.keys[i]);
-      if (e == nullptr) break;
-      prob = value(e->prob);
-      result.ngram_length = static_cast<uint8_t>(n);
-      out->backoff[i + 1] = e->backoff;
-      if (has_extension(e->backoff)) keep = n;
-      if (!extends_left(e->prob)) break;
-    }
+struct NgramModel::ProbingSteps {
+  const NgramModel& model;
+  const Probes& p;
+
+  LookupStep unigram() const {
+    const Unigram& u = model.unigrams_[p.word];
+    return {true, extends_left(u.prob), value(u.prob), u.backoff};
   }
-  // KenLM's order of float additions: the shortest unmatched context first.
-  for (int j = result.ngram_length - 1; j < in.length; ++j) prob += in.backoff[j];
-  result.log10_prob = prob;
-  out->length = static_cast<uint8_t>(keep);
-  for (int j = 1; j < keep; ++j) out->words[j] = in.words[j - 1];
-  return result;
+  LookupStep middle(int i) const {
+    const MiddleEntry* e = model.middle_[i].find(p.keys[i]);
+    if (e == nullptr) return {};
+    return {true, extends_left(e->prob), value(e->prob), e->backoff};
+  }
+  bool longest(int i, float* prob) const {
+    const LongestEntry* e = model.longest_.find(p.keys[i]);
+    if (e != nullptr) *prob = value(e->prob);
+    return e != nullptr;
+  }
+};
+
+NgramModel::FullScore NgramModel::score_word(const State& in, const Probes& p, State* out) const {
+  ProbingSteps steps{*this, p};
+  return ngram_lookup::score_state(steps, order_, in, p.word, out);
 }
 
 NgramModel::FullScore NgramModel::score_context(const WordId* context, int length, WordId w,
@@ -478,29 +464,10 @@ NgramModel::FullScore NgramModel::score_context(const WordId* context, int lengt
 
 NgramModel::FullScore NgramModel::score_context(const WordId* context, int length, const Probes& p,
                                                 WordId* out_context, int* out_length) const {
-  const WordId w = p.word;
-  FullScore result{0.0f, 1, w == kUnkId};
-  const Unigram& unigram = unigrams_[w];
-  float prob = value(unigram.prob);
-  int keep = has_extension(unigram.backoff) ? 1 : 0;
-  if (length > 0 && extends_left(unigram.prob)) {
-    for (int i = 0; i < length; ++i) {
-      const int n = i + 2;
-      if (n == order_) {
-        if (const LongestEntry* e = longest_.find(p.keys[i])) {
-          prob = value(e->prob);
-          result.ngram_length = static_cast<uint8_t>(n);
-        }
-        break;
-      }
-      const MiddleEntry* e = middle_[i].find(p.keys[i]);
-      if (e == nullptr) break;
-      prob = value(e->prob);
-      result.ngram_length = static_cast<uint8_t>(n);
-      if (has_extension(e->backoff)) keep = n;
-      if (!extends_left(e->prob)) break;
-    }
-  }
+  ProbingSteps steps{*this, p};
+  const ngram_lookup::Match m = ngram_lookup::longest_match(steps, order_, length, nullptr);
+  FullScore result{0.0f, static_cast<uint8_t>(m.length), p.word == kUnkId};
+  float prob = m.prob;
   // Backoffs of the contexts longer than the match, shortest first: context[0], then
   // context[1] context[0], ... Every stored context's suffixes are stored, so the first missing
   // one (or one that nothing extends to the left) ends the chain.
@@ -517,9 +484,9 @@ NgramModel::FullScore NgramModel::score_context(const WordId* context, int lengt
     }
   }
   result.log10_prob = prob;
-  for (int j = keep - 1; j >= 1; --j) out_context[j] = context[j - 1];
-  out_context[0] = w;
-  *out_length = keep;
+  for (int j = m.keep - 1; j >= 1; --j) out_context[j] = context[j - 1];
+  out_context[0] = p.word;
+  *out_length = m.keep;
   return result;
 }
 

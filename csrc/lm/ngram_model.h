@@ -180,6 +180,8 @@ class NgramModel {
   // prefetch asks for every key's first slot.
   void probes_for(WordId w, const WordId* history, int depth, bool with_context, bool prefetch,
                   Probes* out) const;
+  // The steps of the lookup core (lm/ngram_lookup.h) over these tables, from the keys of a Probes.
+  struct ProbingSteps;
   // score_word from the keys of p: all of them are known before the first probe, so the core can
   // start the loads of longer n-grams while it waits on shorter ones.
   FullScore score_word(const State& in, const Probes& p, State* out) const;
