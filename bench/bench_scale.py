@@ -32,7 +32,7 @@ import tempfile
 import numpy as np
 
 from speechdecode.bench.harness import BenchmarkMismatchError, Suite
-from speechdecode.lm.count import count_files
+from speechdecode.lm.counting import count_files
 from speechdecode.lm.vocab import BOS_ID, EOS_ID
 from speechdecode.testing.corpora import fortune_sentences, kjv_sentences
 

@@ -12,7 +12,7 @@ Corpora for tests and demos live in :mod:`speechdecode.testing`.
 
 from speechdecode._deprecation import moved_names
 from speechdecode.lm.arpa import ArpaModel, read_arpa, write_arpa
-from speechdecode.lm.count import count_files, parse_size
+from speechdecode.lm.counting import count_files, parse_size
 from speechdecode.lm.counts import NgramCounts, count_sentences
 from speechdecode.lm.estimate import METHODS, estimate, estimate_arpa
 from speechdecode.lm.generate import generate

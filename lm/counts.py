@@ -3,8 +3,9 @@
 Each sentence is padded as ``<s> w1 ... wk </s>`` (one ``<s>``: n-grams with more ``<s>``
 padding carry no information beyond this), and ``counts[n-1][i]`` is the number of times the
 n-gram ``ngrams[n-1][i]`` occurs in the padded sentences. Words outside a limiting vocabulary
-become ``<unk>``. This module also holds the plain-Python reference counter, the oracle for
-the native counter.
+become ``<unk>``. This module holds the type, its ``.npz`` files and the plain-Python reference
+counter :func:`count_sentences`, the oracle for the native file counter in
+:mod:`speechdecode.lm.counting`.
 """
 
 from __future__ import annotations

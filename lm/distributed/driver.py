@@ -32,7 +32,7 @@ from speechdecode import _backend
 from speechdecode._args import peak_memory
 from speechdecode._io import atomic_write
 from speechdecode.errors import InputFileError, InvalidArgumentError
-from speechdecode.lm import count as count_module
+from speechdecode.lm import counting as count_module
 from speechdecode.lm.counts import WORD_BOUNDARY
 from speechdecode.lm.distributed import partition as P
 from speechdecode.lm.methods._common import prune_thresholds
@@ -114,7 +114,7 @@ def build(
         order, prune, discount_fallback, float64: as :func:`speechdecode.lm.estimate.estimate_arpa`
             with ``"mkn"``: a fallback discount warns with ``DiscountFallbackWarning``, or, with
             ``discount_fallback=None`` (lmplz's rule), fails before anything is written.
-        units, word_boundary, limit_vocab, encoding_errors: as :func:`speechdecode.lm.count.count_files`.
+        units, word_boundary, limit_vocab, encoding_errors: as :func:`speechdecode.lm.counting.count_files`.
         partitions: how many partitions (by last word) estimate the model; default: two per
             worker slot, more if a partition's n-grams would not fit in ``memory``. Partitions
             may be empty.

@@ -136,7 +136,7 @@ def _status(message: str) -> None:
 
 
 def _count(args):
-    from speechdecode.lm.count import count_files
+    from speechdecode.lm.counting import count_files
 
     limit = None
     if args.limit_vocab:
@@ -194,7 +194,7 @@ def _method_options(args) -> dict:
 
 def run_build(args) -> None:
     from speechdecode._progress import progress
-    from speechdecode.lm.count import parse_size
+    from speechdecode.lm.counting import parse_size
     from speechdecode.lm.counts import NgramCounts
     from speechdecode.lm.estimate import estimate_arpa, method_options
 

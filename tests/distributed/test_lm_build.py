@@ -16,7 +16,7 @@ from speechdecode import _ray
 from speechdecode._ray import ClusterUnavailableError
 from speechdecode.errors import BackendUnavailableError, InputFileError, InvalidArgumentError
 from speechdecode.lm.arpa import write_arpa
-from speechdecode.lm.count import count_files
+from speechdecode.lm.counting import count_files
 from speechdecode.lm.distributed import UnreadableShardWarning, build
 from speechdecode.lm.estimate import estimate
 from speechdecode.lm.methods.kneser_ney import DiscountFallbackWarning

@@ -9,7 +9,7 @@ import warnings
 import pywrapfst as fst
 
 from speechdecode.lm.arpa import write_arpa
-from speechdecode.lm.count import count_files
+from speechdecode.lm.counting import count_files
 from speechdecode.lm.estimate import estimate
 
 LN10 = math.log(10.0)

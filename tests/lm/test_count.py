@@ -17,7 +17,7 @@ import pytest
 
 from speechdecode import _backend
 from speechdecode.errors import InputFileError, InvalidArgumentError
-from speechdecode.lm.count import MAX_ORDER, count_files, parse_size
+from speechdecode.lm.counting import MAX_ORDER, count_files, parse_size
 from speechdecode.lm.counts import count_sentences, to_units
 from speechdecode.testing import SentenceGenerator
 
@@ -395,3 +395,15 @@ def test_reference_backend_equals_count_sentences(tmp_path):
     assert_same_counts(count_files(path, 4, backend="reference"), want)
     if native is not None:
         assert_same_counts(count_files(path, 4, backend="native"), want)
+
+
+def test_old_module_path_is_an_alias_that_warns():
+    import importlib
+    import sys
+
+    import speechdecode.lm.counting as counting
+
+    sys.modules.pop("speechdecode.lm.count", None)
+    with pytest.warns(DeprecationWarning, match=r"lm\.count is deprecated .* use speechdecode\.lm\.counting"):
+        old = importlib.import_module("speechdecode.lm.count")
+    assert old is counting and old.count_files is count_files
