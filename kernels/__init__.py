@@ -1,6 +1,5 @@
-"""GPU kernels in Triton, one op per folder, each beside its plain-torch reference.
-
-``kernels/<op>/reference.py`` is the oracle (never edited to match a kernel) and
-``kernels/<op>/triton.py`` the kernel with its host wrapper. Importing this package does not
-import triton; the wrappers are imported only when the triton backend is chosen.
+"""One folder per hot op: its checked API and backend choice (``api.py``), the plain-torch oracle
+(``reference.py``), the C++ wrapper or batched torch (``native.py``) and the Triton kernel
+(``triton.py``); ``__init__.py`` only re-exports. Importing this package does not import triton:
+a Triton wrapper is imported only when the triton backend is chosen. See docs/ARCHITECTURE.md.
 """

@@ -149,9 +149,7 @@ class DurationStoppingProcessor(LogitsProcessor):
 
     def __init__(self, durations, eos_id: int, prompt_length: int):
         self.stopping = DurationGuidedStopping(durations, eos_id)
-        if isinstance(prompt_length, bool) or not isinstance(prompt_length, numbers.Integral) or prompt_length < 0:
-            raise InvalidArgumentError("prompt_length", "an integer >= 0", repr(prompt_length))
-        self.prompt_length = int(prompt_length)
+        self.prompt_length = _args.integer(prompt_length, "prompt_length", 0)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         step = input_ids.shape[1] - self.prompt_length

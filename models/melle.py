@@ -133,15 +133,11 @@ def melle_generate(
         (4, 0)
     """
     x = _tensors.as_tensor(prompt_mel, "prompt_mel")
-    if isinstance(r, bool) or not isinstance(r, numbers.Integral) or r < 1:
-        raise InvalidArgumentError("r", "an integer >= 1", repr(r))
+    r = _args.integer(r, "r", 1)
     if x.ndim != 3 or not x.dtype.is_floating_point or x.shape[1] < r:
         raise TensorError("prompt_mel", f"a float [B, T0 >= r={r}, D] tensor", _tensors._describe(prompt_mel))
-    if isinstance(max_steps, bool) or not isinstance(max_steps, numbers.Integral) or max_steps < 1:
-        raise InvalidArgumentError("max_steps", "an integer >= 1", repr(max_steps))
-    ok = isinstance(stop_threshold, numbers.Real) and not isinstance(stop_threshold, bool)
-    if not ok or not 0.0 <= stop_threshold <= 1.0:
-        raise InvalidArgumentError("stop_threshold", "a number in [0, 1]", repr(stop_threshold))
+    max_steps = _args.integer(max_steps, "max_steps", 1)
+    stop_threshold = _args.interval(stop_threshold, "stop_threshold", 0.0, 1.0)
     dims = x.shape[2]
     steps_in = reduce_frames(x[:, x.shape[1] % r :], r)
     limit = getattr(model, "max_context", None)

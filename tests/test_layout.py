@@ -75,3 +75,29 @@ def test_unknown_names_still_raise_attribute_error():
         importlib.import_module("speechdecode.lm").NoSuchName  # noqa: B018
     with pytest.raises(AttributeError, match="no attribute 'NoSuchName'"):
         importlib.import_module("speechdecode.models").NoSuchName  # noqa: B018
+
+
+def test_every_package_folder_is_installed():
+    """A wheel holds only the packages pyproject.toml lists: every folder with an __init__.py is one."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    found = set()
+    for package, folder in config["package-dir"].items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT / folder).parts
+            found.add(".".join((package, *parts)))
+    assert found - listed == set()
+    assert listed - found == set()
+
+
+def test_op_folders_keep_the_layout():
+    """kernels/<op>/__init__.py only re-exports (imports and __all__): the code is in api.py and beside it."""
+    for init in sorted((ROOT / "kernels").glob("*/__init__.py")):
+        tree = ast.parse(init.read_text())
+        body = [node for node in tree.body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+        kinds = {type(node).__name__ for node in body}
+        assert kinds <= {"ImportFrom", "Assign"}, f"{init.relative_to(ROOT)} holds {sorted(kinds)}"
+        assigned = [t.id for node in body if isinstance(node, ast.Assign) for t in node.targets]
+        assert assigned in ([], ["__all__"]), f"{init.relative_to(ROOT)} assigns {assigned}"

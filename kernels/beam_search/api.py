@@ -22,7 +22,6 @@ max-extraction over blocks of the beam*V candidates; CUDA, or CPU under TRITON_I
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
@@ -80,9 +79,7 @@ def beam_search_step(
         ([[1, 2]], [[0, 0]])
     """
     x = _tensors.scores(log_probs, "log_probs", 2)
-    beam = _args.integer(beam, "beam")
-    if beam < 1:
-        raise InvalidArgumentError("beam", "an integer >= 1", beam)
+    beam = _args.integer(beam, "beam", 1)
     R, V = x.shape
     if R % beam != 0:
         raise TensorError("log_probs", f"a row count divisible by beam={beam}", _tensors._describe(log_probs))
@@ -120,14 +117,9 @@ def beam_search_step(
         fin = ft.to(dev).contiguous()
     denom = 1.0
     if length is not None:
-        length = _args.integer(length, "length")
-        if length < 0:
-            raise InvalidArgumentError("length", "an integer >= 0", length)
-        if isinstance(length_penalty, bool) or not isinstance(length_penalty, numbers.Real):
-            raise InvalidArgumentError("length_penalty", "a real number", repr(length_penalty))
-        if not math.isfinite(float(length_penalty)):
-            raise InvalidArgumentError("length_penalty", "a finite number", length_penalty)
-        denom = float((length + 1) ** float(length_penalty))
+        length = _args.integer(length, "length", 0)
+        length_penalty = _args.real(length_penalty, "length_penalty")
+        denom = float((length + 1) ** length_penalty)
         if not (math.isfinite(denom) and denom > 0):
             raise InvalidArgumentError("length_penalty", "a penalty giving a finite positive divisor", length_penalty)
     # round the divisor to float32 once, so every backend divides by the same number

@@ -29,8 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 
 from speechdecode import _args, _tensors
@@ -41,21 +39,13 @@ def _durations(durations) -> torch.Tensor:
     return _tensors.counts(durations, "durations", (2,), "a 2-D array [B, L]", "frame counts").contiguous()
 
 
-def _count(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidArgumentError(name, "an integer", repr(value))
-    if int(value) < minimum:
-        raise InvalidArgumentError(name, f"an integer >= {minimum}", int(value))
-    return int(value)
-
-
 def _frames(d: torch.Tensor, num_frames) -> tuple[torch.Tensor, int]:
     totals = d.sum(dim=1)
     longest = int(totals.max()) if totals.numel() else 0
     if num_frames is None:
         _args.fits_in_memory(d.shape[0] * longest * 8 * 4, "durations", "frame map [B, sum(durations)]")
         return totals, longest
-    num_frames = _count(num_frames, "num_frames", 0)
+    num_frames = _args.integer(num_frames, "num_frames", 0)
     over = totals > num_frames
     if bool(over.any()):
         b = int(over.nonzero()[0, 0])
@@ -98,7 +88,7 @@ def _band(durations, k, num_frames) -> tuple[torch.Tensor, torch.Tensor]:
     Row t of the mask depends only on l(t), so the masks index the band table with the map
     instead of comparing B*T*L differences (L times less arithmetic, a bool gather).
     """
-    k = _count(k, "k", 0)
+    k = _args.integer(k, "k", 0)
     d = _durations(durations)
     owner = _owner(d, num_frames)
     keys = torch.arange(max(d.shape[1], 1), device=owner.device)
@@ -162,7 +152,7 @@ def flex_mask_mod(durations, k: int, num_frames: int | None = None):
         >>> mod = flex_mask_mod(d, k=0)
         >>> bm = create_block_mask(mod, 2, None, 5, 5, device="cpu")
     """
-    k = _count(k, "k", 0)
+    k = _args.integer(k, "k", 0)
     d = _durations(durations)
     owner = _owner(d, num_frames)
     phonemes = d.shape[1]

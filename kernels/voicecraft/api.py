@@ -377,20 +377,10 @@ def sample_mask_spans(
         >>> all(0 <= s < e <= 100 and e - s <= 20 for s, e in spans)
         True
     """
-    length = _args.integer(length, "length")
-    if length < 1:
-        raise InvalidArgumentError("length", "an integer >= 1", length)
-    if isinstance(poisson_lambda, bool) or not isinstance(poisson_lambda, numbers.Real):
-        raise InvalidArgumentError("poisson_lambda", "a real number > 0", repr(poisson_lambda))
-    if not (math.isfinite(poisson_lambda) and poisson_lambda > 0):
-        raise InvalidArgumentError("poisson_lambda", "a finite number > 0", poisson_lambda)
-    max_spans = _args.integer(max_spans, "max_spans")
-    if max_spans < 1:
-        raise InvalidArgumentError("max_spans", "an integer >= 1", max_spans)
-    if max_len is not None:
-        max_len = _args.integer(max_len, "max_len")
-        if max_len < 1:
-            raise InvalidArgumentError("max_len", "an integer >= 1 or None", max_len)
+    length = _args.integer(length, "length", 1)
+    poisson_lambda = _args.real(poisson_lambda, "poisson_lambda", low=0.0, strict=True)
+    max_spans = _args.integer(max_spans, "max_spans", 1)
+    max_len = _args.optional_integer(max_len, "max_len", 1)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise InvalidArgumentError("generator", "a torch.Generator or None", repr(generator))
     drawn = int(torch.poisson(torch.tensor([float(poisson_lambda)]), generator=generator).item())
@@ -472,13 +462,8 @@ def select_edit_span(
     )
     if not 0 <= first <= stop <= n:
         raise InvalidArgumentError("edit_word_range", f"0 <= first <= stop <= {n} (the number of words)", (first, stop))
-    for name, value, ok in (("epsilon", epsilon, "a finite number >= 0"), ("frame_rate", frame_rate, "a number > 0")):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-            raise InvalidArgumentError(name, ok, repr(value))
-    if epsilon < 0:
-        raise InvalidArgumentError("epsilon", "a finite number >= 0", epsilon)
-    if frame_rate <= 0:
-        raise InvalidArgumentError("frame_rate", "a number > 0", frame_rate)
+    epsilon = _args.real(epsilon, "epsilon", low=0.0)
+    frame_rate = _args.real(frame_rate, "frame_rate", low=0.0, strict=True)
     last_end = times[-1][1]
     if duration is None:
         duration = last_end

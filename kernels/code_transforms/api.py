@@ -10,14 +10,10 @@ torch tensors on the input's device) and never modify their input.
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 
 from speechdecode import _args, _tensors
-from speechdecode.errors import InvalidArgumentError, TensorError
-
-__all__ = ["expand_frames", "group_codes", "merge_residual", "reduce_frames", "ungroup_codes"]
+from speechdecode.errors import TensorError
 
 
 def _tensor(x, name: str, ndims: tuple[int, ...], what: str) -> torch.Tensor:
@@ -129,8 +125,4 @@ def expand_frames(x, r: int, num_frames: int | None = None) -> torch.Tensor:
     out = t.reshape(batch, steps * r, width // r)
     if num_frames is None:
         return out
-    if isinstance(num_frames, bool) or not isinstance(num_frames, numbers.Integral):
-        raise InvalidArgumentError("num_frames", "an integer", repr(num_frames))
-    if not 0 <= int(num_frames) <= steps * r:
-        raise InvalidArgumentError("num_frames", f"an integer in [0, {steps * r}]", int(num_frames))
-    return out[:, : int(num_frames)]
+    return out[:, : _args.integer(num_frames, "num_frames", 0, steps * r)]
