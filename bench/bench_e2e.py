@@ -21,7 +21,8 @@ import torch
 
 from speechdecode.bench.bench_masks import SINGLE_THREAD_NOTE, single_thread
 from speechdecode.bench.harness import Suite, check_equal
-from speechdecode.models import CausalConvLstmEncoder, CtcAsr, DelayPatternLM, GreedyCtcDecoder, TinyTransformerLM
+from speechdecode.decoding import GreedyCtcDecoder
+from speechdecode.models import CausalConvLstmEncoder, CtcAsr, DelayPatternLM, TinyTransformerLM
 
 CARD, K, PHONEMES, L = 1024, 4, 64, 16
 DELAYS = list(range(K))

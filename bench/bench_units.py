@@ -46,7 +46,7 @@ def streamed(logits: np.ndarray) -> list[list[int]]:
     units: list[list[int]] = [[] for _ in range(logits.shape[0])]
     chunks = []
     for start in range(0, logits.shape[1], UPSAMPLE):
-        chunks += streamer.push(logits[:, start : start + UPSAMPLE])
+        chunks += streamer.accept(logits[:, start : start + UPSAMPLE])
     chunks += streamer.finish()
     for chunk in chunks:
         units[chunk.row].extend(chunk.units.tolist())

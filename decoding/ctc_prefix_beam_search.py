@@ -15,7 +15,9 @@ from collections.abc import Sequence
 import torch
 
 from speechdecode import _args, _backend, _tensors
+from speechdecode._deprecation import renamed
 from speechdecode.decoding.hypothesis import Hypothesis
+from speechdecode.decoding.protocol import OneUtterance
 from speechdecode.decoding.text import (
     blank_id,
     boundary_of,
@@ -23,9 +25,10 @@ from speechdecode.decoding.text import (
     check_lm_words,
     lexicon_entries,
     load_lm,
+    token_pieces,
 )
 from speechdecode.errors import InvalidArgumentError, TensorError
-from speechdecode.kernels.ctc_prefix_beam.reference import PrefixBeamSearch, token_pieces
+from speechdecode.kernels import ctc_prefix_beam as kernel
 
 __all__ = ["CtcPrefixBeamSearch", "CtcPrefixBeamSearchStream"]
 
@@ -204,27 +207,7 @@ class CtcPrefixBeamSearch:
             )
         self._native = None
         if self.backend == "native":
-            self._native = _backend.native().CtcPrefixBeamSearch(
-                [chars for _, chars in self._pieces],
-                [int(starts) for starts, _ in self._pieces],
-                [(list(p), w) for p, w in self.hotwords],
-                None if self.lm is None else self.lm._native,
-                blank=self.blank,
-                alpha=self.alpha,
-                beta=self.beta,
-                beam=self.beam,
-                token_topk=self.token_topk,
-                beam_threshold=self.beam_threshold,
-                token_min_logp=self.token_min_logp,
-                partial_word_lm=self.partial_word_lm,
-                unk_score_offset=self.unk_score_offset,
-                blank_skip_threshold=math.inf if blank_skip_threshold is None else self.blank_skip_threshold,
-                viterbi=self.viterbi,
-                recombine=self.recombine,
-                score_boundary=self.score_boundary,
-                extend_best_token=self.extend_best_token,
-                lexicon=[(list(spelling), word) for spelling, word in self.lexicon or ()],
-            )
+            self._native = kernel.native_search(self._pieces, self.blank, self._options())
 
     def __reduce__(self):
         # By content; the LM pickles as its file's path and identity (NgramModel.__reduce__: loaded
@@ -319,13 +302,10 @@ class CtcPrefixBeamSearch:
         lens = _tensors.lengths(lengths, "lengths", batch, frames, torch.device("cpu"))
         x = _tensors.cpu_float32(x)
         wanted = self.nbest if self.nbest == 1 else self.beam
-        if self._native is not None:
-            results = self._native.decode(x.numpy(), lens.numpy(), wanted, self.num_threads or 0)
-            return [distinct([Hypothesis(*h) for h in nbest], self.nbest) for nbest in results]
-        from speechdecode.kernels.ctc_prefix_beam.reference import ctc_prefix_beam_search
-
-        results = ctc_prefix_beam_search(x.numpy(), lens.tolist(), self._pieces, self.blank, wanted, **self._options())
-        return [distinct(nbest, self.nbest) for nbest in results]
+        results = kernel.decode(
+            self._native, self._pieces, self.blank, self._options(), x.numpy(), lens.numpy(), wanted, self.num_threads
+        )
+        return [distinct(ranked, self.nbest) for ranked in results]
 
     def _device_backend(self, x: torch.Tensor) -> str:
         """The backend for inputs on x's device: the constructor's choice on the CPU; on CUDA,
@@ -333,21 +313,9 @@ class CtcPrefixBeamSearch:
         return self.backend if x.device.type == "cpu" else _backend.select("cuda", self._requested)
 
     def _decode_triton(self, x: torch.Tensor, lengths) -> list[list[Hypothesis]]:
-        from speechdecode.kernels.ctc_prefix_beam.reference import spell
-        from speechdecode.kernels.ctc_prefix_beam.triton import prefix_beam_search
-
-        results = prefix_beam_search(
-            x, lengths, blank=self.blank, beam=self.beam, token_topk=self.token_topk,
-            token_min_logp=self.token_min_logp, beam_threshold=self.beam_threshold,
-            nbest=self.nbest if self.nbest == 1 else self.beam,
-        )  # fmt: skip
-        hypotheses = []
-        for nbest in results:
-            hypotheses.append([])
-            for tokens, score, frames in nbest:
-                words, word_frames = spell(self._pieces, tokens, frames)
-                hypotheses[-1].append(Hypothesis(tokens, words, score, score, 0.0, frames, word_frames))
-        return [distinct(nbest, self.nbest) for nbest in hypotheses]
+        wanted = self.nbest if self.nbest == 1 else self.beam
+        results = kernel.decode_triton(x, lengths, self._pieces, self.blank, self._options(), wanted)
+        return [distinct(ranked, self.nbest) for ranked in results]
 
     def stream(self) -> CtcPrefixBeamSearchStream:
         """A new stream: one utterance fed chunk by chunk (see :class:`CtcPrefixBeamSearchStream`)."""
@@ -383,8 +351,8 @@ def distinct(ranked: list[Hypothesis], n: int) -> list[Hypothesis]:
     return out
 
 
-class CtcPrefixBeamSearchStream:
-    """One utterance decoded as its frames arrive; :meth:`finalize` equals offline decoding.
+class CtcPrefixBeamSearchStream(OneUtterance):
+    """One utterance decoded as its frames arrive; :meth:`finish` equals offline decoding.
 
     Example:
         >>> import numpy as np
@@ -394,27 +362,23 @@ class CtcPrefixBeamSearchStream:
         >>> stream.partial().tokens
         (1, 2)
         >>> stream.accept(x[4:])
-        >>> stream.finalize()[0].tokens
+        >>> stream.finish()[0].tokens
         (1, 2, 1)
     """
 
     def __init__(self, search: CtcPrefixBeamSearch):
         self._search = search
-        if search._native is not None:
-            self._native = search._native.stream()
-        else:
-            self._reference = PrefixBeamSearch(search._pieces, search.blank, **search._options())
-            self._native = None
+        self._state = kernel.open_stream(search._native, search._pieces, search.blank, search._options())
 
     @property
     def frames(self) -> int:
         """Frames accepted so far."""
-        return self._native.frames if self._native is not None else self._reference.frames
+        return self._state.frames
 
     @property
     def searched_frames(self) -> int:
         """Frames searched so far: :attr:`frames` less those skipped by ``blank_skip_threshold``."""
-        return self._native.searched_frames if self._native is not None else self._reference.searched_frames
+        return self._state.searched_frames
 
     def accept(self, chunk) -> None:
         """Consume frames: chunk ``[T_chunk, V]`` (dtypes and frameworks as the batch call).
@@ -422,25 +386,34 @@ class CtcPrefixBeamSearchStream:
         Raises:
             TensorError: wrong shape or dtype, NaN or +inf scores (named ``[0, frame, token]``,
                 frames counted from the stream's start).
+            InvalidArgumentError: the stream was finished.
         """
+        self._check_open()
         x = _tensors.scores(chunk, "chunk", 2)
         if x.shape[1] != len(self._search.tokens):
             raise TensorError("chunk", f"shape [T, {len(self._search.tokens)}] (V = len(tokens))", f"{list(x.shape)}")
-        x = _tensors.cpu_float32(x)
-        if self._native is not None:
-            self._native.accept(x.numpy())
-        else:
-            for row in x.numpy():
-                self._reference.step(row)
+        self._state.accept(_tensors.cpu_float32(x).numpy())
 
-    def finalize(self, nbest: int | None = None) -> list[Hypothesis]:
-        """The n-best list (default: the search's ``nbest``) of the frames so far; the stream can go on."""
+    def _nbest(self, nbest: int | None) -> list[Hypothesis]:
         n = self._search.nbest if nbest is None else _args.integer(nbest, "nbest", 1)
         wanted = n if n == 1 else max(n, self._search.beam)
-        if self._native is not None:
-            return distinct([Hypothesis(*h) for h in self._native.finalize(wanted)], n)
-        return distinct(self._reference.finish(wanted), n)
+        return distinct(self._state.nbest(wanted), n)
 
     def partial(self) -> Hypothesis:
         """The current best hypothesis, as if the utterance ended here."""
-        return self.finalize(1)[0]
+        self._check_open()
+        return self._nbest(1)[0]
+
+    def finish(self, nbest: int | None = None) -> list[Hypothesis]:
+        """The n-best list (default: the search's ``nbest``) of the utterance; ends the stream."""
+        self._check_open()
+        result = self._nbest(nbest)
+        self._end()
+        return result
+
+    def finalize(self, nbest: int | None = None) -> list[Hypothesis]:
+        """Deprecated: the n-best list of the frames so far, after which the stream went on
+        (:meth:`partial` for the best so far, :meth:`finish` at the end)."""
+        renamed("CtcPrefixBeamSearchStream.finalize()", "partial() or finish()")
+        self._check_open()
+        return self._nbest(nbest)

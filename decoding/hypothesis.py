@@ -1,10 +1,11 @@
-"""The result type every n-best CTC decoder returns (prefix beam search, WFST beam search)."""
+"""The result types of the CTC decoders: :class:`Hypothesis` (greedy, prefix beam and WFST search) and
+the WFST search's :class:`WfstHypothesis`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Hypothesis"]
+__all__ = ["Hypothesis", "WfstHypothesis"]
 
 
 @dataclass(frozen=True)
@@ -37,3 +38,15 @@ class Hypothesis:
     def text(self) -> str:
         """The words joined by single spaces."""
         return " ".join(self.words)
+
+
+@dataclass(frozen=True)
+class WfstHypothesis(Hypothesis):
+    """A :class:`Hypothesis` of the WFST search, plus whether its path ended in a final state.
+
+    ``reached_final`` is False when no surviving path reached a final state of the graph after
+    the last frame; the hypothesis is then the best path with final weights ignored (as Kaldi
+    does), e.g. for an utterance cut mid-word.
+    """
+
+    reached_final: bool = True

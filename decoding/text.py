@@ -16,6 +16,8 @@ __all__ = [
     "check_lm_words",
     "lexicon_entries",
     "load_lm",
+    "spell",
+    "token_pieces",
     "words_from_tokens",
 ]
 
@@ -144,7 +146,7 @@ def lexicon_entries(
     or a mapping ``word -> spellings`` (each a sequence of token symbols, or a
     :class:`~speechdecode.graphs.Pronunciation`). Word-boundary tokens (a boundary token of its own,
     such as torchaudio's trailing ``|``) are dropped from spellings; ``pieces`` is
-    :func:`~speechdecode.kernels.ctc_prefix_beam.reference.token_pieces` of the tokens. ``source``
+    :func:`token_pieces` of the tokens. ``source``
     and ``lines`` (``(word, spelling) -> line``) name a mapping's file in errors.
 
     Raises:
@@ -189,3 +191,44 @@ def lexicon_entries(
     if not entries:
         raise InvalidArgumentError("lexicon", "one or more words", "an empty lexicon")
     return entries
+
+
+def token_pieces(tokens: Sequence[str], blank: int, word_boundary: str | None) -> list[tuple[bool, str]]:
+    """Per token id: (starts a word, its characters), as the search reads the symbols.
+
+    Leading ``word_boundary`` markers are stripped; the blank has no characters.
+    """
+    pieces = []
+    for i, symbol in enumerate(tokens):
+        if i == blank:
+            pieces.append((False, ""))
+        elif word_boundary is None:
+            pieces.append((True, symbol))
+        else:
+            chars = symbol.lstrip(word_boundary)
+            pieces.append((len(chars) < len(symbol), chars))
+    return pieces
+
+
+def spell(
+    pieces: Sequence[tuple[bool, str]], tokens: Sequence[int], frames: Sequence[int]
+) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
+    """The words of a token sequence and each word's first and last frame (of its first and last
+    token with characters), from :func:`token_pieces` output; the rules are "Words" in
+    :mod:`speechdecode.kernels.ctc_prefix_beam.reference`."""
+    words: list[str] = []
+    word_frames: list[tuple[int, int]] = []
+    word, first, last = "", 0, 0
+    for token, frame in zip(tokens, frames, strict=True):
+        starts, chars = pieces[token]
+        if starts and word:
+            words.append(word)
+            word_frames.append((first, last))
+            word = ""
+        if chars:
+            first = first if word else frame
+            word, last = word + chars, frame
+    if word:
+        words.append(word)
+        word_frames.append((first, last))
+    return tuple(words), tuple(word_frames)

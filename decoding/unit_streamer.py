@@ -4,7 +4,8 @@ LLaMA-Omni upsamples each LLM hidden state by lambda=25 into unit logits, takes 
 argmax, merges repeats, drops blanks and hands the units to the vocoder in chunks of Omega
 (default 40), flushing the rest at the end. Its reference re-decodes the whole sequence at every
 step (O(N^2)) for one utterance; :class:`CtcUnitStreamer` keeps, per batch row, the argmax id of
-the row's last frame and the units not yet emitted, so a push costs O(new frames).
+the row's last frame and the units not yet emitted, so an ``accept`` costs O(new frames). It is a
+:class:`~speechdecode.decoding.protocol.Stream`: ``accept(logits)`` / ``finish()``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import numpy as np
 import torch
 
 from speechdecode import _tensors
-from speechdecode.decoding.ctc_greedy import ctc_greedy_packed
+from speechdecode._deprecation import renamed
 from speechdecode.errors import InvalidArgumentError, SpeechdecodeError
+from speechdecode.kernels.ctc_greedy import ctc_greedy_packed
 
 __all__ = ["CtcUnitStreamer", "UnitCallbackError", "UnitChunk"]
 
@@ -52,33 +54,33 @@ class CtcUnitStreamer:
     """Greedy CTC decoding of unit logits that arrive piece by piece, emitted in chunks.
 
     The units a row emits, concatenated over all its chunks, equal ``ctc_greedy`` of the row's
-    whole logit sequence: a run of one unit split across two pushes yields one unit, a blank
+    whole logit sequence: a run of one unit split across two accepts yields one unit, a blank
     between them keeps both.
 
     Args:
-        blank: the blank unit id (checked against V at every push).
+        blank: the blank unit id (checked against V at every accept).
         chunk_size: units per chunk (Omega); every chunk but a row's last has exactly this many.
         on_chunk: called as ``on_chunk(row, units, index)`` for every chunk, in emission order
-            (by row, then index, within one call). None: use the chunks :meth:`push` and
+            (by row, then index, within one call). None: use the chunks :meth:`accept` and
             :meth:`finish` return.
-        batch_size: the number of rows B; None: taken from the first push.
+        batch_size: the number of rows B; None: taken from the first accept.
         backend: passed to :func:`ctc_greedy_packed` ("reference", "native", "triton" or None).
 
     Callback errors: if ``on_chunk`` raises, the call raises :class:`UnitCallbackError`
     (chained from the original, naming row and chunk index). The streamer's state is already
     updated for the whole call when callbacks run, so it stays consistent: the chunk whose
     callback raised counts as delivered, and the chunks after it in that call stay queued and
-    are delivered first, in order, by the next :meth:`push` or :meth:`finish` (see
-    :attr:`undelivered`). Pushing after an error loses no unit and repeats none.
+    are delivered first, in order, by the next :meth:`accept` or :meth:`finish` (see
+    :attr:`undelivered`). Accepting after an error loses no unit and repeats none.
 
     Example:
         >>> import numpy as np
         >>> got = []
         >>> s = CtcUnitStreamer(blank=0, chunk_size=2, on_chunk=lambda r, u, i: got.append((r, u.tolist(), i)))
         >>> eye = np.eye(4, dtype=np.float32)
-        >>> s.push(eye[[1, 1, 0, 2]][None])  # units 1, 2 -> one full chunk
+        >>> s.accept(eye[[1, 1, 0, 2]][None])  # units 1, 2 -> one full chunk
         [UnitChunk(row=0, units=array([1, 2]), index=0)]
-        >>> s.push(eye[[2, 3]][None])  # the 2 continues the previous run: only 3 is new
+        >>> s.accept(eye[[2, 3]][None])  # the 2 continues the previous run: only 3 is new
         []
         >>> _ = s.finish()
         >>> got
@@ -115,7 +117,7 @@ class CtcUnitStreamer:
 
     @property
     def batch_size(self) -> int | None:
-        """B, or None before the first push when it was not given."""
+        """B, or None before the first accept when it was not given."""
         return self._batch
 
     @property
@@ -128,6 +130,11 @@ class CtcUnitStreamer:
         return list(self._pending[self._row(row)])
 
     def push(self, logits, lengths=None) -> list[UnitChunk]:
+        """Deprecated name of :meth:`accept`."""
+        renamed("CtcUnitStreamer.push()", "accept()")
+        return self.accept(logits, lengths)
+
+    def accept(self, logits, lengths=None) -> list[UnitChunk]:
         """Decode new frames and emit every chunk that became full.
 
         Args:
@@ -148,7 +155,7 @@ class CtcUnitStreamer:
         x = _tensors.scores(logits, "logits", ndim=3)
         batch, frames, vocab = x.shape
         if self._batch is not None and batch != self._batch:
-            raise InvalidArgumentError("logits", f"batch size {self._batch} (B of earlier pushes)", batch)
+            raise InvalidArgumentError("logits", f"batch size {self._batch} (B of earlier accepts)", batch)
         _tensors.label(self.blank, "blank", vocab)
         lens = _tensors.lengths(lengths, "lengths", batch, frames, x.device)
         # Validates the scores (NaN/+inf) before any state changes.
@@ -176,8 +183,8 @@ class CtcUnitStreamer:
         """Flush the remaining units of ``row`` (or of every row) and reset it for a new utterance.
 
         A row with remaining units emits them as one final chunk shorter than ``chunk_size``;
-        its next push starts chunk numbering at 0 and does not merge with its old last frame.
-        ``finish()`` also forgets a batch size taken from the first push.
+        its next accept starts chunk numbering at 0 and does not merge with its old last frame.
+        ``finish()`` also forgets a batch size taken from the first accept.
 
         Returns:
             The final chunks (also passed to ``on_chunk``), by row.

@@ -20,37 +20,25 @@ writes it as a ``.npz`` once, which loads faster.
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from speechdecode import _args, _backend, _tensors
+from speechdecode._deprecation import renamed
 from speechdecode.decoding._files import Watched
-from speechdecode.decoding.hypothesis import Hypothesis
+from speechdecode.decoding.hypothesis import WfstHypothesis
+from speechdecode.decoding.protocol import OneUtterance
 from speechdecode.errors import InputFileError, InvalidArgumentError, TensorError
 from speechdecode.graphs.export import ARRAY_DTYPES, GRAPH_FILE, DecodingGraph, load_graph
 from speechdecode.graphs.symbols import SymbolTable
-from speechdecode.kernels.wfst_decode import reference
+from speechdecode.kernels import wfst_decode as kernel
 
 __all__ = ["WfstDecoder", "WfstHypothesis", "WfstStream", "read_graph_arrays"]
-
-
-@dataclass(frozen=True)
-class WfstHypothesis(Hypothesis):
-    """A :class:`Hypothesis` of the WFST search, plus whether its path ended in a final state.
-
-    ``reached_final`` is False when no surviving path reached a final state of the graph after
-    the last frame; the hypothesis is then the best path with final weights ignored (as Kaldi
-    does), e.g. for an utterance cut mid-word.
-    """
-
-    reached_final: bool = True
 
 
 class _LoadedGraph(NamedTuple):
@@ -336,42 +324,20 @@ class WfstDecoder:
         """The blank's acoustic-model index."""
         return self.arrays.blank
 
-    def _options(self) -> tuple:
-        skip = math.inf if self.blank_skip_threshold is None else self.blank_skip_threshold
-        boundary = -1 if self.word_boundary is None else self.word_boundary
-        return (
-            self.beam,
-            min(self.max_active, 2**31 - 1),
-            self.acoustic_scale,
-            skip,
-            self.lattice_beam,
-            self.nbest,
-            boundary,
-        )
+    def _options(self) -> dict:
+        return {
+            "beam": self.beam, "max_active": self.max_active, "acoustic_scale": self.acoustic_scale,
+            "blank_skip_threshold": self.blank_skip_threshold, "lattice_beam": self.lattice_beam,
+            "nbest": self.nbest, "word_boundary": self.word_boundary,
+        }  # fmt: skip
 
     def _word(self, word_id: int) -> str:
         return self.words.symbol(word_id) if self.words is not None else str(word_id)
 
-    def _hypothesis(self, result) -> WfstHypothesis:
-        tokens, token_frames, words, word_frames, score, am, lm, reached = result
-        return WfstHypothesis(
-            tokens=tuple(tokens),
-            words=tuple(self._word(w) for w in words),
-            score=float(score),
-            am_score=float(am),
-            lm_score=float(lm),
-            token_frames=tuple(token_frames),
-            word_frames=tuple((int(a), int(b)) for a, b in word_frames),
-            reached_final=bool(reached),
-        )
-
-    def _reference(self, log_probs: np.ndarray, use_final: bool = True) -> list[WfstHypothesis]:
-        """The exhaustive Python search of one utterance [T, V]."""
-        nbest = self.nbest if use_final else 1
-        results = reference.decode(
-            self.arrays, log_probs, nbest, self.acoustic_scale, self.blank_skip_threshold, use_final, self.word_boundary
-        )
-        return [self._hypothesis(_as_tuple(r)) for r in results]
+    @property
+    def _search_graph(self):
+        """The native graph the search runs on; None for the reference backend."""
+        return self._native_graph if self.backend == "native" else None
 
     def _scores(self, x, name: str, ndim: int) -> torch.Tensor:
         t = _tensors.scores(x, name, ndim)
@@ -398,12 +364,7 @@ class WfstDecoder:
         """
         x = self._scores(log_probs, "log_probs", 3)
         lens = _tensors.lengths(lengths, "lengths", x.shape[0], x.shape[1], torch.device("cpu"))
-        if self.backend == "reference":
-            return [self._reference(_checked_rows(x[b, : int(n)], b)) for b, n in enumerate(lens.tolist())]
-        results = _backend.native().wfst_decode(
-            self._native_graph, x.numpy(), lens.numpy(), *self._options(), num_threads=self.num_threads
-        )
-        return [[self._hypothesis(r) for r in nbest] for nbest in results]
+        return kernel.decode(self._search_graph, self.arrays, self._options(), x, lens, self.num_threads, self._word)
 
     def stream(self) -> WfstStream:
         """A streaming search of one utterance: :meth:`WfstStream.accept` chunks of frames."""
@@ -417,29 +378,11 @@ def _rebuild(graph, blank, options: dict) -> WfstDecoder:
     return WfstDecoder(graph, **options)
 
 
-def _checked_rows(rows: torch.Tensor, utterance: int, first_frame: int = 0) -> np.ndarray:
-    array = rows.numpy()
-    bad = np.isnan(array) | (array == np.inf)
-    if bad.any():
-        t, v = (int(i) for i in np.argwhere(bad)[0])
-        kind = "NaN" if np.isnan(array[t, v]) else "+inf"
-        raise TensorError(
-            "log_probs",
-            "finite log-probabilities or -inf",
-            f"{kind} in utterance {utterance} at frame {first_frame + t}, token {v}",
-        )
-    return array.astype(np.float64)
-
-
-def _as_tuple(r: reference.ReferenceResult) -> tuple:
-    return (r.tokens, r.token_frames, r.words, r.word_frames, -r.cost, r.am_score, r.lm_score, r.reached_final)
-
-
-class WfstStream:
+class WfstStream(OneUtterance):
     """The streaming search of one utterance (from :meth:`WfstDecoder.stream`).
 
     ``accept`` chunks of frames as they arrive, ask ``partial()`` for the best path so far, and
-    ``finalize()`` for the n-best list: it equals decoding all accepted frames at once.
+    ``finish()`` for the n-best list: it equals decoding all accepted frames at once.
 
     Example:
         >>> import numpy as np
@@ -452,63 +395,40 @@ class WfstStream:
         >>> stream.partial().words
         ('x',)
         >>> stream.accept(np.log(np.array([[0.9, 0.1]], np.float32)))
-        >>> [h.words for h in stream.finalize()]
+        >>> [h.words for h in stream.finish()]
         [('x',)]
     """
 
     def __init__(self, decoder: WfstDecoder):
         self._decoder = decoder
-        self._finished = False
-        if decoder.backend == "native":
-            self._search = _backend.native().WfstSearch(decoder._native_graph, *decoder._options())
-            self._chunks = None
-        else:
-            self._search = None
-            self._chunks: list[np.ndarray] | None = []
+        self._state = kernel.open_stream(decoder._search_graph, decoder.arrays, decoder._options(), decoder._word)
 
     @property
     def frames_accepted(self) -> int:
         """Frames accepted so far."""
-        if self._search is not None:
-            return self._search.frames_accepted
-        return sum(len(c) for c in self._chunks)
-
-    def _check_open(self) -> None:
-        if self._finished:
-            raise InvalidArgumentError("stream", "a stream that was not finalized", "a finalized stream")
+        return self._state.frames_accepted
 
     def accept(self, chunk) -> None:
         """Search ``chunk`` [T_chunk, V] (float32/16, bfloat16; numpy or torch; any strides).
 
         Raises:
             TensorError: wrong ndim, dtype or V; NaN/+inf (frame numbers count from the stream's start).
-            InvalidArgumentError: the stream was finalized.
+            InvalidArgumentError: the stream was finished.
         """
         self._check_open()
-        x = self._decoder._scores(chunk, "chunk", 2)
-        if self._search is not None:
-            self._search.accept(x.numpy())
-        else:
-            self._chunks.append(_checked_rows(x, 0, self.frames_accepted))
-
-    def _frames(self) -> np.ndarray:
-        if not self._chunks:
-            return np.zeros((0, self._decoder.num_tokens))
-        return np.concatenate(self._chunks)
+        self._state.accept(self._decoder._scores(chunk, "chunk", 2))
 
     def partial(self) -> WfstHypothesis | None:
         """The best path so far, final weights ignored (``reached_final`` False); None if none survives."""
         self._check_open()
-        if self._search is not None:
-            result = self._search.partial()
-            return None if result is None else self._decoder._hypothesis(result)
-        best = self._decoder._reference(self._frames(), use_final=False)
-        return best[0] if best else None
+        return self._state.partial()
+
+    def finish(self) -> list[WfstHypothesis]:
+        """The n-best list of all accepted frames (as :meth:`WfstDecoder.__call__` gives); ends the stream."""
+        self._end()
+        return self._state.finish()
 
     def finalize(self) -> list[WfstHypothesis]:
-        """The n-best list of all accepted frames (as :meth:`WfstDecoder.__call__` gives); ends the stream."""
-        self._check_open()
-        self._finished = True
-        if self._search is not None:
-            return [self._decoder._hypothesis(r) for r in self._search.finalize()]
-        return self._decoder._reference(self._frames())
+        """Deprecated name of :meth:`finish`."""
+        renamed("WfstStream.finalize()", "finish()")
+        return self.finish()

@@ -11,9 +11,10 @@ adapters (:class:`SamplingWarper`, :class:`SamplerProcessor`, :class:`Repetition
 """
 
 from speechdecode._deprecation import moved_names
+from speechdecode.models import ctc_asr
 from speechdecode.models.codec_lm import CodecLM, DelayPatternLM, GenerationOutput, TokenSampler
 from speechdecode.models.codec_stream import CodecStream
-from speechdecode.models.ctc_asr import AsrStream, CtcAsr, CtcDecoder, CtcDecoderStream, GreedyCtcDecoder
+from speechdecode.models.ctc_asr import AsrStream, CtcAsr
 from speechdecode.models.melle import GaussianSampler, MelleOutput, melle_generate
 from speechdecode.models.reference_nets import (
     CausalConvLstmEncoder,
@@ -24,7 +25,7 @@ from speechdecode.models.reference_nets import (
 )
 from speechdecode.models.unit_streamer import UnitStreamer
 
-__all__ = ["AsrStream", "CtcAsr", "CtcDecoder", "CtcDecoderStream", "GreedyCtcDecoder"]
+__all__ = ["AsrStream", "CtcAsr"]
 __all__ += [
     "CausalConvLstmEncoder",
     "CodecLM",
@@ -61,6 +62,8 @@ _MOVED = moved_names(__name__, {"CtcPosteriorSimulator": "speechdecode.testing"}
 
 
 def __getattr__(name: str):
+    if name in ctc_asr.MOVED:  # the decoder protocol and the greedy decoder, now in speechdecode.decoding
+        return getattr(ctc_asr, name)
     if name not in _HF_EXPORTS:
         return _MOVED(name)
     from speechdecode.models import hf

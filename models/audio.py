@@ -217,7 +217,8 @@ def log_mel(samples) -> torch.Tensor:
 
 
 class LogMelStream:
-    """:func:`log_mel` of audio that arrives in pieces: ``accept(samples)`` returns the new frames.
+    """:func:`log_mel` of audio that arrives in pieces: ``accept(samples)`` returns the new frames,
+    ``finish()`` ends the audio (a :class:`~speechdecode.decoding.protocol.Stream`).
 
     The frames are those of :func:`log_mel` of the whole audio (up to float rounding).
 
@@ -237,3 +238,10 @@ class LogMelStream:
         frames = frames_of(x.shape[0])
         self.pending = x[frames * HOP :]
         return log_mel(x[: (frames - 1) * HOP + WINDOW]) if frames else torch.zeros(0, N_MELS)
+
+    def finish(self) -> torch.Tensor:
+        """The frames the audio still owes when it ends: none (:func:`log_mel` has no frame for
+        samples short of a whole window, and :meth:`accept` returned every other), as
+        ``[0, 80]``; the next accept starts new audio."""
+        self.pending = torch.zeros(0)
+        return torch.zeros(0, N_MELS)

@@ -4,7 +4,7 @@ A codec LM hands out frames as soon as all their codebooks exist
 (:class:`~speechdecode.kernels.delay_pattern.IncrementalRevert`, ``DelayPatternLM.generate``'s
 ``on_frame``); :class:`CodecStream` turns them into audio without waiting for the end.
 
-Each :meth:`CodecStream.push` decodes the frames seen so far (or the last ``context`` of them)
+Each :meth:`CodecStream.accept` decodes the frames seen so far (or the last ``context`` of them)
 and returns the samples that no later frame can change:
 
 * a **causal** codec (EnCodec with ``use_causal_conv``, the 24 kHz model's setting) computes a
@@ -13,10 +13,10 @@ and returns the samples that no later frame can change:
   and the streamed waveform equals decoding the whole sequence at once (float rounding aside);
 * a **non-causal** codec (DAC: its convolutions look ahead) changes a frame's samples when the
   next frames arrive; ``lookahead`` frames are held back until enough right context exists. The
-  held frames come out at :meth:`flush`. With a lookahead that covers the decoder's right
+  held frames come out at :meth:`finish`. With a lookahead that covers the decoder's right
   receptive field the stream equals the whole decode too; with less it does not.
 
-``context=None`` decodes every frame so far at each push (exact; the cost grows with the length);
+``context=None`` decodes every frame so far at each accept (exact; the cost grows with the length);
 ``context=C`` decodes only the last C frames before the new ones (constant cost; an
 approximation for decoders with long memory, such as EnCodec's LSTM).
 """
@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 
 from speechdecode import _args, _tensors
+from speechdecode._deprecation import renamed
 from speechdecode.errors import InvalidArgumentError, TensorError
 
 __all__ = ["CodecStream"]
@@ -50,7 +51,8 @@ def _codec(codec) -> tuple[str, int, int, int]:
 
 
 class CodecStream:
-    """Waveform from codec frames pushed as they are generated.
+    """Waveform from codec frames accepted as they are generated (a
+    :class:`~speechdecode.decoding.protocol.Stream`).
 
     Args:
         codec: a transformers ``EncodecModel`` or ``DacModel`` (eval mode; any device).
@@ -58,17 +60,17 @@ class CodecStream:
             see the module docstring).
         context: frames of left context decoded with the new ones (None: all of them).
 
-    ``push(frames [B, K, n])`` returns the final samples so far, [B, C, m] float
-    (``m = n * hop`` for a causal codec); ``flush()`` returns the held-back rest and resets.
+    ``accept(frames [B, K, n])`` returns the final samples so far, [B, C, m] float
+    (``m = n * hop`` for a causal codec); ``finish()`` returns the held-back rest and resets.
 
     Raises:
         InvalidArgumentError: an unsupported codec, bad ``lookahead`` / ``context``.
         TensorError: frames not [B, K, n] integer codes, K above what the codec decodes, or a
-            batch / K other than the first push's.
+            batch / K other than the first accept's.
 
     Example:
         >>> stream = CodecStream(encodec)  # doctest: +SKIP
-        >>> lm.generate(text, max_frames=500, on_frame=lambda t, codes, valid: play(stream.push(codes[..., None])))
+        >>> lm.generate(text, max_frames=500, on_frame=lambda t, codes, valid: play(stream.accept(codes[..., None])))
     """
 
     def __init__(self, codec, *, lookahead: int = 0, context: int | None = None):
@@ -84,6 +86,11 @@ class CodecStream:
         self._emitted = 0  # frames whose samples were returned
 
     def push(self, frames) -> torch.Tensor:
+        """Deprecated name of :meth:`accept`."""
+        renamed("CodecStream.push()", "accept()")
+        return self.accept(frames)
+
+    def accept(self, frames) -> torch.Tensor:
         """Add [B, K, n] frames; returns the samples that are now final, [B, C, m]."""
         z = _tensors.as_tensor(frames, "frames")
         if z.ndim != 3 or z.dtype.is_floating_point or z.dtype == torch.bool:
@@ -103,7 +110,12 @@ class CodecStream:
         return self._emit(total - self.lookahead if total >= self.warmup else 0)
 
     def flush(self) -> torch.Tensor:
-        """The samples of the held-back frames; resets the stream."""
+        """Deprecated name of :meth:`finish`."""
+        renamed("CodecStream.flush()", "finish()")
+        return self.finish()
+
+    def finish(self) -> torch.Tensor:
+        """The samples of the held-back frames; resets the stream (the next accept starts anew)."""
         if self._codes is None:
             return torch.zeros(0)
         out = self._emit(self._codes.shape[-1])

@@ -1,12 +1,13 @@
 """CTC speech recognition around any acoustic encoder and any decoder of ``speechdecode.decoding``.
 
 :class:`CtcAsr` runs a user's ``nn.Module`` (features [B, T, F] -> log-probs [B, T', V]), checks
-its output, and decodes it with a :class:`CtcDecoder`: anything called as
+its output, and decodes it with a :class:`~speechdecode.decoding.Decoder`: anything called as
 ``decoder(log_probs [B, T', V], lengths [B]) -> [[Hypothesis, ...] per utterance]`` with a
 ``decoder.stream()`` whose streams take ``accept(chunk [n, V])`` / ``partial()`` /
-``finalize()`` (``decoding.CtcPrefixBeamSearch``, ``decoding.WfstDecoder`` and
-:class:`GreedyCtcDecoder` here). Streaming runs the encoder chunk by chunk -- statefully when
-the encoder has ``initial_state(batch, dtype, device) -> state`` and
+``finish()`` (``decoding.CtcPrefixBeamSearch``, ``decoding.WfstDecoder``,
+``decoding.GreedyCtcDecoder``; :mod:`speechdecode.decoding.protocol`). Streaming runs the
+encoder chunk by chunk -- statefully when the encoder has
+``initial_state(batch, dtype, device) -> state`` and
 ``forward_chunk(features [B, n, F], state) -> (log_probs [B, n', V], state)`` (e.g.
 :class:`~speechdecode.models.reference_nets.CausalConvLstmEncoder`), else by re-running it on
 ``left_context`` frames of history plus the new chunk -- and feeds each row's new frames to its
@@ -22,165 +23,36 @@ from __future__ import annotations
 import numbers
 import os
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
 
 import torch
 
 from speechdecode import _tensors
-from speechdecode.decoding.ctc_greedy import ctc_greedy
+from speechdecode._deprecation import renamed
+from speechdecode.decoding import protocol
+from speechdecode.decoding.ctc_greedy import GreedyCtcDecoder as _GreedyCtcDecoder
 from speechdecode.decoding.hypothesis import Hypothesis
+from speechdecode.decoding.protocol import Decoder
 from speechdecode.errors import InvalidArgumentError, TensorError
 
-__all__ = ["AsrStream", "CtcAsr", "CtcDecoder", "CtcDecoderStream", "GreedyCtcDecoder"]
+__all__ = ["AsrStream", "CtcAsr"]
+
+# Deprecated names (one release): the protocol and the greedy decoder live in speechdecode.decoding.
+MOVED = {
+    "CtcDecoder": ("speechdecode.decoding.Decoder", protocol.Decoder),
+    "CtcDecoderStream": ("speechdecode.decoding.DecoderStream", protocol.DecoderStream),
+    "GreedyCtcDecoder": ("speechdecode.decoding.GreedyCtcDecoder", _GreedyCtcDecoder),
+}
+
+
+def __getattr__(name: str):
+    if name in MOVED:
+        new, value = MOVED[name]
+        renamed(f"{__name__}.{name}", new)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _OUTPUT = "encoder output (log_probs)"
-
-
-@runtime_checkable
-class CtcDecoderStream(Protocol):
-    """One utterance decoded as its frames arrive."""
-
-    def accept(self, chunk) -> None:
-        """Add the next frames, [n, V] log-probs."""
-
-    def partial(self) -> Hypothesis | None:
-        """The best hypothesis of the frames so far (None where the decoder has none yet)."""
-
-    def finalize(self) -> list[Hypothesis]:
-        """The n-best list of the whole utterance."""
-
-
-@runtime_checkable
-class CtcDecoder(Protocol):
-    """A batched CTC decoder with a streaming mode (the interface :class:`CtcAsr` calls)."""
-
-    def __call__(self, log_probs, lengths) -> list[list[Hypothesis]]:
-        """[B, T, V] log-probs and [B] lengths -> an n-best list per utterance."""
-
-    def stream(self) -> CtcDecoderStream:
-        """A stream decoding one utterance."""
-
-
-def _word_spans(pieces: Sequence[str], frames: Sequence[int], boundary: str | None):
-    """Words and their (first, last) token frames; ``boundary`` pieces split words."""
-    words, spans, current, first, last = [], [], "", -1, -1
-    for piece, frame in zip(pieces, frames, strict=True):
-        if boundary is not None and piece == boundary:
-            if current:
-                words.append(current)
-                spans.append((first, last))
-            current = ""
-            continue
-        if boundary is None:
-            words.append(piece)
-            spans.append((frame, frame))
-            continue
-        if not current:
-            first = frame
-        current += piece
-        last = frame
-    if current:
-        words.append(current)
-        spans.append((first, last))
-    return tuple(words), tuple(spans)
-
-
-class GreedyCtcDecoder:
-    """:func:`~speechdecode.decoding.ctc_greedy` behind the :class:`CtcDecoder` interface.
-
-    Args:
-        tokens: the symbol of every label id (a sequence of strings, blank included), or an
-            integer V when there are no symbols (hypotheses then have no words).
-        blank: the blank id.
-        word_boundary: the symbol that separates words (character models), or None when every
-            token is a word.
-
-    Hypotheses: ``score == am_score`` = the best path's log-probability (sum of each frame's
-    maximum), ``lm_score`` 0, one hypothesis per utterance.
-
-    Example:
-        >>> import numpy as np
-        >>> dec = GreedyCtcDecoder(["-", "a", "b", "|"])
-        >>> x = torch.log(torch.eye(4)[[1, 0, 1, 3, 2]] * 0.9 + 0.025)[None]
-        >>> dec(x, torch.tensor([5]))[0][0].words
-        ('aa', 'b')
-    """
-
-    def __init__(self, tokens: Sequence[str] | int, blank: int = 0, word_boundary: str | None = "|"):
-        if isinstance(tokens, numbers.Integral) and not isinstance(tokens, bool):
-            self.tokens = None
-            self.vocab_size = int(tokens)
-        elif isinstance(tokens, Sequence) and not isinstance(tokens, str) and all(isinstance(t, str) for t in tokens):
-            self.tokens = list(tokens)
-            self.vocab_size = len(self.tokens)
-        else:
-            raise InvalidArgumentError("tokens", "a sequence of symbols or an integer V", repr(tokens))
-        if self.vocab_size < 1:
-            raise InvalidArgumentError("tokens", "at least one label", self.vocab_size)
-        self.blank = _tensors.label(blank, "blank", self.vocab_size)
-        self.word_boundary = word_boundary
-
-    def hypothesis(self, ids: Sequence[int], frames: Sequence[int], score: float) -> Hypothesis:
-        """The :class:`Hypothesis` of a decoded label sequence."""
-        words, spans = (), ()
-        if self.tokens is not None:
-            words, spans = _word_spans([self.tokens[i] for i in ids], frames, self.word_boundary)
-        return Hypothesis(tuple(ids), words, score, score, 0.0, tuple(frames), spans)
-
-    def __call__(self, log_probs, lengths=None) -> list[list[Hypothesis]]:
-        x = _tensors.scores(log_probs, "log_probs", 3)
-        if x.shape[2] != self.vocab_size:
-            raise TensorError(
-                "log_probs", f"[B, T, {self.vocab_size}] (V = the decoder's tokens)", _tensors._describe(x)
-            )
-        lens = _tensors.lengths(lengths, "lengths", x.shape[0], x.shape[1], x.device)
-        hyps = ctc_greedy(x, lens, self.blank)
-        best = x.max(dim=2).values.double()
-        valid = torch.arange(x.shape[1], device=x.device)[None, :] < lens[:, None]
-        scores = torch.where(valid, best, torch.zeros_like(best)).sum(dim=1).tolist()
-        return [[self.hypothesis(h.tokens.tolist(), h.frames.tolist(), s)] for h, s in zip(hyps, scores, strict=True)]
-
-    def stream(self) -> _GreedyStream:
-        """A stream for one utterance: ``accept(chunk [n, V])``, ``partial()``, ``finalize()``."""
-        return _GreedyStream(self)
-
-
-class _GreedyStream:
-    def __init__(self, decoder: GreedyCtcDecoder):
-        self.decoder = decoder
-        self.reset()
-
-    def reset(self) -> None:
-        self.ids: list[int] = []
-        self.frames: list[int] = []
-        self.offset = 0
-        self.last = -1
-        self.score = 0.0
-
-    def accept(self, chunk) -> None:
-        x = _tensors.scores(chunk, "chunk", 2)
-        if x.shape[1] != self.decoder.vocab_size:
-            raise TensorError("chunk", f"[n, {self.decoder.vocab_size}]", _tensors._describe(chunk))
-        if x.shape[0] == 0:
-            return
-        hyp = ctc_greedy(x[None], None, self.decoder.blank)[0]
-        ids, frames = hyp.tokens.tolist(), hyp.frames.tolist()
-        if ids and frames[0] == 0 and ids[0] == self.last:  # continues the previous chunk's run
-            ids, frames = ids[1:], frames[1:]
-        self.ids += ids
-        self.frames += [f + self.offset for f in frames]
-        best = x.max(dim=1)
-        self.last = int(best.indices[-1])
-        self.score += float(best.values.double().sum())
-        self.offset += x.shape[0]
-
-    def partial(self) -> Hypothesis:
-        return self.decoder.hypothesis(self.ids, self.frames, self.score)
-
-    def finalize(self) -> list[Hypothesis]:
-        result = [self.partial()]
-        self.reset()
-        return result
 
 
 def _decoder_vocab(decoder) -> int | None:
@@ -199,7 +71,7 @@ class CtcAsr:
         encoder: ``nn.Module`` called as ``encoder(features [B, T, F], lengths [B])`` returning
             log-probs [B, T', V] or ``(log_probs, out_lengths)``. Without out_lengths they are
             ``lengths // subsampling``.
-        decoder: a :class:`CtcDecoder`; its vocabulary size (``decoder.vocab_size``,
+        decoder: a :class:`~speechdecode.decoding.Decoder`; its vocabulary size (``decoder.vocab_size``,
             ``decoder.num_tokens`` or ``len(decoder.tokens)``, when it has one) must equal V.
         subsampling: input frames per output frame.
         left_context: for streaming an encoder without ``forward_chunk``: the input frames of
@@ -213,21 +85,22 @@ class CtcAsr:
     Example:
         >>> from speechdecode.models.reference_nets import CausalConvLstmEncoder
         >>> enc = CausalConvLstmEncoder(num_features=8, vocab_size=6, subsampling=2)
+        >>> from speechdecode.decoding import GreedyCtcDecoder
         >>> asr = CtcAsr(enc, GreedyCtcDecoder(6), subsampling=2)
         >>> feats = torch.randn(2, 20, 8)
         >>> offline = asr.transcribe(feats)
         >>> stream = asr.stream(batch_size=2)
         >>> for start in range(0, 20, 6):
         ...     stream.accept(feats[:, start : start + 6])
-        >>> [h[0].tokens for h in stream.finalize()] == [h[0].tokens for h in offline]
+        >>> [h[0].tokens for h in stream.finish()] == [h[0].tokens for h in offline]
         True
     """
 
-    def __init__(self, encoder: torch.nn.Module, decoder: CtcDecoder, *, subsampling: int = 1, left_context=None):
+    def __init__(self, encoder: torch.nn.Module, decoder: Decoder, *, subsampling: int = 1, left_context=None):
         if isinstance(subsampling, bool) or not isinstance(subsampling, numbers.Integral) or subsampling < 1:
             raise InvalidArgumentError("subsampling", "an integer >= 1", repr(subsampling))
         if not callable(decoder) or not callable(getattr(decoder, "stream", None)):
-            raise InvalidArgumentError("decoder", "a CtcDecoder (callable with a stream() method)", type(decoder))
+            raise InvalidArgumentError("decoder", "a Decoder (callable with a stream() method)", type(decoder))
         if left_context is not None and (
             isinstance(left_context, bool)
             or not isinstance(left_context, numbers.Integral)
@@ -246,11 +119,11 @@ class CtcAsr:
         self.frame_seconds = getattr(config, "frame_seconds", None)
 
     @classmethod
-    def pretrained(cls, decoder: CtcDecoder | None = None, weights: str | os.PathLike | None = None) -> CtcAsr:
+    def pretrained(cls, decoder: Decoder | None = None, weights: str | os.PathLike | None = None) -> CtcAsr:
         """The shipped character CTC model (or ``weights``, a file ``save_acoustic_model`` wrote).
 
-        ``decoder`` defaults to :class:`GreedyCtcDecoder` over the model's tokens. A decoder
-        with a token table (``decoder.tokens``) must list the model's tokens in its order.
+        ``decoder`` defaults to :class:`~speechdecode.decoding.GreedyCtcDecoder` over the model's
+        tokens. A decoder with a token table (``decoder.tokens``) must list the model's tokens in its order.
 
         Raises:
             InputFileError: a bad weights file (see :func:`~speechdecode.models.acoustic.load_acoustic_model`).
@@ -265,7 +138,7 @@ class CtcAsr:
 
         model = load_acoustic_model(WEIGHTS if weights is None else weights)
         tokens = list(model.config.tokens)
-        decoder = GreedyCtcDecoder(tokens) if decoder is None else decoder
+        decoder = _GreedyCtcDecoder(tokens) if decoder is None else decoder
         theirs = getattr(decoder, "tokens", None)
         if isinstance(theirs, Sequence) and not isinstance(theirs, str) and list(theirs) != tokens:
             raise InvalidArgumentError(
@@ -391,8 +264,8 @@ class AsrStream:
     ``accept(features [B, n, F], lengths=None)`` encodes the new frames and feeds each row's new
     output frames to its decoder stream; a row whose ``lengths`` entry is below n has ended
     and may not receive more frames. ``partial()`` gives every row's current best,
-    ``finalize()`` the n-best lists (equal to :meth:`CtcAsr.transcribe` of the whole input)
-    and resets the session.
+    ``finish()`` the n-best lists (equal to :meth:`CtcAsr.transcribe` of the whole input);
+    the next ``accept`` starts new utterances.
     """
 
     def __init__(self, asr: CtcAsr, batch: int, stateful: bool):
@@ -465,8 +338,13 @@ class AsrStream:
         """Every row's current best hypothesis (its decoder stream's ``partial()``)."""
         return [s.partial() for s in self.streams]
 
-    def finalize(self) -> list[list[Hypothesis]]:
+    def finish(self) -> list[list[Hypothesis]]:
         """Every row's n-best list; the session then starts over."""
-        result = [s.finalize() for s in self.streams]
+        result = [s.finish() for s in self.streams]
         self._reset()
         return result
+
+    def finalize(self) -> list[list[Hypothesis]]:
+        """Deprecated name of :meth:`finish`."""
+        renamed("AsrStream.finalize()", "finish()")
+        return self.finish()

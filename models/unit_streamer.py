@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 
 from speechdecode import _tensors
+from speechdecode._deprecation import renamed
 from speechdecode.decoding.unit_streamer import CtcUnitStreamer, UnitChunk
 from speechdecode.errors import InvalidArgumentError, TensorError
 
@@ -31,14 +32,14 @@ class UnitStreamer:
         upsample: lambda, frames per hidden state (LLaMA-Omni: 25).
         chunk_size: Omega, units per vocoder chunk (LLaMA-Omni: 10..500, default 40).
         vocoder: called as ``vocoder(row, units, index)`` for every chunk, in order; None: use
-            the chunks :meth:`push` / :meth:`finish` return. If it raises, the call raises
+            the chunks :meth:`accept` / :meth:`finish` return. If it raises, the call raises
             :class:`~speechdecode.decoding.UnitCallbackError` naming the row and chunk index
             (the stream stays consistent; see :class:`~speechdecode.decoding.CtcUnitStreamer`).
-        batch_size: B (None: taken from the first push).
+        batch_size: B (None: taken from the first accept).
 
     Attributes:
-        steps: hidden states pushed so far per row (list of B ints).
-        first_chunk_step: per row, the number of hidden states it had pushed when its first
+        steps: hidden states accepted so far per row (list of B ints).
+        first_chunk_step: per row, the number of hidden states it had accepted when its first
             chunk was emitted (None before) -- the time to first audio in LLM steps. Chunks of
             a call whose vocoder raised are not counted.
 
@@ -48,7 +49,7 @@ class UnitStreamer:
         >>> s = UnitStreamer(TinyUnitHead(8, 50, upsample=4), blank=50, upsample=4, chunk_size=3,
         ...                  vocoder=lambda row, units, index: got.append(index))
         >>> for _ in range(5):
-        ...     _ = s.push(torch.randn(1, 1, 8))
+        ...     _ = s.accept(torch.randn(1, 1, 8))
         >>> _ = s.finish()
         >>> got == list(range(len(got))) and len(got) > 1
         True
@@ -82,6 +83,11 @@ class UnitStreamer:
         return chunks
 
     def push(self, hidden, lengths=None) -> list[UnitChunk]:
+        """Deprecated name of :meth:`accept`."""
+        renamed("UnitStreamer.push()", "accept()")
+        return self.accept(hidden, lengths)
+
+    def accept(self, hidden, lengths=None) -> list[UnitChunk]:
         """Add n new hidden states per row ([B, n, D] float, ``lengths`` [B] valid counts or None).
 
         Returns:
@@ -116,13 +122,13 @@ class UnitStreamer:
             self.first_chunk_step = [None] * batch
             self._ended = False
         if batch != len(self.steps):
-            raise InvalidArgumentError("hidden", f"batch size {len(self.steps)} (B of earlier pushes)", batch)
+            raise InvalidArgumentError("hidden", f"batch size {len(self.steps)} (B of earlier accepts)", batch)
         for b, n in enumerate(lens.tolist()):
             self.steps[b] += n
-        return self._track(self.units.push(logits, lens * self.upsample))
+        return self._track(self.units.accept(logits, lens * self.upsample))
 
     def finish(self) -> list[UnitChunk]:
-        """Flush every row's remaining units as final chunks; the next push starts a new stream
+        """Flush every row's remaining units as final chunks; the next accept starts a new stream
         (:attr:`steps` and :attr:`first_chunk_step` keep this stream's values until then)."""
         self._ended = True
         return self._track(self.units.finish())

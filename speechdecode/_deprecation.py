@@ -8,7 +8,7 @@ import warnings
 
 
 def _warn(old: str, new: str) -> None:
-    warnings.warn(f"{old} is deprecated and will be removed in the next release: use {new}", DeprecationWarning, 3)
+    renamed(old, new, 4)
 
 
 def moved_module(old: str, new: str) -> None:
@@ -27,3 +27,10 @@ def moved_names(package: str, names: dict[str, str]):
         return getattr(importlib.import_module(names[name]), name)
 
     return __getattr__
+
+
+def renamed(old: str, new: str, stacklevel: int = 3) -> None:
+    """Warn that ``old`` (a name, method or attribute) is deprecated in favour of ``new``."""
+    warnings.warn(
+        f"{old} is deprecated and will be removed in the next release: use {new}", DeprecationWarning, stacklevel
+    )

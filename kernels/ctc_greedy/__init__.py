@@ -1,6 +1,9 @@
-"""CTC greedy decoding kernels: ``reference`` (plain torch) and ``triton`` (CUDA / interpreter).
+"""CTC greedy decoding: :mod:`.api` (checks, backend dispatch), :mod:`.reference` (plain torch,
+the oracle), :mod:`.native` (C++) and :mod:`.triton` (CUDA / interpreter).
 
-Both return the packed form ``(tokens, frames, offsets)``: int64 tensors where utterance b
-owns ``tokens[offsets[b]:offsets[b + 1]]`` and ``frames`` holds each token's first frame.
 The public entry point is :func:`speechdecode.decoding.ctc_greedy`.
 """
+
+from speechdecode.kernels.ctc_greedy.api import ctc_greedy_packed
+
+__all__ = ["ctc_greedy_packed"]

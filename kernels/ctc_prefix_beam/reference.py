@@ -72,14 +72,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from speechdecode.decoding.hypothesis import Hypothesis
+from speechdecode.decoding.text import spell
 from speechdecode.errors import TensorError
-
-if TYPE_CHECKING:  # imported where used: importing speechdecode.decoding imports this module
-    from speechdecode.decoding.hypothesis import Hypothesis
 
 LN10 = math.log(10.0)
 NEG_INF = -math.inf
@@ -92,23 +90,6 @@ def logaddexp(a: float, b: float) -> float:
     if b == NEG_INF:
         return a
     return a + math.log1p(math.exp(b - a))
-
-
-def token_pieces(tokens: Sequence[str], blank: int, word_boundary: str | None) -> list[tuple[bool, str]]:
-    """Per token id: (starts a word, its characters), as the search reads the symbols.
-
-    Leading ``word_boundary`` markers are stripped; the blank has no characters.
-    """
-    pieces = []
-    for i, symbol in enumerate(tokens):
-        if i == blank:
-            pieces.append((False, ""))
-        elif word_boundary is None:
-            pieces.append((True, symbol))
-        else:
-            chars = symbol.lstrip(word_boundary)
-            pieces.append((len(chars) < len(symbol), chars))
-    return pieces
 
 
 class _Hotwords:
@@ -377,8 +358,6 @@ class PrefixBeamSearch:
         words, word_frames = spell(self.pieces, prefix, frames)
         if self.lexicon is not None:
             words = self._lexicon_words(prefix, words)
-        from speechdecode.decoding.hypothesis import Hypothesis
-
         return Hypothesis(
             tokens=prefix,
             words=words,
@@ -410,29 +389,6 @@ class PrefixBeamSearch:
         """The n-best hypotheses of the frames so far, by final score."""
         ranked = sorted((-(self.merge(self.p_b[p], self.p_nb[p]) + self._final(p)[0]), p) for p in self.beams)[:nbest]
         return [self._hypothesis(p) for _, p in ranked]
-
-
-def spell(
-    pieces: Sequence[tuple[bool, str]], tokens: Sequence[int], frames: Sequence[int]
-) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
-    """The words of a token sequence (module docstring, "Words") and each word's first and last
-    frame (of its first and last token with characters), from :func:`token_pieces` output."""
-    words: list[str] = []
-    word_frames: list[tuple[int, int]] = []
-    word, first, last = "", 0, 0
-    for token, frame in zip(tokens, frames, strict=True):
-        starts, chars = pieces[token]
-        if starts and word:
-            words.append(word)
-            word_frames.append((first, last))
-            word = ""
-        if chars:
-            first = first if word else frame
-            word, last = word + chars, frame
-    if word:
-        words.append(word)
-        word_frames.append((first, last))
-    return tuple(words), tuple(word_frames)
 
 
 def ctc_prefix_beam_search(

@@ -1,5 +1,9 @@
-"""WFST beam search over a decoding graph: ``reference`` (plain Python, exhaustive Viterbi).
+"""WFST beam search over a decoding graph: :mod:`.api` (backend dispatch) and :mod:`.reference`
+(plain Python, exhaustive Viterbi, the oracle); the fast path is C++ (csrc/decoding/wfst_decoder).
 
-The fast path is C++ (csrc/decoding/wfst_decoder), reached through
-:class:`speechdecode.decoding.WfstDecoder`, the public entry point.
+The public entry point is :class:`speechdecode.decoding.WfstDecoder`.
 """
+
+from speechdecode.kernels.wfst_decode.api import decode, open_stream
+
+__all__ = ["decode", "open_stream"]

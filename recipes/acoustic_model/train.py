@@ -20,9 +20,8 @@ import time
 import numpy as np
 import torch
 
-from speechdecode.decoding import char_error_rate
+from speechdecode.decoding import GreedyCtcDecoder, char_error_rate
 from speechdecode.models.acoustic import AcousticConfig, CharCtcModel, save_acoustic_model
-from speechdecode.models.ctc_asr import GreedyCtcDecoder
 
 BOUNDARY = 1
 

@@ -190,7 +190,7 @@ def _greedy(args, posteriors, symbols) -> list[dict]:
         {
             "text": _transcript(hyp.tokens.tolist(), symbols, boundary),
             "tokens": hyp.tokens.tolist(),
-            "frames": hyp.frames.tolist(),
+            "frames": hyp.token_frames.tolist(),
         }
         for hyp in hyps
     ]

@@ -34,9 +34,8 @@ def register(commands) -> None:
 
 def _decoder(args, tokens: list[str]):
     from speechdecode._args import integer
-    from speechdecode.decoding import CtcPrefixBeamSearch, WfstDecoder
+    from speechdecode.decoding import CtcPrefixBeamSearch, GreedyCtcDecoder, WfstDecoder
     from speechdecode.graphs import SymbolTable
-    from speechdecode.models import GreedyCtcDecoder
 
     if args.graph:
         path = os.path.join(args.graph, "tokens.txt")
@@ -68,7 +67,7 @@ def _stream(asr, samples, chunk: int):
         stream.accept(frames[None])
         best = stream.partial()[0]
         partials.append({"seconds": min(len(samples), start + chunk) / SAMPLE_RATE, "text": best.text if best else ""})
-    return stream.finalize()[0], partials
+    return stream.finish()[0], partials
 
 
 def run(args) -> None:

@@ -43,9 +43,8 @@ import torch
 from speechdecode import _backend
 from speechdecode._io import open_text
 from speechdecode.decoding.ctc_prefix_beam_search import CtcPrefixBeamSearch
-from speechdecode.decoding.text import lexicon_entries, load_lm
+from speechdecode.decoding.text import lexicon_entries, load_lm, token_pieces
 from speechdecode.errors import InputFileError, InvalidArgumentError
-from speechdecode.kernels.ctc_prefix_beam.reference import token_pieces
 
 __all__ = ["CTCDecoder", "CTCHypothesis", "ctc_decoder"]
 
@@ -110,6 +109,7 @@ class CTCDecoder:
         self._unk_word = unk_word
         self._sil = search.tokens.index(search.word_boundary) if search.word_boundary is not None else None
         self._stream = None  # online decoding: decode_begin() .. get_final_hypothesis()
+        self._final = None  # its n-best list once decode_end() finished the stream
         self._frames: list[np.ndarray] = []
 
     def decode_begin(self) -> None:
@@ -117,6 +117,7 @@ class CTCDecoder:
         :meth:`get_final_hypothesis`); the result equals decoding all the chunks' frames at once."""
         self._stream = self.search.stream()
         self._frames = []
+        self._final = None
 
     def decode_step(self, emissions) -> None:
         """Consume one chunk of emissions [T, V]."""
@@ -128,13 +129,17 @@ class CTCDecoder:
 
     def decode_end(self) -> None:
         """End online decoding (the hypotheses stay readable)."""
+        if self._stream is not None and self._final is None:
+            self._final = self._stream.finish()
 
     def get_final_hypothesis(self) -> list[CTCHypothesis]:
         """The n-best hypotheses of the frames given to :meth:`decode_step` since :meth:`decode_begin`."""
         if self._stream is None:
             raise InvalidArgumentError("get_final_hypothesis", "a call after decode_begin()", "no decode_begin()")
         frames = np.concatenate(self._frames) if self._frames else np.zeros((0, len(self.tokens)), np.float32)
-        return [self._hypothesis(h, frames) for h in self._stream.finalize()]
+        # before decode_end() the stream goes on: its n-best so far is offline decoding of its frames
+        final = self._final if self._final is not None else self.search(frames[None])[0]
+        return [self._hypothesis(h, frames) for h in final]
 
     def idxs_to_tokens(self, idxs) -> list[str]:
         """The token symbols of ids."""

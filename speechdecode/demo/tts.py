@@ -165,8 +165,8 @@ def _stream_audio(codec, codes: torch.Tensor) -> np.ndarray:
     from speechdecode.models.codec_stream import CodecStream
 
     stream = CodecStream(codec)
-    pieces = [stream.push(codes[..., t : t + 1]) for t in range(codes.shape[-1])]
-    pieces.append(stream.flush())
+    pieces = [stream.accept(codes[..., t : t + 1]) for t in range(codes.shape[-1])]
+    pieces.append(stream.finish())
     return torch.cat(pieces, dim=-1)[0, 0].numpy()
 
 

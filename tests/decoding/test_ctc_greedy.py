@@ -143,7 +143,7 @@ def test_output_follows_input_framework():
     from_numpy = ctc_greedy(x)
     from_torch = ctc_greedy(torch.from_numpy(x))
     assert all(isinstance(h.tokens, np.ndarray) and h.tokens.dtype == np.int64 for h in from_numpy)
-    assert all(isinstance(h.frames, torch.Tensor) and h.frames.dtype == torch.int64 for h in from_torch)
+    assert all(isinstance(h.token_frames, torch.Tensor) and h.token_frames.dtype == torch.int64 for h in from_torch)
     assert [h.tokens.tolist() for h in from_numpy] == [h.tokens.tolist() for h in from_torch]
     assert len(from_numpy) == 2
 
@@ -151,7 +151,7 @@ def test_output_follows_input_framework():
 def test_docstring_example():
     x = np.log(np.eye(4, dtype=np.float32)[[1, 1, 0, 1, 2, 2]] + 1e-3)[None]
     hyp = ctc_greedy(x)[0]
-    assert (hyp.tokens.tolist(), hyp.frames.tolist()) == ([1, 1, 2], [0, 3, 4])
+    assert (hyp.tokens.tolist(), hyp.token_frames.tolist()) == ([1, 1, 2], [0, 3, 4])
 
 
 @pytest.mark.parametrize(

@@ -78,7 +78,7 @@ def test_chunks_match_whole_sequence_and_redecode(seed, backend_device):
     returned = []
     xt = torch.from_numpy(x).to(device)
     for a, b in zip([0, *cuts], [*cuts, frames], strict=True):
-        returned += streamer.push(xt[:, a:b])
+        returned += streamer.accept(xt[:, a:b])
     returned += streamer.finish()
     assert [(c.row, c.units.tolist(), c.index) for c in returned] == got
     assert all(c.units.device.type == device and c.units.dtype == torch.int64 for c in returned)
@@ -106,7 +106,7 @@ def test_per_row_lengths(seed):
         block = rng.standard_normal((batch, width, vocab)).astype(np.float32) * 100  # padding: ignored
         for b in range(batch):
             block[b, : step[b]] = x[b, fed[b] : fed[b] + step[b]]
-        chunks = streamer.push(block, lengths=step)
+        chunks = streamer.accept(block, lengths=step)
         assert all(isinstance(c.units, np.ndarray) for c in chunks)
         fed += step
     streamer.finish()
@@ -118,17 +118,17 @@ def test_per_row_lengths(seed):
 def test_boundaries_inside_runs_and_blank_runs():
     eye = np.eye(3, dtype=np.float32)
     streamer = CtcUnitStreamer(blank=0, chunk_size=10)
-    streamer.push(eye[[1, 1]][None])
-    streamer.push(eye[[1]][None])  # same run of 1 continues: nothing new
+    streamer.accept(eye[[1, 1]][None])
+    streamer.accept(eye[[1]][None])  # same run of 1 continues: nothing new
     assert streamer.pending(0) == [1]
-    streamer.push(eye[[0]][None])
-    streamer.push(eye[[0, 1]][None])  # blank run split, then 1 again: a new unit
-    streamer.push(eye[[2]][None])
-    streamer.push(eye[[]].reshape(1, 0, 3))
-    streamer.push(eye[[2, 2, 1]][None])
+    streamer.accept(eye[[0]][None])
+    streamer.accept(eye[[0, 1]][None])  # blank run split, then 1 again: a new unit
+    streamer.accept(eye[[2]][None])
+    streamer.accept(eye[[]].reshape(1, 0, 3))
+    streamer.accept(eye[[2, 2, 1]][None])
     assert streamer.pending(0) == [1, 1, 2, 1]
     assert [c.units.tolist() for c in streamer.finish(0)] == [[1, 1, 2, 1]]
-    streamer.push(eye[[1]][None])  # after finish the row starts afresh: 1 is new
+    streamer.accept(eye[[1]][None])  # after finish the row starts afresh: 1 is new
     assert streamer.pending(0) == [1]
 
 
@@ -138,7 +138,7 @@ def test_half_precision_inputs(dtype):
     x = peaky_logits(rng, 2, 50, 6, blank=5)
     xt = torch.from_numpy(x).to(dtype)
     streamer = CtcUnitStreamer(blank=5, chunk_size=4)
-    chunks = [c for a in range(0, 50, 3) for c in streamer.push(xt[:, a : a + 3])] + streamer.finish()
+    chunks = [c for a in range(0, 50, 3) for c in streamer.accept(xt[:, a : a + 3])] + streamer.finish()
     for b, hyp in enumerate(ctc_greedy(xt, blank=5)):
         assert torch.cat([c.units for c in chunks if c.row == b]).tolist() == hyp.tokens.tolist()
 
@@ -149,10 +149,10 @@ def test_callback_order_and_indices():
     streamer = CtcUnitStreamer(blank=0, chunk_size=2, on_chunk=lambda r, u, i: calls.append((r, u.tolist(), i)))
     # row 0: 1 2 3 1 2 -> two chunks now; row 1: 3 -> none
     x = np.stack([eye[[1, 2, 3, 1, 2]], eye[[0, 3, 3, 0, 0]]])
-    returned = streamer.push(x)
+    returned = streamer.accept(x)
     assert calls == [(0, [1, 2], 0), (0, [3, 1], 1)]
     assert [(c.row, c.units.tolist(), c.index) for c in returned] == calls
-    streamer.push(np.stack([eye[[3]], eye[[2]]]))
+    streamer.accept(np.stack([eye[[3]], eye[[2]]]))
     assert calls[2:] == [(0, [2, 3], 2), (1, [3, 2], 0)]
     assert streamer.finish() == []  # nothing left in either row
     assert len(calls) == 4
@@ -169,14 +169,14 @@ def test_callback_error_keeps_state_consistent():
 
     streamer = CtcUnitStreamer(blank=0, chunk_size=1, on_chunk=vocoder)
     with pytest.raises(UnitCallbackError, match=r"row 0, chunk 1: OSError: vocoder busy") as info:
-        streamer.push(eye[[1, 2, 3]][None])
+        streamer.accept(eye[[1, 2, 3]][None])
     error = info.value
     assert isinstance(error, RuntimeError) and isinstance(error, SpeechdecodeError)
     assert (error.row, error.index) == (0, 1)
     assert isinstance(error.__cause__, OSError)
     assert streamer.undelivered == 1  # chunk 2 ([3]) is queued, not lost
     # The 3 at the next push's first frame continues the run: not a new unit.
-    streamer.push(eye[[3, 2]][None])
+    streamer.accept(eye[[3, 2]][None])
     assert calls == [(0, [1], 0), (0, [2], 1), (0, [3], 2), (0, [2], 3)]
     assert streamer.undelivered == 0
 
@@ -184,7 +184,7 @@ def test_callback_error_keeps_state_consistent():
 def test_finish_single_row_and_torch_output():
     eye = torch.eye(3)
     streamer = CtcUnitStreamer(blank=0, chunk_size=3, batch_size=2)
-    streamer.push(torch.stack([eye[[1, 2]], eye[[2, 0]]]))
+    streamer.accept(torch.stack([eye[[1, 2]], eye[[2, 0]]]))
     last = streamer.finish(1)
     assert [(c.row, c.units.tolist(), c.index) for c in last] == [(1, [2], 0)]
     assert isinstance(last[0].units, torch.Tensor)
@@ -203,27 +203,27 @@ def test_errors():
         CtcUnitStreamer(blank=0, batch_size=0)
     streamer = CtcUnitStreamer(blank=4)
     with pytest.raises(InvalidArgumentError, match=r"blank: expected a label id in \[0, 4\), got 4"):
-        streamer.push(x)
+        streamer.accept(x)
     assert streamer.batch_size is None  # a rejected push changes nothing
     streamer = CtcUnitStreamer(blank=0)
     with pytest.raises(TensorError, match="3-D"):
-        streamer.push(x[0])
+        streamer.accept(x[0])
     with pytest.raises(TensorError, match="dtype"):
-        streamer.push(x.astype(np.float64))
+        streamer.accept(x.astype(np.float64))
     with pytest.raises(TensorError, match="lengths"):
-        streamer.push(x, lengths=[4, 0])
-    streamer.push(x)
+        streamer.accept(x, lengths=[4, 0])
+    streamer.accept(x)
     with pytest.raises(InvalidArgumentError, match="batch size 2"):
-        streamer.push(np.zeros((3, 1, 4), dtype=np.float32))
+        streamer.accept(np.zeros((3, 1, 4), dtype=np.float32))
     with pytest.raises(InvalidArgumentError, match="row"):
         streamer.finish(2)
     with pytest.raises(TensorError, match=r"NaN at \[0, 0, 0\]"):
-        streamer.push(np.full((2, 1, 4), np.nan, dtype=np.float32))
+        streamer.accept(np.full((2, 1, 4), np.nan, dtype=np.float32))
     streamer.finish()
-    assert streamer.push(np.zeros((3, 1, 4), dtype=np.float32)) == []  # finish() forgot the inferred B
+    assert streamer.accept(np.zeros((3, 1, 4), dtype=np.float32)) == []  # finish() forgot the inferred B
     fixed = CtcUnitStreamer(blank=0, batch_size=2)
     with pytest.raises(InvalidArgumentError, match="batch size 2"):
-        fixed.push(np.zeros((1, 1, 4), dtype=np.float32))
+        fixed.accept(np.zeros((1, 1, 4), dtype=np.float32))
 
 
 def test_docstring_example():

@@ -221,8 +221,8 @@ def test_streaming_equals_offline_in_any_chunking():
         for a, b in zip([0, *cuts], [*cuts, 17], strict=True):
             stream.accept(x[0, a:b])  # empty chunks included
         assert stream.frames_accepted == 17
-        assert stream.finalize() == offline, trial
-        with pytest.raises(InvalidArgumentError, match="finalized"):
+        assert stream.finish() == offline, trial
+        with pytest.raises(InvalidArgumentError, match="finished"):
             stream.accept(x[0, :1])
 
 
@@ -493,7 +493,7 @@ def test_tlg_streaming_equals_offline(tlg):
     for start in range(0, int(lengths[0]), 7):
         stream.accept(log_probs[0, start : min(start + 7, int(lengths[0]))])
         assert stream.partial() is not None
-    assert stream.finalize() == offline
+    assert stream.finish() == offline
 
 
 def test_long_utterance_past_token_collection_equals_the_reference():
@@ -509,7 +509,7 @@ def test_long_utterance_past_token_collection_equals_the_reference():
     stream = native.stream()
     for start in range(0, 4000, 999):
         stream.accept(x[0, start : start + 999])
-    assert stream.finalize() == got
+    assert stream.finish() == got
 
 
 def test_integer_arrays_that_do_not_fit_int32_are_refused():

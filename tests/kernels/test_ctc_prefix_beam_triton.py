@@ -19,8 +19,9 @@ import torch
 from speechdecode.bench import bench_ctc_gpu
 from speechdecode.bench.harness import Suite
 from speechdecode.decoding import CtcPrefixBeamSearch
+from speechdecode.decoding.text import token_pieces
 from speechdecode.errors import BackendUnavailableError, InvalidArgumentError, TensorError
-from speechdecode.kernels.ctc_prefix_beam.reference import ctc_prefix_beam_search, token_pieces
+from speechdecode.kernels.ctc_prefix_beam.reference import ctc_prefix_beam_search
 from speechdecode.kernels.ctc_prefix_beam.triton import prefix_beam_search
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"

@@ -6,8 +6,9 @@ import os
 import pytest
 import torch
 
+from speechdecode.decoding import GreedyCtcDecoder
 from speechdecode.errors import InputFileError, InvalidArgumentError
-from speechdecode.models import CtcAsr, GreedyCtcDecoder
+from speechdecode.models import CtcAsr
 from speechdecode.models.acoustic import (
     TOKENS,
     WEIGHTS,
@@ -40,7 +41,7 @@ def test_streaming_equals_offline_for_rows_of_different_lengths(chunk):
     for start in range(0, 61, chunk):
         n = min(chunk, 61 - start)
         stream.accept(x[:, start : start + n], (lengths - start).clamp(0, n))
-    assert [h[0].tokens for h in stream.finalize()] == [h[0].tokens for h in reference]
+    assert [h[0].tokens for h in stream.finish()] == [h[0].tokens for h in reference]
     state, parts = model.initial_state(3), []
     for start in range(0, 61, chunk):
         out, state = model.forward_chunk(x[:, start : start + chunk], state)

@@ -47,11 +47,11 @@ def chunks(total: int, seed: int) -> list[int]:
 def stream(codec_stream: CodecStream, codes: torch.Tensor, seed: int) -> tuple[torch.Tensor, list[int]]:
     pieces, lengths, at = [], [], 0
     for n in chunks(codes.shape[-1], seed):
-        piece = codec_stream.push(codes[..., at : at + n])
+        piece = codec_stream.accept(codes[..., at : at + n])
         pieces.append(piece)
         lengths.append(piece.shape[-1])
         at += n
-    pieces.append(codec_stream.flush())
+    pieces.append(codec_stream.finish())
     return torch.cat(pieces, dim=-1), lengths
 
 
@@ -100,7 +100,7 @@ def test_generated_frames_become_audio_as_they_come_out(encodec):
     s = CodecStream(encodec)
     pieces = []
     text = torch.randint(0, phonemes, (1, 6), generator=torch.Generator().manual_seed(0))
-    out = lm.generate(text, max_frames=12, on_frame=lambda t, codes, valid: pieces.append(s.push(codes[..., None])))
+    out = lm.generate(text, max_frames=12, on_frame=lambda t, codes, valid: pieces.append(s.accept(codes[..., None])))
     frames = int(out.lengths[0])
     assert len(pieces) == frames
     with torch.no_grad():
@@ -114,11 +114,11 @@ def test_bad_codecs_and_frames_are_named(encodec):
     s = CodecStream(encodec)
     most = encodec.config.num_quantizers
     with pytest.raises(TensorError, match=rf"K in \[1, {most}\] \(the codebooks EncodecModel decodes\)"):
-        s.push(torch.zeros((1, most + 1, 2), dtype=torch.long))
-    s.push(torch.zeros((1, 4, 2), dtype=torch.long))
+        s.accept(torch.zeros((1, most + 1, 2), dtype=torch.long))
+    s.accept(torch.zeros((1, 4, 2), dtype=torch.long))
     with pytest.raises(TensorError, match=r"\[B, K\] = \[1, 4\] as before"):
-        s.push(torch.zeros((2, 4, 1), dtype=torch.long))
+        s.accept(torch.zeros((2, 4, 1), dtype=torch.long))
     with pytest.raises(TensorError, match="integer codes"):
-        s.push(torch.zeros((1, 4, 1)))
+        s.accept(torch.zeros((1, 4, 1)))
     with pytest.raises(InvalidArgumentError, match="lookahead"):
         CodecStream(encodec, lookahead=-1)

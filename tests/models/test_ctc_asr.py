@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from speechdecode.decoding import Decoder, GreedyCtcDecoder
 from speechdecode.errors import InvalidArgumentError, TensorError
-from speechdecode.models import CausalConvLstmEncoder, CtcAsr, CtcDecoder, GreedyCtcDecoder
+from speechdecode.models import CausalConvLstmEncoder, CtcAsr
 
 SYMBOLS = ["<b>", "a", "b", "c", "|", "d", "e"]
 V = len(SYMBOLS)
@@ -35,7 +36,7 @@ def _stream(asr, feats, lengths, chunk):
         n = min(chunk, feats.shape[1] - start)
         stream.accept(feats[:, start : start + n], (lengths - start).clamp(0, n))
         partials.append([() if p is None else p.tokens for p in stream.partial()])
-    return stream.finalize(), partials
+    return stream.finish(), partials
 
 
 def _same(a, b):
@@ -114,7 +115,7 @@ def test_greedy_decoder_against_numpy():
         assert list(hyp.tokens) == ids and list(hyp.words) == text
         assert hyp.score == pytest.approx(float(x[b, : lengths[b]].max(-1).values.double().sum()), rel=1e-6)
         assert len(hyp.word_frames) == len(hyp.words)
-    assert isinstance(GreedyCtcDecoder(V), CtcDecoder)
+    assert isinstance(GreedyCtcDecoder(V), Decoder)
 
 
 def test_bad_model_output_names_it():

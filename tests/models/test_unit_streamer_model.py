@@ -35,7 +35,7 @@ def test_units_equal_greedy_ctc_of_the_whole_response(chunk_size, per_push):
     streamer = UnitStreamer(head, blank=UNITS, upsample=LAMBDA, chunk_size=chunk_size, vocoder=vocoder)
     for start in range(0, 17, per_push):
         n = min(per_push, 17 - start)
-        streamer.push(hidden[:, start : start + n], (lengths - start).clamp(0, n))
+        streamer.accept(hidden[:, start : start + n], (lengths - start).clamp(0, n))
     streamer.finish()
     want = _oracle_units(head, hidden, lengths)
     assert got == want and len(want[0]) > 17
@@ -53,7 +53,7 @@ def test_time_to_first_chunk_grows_with_chunk_size():
     for omega in (1, 5, 10, 20, 40, 80):
         streamer = UnitStreamer(head, blank=UNITS, upsample=LAMBDA, chunk_size=omega)
         for step in range(40):
-            streamer.push(hidden[:, step : step + 1])
+            streamer.accept(hidden[:, step : step + 1])
         first[omega] = list(streamer.first_chunk_step)
         for row in range(2):  # independently: the first LLM step whose response has omega units
             counts = [len(ctc_greedy(units[s][row : row + 1], blank=UNITS)[0].tokens) if s else 0 for s in range(41)]
@@ -77,7 +77,7 @@ def test_vocoder_error_names_the_chunk_and_nothing_is_lost():
 
     streamer = UnitStreamer(head, blank=UNITS, upsample=LAMBDA, chunk_size=4, vocoder=vocoder)
     with pytest.raises(UnitCallbackError, match=r"row 0, chunk 2: OSError: audio device busy") as info:
-        streamer.push(hidden)
+        streamer.accept(hidden)
     assert info.value.index == 2 and isinstance(info.value.__cause__, OSError)
     streamer.finish()
     indices = [i for i, _ in got]
@@ -90,6 +90,6 @@ def test_vocoder_error_names_the_chunk_and_nothing_is_lost():
 def test_bad_unit_head_output():
     streamer = UnitStreamer(lambda x: x[:, ::2], blank=0, upsample=LAMBDA)
     with pytest.raises(TensorError, match=r"unit head output \(logits\): expected .*\[B=2, n\*lambda=15, V\]"):
-        streamer.push(_hidden(2, 3))
+        streamer.accept(_hidden(2, 3))
     with pytest.raises(TensorError, match="hidden"):
-        UnitStreamer(TinyUnitHead(DIM, UNITS, LAMBDA), blank=UNITS, upsample=LAMBDA).push(torch.zeros(2, 3))
+        UnitStreamer(TinyUnitHead(DIM, UNITS, LAMBDA), blank=UNITS, upsample=LAMBDA).accept(torch.zeros(2, 3))

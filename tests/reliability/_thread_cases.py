@@ -19,7 +19,7 @@ def _shared_stream(decoder, chunk: np.ndarray) -> None:
     want_stream = decoder.stream()
     for _ in range(THREADS * ROUNDS):
         want_stream.accept(chunk)
-    want = want_stream.finalize()
+    want = want_stream.finish()
     stream = decoder.stream()
 
     def work(i: int) -> None:
@@ -30,7 +30,7 @@ def _shared_stream(decoder, chunk: np.ndarray) -> None:
     run_threads(work)
     frames = getattr(stream, "frames_accepted", None) or stream.frames
     assert frames == THREADS * ROUNDS * len(chunk), frames
-    got = stream.finalize()
+    got = stream.finish()
     assert got == want, (got, want)
 
 

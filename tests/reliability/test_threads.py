@@ -129,7 +129,7 @@ def test_prefix_search_shared_decoder_and_per_thread_streams(prefix_search):
             stream = prefix_search.stream()
             for start in range(0, 30, 7):
                 stream.accept(batches[i][0, start : start + 7])
-            assert stream.finalize() == want_stream[i]
+            assert stream.finish() == want_stream[i]
         return True
 
     assert run_threads(work) == [True] * THREADS
@@ -197,7 +197,7 @@ def test_wfst_shared_decoder_and_per_thread_streams():
             stream = decoder.stream()
             for start in range(0, 40, 9):
                 stream.accept(batches[i][0, start : start + 9])
-            assert stream.finalize() == want[i][0]
+            assert stream.finish() == want[i][0]
         return True
 
     assert run_threads(work) == [True] * THREADS
@@ -214,11 +214,13 @@ def test_wfst_one_stream_shared_by_all_threads():
 def test_ctc_greedy_shared():
     batches = [log_probs(300 + i, 4, 50, 9) for i in range(THREADS)]
     lengths = np.array([50, 31, 1, 0])
-    want = [[(h.tokens.tolist(), h.frames.tolist()) for h in ctc_greedy(x, lengths, num_threads=1)] for x in batches]
+    want = [
+        [(h.tokens.tolist(), h.token_frames.tolist()) for h in ctc_greedy(x, lengths, num_threads=1)] for x in batches
+    ]
 
     def work(i: int) -> list:
         for _ in range(5):
-            got = [(h.tokens.tolist(), h.frames.tolist()) for h in ctc_greedy(batches[i], lengths, num_threads=2)]
+            got = [(h.tokens.tolist(), h.token_frames.tolist()) for h in ctc_greedy(batches[i], lengths, num_threads=2)]
             assert got == want[i]
         return got
 
@@ -254,7 +256,7 @@ def test_unit_streamers_per_thread():
         streamer = CtcUnitStreamer(blank=0, chunk_size=4)
         units: list[list[int]] = [[], []]
         for start in range(0, 60, 11):
-            for chunk in streamer.push(batches[i][:, start : start + 11]):
+            for chunk in streamer.accept(batches[i][:, start : start + 11]):
                 units[chunk.row] += chunk.units.tolist()
         for chunk in streamer.finish():
             units[chunk.row] += chunk.units.tolist()
@@ -276,7 +278,7 @@ def test_one_unit_streamer_shared_by_all_threads():
 
     def work(i: int) -> None:
         for _ in range(4):
-            made = streamer.push(chunk)
+            made = streamer.accept(chunk)
             with lock:
                 got.extend(u for c in made for u in c.units.tolist())
 
