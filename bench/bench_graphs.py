@@ -6,12 +6,13 @@ the Bible built by ``speechdecode lm build`` (~570k n-grams; Bible words missing
 dictionary are dropped from G by both pipelines: ours with ``allow_oov``, kaldilm because it
 skips n-grams with words outside the symbol table it reads).
 
-Both pipelines run as child processes on the same files and end by writing TLG.fst:
+Both pipelines run as child processes on the same files, each ending with what its decoder loads:
 
 * ``speechdecode compile_graph``: G built with numpy and handed to OpenFst in its binary format,
-  then L, LG = arcsort(minimize_encoded(determinize_log(L∘G))), TLG = arcsort(T∘LG);
+  then L, LG = arcsort(minimize_encoded(determinize_log(L∘G))), TLG = arcsort(T∘LG), written as
+  ``speechdecode graph compile`` writes it: TLG.fst, the WFST decoder's TLG.npz and the tables;
 * ``kaldilm arpa2fst + OpenFst``: G.fst written by kaldilm's arpa2fst (``--disambig-symbol=#0
-  --read-symbol-table=words.txt``), then the same L and the same OpenFst steps.
+  --read-symbol-table=words.txt``), then the same L and the same OpenFst steps, and TLG.fst.
 
 Wall time per run, and peak RSS of each child (``ru_maxrss`` read by a small parent process, so the
 benchmark process's own size does not count). The two TLGs must be random-path equivalent
@@ -48,7 +49,7 @@ import json, sys
 from speechdecode.graphs.compile import compile_graph
 units, lexicon, arpa, topology, out = sys.argv[1:]
 graph = compile_graph(units, lexicon, arpa, topology=topology, allow_oov=True)
-graph.tlg.write(out)
+graph.write(out)
 print(json.dumps({"steps": {s.name: s.seconds for s in graph.steps}}))
 """
 
@@ -148,7 +149,10 @@ def run(suite: Suite, quick: bool) -> None:
     settings = {"warmup": 0, "repeats": 1 if quick else 2, "min_seconds": 0}
     common = {k: inputs[k] for k in ("ngrams", "words", "pronunciations", "corpus_words")}
     for topology in TOPOLOGIES:
-        ours_fst, classic_fst = (os.path.join(work, f"{name}.{topology}.TLG.fst") for name in ("ours", "classic"))
+        ours_dir, classic_fst = (
+            os.path.join(work, f"ours.{topology}"),
+            os.path.join(work, f"classic.{topology}.TLG.fst"),
+        )
         ours_cmd = [
             sys.executable,
             "-c",
@@ -157,14 +161,14 @@ def run(suite: Suite, quick: bool) -> None:
             inputs["lexicon.txt"],
             inputs["kjv.arpa"],
             topology,
-            ours_fst,
+            ours_dir,
         ]
         classic_cmd = [sys.executable, "-c", _CLASSIC, inputs["units.txt"], inputs["lexicon.txt"], inputs["kjv.arpa"],
                        topology, inputs["words.txt"], os.path.join(work, "G.fst"), classic_fst]  # fmt: skip
         ours_memo, classic_memo = {}, {}
         _run(ours_cmd, ours_memo)
         _run(classic_cmd, classic_memo)
-        sizes = _check_equivalent(ours_fst, classic_fst)
+        sizes = _check_equivalent(os.path.join(ours_dir, "TLG.fst"), classic_fst)
         case = (
             f"TLG {topology}, KJV {ORDER}-gram ({inputs['ngrams']:,} n-grams), CMU lexicon ({inputs['words']:,} words)"
         )

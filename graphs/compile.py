@@ -64,16 +64,16 @@ class CompileStep:
 
 
 def num_arcs(fst) -> int:
-    """Total number of arcs of an FST."""
-    return sum(map(fst.num_arcs, fst.states()))
+    """Total number of arcs of an FST (states are numbered 0..n-1 in OpenFst's expanded FSTs)."""
+    return sum(map(fst.num_arcs, range(fst.num_states())))
 
 
 def _release_free_heap() -> None:
-    """Give the heap that parsing the ARPA file freed back to the OS (glibc's ``malloc_trim``).
+    """Give freed heap back to the OS (glibc's ``malloc_trim``): what parsing the ARPA file or LG left.
 
-    The parse leaves ~150 MB of free but fragmented heap on a 500k n-gram LM; OpenFst's large
-    allocations are mmapped and cannot reuse it, so without this it adds to the compile's peak RSS.
-    A no-op where the C library has no ``malloc_trim``.
+    The parse leaves ~150 MB of free but fragmented heap on a 500k n-gram LM, LG as much; large
+    allocations (OpenFst's and numpy's) are mmapped and cannot reuse it, so without this it adds
+    to the compile's peak RSS. A no-op where the C library has no ``malloc_trim``.
     """
     gc.collect()
     try:
@@ -91,10 +91,11 @@ class _Steps:
     def __init__(self, steps: list[CompileStep] | None):
         self.steps = steps if steps is not None else []
 
-    def record(self, name: str, started: float, fst) -> None:
-        self.steps.append(
-            CompileStep(name, time.perf_counter() - started, fst.num_states(), num_arcs(fst), _peak_rss_mb())
-        )
+    def record(self, name: str, started: float, fst, *, resized: bool = True) -> None:
+        """Append a step; ``resized=False`` (an arcsort) takes the sizes of the step before."""
+        seconds = time.perf_counter() - started
+        states, arcs = (fst.num_states(), num_arcs(fst)) if resized else (self.steps[-1].states, self.steps[-1].arcs)
+        self.steps.append(CompileStep(name, seconds, states, arcs, _peak_rss_mb()))
 
 
 def _check_size(what: str, arcs: int, max_arcs: int | None, estimated: bool) -> None:
@@ -203,7 +204,7 @@ def _compose_lg(owned: list, record: _Steps, max_arcs: int | None):
     record.record("minimize_encoded", started, det)
     started = time.perf_counter()
     det.arcsort("ilabel")
-    record.record("arcsort(LG)", started, det)
+    record.record("arcsort(LG)", started, det, resized=False)
     return det
 
 
@@ -221,7 +222,7 @@ def compose_tlg(T, LG, *, max_arcs: int | None = None, steps: list[CompileStep] 
     _check_size("TLG", record.steps[-1].arcs, max_arcs, False)
     started = time.perf_counter()
     tlg.arcsort("ilabel")
-    record.record("arcsort(TLG)", started, tlg)
+    record.record("arcsort(TLG)", started, tlg, resized=False)
     return tlg
 
 
@@ -284,10 +285,12 @@ class CompiledGraph:
         out_dir = os.fspath(out_dir)
         check_output_dir(out_dir)
         with atomic_directory(out_dir) as staging:
-            self.tlg.write(os.path.join(staging, "TLG.fst"))
+            tlg = os.path.join(staging, "TLG.fst")
+            self.tlg.write(tlg)
             if self.lg is not None:
                 self.lg.write(os.path.join(staging, "LG.fst"))
-            export_npz(self.tlg, os.path.join(staging, GRAPH_FILE), self.num_tokens, self.blank, self.topology)
+            npz = os.path.join(staging, GRAPH_FILE)
+            export_npz(self.tlg, npz, self.num_tokens, self.blank, self.topology, fst_file=tlg)
             self.tokens.write(os.path.join(staging, "tokens.txt"))
             self.words.write(os.path.join(staging, "words.txt"))
             names = sorted(os.listdir(staging))
@@ -390,9 +393,12 @@ def compile_graph(
     if max_arcs is not None:
         _check_size("TLG", _estimate_tlg_arcs(LG, len(units), topology), max_arcs, True)
     TLG = compose_tlg(T, LG, max_arcs=max_arcs, steps=steps)
+    lg = LG if keep_lg else None
+    del LG
+    _release_free_heap()  # LG's heap, unless kept: the export's arrays can reuse it
     return CompiledGraph(
         tlg=TLG,
-        lg=LG if keep_lg else None,
+        lg=lg,
         tokens=token_symbols,
         words=words,
         blank=units.index(blank),

@@ -22,7 +22,7 @@ import numpy as np
 
 from speechdecode._io import atomic_write, read_npz
 from speechdecode.errors import InputFileError, InvalidArgumentError
-from speechdecode.graphs.fst_io import FstArrays, fst_to_arrays
+from speechdecode.graphs.fst_io import FstArrays, fst_to_arrays, openfst, read_vector_arrays
 from speechdecode.graphs.topology import TOPOLOGIES
 
 __all__ = ["ARRAY_DTYPES", "GRAPH_FILE", "DecodingGraph", "export_npz", "load_graph"]
@@ -49,15 +49,20 @@ class DecodingGraph(FstArrays):
     topology: str
 
 
-def export_npz(fst, path: str | os.PathLike, num_tokens: int, blank: int, topology: str) -> DecodingGraph:
+def export_npz(
+    fst, path: str | os.PathLike, num_tokens: int, blank: int, topology: str, *, fst_file: str | None = None
+) -> DecodingGraph:
     """Write ``fst`` (a decoding graph with CTC-token inputs) as the ``.npz`` of the module docstring.
 
-    The file is written atomically. Arcs are stably sorted by ilabel within each state.
+    The file is written atomically. Arcs are stably sorted by ilabel within each state (an
+    input-label sorted FST, as :func:`~speechdecode.graphs.compile.compile_graph` makes, is kept as it is).
 
     Args:
         fst: a tropical FST, e.g. ``CompiledGraph.tlg``.
         path: the output file.
         num_tokens: V; blank: the blank's output index in [0, V); topology: T's kind.
+        fst_file: ``fst`` as ``fst.write(fst_file)`` wrote it; the arrays are read from it
+            (instead of from a copy of the FST in memory).
 
     Returns:
         The :class:`DecodingGraph` written.
@@ -72,31 +77,29 @@ def export_npz(fst, path: str | os.PathLike, num_tokens: int, blank: int, topolo
         raise InvalidArgumentError("blank", f"an output index in [0, {num_tokens})", blank)
     if topology not in TOPOLOGIES:
         raise InvalidArgumentError("topology", f"one of {', '.join(TOPOLOGIES)}", repr(topology))
-    arrays = fst_to_arrays(fst)
+    if fst_file is None:
+        arrays = fst_to_arrays(fst)
+    else:
+        with open(fst_file, "rb") as handle:
+            arrays = read_vector_arrays(handle, fst)
     if arrays.start < 0:
         raise InvalidArgumentError("fst", "an FST with a start state", "an FST without one")
     if arrays.num_arcs and (arrays.ilabels.min() < 0 or arrays.ilabels.max() > num_tokens):
         raise InvalidArgumentError(
             "fst", f"input labels in 0..{num_tokens} (epsilon or acoustic outputs)", f"label {arrays.ilabels.max()}"
         )
-    sources = np.repeat(np.arange(arrays.num_states, dtype=np.int64), np.diff(arrays.arc_offsets))
-    order = np.lexsort((arrays.ilabels, sources))
-    graph = DecodingGraph(
-        start=arrays.start,
-        final_weights=arrays.final_weights,
-        arc_offsets=arrays.arc_offsets,
-        ilabels=arrays.ilabels[order],
-        olabels=arrays.olabels[order],
-        weights=arrays.weights[order],
-        nextstates=arrays.nextstates[order],
-        num_tokens=int(num_tokens),
-        blank=int(blank),
-        topology=topology,
-    )
+    sorted_flag = openfst().FstProperties.I_LABEL_SORTED
+    if fst.properties(sorted_flag, True) != sorted_flag:
+        sources = np.repeat(np.arange(arrays.num_states, dtype=np.int64), np.diff(arrays.arc_offsets))
+        order = np.lexsort((arrays.ilabels, sources))
+        del sources
+        for name in ("ilabels", "olabels", "weights", "nextstates"):
+            setattr(arrays, name, getattr(arrays, name)[order])
+    graph = DecodingGraph(**vars(arrays), num_tokens=int(num_tokens), blank=int(blank), topology=topology)
     with atomic_write(path, "wb") as handle:
         np.savez(
             handle,
-            **{name: np.asarray(getattr(graph, name), dtype=dtype) for name, dtype in ARRAY_DTYPES.items()},
+            **{name: getattr(graph, name) for name in ARRAY_DTYPES},
             **{name: np.int64(getattr(graph, name)) for name in _SCALARS},
             topology=np.str_(topology),
         )

@@ -1,40 +1,39 @@
-"""Flat arrays <-> OpenFst FSTs, through OpenFst's own binary formats.
+"""Flat arrays <-> OpenFst FSTs, through OpenFst's own binary format.
 
 Building a large FST arc by arc from Python costs a call per arc; instead the arrays are laid
 out as OpenFst's ``vector`` binary format with numpy and read back with ``Fst.read_from_string``
-(:func:`fst_from_arrays`), and an FST is turned into arrays by converting it to the ``const``
-format, whose states and arcs are two contiguous tables (:func:`fst_to_arrays`).
+(:func:`fst_from_arrays`). The other way, an FST written in that format is read back in chunks of
+states into preallocated arrays (:func:`fst_to_arrays`, :func:`read_vector_arrays`): with each
+state's arc count (one cheap call per state), every state record and arc has a known position.
 
-The layouts (OpenFst ``fst/vector-fst.h``, ``fst/const-fst.h``, ``fst/fst.h`` ``FstHeader``),
-little-endian, for the ``standard`` (tropical, float32) arc type:
+The layout (OpenFst ``fst/vector-fst.h``, ``fst/fst.h`` ``FstHeader``), little-endian, for the
+``standard`` (tropical, float32) arc type:
 
 * header: int32 magic 2125659606, the FST type and arc type as int32-length strings, int32
   version, int32 flags, uint64 properties, int64 start, int64 number of states, int64 number of
-  arcs;
+  arcs; then the symbol tables the flags announce;
 * ``vector`` (version 2): per state, float32 final weight, int64 arc count, then its arcs as
-  (int32 ilabel, int32 olabel, float32 weight, int32 nextstate);
-* ``const`` (version 2): all states as (float32 final, uint32 first arc, uint32 arc count,
-  uint32 input-epsilon count, uint32 output-epsilon count), then all arcs as above.
+  (int32 ilabel, int32 olabel, float32 weight, int32 nextstate); the states end the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
+import os
 import struct
 
 import numpy as np
 
 from speechdecode.errors import BackendUnavailableError, InvalidArgumentError
 
-__all__ = ["FstArrays", "fst_from_arrays", "fst_to_arrays", "openfst"]
+__all__ = ["FstArrays", "fst_from_arrays", "fst_to_arrays", "openfst", "read_vector_arrays"]
 
 _MAGIC = 2125659606
 _EXPANDED_MUTABLE = 0x3  # kExpanded | kMutable; every other property is left for OpenFst to compute
-_IS_ALIGNED = 0x4
 _ARC = np.dtype([("ilabel", "<i4"), ("olabel", "<i4"), ("weight", "<f4"), ("nextstate", "<i4")])
-_CONST_STATE = np.dtype(
-    [("final", "<f4"), ("pos", "<u4"), ("narcs", "<u4"), ("niepsilons", "<u4"), ("noepsilons", "<u4")]
-)
+_STATE_WORDS, _ARC_WORDS = 3, 4  # a vector state record (final, arc count low, high) and an arc, in 4-byte words
+_CHUNK_WORDS = 1 << 20  # the file is read about 4 MB at a time (a state with more arcs at once)
 
 
 def openfst():
@@ -157,11 +156,6 @@ def fst_from_arrays(
     return openfst().Fst.read_from_string(data)
 
 
-def _read_string(data: bytes, offset: int) -> tuple[bytes, int]:
-    (size,) = struct.unpack_from("<i", data, offset)
-    return data[offset + 4 : offset + 4 + size], offset + 4 + size
-
-
 def fst_to_arrays(fst) -> FstArrays:
     """The states and arcs of a tropical (``standard``) FST as :class:`FstArrays`.
 
@@ -177,29 +171,82 @@ def fst_to_arrays(fst) -> FstArrays:
     """
     if fst.arc_type() != "standard":
         raise InvalidArgumentError("fst", "an FST with standard (tropical float32) arcs", fst.arc_type())
-    data = openfst().convert(fst, "const").write_to_string()
-    (magic,) = struct.unpack_from("<i", data, 0)
-    fst_type, offset = _read_string(data, 4)
-    arc_type, offset = _read_string(data, offset)
-    version, flags, _, start, num_states, num_arcs = struct.unpack_from("<iiQqqq", data, offset)
-    offset += struct.calcsize("<iiQqqq")
-    if (magic, fst_type, arc_type, version) != (_MAGIC, b"const", b"standard", 2) or flags & _IS_ALIGNED:
+    if fst.fst_type() != "vector":
+        fst = openfst().convert(fst, "vector")
+    return read_vector_arrays(io.BytesIO(fst.write_to_string()), fst)
+
+
+def read_vector_arrays(handle, fst) -> FstArrays:
+    """:class:`FstArrays` of ``fst`` from its ``vector`` binary file (``fst.write(path)``) open in ``handle``.
+
+    Reads the file in chunks of states straight into the arrays, so the memory used is the
+    arrays' and a chunk's, never a second copy of the FST. ``fst`` gives each state's arc count.
+
+    Raises:
+        InvalidArgumentError: the file is not ``fst`` in OpenFst's ``vector`` format, version 2,
+            with standard arcs (naming what differs).
+    """
+    counts = np.fromiter(map(fst.num_arcs, range(fst.num_states())), dtype=np.int64, count=fst.num_states())
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    del counts
+    num_states, num_arcs = len(offsets) - 1, int(offsets[-1])
+    handle.seek(0)
+    header = handle.read(256)
+    (magic,) = struct.unpack_from("<i", header, 0)
+    fst_type, offset = _read_string(header, 4)
+    arc_type, offset = _read_string(header, offset)
+    version, _, _, start, states_in_header, _ = struct.unpack_from("<iiQqqq", header, offset)
+    found = (magic, fst_type, arc_type, version, states_in_header)
+    if found != (_MAGIC, b"vector", b"standard", 2, num_states):
+        expected = (_MAGIC, b"vector", b"standard", 2, num_states)
         raise InvalidArgumentError(
-            "fst", "OpenFst's const format version 2, unaligned", (magic, fst_type, arc_type, version, flags)
+            "fst", f"OpenFst's vector format (magic, type, arcs, version, states) {expected}", found
         )
-    states = np.frombuffer(data, dtype=_CONST_STATE, count=num_states, offset=offset)
-    arcs = np.frombuffer(data, dtype=_ARC, count=num_arcs, offset=offset + _CONST_STATE.itemsize * num_states)
-    offsets = np.empty(num_states + 1, dtype=np.int64)
-    offsets[0] = 0
-    np.cumsum(states["narcs"], out=offsets[1:])
-    if not np.array_equal(states["pos"], offsets[:-1]):
-        raise InvalidArgumentError("fst", "a const FST whose states' arcs are stored in state order", "another layout")
-    return FstArrays(
+    # The states end the file: its header and any symbol tables are what comes before them.
+    body_words = _STATE_WORDS * num_states + _ARC_WORDS * num_arcs
+    body = handle.seek(0, os.SEEK_END) - 4 * body_words
+    if body < offset + struct.calcsize("<iiQqqq"):
+        raise InvalidArgumentError(
+            "fst", f"a vector FST file with {num_arcs} arcs after its header", f"{body + 4 * body_words} bytes"
+        )
+    arrays = FstArrays(
         start=int(start),
-        final_weights=states["final"].copy(),
+        final_weights=np.empty(num_states, dtype=np.float32),
         arc_offsets=offsets,
-        ilabels=arcs["ilabel"].copy(),
-        olabels=arcs["olabel"].copy(),
-        weights=arcs["weight"].copy(),
-        nextstates=arcs["nextstate"].copy(),
+        ilabels=np.empty(num_arcs, dtype=np.int32),
+        olabels=np.empty(num_arcs, dtype=np.int32),
+        weights=np.empty(num_arcs, dtype=np.float32),
+        nextstates=np.empty(num_arcs, dtype=np.int32),
     )
+    first = 0
+    while first < num_states:  # states first..last-1: at most 2 * _CHUNK_WORDS words, at least one state
+        last = int(np.searchsorted(offsets, offsets[first] + _CHUNK_WORDS // _ARC_WORDS, side="right")) - 1
+        last = max(min(last, num_states, first + _CHUNK_WORDS // _STATE_WORDS), first + 1)
+        at = _STATE_WORDS * np.arange(last - first) + _ARC_WORDS * (offsets[first:last] - offsets[first])
+        begin = _STATE_WORDS * first + _ARC_WORDS * int(offsets[first])
+        end = _STATE_WORDS * last + _ARC_WORDS * int(offsets[last])
+        words = np.empty(end - begin, dtype="<u4")
+        handle.seek(body + 4 * begin)
+        if handle.readinto(words) != words.nbytes:
+            raise InvalidArgumentError("fst", f"a vector FST file of {body + 4 * body_words} bytes", "a shorter file")
+        written = words[at + 1].astype(np.int64) | (words[at + 2].astype(np.int64) << 32)
+        if not np.array_equal(written, np.diff(offsets[first : last + 1])):
+            raise InvalidArgumentError("fst", "a vector FST file with the FST's arc counts", "other counts")
+        arrays.final_weights[first:last] = words[at].view("<f4")
+        is_arc = np.ones(len(words), dtype=bool)
+        for k in range(_STATE_WORDS):
+            is_arc[at + k] = False
+        arcs = words[is_arc].view(_ARC)
+        lo, hi = offsets[first], offsets[last]
+        arrays.ilabels[lo:hi] = arcs["ilabel"]
+        arrays.olabels[lo:hi] = arcs["olabel"]
+        arrays.weights[lo:hi] = arcs["weight"]
+        arrays.nextstates[lo:hi] = arcs["nextstate"]
+        first = last
+    return arrays
+
+
+def _read_string(data: bytes, offset: int) -> tuple[bytes, int]:
+    (size,) = struct.unpack_from("<i", data, offset)
+    return data[offset + 4 : offset + 4 + size], offset + 4 + size

@@ -9,9 +9,10 @@ import pytest
 import pywrapfst as fst
 from graph_refs import all_paths, linear_fst
 
+import speechdecode.graphs.fst_io as fst_io
 from speechdecode.errors import BackendUnavailableError, InputFileError, InvalidArgumentError
 from speechdecode.graphs import Lexicon, acoustic_units, piece_lexicon, read_lexicon, token_table, word_table
-from speechdecode.graphs.fst_io import fst_from_arrays, fst_to_arrays
+from speechdecode.graphs.fst_io import fst_from_arrays, fst_to_arrays, read_vector_arrays
 from speechdecode.graphs.lexicon_fst import disambiguate, lexicon_fst
 from speechdecode.graphs.topology import ctc_topology
 
@@ -59,6 +60,36 @@ def test_fst_from_arrays_equals_pywrapfst_built(num_states, num_arcs):
     np.testing.assert_array_equal(back.olabels, arrays[4][order])
     np.testing.assert_array_equal(back.weights, arrays[5][order])
     np.testing.assert_array_equal(back.nextstates, arrays[6][order])
+
+
+@pytest.mark.parametrize("chunk_words", [1, 7, 64, 1 << 20])
+def test_vector_file_read_in_chunks_with_symbol_tables_and_other_types(tmp_path, monkeypatch, chunk_words):
+    # Chunks of every size (one state, part of a state's arcs, many states); symbol tables
+    # before the states; a const FST (converted); the arrays equal pywrapfst's own view.
+    monkeypatch.setattr(fst_io, "_CHUNK_WORDS", chunk_words)
+    rng = np.random.default_rng(chunk_words)
+    f = fst_from_arrays(*random_arrays(rng, 23, 300))
+    symbols = fst.SymbolTable()
+    for i in range(60):
+        symbols.add_symbol(f"s{i}", i)
+    f.set_input_symbols(symbols)
+    f.set_output_symbols(symbols)
+    f.add_states(2)  # two states without arcs at the end
+    path = str(tmp_path / "f.fst")
+    f.write(path)
+    with open(path, "rb") as handle:
+        arrays = read_vector_arrays(handle, f)
+    for got in (arrays, fst_to_arrays(fst.convert(f, "const"))):
+        assert got.start == f.start() and got.num_states == f.num_states() == 25
+        arcs = [a for s in f.states() for a in f.arcs(s)]
+        expected = [(a.ilabel, a.olabel, float(np.float32(float(a.weight))), a.nextstate) for a in arcs]
+        columns = (got.ilabels, got.olabels, got.weights, got.nextstates)
+        assert list(zip(*(c.tolist() for c in columns), strict=True)) == expected
+        assert got.arc_offsets.tolist() == [0, *itertools.accumulate(f.num_arcs(s) for s in f.states())]
+        finals = [float(f.final(s)) for s in f.states()]
+        np.testing.assert_array_equal(got.final_weights, np.array(finals, np.float32))
+    with pytest.raises(InvalidArgumentError, match="vector format"), open(path, "rb") as handle:
+        read_vector_arrays(handle, fst_from_arrays(0, [0.0], [], [], [], [], []))  # another FST
 
 
 def test_fst_from_arrays_rejects_bad_arrays():
