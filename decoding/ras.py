@@ -10,9 +10,10 @@ import numbers
 import torch
 
 from speechdecode import _args, _tensors
+from speechdecode._deprecation import keywords
 from speechdecode.errors import InvalidArgumentError, TensorError
 from speechdecode.kernels.ras import PRESETS, guided_ras, ras
-from speechdecode.kernels.ras.api import check_options
+from speechdecode.kernels.ras.api import RAS_FIELDS, RasOptions
 
 __all__ = ["PRESETS", "RepetitionAwareSampler", "guided_ras", "ras"]
 
@@ -21,7 +22,8 @@ class RepetitionAwareSampler:
     """Stateful RAS for a batch decoded in lockstep: keeps each row's last ``window`` tokens.
 
     Args:
-        window, threshold, top_k, top_p, preset: as for :func:`ras`.
+        options: ``window``, ``threshold``, ``top_k``, ``top_p``, ``preset`` as for :func:`ras`
+            (a :class:`~speechdecode.kernels.ras.api.RasOptions`, kept as ``self.options``).
         batch_size: B, the number of rows.
         device: where the ring buffer lives (the logits' device at each step).
         generator: optional torch.Generator used by :meth:`step` when no uniforms are given.
@@ -36,23 +38,16 @@ class RepetitionAwareSampler:
         >>> tokens = s.step(torch.randn(2, 1024))
     """
 
-    def __init__(
-        self,
-        window: int = 10,
-        threshold: float = 0.1,
-        top_k: int | None = None,
-        top_p: float = 0.8,
-        preset: str = "paper",
-        batch_size: int = 1,
-        device=None,
-        generator: torch.Generator | None = None,
-    ):
-        check_options(window, threshold, top_k, top_p, preset)
-        batch_size = _args.integer(batch_size, "batch_size", 1)
-        self.window, self.threshold, self.top_k, self.top_p, self.preset = window, threshold, top_k, top_p, preset
-        self.batch_size = int(batch_size)
+    def __init__(self, *legacy, batch_size: int = 1, device=None, generator: torch.Generator | None = None, **options):
+        if legacy:  # the old positional order: window, threshold, top_k, top_p, preset, batch_size, ...
+            given = {"batch_size": batch_size, "device": device, "generator": generator}
+            options, given = keywords("RepetitionAwareSampler()", legacy, options, RAS_FIELDS, given)
+            batch_size, device, generator = given.values()
+        self.options = RasOptions(**options)
+        self.window = self.options.window
+        self.batch_size = _args.integer(batch_size, "batch_size", 1)
         self.generator = generator
-        self.buffer = torch.full((self.batch_size, int(window)), -1, dtype=torch.int64, device=device)
+        self.buffer = torch.full((self.batch_size, self.window), -1, dtype=torch.int64, device=device)
         self._pos = 0
 
     @property
@@ -67,17 +62,7 @@ class RepetitionAwareSampler:
             raise TensorError("logits", f"shape [{self.batch_size}, V]", _tensors._describe(logits))
         if self.buffer.device != t.device:
             self.buffer = self.buffer.to(t.device)
-        tokens = ras(
-            t,
-            self.buffer,
-            window=self.window,
-            threshold=self.threshold,
-            top_k=self.top_k,
-            top_p=self.top_p,
-            preset=self.preset,
-            uniforms=uniforms,
-            generator=self.generator,
-        )
+        tokens = ras(t, self.buffer, uniforms=uniforms, generator=self.generator, **self.options.asdict())
         self.buffer[:, self._pos] = tokens
         self._pos = (self._pos + 1) % self.window
         return _tensors.like_input(tokens, logits)

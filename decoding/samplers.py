@@ -29,9 +29,10 @@ import numpy as np
 import torch
 
 from speechdecode import _args, _tensors
+from speechdecode._deprecation import keywords
 from speechdecode.errors import InvalidArgumentError, TensorError
 from speechdecode.kernels.ras import guided_ras, ras
-from speechdecode.kernels.ras.api import check_options
+from speechdecode.kernels.ras.api import RAS_FIELDS, RasOptions
 from speechdecode.kernels.sampling import guided_sample, sample
 
 __all__ = ["FilterSampler", "RasSampler", "Sampler", "check_sampler", "check_tokens", "draw", "draw_guided"]
@@ -90,8 +91,9 @@ class RasSampler:
     """:func:`~speechdecode.decoding.ras` (VALL-E 2 repetition-aware sampling) as a sampler.
 
     Args:
-        window, threshold, top_k, top_p, preset: as for ``ras``; the last ``window`` tokens of
-            each row's history are the ones looked at.
+        options: ``window``, ``threshold``, ``top_k``, ``top_p``, ``preset`` as for ``ras`` (a
+            :class:`~speechdecode.kernels.ras.api.RasOptions`, kept as ``self.options``); the last
+            ``window`` tokens of each row's history are the ones looked at.
         temperature: divides the logits first (> 0).
         generator: torch.Generator of the uniforms (two per row per call).
 
@@ -99,18 +101,13 @@ class RasSampler:
         InvalidArgumentError: bad options, at construction.
     """
 
-    def __init__(
-        self,
-        window: int = 10,
-        threshold: float = 0.1,
-        top_k: int | None = None,
-        top_p: float = 0.8,
-        preset: str = "paper",
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-    ):
-        self.window, self.threshold, self.top_k, self.top_p = check_options(window, threshold, top_k, top_p, preset)
-        self.preset = preset
+    def __init__(self, *legacy, temperature: float = 1.0, generator: torch.Generator | None = None, **options):
+        if legacy:  # the old positional order: window, threshold, top_k, top_p, preset, temperature, generator
+            given = {"temperature": temperature, "generator": generator}
+            options, given = keywords("RasSampler()", legacy, options, RAS_FIELDS, given)
+            temperature, generator = given.values()
+        self.options = RasOptions(**options)
+        self.window = self.options.window
         self.temperature = _args.real(temperature, "temperature", low=0.0, strict=True)
         self.generator = generator
 
@@ -127,14 +124,7 @@ class RasSampler:
 
     def _options(self) -> dict:
         """The options :func:`ras` and :func:`guided_ras` take from this sampler."""
-        return {
-            "window": self.window,
-            "threshold": self.threshold,
-            "top_k": self.top_k,
-            "top_p": self.top_p,
-            "preset": self.preset,
-            "generator": self.generator,
-        }
+        return {**self.options.asdict(), "generator": self.generator}
 
     def reset(self, rows=None) -> None:
         """Nothing to forget: the loop's history is the record."""

@@ -34,11 +34,12 @@ import numbers
 import torch
 
 from speechdecode import _args, _tensors
+from speechdecode._deprecation import keywords
 from speechdecode.decoding.samplers import RasSampler, check_sampler, draw, draw_guided
 from speechdecode.decoding.stopping import DurationGuidedStopping
 from speechdecode.errors import BackendUnavailableError, InvalidArgumentError, TensorError
 from speechdecode.kernels.ras import ras
-from speechdecode.kernels.ras.api import check_options
+from speechdecode.kernels.ras.api import RAS_FIELDS, RasOptions
 from speechdecode.kernels.sampling import keep_mask
 
 try:
@@ -240,7 +241,8 @@ class RepetitionAwareProcessor(SamplerProcessor):
     :class:`~speechdecode.decoding.samplers.RasSampler`.
 
     Args:
-        window, threshold, top_k, top_p, preset: as for :func:`~speechdecode.decoding.ras`.
+        options: ``window``, ``threshold``, ``top_k``, ``top_p``, ``preset`` as for
+            :func:`~speechdecode.decoding.ras`.
         temperature: divides the scores before RAS (> 0).
         guidance_scale: as for :class:`SamplerProcessor` (MusicGen's, when ``generate`` has one).
         generator: torch.Generator for RAS's uniforms (two per row per step).
@@ -257,16 +259,17 @@ class RepetitionAwareProcessor(SamplerProcessor):
 
     def __init__(
         self,
-        window: int = 10,
-        threshold: float = 0.1,
-        top_k: int | None = None,
-        top_p: float = 0.8,
-        preset: str = "paper",
+        *legacy,
         temperature: float = 1.0,
         guidance_scale: float | None = None,
         generator: torch.Generator | None = None,
+        **options,
     ):
-        super().__init__(RasSampler(window, threshold, top_k, top_p, preset, temperature, generator), guidance_scale)
+        if legacy:  # the old positional order: window, threshold, top_k, top_p, preset, temperature, ...
+            given = {"temperature": temperature, "guidance_scale": guidance_scale, "generator": generator}
+            options, given = keywords("RepetitionAwareProcessor()", legacy, options, RAS_FIELDS, given)
+            temperature, guidance_scale, generator = given.values()
+        super().__init__(RasSampler(temperature=temperature, generator=generator, **options), guidance_scale)
 
 
 def ras_generate(
@@ -318,7 +321,7 @@ def ras_generate(
         >>> out = model.generate(ids, custom_generate=ras_generate, max_new_tokens=50,
         ...                      ras_preset="cosyvoice", ras_generator=gen)  # doctest: +SKIP
     """
-    window, threshold, top_k, top_p = check_options(ras_window, ras_threshold, ras_top_k, ras_top_p, ras_preset)
+    options = RasOptions(ras_window, ras_threshold, ras_top_k, ras_top_p, ras_preset)
     if model.config.is_encoder_decoder:
         raise InvalidArgumentError("model", "a decoder-only causal LM", type(model).__name__)
     if synced_gpus or streamer is not None:
@@ -341,16 +344,8 @@ def ras_generate(
         processed = logits_processor(input_ids, logits)
         if keep_scores:
             scores += (processed,)
-        tokens = ras(
-            processed,
-            input_ids[:, prompt_length:][:, -window:],
-            window=window,
-            threshold=threshold,
-            top_k=top_k,
-            top_p=top_p,
-            preset=ras_preset,
-            generator=ras_generator,
-        )
+        history = input_ids[:, prompt_length:][:, -options.window :]
+        tokens = ras(processed, history, generator=ras_generator, **options.asdict())
         if has_eos:
             tokens = torch.where(unfinished, tokens, pad)
         input_ids = torch.cat([input_ids, tokens[:, None]], dim=-1)

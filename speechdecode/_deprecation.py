@@ -34,3 +34,24 @@ def renamed(old: str, new: str, stacklevel: int = 3) -> None:
     warnings.warn(
         f"{old} is deprecated and will be removed in the next release: use {new}", DeprecationWarning, stacklevel
     )
+
+
+def keywords(where: str, args: tuple, options: dict, leading: tuple[str, ...], given: dict) -> tuple[dict, dict]:
+    """Positional ``args`` of a signature that is now keyword-only, named in its old order
+    (``leading`` options, then the ``given`` keyword parameters), with a warning: returns
+    (``options`` with the leading ones added, ``given`` updated)."""
+    names = (*leading, *given)
+    if len(args) > len(names):
+        raise TypeError(f"{where} takes at most {len(names)} positional arguments ({len(args)} given)")
+    named = dict(zip(names, args, strict=False))
+    twice = sorted(set(named) & set(options))
+    if twice:
+        raise TypeError(f"{where} got multiple values for {', '.join(twice)}")
+    warnings.warn(
+        f"positional arguments to {where} are deprecated and will be refused in the next release: "
+        f"pass {', '.join(named)} by name",
+        DeprecationWarning,
+        3,
+    )
+    options = {**options, **{k: v for k, v in named.items() if k in leading}}
+    return options, {**given, **{k: v for k, v in named.items() if k in given}}

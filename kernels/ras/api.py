@@ -41,6 +41,8 @@ only a uniform (or top_p) within rounding of a cumulative value could draw diffe
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from speechdecode import _args, _backend, _tensors
@@ -54,17 +56,41 @@ PRESETS = ("paper", "cosyvoice", "flashcosyvoice")
 _COSYVOICE_TOP_K = 25
 
 
-def check_options(window, threshold, top_k, top_p, preset):
-    """RAS's options, checked: (window, threshold, top_k, top_p) with ``cosyvoice``'s default top_k."""
-    if preset not in PRESETS:
-        raise InvalidArgumentError("preset", f"one of {', '.join(PRESETS)}", repr(preset))
-    window = _args.integer(window, "window", 1)
-    threshold = _args.interval(threshold, "threshold", 0.0, 1.0)
-    top_k = _args.optional_integer(top_k, "top_k", 1)
-    top_p = _args.interval(top_p, "top_p", 0.0, 1.0, open_low=True)
-    if preset == "cosyvoice" and top_k is None:
-        top_k = _COSYVOICE_TOP_K
-    return window, threshold, top_k, top_p
+@dataclasses.dataclass(frozen=True)
+class RasOptions:
+    """RAS's options, checked when built: the one object that the samplers keep and every backend
+    takes. ``top_k`` None under ``cosyvoice`` becomes CosyVoice's 25.
+
+    Raises:
+        InvalidArgumentError: window < 1, threshold outside [0, 1], top_k < 1, top_p outside
+            (0, 1], unknown preset.
+    """
+
+    window: int = 10
+    threshold: float = 0.1
+    top_k: int | None = None
+    top_p: float = 0.8
+    preset: str = "paper"
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise InvalidArgumentError("preset", f"one of {', '.join(PRESETS)}", repr(self.preset))
+        top_k = _args.optional_integer(self.top_k, "top_k", 1)
+        checked = {
+            "window": _args.integer(self.window, "window", 1),
+            "threshold": _args.interval(self.threshold, "threshold", 0.0, 1.0),
+            "top_k": _COSYVOICE_TOP_K if top_k is None and self.preset == "cosyvoice" else top_k,
+            "top_p": _args.interval(self.top_p, "top_p", 0.0, 1.0, open_low=True),
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+
+    def asdict(self) -> dict:
+        """The options as :func:`ras` / :func:`guided_ras` keywords."""
+        return dataclasses.asdict(self)
+
+
+RAS_FIELDS = tuple(field.name for field in dataclasses.fields(RasOptions))
 
 
 def _check_logits(logits) -> torch.Tensor:
@@ -165,7 +191,7 @@ def ras(
         ...     preset="cosyvoice", uniforms=torch.tensor([[0.1, 0.1]]))
         tensor([1])
     """
-    window, threshold, top_k, top_p = check_options(window, threshold, top_k, top_p, preset)
+    options = RasOptions(window, threshold, top_k, top_p, preset)
     t = _tensors.scores(logits, "logits", 2)
     if t.shape[1] == 0:
         raise TensorError("logits", "a vocabulary of at least one token", _tensors._describe(logits))
@@ -177,16 +203,15 @@ def ras(
     checked = not (native or name == "triton")
     h = _check_history(history, batch, device, check_values=checked)
     u = _check_uniforms(uniforms, generator, batch, device, check_values=checked)
-    options = (window, threshold, top_k, top_p, preset)
     if native:
-        tokens = ras_native.ras_cpp(t, h, u, *options)
+        tokens = ras_native.ras_cpp(t, h, u, options)
     elif name == "triton":
         from speechdecode.kernels.ras import triton
 
-        tokens = triton.ras(t, h, u, *options)
+        tokens = triton.ras(t, h, u, options)
     else:  # batched torch, or the per-row oracle
         impl = reference.ras if name == "reference" else ras_native.ras_torch
-        tokens = impl(_check_logits(t), h, u, *options)
+        tokens = impl(_check_logits(t), h, u, options)
     return _tensors.like_input(tokens, logits)
 
 
@@ -233,7 +258,7 @@ def guided_ras(
             token finite in every input; the errors of :func:`ras`.
         InvalidArgumentError: bad scales, center or temperature; the errors of :func:`ras`.
     """
-    window, threshold, top_k, top_p = check_options(window, threshold, top_k, top_p, preset)
+    options = RasOptions(window, threshold, top_k, top_p, preset)
     scale, scale2 = guidance_scales(center, guidance_scale, cond2, guidance_scale2)
     temperature = _args.real(temperature, "temperature", low=0.0, strict=True)
     device = _tensors.scores(cond, "cond", 2).device
@@ -246,15 +271,14 @@ def guided_ras(
     h = _check_history(history, c.shape[0], device, check_values=checked)
     u = _check_uniforms(uniforms, generator, c.shape[0], device, check_values=checked)
     guidance = (un, c2, scale, scale2, center, temperature)
-    options = (window, threshold, top_k, top_p, preset)
     if native:
-        tokens = ras_native.ras_cpp(c, h, u, *options, guidance)
+        tokens = ras_native.ras_cpp(c, h, u, options, guidance)
     elif name == "triton":
         from speechdecode.kernels.ras import triton
 
-        tokens = triton.ras(c, h, u, *options, guidance)
+        tokens = triton.ras(c, h, u, options, guidance)
     else:  # batched torch or the per-row oracle, on the guided [B, V] logits
         x = guide(c, un, c2, scale, scale2, center) / temperature
         impl = reference.ras if name == "reference" else ras_native.ras_torch
-        tokens = impl(_check_logits(x), h, u, *options)
+        tokens = impl(_check_logits(x), h, u, options)
     return _tensors.like_input(tokens, cond)

@@ -5,6 +5,8 @@ torch for any device (a partial sort of the batch, no loop over rows). Same defi
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from speechdecode import _backend
@@ -78,23 +80,24 @@ def _trigger(count: torch.Tensor, length: torch.Tensor, window: int, threshold: 
     return (length > 0) & (c / length.clamp(min=1).to(torch.float64) >= threshold)
 
 
-def ras_cpp(t, h, u, window, threshold, top_k, top_p, preset, guidance=None) -> torch.Tensor:
+def ras_cpp(t, h, u, options, guidance=None) -> torch.Tensor:
     """The fused C++ kernel (csrc/decoding/sampling.cc): one pass per row, rows on threads; with
     ``guidance`` (uncond, cond2, s, s2, center, temperature) each row is guided first."""
-    extra = {}
+    o, extra = options, {}
     if guidance is not None:
         uncond, cond2, scale, scale2, center, temperature = guidance
         second = None if cond2 is None else float32_rows(cond2).numpy()
         extra = {"uncond": float32_rows(uncond).numpy(), "cond2": second, "scale": scale, "scale2": scale2,
                  "center": center, "temperature": temperature}  # fmt: skip
     out = _backend.native().repetition_aware_sample(
-        float32_rows(t).numpy(), h.numpy(), window, threshold, top_k or 0, top_p, preset, u.numpy(), **extra
+        float32_rows(t).numpy(), h.numpy(), o.window, o.threshold, o.top_k or 0, o.top_p, o.preset, u.numpy(), **extra
     )
     return torch.from_numpy(out)
 
 
-def ras_torch(t, h, u, window, threshold, top_k, top_p, preset) -> torch.Tensor:
+def ras_torch(t, h, u, options) -> torch.Tensor:
     """Batched torch (any device): a partial sort of the batch, no loop over rows."""
+    window, threshold, top_k, top_p, preset = dataclasses.astuple(options)
     probs = torch.softmax(t.float(), dim=-1)
     kept = torch.where(_nucleus_mask(probs, top_k, top_p, preset), probs, torch.zeros_like(probs))
     candidate = _inverse_cdf(kept, u[:, 0])

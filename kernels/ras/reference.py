@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 
-def ras(t, h, u, window, threshold, top_k, top_p, preset) -> torch.Tensor:
+def ras(t, h, u, options) -> torch.Tensor:
     """Row-by-row RAS in plain Python control flow on checked inputs (float [B, V] logits, int64
-    [B, L] history, float32 [B, 2] uniforms, options from ``api.check_options``); every other
-    backend must match it exactly."""
+    [B, L] history, float32 [B, 2] uniforms, a ``RasOptions``); every other backend must match it
+    exactly."""
+    window, threshold, top_k, top_p, preset = dataclasses.astuple(options)
     out = []
     for b in range(t.shape[0]):
         p = torch.softmax(t[b].float(), dim=-1)

@@ -178,15 +178,14 @@ def _options(top_p: float, threshold: float, device: torch.device) -> torch.Tens
 _GUIDES = {"uncond": 1, "dual": 2, "cond": 3}
 
 
-def ras(
-    logits, history, uniforms, window: int, threshold: float, top_k, top_p: float, preset: str, guidance=None
-) -> torch.Tensor:
-    """Tokens [B] int64 for validated options: logits [B, V] float (any strides), history [B, L]
+def ras(logits, history, uniforms, options, guidance=None) -> torch.Tensor:
+    """Tokens [B] int64 for a ``RasOptions``: logits [B, V] float (any strides), history [B, L]
     int64, uniforms [B, 2] float32, all on one device (CUDA, or CPU under TRITON_INTERPRET=1).
 
     ``guidance``: None, or (uncond, cond2 or None, s, s2, center, temperature) for the guided
     logits of ``logits`` (the cond pass; :func:`speechdecode.decoding.guided_ras`)."""
     B, V = logits.shape
+    top_k = options.top_k
     out = row_output(logits)
     if B == 0:
         return out
@@ -212,13 +211,13 @@ def ras(
         history.stride(0),
         history.stride(1) if L > 0 else 1,
         uniforms.contiguous(),
-        _options(top_p, threshold, logits.device),
+        _options(options.top_p, options.threshold, logits.device),
         out,
         V,
         L,
-        window,
+        options.window,
         min(top_k or V, V),
-        PRESET=_PRESET_IDS[preset],
+        PRESET=_PRESET_IDS[options.preset],
         HAS_TOP_K=top_k is not None and top_k < V,
         BLOCK_V=block_v,
         BLOCK_L=triton.next_power_of_2(max(L, 1)),

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from speechdecode.decoding.ras import RepetitionAwareSampler, ras
+from speechdecode.decoding.samplers import RasSampler
 from speechdecode.errors import InvalidArgumentError, TensorError
 from speechdecode.kernels.ras import native as ras_native
-from speechdecode.kernels.ras.api import check_options
+from speechdecode.kernels.ras.api import RasOptions
 
 
 def _ras_reference(logits, history, **options):
@@ -200,7 +201,9 @@ def test_generator_draws_two_uniforms_per_row():
 def test_sampler_matches_functional_with_reset(preset):
     g = torch.Generator().manual_seed(11)
     b, v, window = 4, 6, 4
-    sampler = RepetitionAwareSampler(window, 0.3, None, 0.7, preset, b, "cpu")
+    sampler = RepetitionAwareSampler(
+        window=window, threshold=0.3, top_k=None, top_p=0.7, preset=preset, batch_size=b, device="cpu"
+    )
     histories = [[] for _ in range(b)]
     fired = 0
     for step in range(14):
@@ -303,7 +306,7 @@ def test_torch_path_matches_reference(preset, b, v):
     for window, threshold, top_k, top_p in [(10, 0.1, None, 0.8), (3, 0.34, 2, 0.5), (1, 0.0, None, 1.0)]:
         logits, history, u = _random_case(g, b, v, 9)
         kw = dict(window=window, threshold=threshold, top_k=top_k, top_p=top_p, preset=preset)
-        got = ras_native.ras_torch(logits, history, u, *check_options(window, threshold, top_k, top_p, preset), preset)
+        got = ras_native.ras_torch(logits, history, u, RasOptions(window, threshold, top_k, top_p, preset))
         assert got.tolist() == _ras_reference(logits, history, uniforms=u, **kw).tolist()
 
 
@@ -480,3 +483,25 @@ def test_triton_sampler_matches_reference(preset, monkeypatch):
         assert sampler.step(logits, uniforms=u).tolist() == want.tolist()
         for r in range(b):
             histories[r].append(int(want[r]))
+
+
+def test_options_object_is_what_every_sampler_keeps():
+    options = RasOptions(window=4, preset="cosyvoice")
+    assert options.top_k == 25  # CosyVoice's default nucleus cap
+    assert RepetitionAwareSampler(window=4, preset="cosyvoice").options == options
+    assert RasSampler(window=4, preset="cosyvoice", temperature=0.5).options == options
+    with pytest.raises(InvalidArgumentError, match=r"^top_p: expected a number in \(0, 1\], got 0"):
+        RasOptions(top_p=0)
+
+
+def test_positional_options_still_work_for_one_release():
+    with pytest.warns(DeprecationWarning, match=r"RepetitionAwareSampler\(\) are deprecated .* by name"):
+        old = RepetitionAwareSampler(4, 0.3, None, 0.7, "flashcosyvoice", 3, "cpu")
+    assert old.options == RasOptions(4, 0.3, None, 0.7, "flashcosyvoice") and old.batch_size == 3
+    with pytest.warns(DeprecationWarning, match=r"RasSampler\(\) are deprecated"):
+        sampler = RasSampler(6, 0.2, 5, 0.9, "paper", 0.5)
+    assert sampler.options == RasOptions(6, 0.2, 5, 0.9, "paper") and sampler.temperature == 0.5
+    with pytest.raises(TypeError, match="multiple values for window"):
+        RasSampler(6, window=6)
+    with pytest.raises(TypeError, match="at most 7 positional arguments"):
+        RasSampler(*range(8))
