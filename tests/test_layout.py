@@ -36,6 +36,18 @@ def test_engine_never_imports_test_or_demo_aids():
     assert bad == []
 
 
+def test_only_kernels_import_a_reference_at_run_time():
+    """A reference is an op's oracle and backend: outside kernels/ code calls the op's package."""
+    bad = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for folder in ("decoding", "lm", "graphs", "models", "speechdecode")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for line, module in _imports(path)
+        if module.startswith("speechdecode.kernels.") and ".reference" in module
+    ]
+    assert bad == []
+
+
 MOVED_MODULES = {
     "speechdecode.lm.synthetic": "speechdecode.testing.sentences",
     "speechdecode.lm.corpora": "speechdecode.testing.corpora",
