@@ -1,7 +1,8 @@
 """MusicGen's own ``generate`` (random weights, nothing downloaded) with its processors, against
 the same model and the same call with our samplers drawing inside it (``SamplerProcessor``), and
 our own loop around the model's forward (``models.hf_musicgen.musicgen_generate``: our delay
-pattern, one fused draw per step, no ``generate``; MusicGen cases).
+pattern, one fused draw per step, no ``generate``; ``models.hf_dia.dia_generate`` for Dia: its
+guidance and end rules as a few tensor ops, one draw per step).
 
 Cases, B rows of 4 codebooks, ``STEPS`` new steps each:
 
@@ -148,8 +149,23 @@ def _call(model, batch: int, steps: int, ours: bool, seed: int):
     return lambda: model.generate(input_ids=start, logits_processor=[*processors], **kwargs)
 
 
+def _call_dia_loop(model, batch: int, steps: int, seed: int):
+    """Our loop around Dia (``dia_generate``): the same text, guidance 3.0 and top-k 45."""
+    from speechdecode.models.hf_dia import dia_generate
+
+    text = torch.randint(0, 256, (batch, 16), generator=torch.Generator().manual_seed(seed))
+
+    def run():
+        sampler = FilterSampler(top_k=45, generator=torch.Generator().manual_seed(seed))
+        return dia_generate(model, text, max_new_tokens=steps, guidance_scale=3.0, guidance_top_k=45, sampler=sampler)
+
+    return run
+
+
 def _call_loop(model, batch: int, steps: int, seed: int):
     """Our loop around the model (``musicgen_generate``): ``steps`` forwards, as ``generate``'s."""
+    if type(model).__name__ == "DiaForConditionalGeneration":
+        return _call_dia_loop(model, batch, steps, seed)
     from speechdecode.models.hf_musicgen import musicgen_generate
 
     frames = steps - K + 1
@@ -198,7 +214,7 @@ def run(suite: Suite, quick: bool) -> None:
         steps = BIG_STEPS if name == "musicgen-small" else default_steps
         for batch in batches:
             case = f"{name} B={batch}"
-            kinds = ["hf", "processor"] + ([] if name.startswith("dia") else ["loop"])
+            kinds = ["hf", "processor", "loop"]
             for kind in kinds:
                 ours = kind != "hf"
                 fn = (
@@ -210,7 +226,7 @@ def run(suite: Suite, quick: bool) -> None:
                 impl = {
                     "hf": "HF generate (its processors)",
                     "processor": "ours: SamplerProcessor(FilterSampler)",
-                    "loop": "ours: musicgen_generate loop",
+                    "loop": f"ours: {'dia' if name.startswith('dia') else 'musicgen'}_generate loop",
                 }[kind]
                 if ours and name.endswith("+cfg"):
                     impl += " + fused CFG"

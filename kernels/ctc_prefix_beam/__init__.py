@@ -8,4 +8,3 @@ The public entry point is :class:`speechdecode.decoding.CtcPrefixBeamSearch`.
 from speechdecode.kernels.ctc_prefix_beam.api import decode, decode_triton, native_search, open_stream
 
 __all__ = ["decode", "decode_triton", "native_search", "open_stream"]
-

@@ -1,0 +1,150 @@
+"""Our generation loop around a Hugging Face Dia model: the model's forward, Dia's end-of-speech
+rules and guidance as a few tensor ops, any sampler, no ``generate``.
+
+``generate`` runs Dia's rules as logits processors over ``[2 * B * C, V]`` scores each step and
+keeps every channel as its own row of a 2-D sequence. This loop keeps the codes as [B, C, steps]
+and per step, on the C channels' logits [B * C, V]:
+
+1. guidance, Dia's form ``c + (c - u) * s``; with ``guidance_top_k`` (``generate`` passes its
+   ``top_k``) the conditional logits restricted to the top-k tokens of the guided ones, as
+   Dia's ``DiaClassifierFreeGuidanceLogitsProcessor`` returns;
+2. the end-of-speech filter: only channel 0 may end (no id at or above EOS elsewhere, none above
+   it in channel 0), and channel 0 ends exactly when EOS is its best logit;
+3. the end pattern: once channel 0's best logit is EOS, or the sequence reaches its last frame,
+   channel c is made to emit EOS ``delays[c]`` steps later;
+4. one draw for all B * C rows with the sampler; a channel that has emitted EOS emits the pad
+   id from then on, and the loop stops when every channel has.
+
+With a greedy sampler the codes are ``generate(do_sample=False)``'s, token for token (tested);
+the sequence starts with the BOS column, as ``generate``'s does.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from speechdecode import _args, _tensors
+from speechdecode.decoding.samplers import FilterSampler, check_sampler, draw
+from speechdecode.errors import InvalidArgumentError, TensorError
+
+__all__ = ["dia_generate"]
+
+
+def _guide(cond: torch.Tensor, uncond: torch.Tensor, scale: float, top_k: int | None) -> torch.Tensor:
+    """Dia's guidance: ``c + (c - u) * s``, or with ``top_k`` c on the guided logits' top k."""
+    guided = cond + (cond - uncond) * scale
+    if top_k is None:
+        return guided
+    keep = torch.zeros_like(guided, dtype=torch.bool).scatter(1, guided.topk(top_k, dim=1).indices, True)
+    return cond.masked_fill(~keep, float("-inf"))
+
+
+def _end_filter(scores: torch.Tensor, channels: int, eos: int) -> torch.Tensor:
+    """Only channel 0 may emit EOS, and it does exactly when EOS is its best logit (in place)."""
+    rows = scores.view(-1, channels, scores.shape[1])
+    rows[:, 1:, eos:] = float("-inf")
+    rows[:, 0, eos + 1 :] = float("-inf")
+    ends = scores.argmax(dim=1) == eos
+    scores[ends, :eos] = float("-inf")
+    scores[~ends, eos] = float("-inf")
+    return scores
+
+
+@torch.no_grad()
+def dia_generate(
+    model,
+    input_ids,
+    *,
+    attention_mask=None,
+    max_new_tokens: int,
+    guidance_scale: float | None = None,
+    guidance_top_k: int | None = None,
+    sampler=None,
+) -> torch.Tensor:
+    """Generate up to ``max_new_tokens`` columns of C channels with Dia's forward and our sampling.
+
+    Args:
+        model: a ``DiaForConditionalGeneration``.
+        input_ids, attention_mask: the text prompt [B, L] (byte ids, as Dia's processor makes).
+        max_new_tokens: new columns at most, as ``generate``'s (the end is forced ``max(delays)``
+            columns before the last, so every channel can end); more than ``max(delays)``.
+        guidance_scale: Dia's classifier-free guidance (> 1), the unconditional pass run on
+            zeroed text ids as Dia's ``generate`` does; None or 1 for none.
+        guidance_top_k: keep the conditional logits on the guided top k (Dia's processor with
+            ``generate``'s ``top_k``); None for the plain guided logits.
+        sampler: a :class:`~speechdecode.decoding.samplers.Sampler` over the [B * C, V] rows
+            (row ``b * C + c``), history the tokens of that channel so far (default: Dia's
+            ``generate`` defaults, ``FilterSampler()``: plain sampling).
+
+    Returns:
+        int64 codes [B, columns, C], the BOS column first, as ``generate`` returns them (the
+        delay pattern still in; Dia's processor reverts it).
+
+    Raises:
+        InvalidArgumentError: another model class, bad sizes, scale or top k.
+        TensorError: ``input_ids`` not integer [B, L]; a sampler output that is not [N] tokens in [0, V).
+    """
+    from transformers import DiaForConditionalGeneration
+
+    if not isinstance(model, DiaForConditionalGeneration):
+        raise InvalidArgumentError("model", "a DiaForConditionalGeneration", type(model).__name__)
+    config = model.config.decoder_config
+    channels, vocab = int(config.num_channels), int(config.vocab_size)
+    eos, pad, bos = int(config.eos_token_id), int(config.pad_token_id), int(config.bos_token_id)
+    delays = torch.tensor([int(d) for d in model.config.delay_pattern], dtype=torch.int64)
+    columns = 1 + _args.integer(max_new_tokens, "max_new_tokens", int(delays.max()) + 1)
+    last = columns - 1 - int(delays.max())  # the length at which the end is forced
+    guided = guidance_scale is not None and _args.real(guidance_scale, "guidance_scale") != 1
+    if guided and guidance_scale < 1:
+        raise InvalidArgumentError("guidance_scale", "None, 1 or a number > 1", guidance_scale)
+    top_k = _args.optional_integer(guidance_top_k, "guidance_top_k", 1)
+    if top_k is not None:
+        top_k = min(top_k, vocab)
+    ids = _tensors.as_tensor(input_ids, "input_ids")
+    if ids.ndim != 2 or ids.dtype.is_floating_point or ids.dtype == torch.bool:
+        raise TensorError("input_ids", "integer [B, L]", _tensors._describe(input_ids))
+    device = model.device
+    ids = ids.to(device)
+    mask = torch.ones_like(ids) if attention_mask is None else _tensors.as_tensor(attention_mask, "attention_mask")
+    if guided:  # the unconditional pass reads zeroed text ids
+        ids, mask = torch.cat([ids, torch.zeros_like(ids)]), mask.repeat(2, 1)
+    mask = mask.to(device)
+    encoded = model.get_encoder()(input_ids=ids, attention_mask=mask)
+    batch = ids.shape[0] // (2 if guided else 1)
+    rows = batch * channels
+    sampler = check_sampler(FilterSampler() if sampler is None else sampler)
+    sampler.reset(None)
+
+    codes = torch.full((batch, channels, columns), pad, dtype=torch.int64, device=device)
+    codes[:, :, 0] = bos
+    countdown = delays.to(device).repeat(batch, 1)  # steps until a channel must end, once ending
+    ending = torch.zeros(batch, dtype=torch.bool, device=device)
+    running = torch.ones(rows, dtype=torch.bool, device=device)  # channels that have not emitted EOS
+    cache = None
+    length = 1
+    while length < columns:
+        step = codes[:, :, length - 1 : length].transpose(1, 2)  # [B, 1, C]
+        out = model(
+            encoder_outputs=encoded,
+            attention_mask=mask,
+            decoder_input_ids=step.repeat(2, 1, 1) if guided else step,
+            cache=cache,
+            use_cache=True,
+        )
+        cache = out.cache
+        logits = out.logits[:, -1].reshape(-1, vocab).float()  # [B(*2) * C, V]
+        scores = _guide(*logits.split(rows), guidance_scale, top_k) if guided else logits
+        scores = _end_filter(scores, channels, eos)
+        ending |= (scores.view(batch, channels, vocab)[:, 0].argmax(dim=1) == eos) | (length == last)
+        forced = (ending[:, None] & (countdown == 0)).reshape(rows)
+        scores[forced] = float("-inf")
+        scores[forced, eos] = 0.0
+        countdown -= ending[:, None].long()
+        tokens = draw(sampler, scores, codes.view(rows, columns)[:, 1:length])
+        tokens = torch.where(running, tokens, pad)
+        codes.view(rows, columns)[:, length] = tokens
+        running &= tokens != eos
+        length += 1
+        if not bool(running.any()):
+            break
+    return codes[:, :, :length].transpose(1, 2)
