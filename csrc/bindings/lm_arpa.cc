@@ -25,8 +25,8 @@
 #include <vector>
 
 #include "bindings/bindings.h"
+#include "common/hash.h"
 #include "lm/arpa_reader.h"
-#include "lm/ngram_model_hash.h"
 
 namespace py = pybind11;
 
@@ -179,7 +179,7 @@ void remap_rows(const ArpaContents& contents, Tables* out) {
       int32_t& id = file_id[order.words[i]];
       if (id < 0) {  // the added <unk>, used by an n-gram: it becomes the last unigram
         id = static_cast<int32_t>(out->words.size());
-        out->words.push_back(contents.vocab.word(order.words[i]));
+        out->words.push_back(contents.vocab.string(order.words[i]));
         out->probs[0].push_back(contents.unigram_probs[order.words[i]]);
         if (contents.order() > 1) out->backoffs[0].push_back(0.0);
         rows[0].push_back(id);
@@ -222,7 +222,7 @@ class RowSet {
  private:
   uint64_t hash(const int32_t* row) const {
     uint64_t h = 0;
-    for (int k = 0; k < width_; ++k) h = ngram_hash::mix64(h ^ static_cast<uint32_t>(row[k]));
+    for (int k = 0; k < width_; ++k) h = mix64(h ^ static_cast<uint32_t>(row[k]));
     return h;
   }
   bool same(size_t index, const int32_t* row) const {

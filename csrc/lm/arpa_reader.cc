@@ -16,11 +16,8 @@
 #include <limits>
 
 #include "common/parallel.h"
-#include "lm/ngram_model_hash.h"
 
 namespace speechdecode {
-
-using ngram_hash::hash_bytes;
 
 // ---------------------------------------------------------------------------------------------
 // FileText
@@ -240,96 +237,6 @@ FileText FileText::read(const std::string& path) {
   text.data_ = text.owned_.get();
   text.size_ = used;
   return text;
-}
-
-// ---------------------------------------------------------------------------------------------
-// ArpaVocabulary
-
-namespace {
-
-constexpr uint64_t kTagBits = 0xFFFFFFFF00000000ull;
-
-// a[0, n) == b[0, n), without a library call for the short strings words are.
-inline bool same_bytes(const char* a, const char* b, size_t n) {
-  if (n > 16) return std::memcmp(a, b, n) == 0;
-  if (n >= 8) {
-    uint64_t a0, a1, b0, b1;
-    std::memcpy(&a0, a, 8);
-    std::memcpy(&a1, a + n - 8, 8);
-    std::memcpy(&b0, b, 8);
-    std::memcpy(&b1, b + n - 8, 8);
-    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
-  }
-  if (n >= 4) {
-    uint32_t a0, a1, b0, b1;
-    std::memcpy(&a0, a, 4);
-    std::memcpy(&a1, a + n - 4, 4);
-    std::memcpy(&b0, b, 4);
-    std::memcpy(&b1, b + n - 4, 4);
-    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
-  }
-  for (size_t i = 0; i < n; ++i) {
-    if (a[i] != b[i]) return false;
-  }
-  return true;
-}
-
-}  // namespace
-
-void ArpaVocabulary::reserve(size_t words) {
-  chars_.reserve(words * 8);
-  offsets_.reserve(words + 1);
-  size_t slots = 16;
-  while (slots < 2 * words) slots *= 2;
-  if (slots > slots_.size()) rehash(slots);
-}
-
-void ArpaVocabulary::place(uint64_t hash, WordId id) {
-  const size_t mask = slots_.size() - 1;
-  size_t i = hash & mask;
-  while (slots_[i] != 0) i = (i + 1) & mask;
-  slots_[i] = (hash & kTagBits) | (static_cast<uint64_t>(id) + 1);
-}
-
-void ArpaVocabulary::rehash(size_t slots) {
-  slots_.assign(slots, 0);
-  for (WordId id = 0; id < size(); ++id) {
-    const std::string_view w = word(id);
-    place(hash_bytes(w.data(), w.size()), id);
-  }
-}
-
-WordId ArpaVocabulary::find(std::string_view word) const {
-  if (slots_.empty()) return kNotFound;
-  const uint64_t h = hash_bytes(word.data(), word.size());
-  const uint64_t tag = h & kTagBits;
-  const size_t mask = slots_.size() - 1;
-  for (size_t i = h & mask;; i = (i + 1) & mask) {
-    const uint64_t slot = slots_[i];
-    if (slot == 0) return kNotFound;
-    if ((slot & kTagBits) == tag) {
-      const WordId id = static_cast<WordId>(slot & ~kTagBits) - 1;
-      const uint64_t begin = offsets_[id];
-      if (offsets_[id + 1] - begin == word.size() &&
-          same_bytes(chars_.data() + begin, word.data(), word.size())) {
-        return id;
-      }
-    }
-  }
-}
-
-WordId ArpaVocabulary::insert(std::string_view word) {
-  if (find(word) != kNotFound) return kNotFound;
-  if (2 * (size() + 1) > slots_.size()) rehash(slots_.empty() ? 16 : 2 * slots_.size());
-  const WordId id = static_cast<WordId>(size());
-  chars_.insert(chars_.end(), word.begin(), word.end());
-  offsets_.push_back(chars_.size());
-  place(hash_bytes(word.data(), word.size()), id);
-  return id;
-}
-
-size_t ArpaVocabulary::memory_bytes() const {
-  return chars_.capacity() + offsets_.capacity() * sizeof(uint64_t) + slots_.capacity() * sizeof(uint64_t);
 }
 
 namespace {
@@ -561,7 +468,7 @@ SectionEnd read_ngram_lines(const ArpaContents& c, int n, LineCursor& cursor, Ar
     if (entries == limit) fail_at(c, cursor.line, overflow_message);
     for (int k = 0; k < n; ++k) {
       const WordId id = lookup(c, fields[1 + k]);
-      if (id == ArpaVocabulary::kNotFound) {
+      if (id == StringIds::kNotFound) {
         fail_at(c, cursor.line,
                 "word " + quote(fields[1 + k]) + " is not a 1-gram (the 1-grams list the whole vocabulary)");
       }
@@ -704,7 +611,7 @@ class ArpaParser {
     for (WordId id : {kBosId, kEosId}) {
       if (c_.unigram_lines[id] == 0) {
         fail_at(c_, section_line,
-                "the 1-grams have no '" + std::string(c_.vocab.word(id)) +
+                "the 1-grams have no '" + std::string(c_.vocab.string(id)) +
                     "' (KenLM requires both <s> and </s>)");
       }
     }
@@ -718,9 +625,9 @@ class ArpaParser {
 
   void add_unigram(std::string_view word, float prob, float backoff) {
     WordId id = lookup(c_, word);
-    if (id == ArpaVocabulary::kNotFound) {
+    if (id == StringIds::kNotFound) {
       if (!valid_utf8(word)) fail("word " + quote(word) + " is not valid UTF-8");
-      id = c_.vocab.insert(word);
+      id = c_.vocab.insert(word).first;
       c_.unigram_probs.push_back(prob);
       c_.unigram_backoffs.push_back(backoff);
       c_.unigram_lines.push_back(cursor_.line);
@@ -926,7 +833,7 @@ std::string ArpaContents::ngram_text(int n, size_t index) const {
   const WordId* w = orders[n - 2].words.data() + index * n;
   for (int k = 0; k < n; ++k) {
     if (k) out += ' ';
-    out.append(vocab.word(w[k]));
+    out.append(vocab.string(w[k]));
   }
   return out;
 }

@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/string_ids.h"
+
 namespace speechdecode {
 
 using WordId = uint32_t;
@@ -61,32 +63,6 @@ class FileReadError : public std::runtime_error {
   int error_number_;
 };
 
-// Words <-> ids with exact lookup: strings live in one buffer; an open-addressing table (linear
-// probing, load <= 1/2) holds id + 1 and 32 more bits of the word's hash, and a slot whose bits
-// match has its bytes compared.
-class ArpaVocabulary {
- public:
-  static constexpr WordId kNotFound = 0xFFFFFFFFu;
-
-  // Appends word with the next id; returns kNotFound (and adds nothing) if it is present.
-  WordId insert(std::string_view word);
-  WordId find(std::string_view word) const;
-  std::string_view word(WordId id) const {
-    return std::string_view(chars_.data() + offsets_[id], offsets_[id + 1] - offsets_[id]);
-  }
-  size_t size() const { return offsets_.size() - 1; }
-  void reserve(size_t words);
-  size_t memory_bytes() const;
-
- private:
-  void rehash(size_t slots);
-  void place(uint64_t hash, WordId id);
-
-  std::vector<char> chars_;
-  std::vector<uint64_t> offsets_{0};
-  std::vector<uint64_t> slots_;  // (hash & kTagBits) | (id + 1); 0 = empty
-};
-
 // The n-grams of one order n >= 2 in file order; entry i is words[i*n .. i*n+n) (text order).
 struct ArpaOrder {
   std::vector<WordId> words;
@@ -123,7 +99,7 @@ struct ArpaContents {
   FileText text;                 // the file, kept to locate lines for later errors
   std::vector<uint64_t> counts;  // per order, as `\data\` declares and the sections hold
   uint64_t data_line = 0;        // line of `\data\`
-  ArpaVocabulary vocab;
+  StringIds vocab;               // words by id
   std::vector<float> unigram_probs;
   std::vector<float> unigram_backoffs;
   std::vector<uint64_t> unigram_lines;

@@ -552,7 +552,7 @@ WordId KenlmBinary::kenlm_index(std::string_view word) const {
 
 WordId KenlmBinary::find(std::string_view word) const {
   const WordId k = kenlm_index(word);
-  if (k == 0) return word == "<unk>" ? kUnkId : ArpaVocabulary::kNotFound;
+  if (k == 0) return word == "<unk>" ? kUnkId : StringIds::kNotFound;
   return to_ours(k);
 }
 

@@ -123,7 +123,7 @@ class KenlmBinary {
   int order() const { return layout_.order; }
   size_t vocab_size() const { return bound_; }
   uint64_t file_bytes() const { return size_; }
-  // Our id of word, or ArpaVocabulary::kNotFound.
+  // Our id of word, or StringIds::kNotFound.
   WordId find(std::string_view word) const;
   bool has_words() const { return !word_offsets_.empty(); }
   // KenLM's own id of our word id `id` (what KenLM's query prints).

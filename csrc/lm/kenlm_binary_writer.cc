@@ -88,8 +88,9 @@ std::vector<WordId> kenlm_ids(const ArpaContents& c, bool sorted) {
   std::vector<WordId> order(vocab - 1);
   std::iota(order.begin(), order.end(), WordId{1});
   if (sorted) {
-    std::sort(order.begin(), order.end(),
-              [&](WordId a, WordId b) { return word_hash(c.vocab.word(a)) < word_hash(c.vocab.word(b)); });
+    std::sort(order.begin(), order.end(), [&](WordId a, WordId b) {
+      return word_hash(c.vocab.string(a)) < word_hash(c.vocab.string(b));
+    });
   } else {
     std::sort(order.begin(), order.end(),
               [&](WordId a, WordId b) { return c.unigram_lines[a] < c.unigram_lines[b]; });
@@ -104,16 +105,16 @@ std::string vocabulary_strings(const ArpaContents& c, const std::vector<WordId>&
   for (size_t ours = 0; ours < ids.size(); ++ours) by_kenlm[ids[ours]] = static_cast<WordId>(ours);
   std::string out("<unk>", 6);
   for (size_t k = 1; k < by_kenlm.size(); ++k) {
-    out += c.vocab.word(by_kenlm[k]);
+    out += c.vocab.string(by_kenlm[k]);
     out.push_back('\0');
   }
   return out;
 }
 
 [[noreturn]] void missing_context(const ArpaContents& c, int n, size_t i) {
-  std::string context(c.vocab.word(c.orders[n - 2].words[i * n]));
+  std::string context(c.vocab.string(c.orders[n - 2].words[i * n]));
   for (int k = 1; k < n - 1; ++k)
-    context += " " + std::string(c.vocab.word(c.orders[n - 2].words[i * n + k]));
+    context += " " + std::string(c.vocab.string(c.orders[n - 2].words[i * n + k]));
   throw ArpaFormatError(c.path, c.line_of(n, i),
                         "the context '" + context + "' of the " + std::to_string(n) + "-gram '" +
                             c.ngram_text(n, i) + "' is not a " + std::to_string(n - 1) +
@@ -143,7 +144,7 @@ class ProbingWriter {
     std::vector<WordId> by_kenlm(ids.size());
     for (size_t ours = 0; ours < ids.size(); ++ours) by_kenlm[ids[ours]] = static_cast<WordId>(ours);
     for (size_t k = 1; k < by_kenlm.size(); ++k) {
-      const uint64_t hash = word_hash(c_.vocab.word(by_kenlm[k]));
+      const uint64_t hash = word_hash(c_.vocab.string(by_kenlm[k]));
       uint64_t i = hash % vocab_buckets;
       while (out_.get<uint64_t>(table + 12 * i) != 0) {
         if (++i == vocab_buckets) i = 0;
@@ -436,7 +437,7 @@ class TrieWriter {
     uint64_t at = layout_.header_bytes();
     // Sorted word hashes.
     std::vector<uint64_t> hashes;
-    for (size_t ours = 1; ours < c_.vocab.size(); ++ours) hashes.push_back(word_hash(c_.vocab.word(ours)));
+    for (size_t ours = 1; ours < c_.vocab.size(); ++ours) hashes.push_back(word_hash(c_.vocab.string(ours)));
     std::sort(hashes.begin(), hashes.end());
     out.put<uint64_t>(at, hashes.size());
     std::memcpy(out.at(at + 8), hashes.data(), 8 * hashes.size());

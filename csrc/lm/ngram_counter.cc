@@ -21,7 +21,9 @@
 #include <utility>
 
 #include "common/errors.h"
+#include "common/hash.h"
 #include "common/parallel.h"
+#include "common/string_ids.h"
 
 namespace speechdecode {
 namespace {
@@ -41,51 +43,7 @@ constexpr size_t kParallelSortRecords = size_t{1} << 18;  // below: one std::sor
 constexpr uint32_t kSortBuckets = 1u << 16;
 
 // ---------------------------------------------------------------------------------------------
-// Hashing.
-
-inline uint64_t mix64(uint64_t x) {  // the splitmix64 finaliser
-  x ^= x >> 30;
-  x *= 0xBF58476D1CE4E5B9ull;
-  x ^= x >> 27;
-  x *= 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-// The n < 8 bytes at s as one integer, without reading past them (overlapping loads).
-inline uint64_t load_short(const char* s, size_t n) {
-  if (n >= 4) {
-    uint32_t lo, hi;
-    std::memcpy(&lo, s, 4);
-    std::memcpy(&hi, s + n - 4, 4);
-    return (static_cast<uint64_t>(hi) << 32) | lo;
-  }
-  if (n == 0) return 0;
-  const auto* u = reinterpret_cast<const unsigned char*>(s);
-  return (uint64_t{u[0]} << 16) | (uint64_t{u[n >> 1]} << 8) | u[n - 1];
-}
-
-inline uint64_t hash_bytes(const char* s, size_t n) {
-  uint64_t h = 0x9E3779B97F4A7C15ull * (n + 1);
-  for (; n >= 8; s += 8, n -= 8) {
-    uint64_t x;
-    std::memcpy(&x, s, 8);
-    h = (h ^ x) * 0xC2B2AE3D27D4EB4Full;
-    h ^= h >> 29;
-  }
-  if (n > 0) h = (h ^ load_short(s, n)) * 0xC2B2AE3D27D4EB4Full;
-  return mix64(h);
-}
-
-// a[0, n) == b[0, n), inline for the short strings words are.
-inline bool equal_bytes(const char* a, const char* b, size_t n) {
-  for (; n >= 8; a += 8, b += 8, n -= 8) {
-    uint64_t x, y;
-    std::memcpy(&x, a, 8);
-    std::memcpy(&y, b, 8);
-    if (x != y) return false;
-  }
-  return load_short(a, n) == load_short(b, n);
-}
+// Hashing (of id records; token strings go through StringIds).
 
 // Maps a hash to [0, n) with its high bits (Lemire's multiply-shift), so n need not be a power of 2.
 inline uint64_t reduce(uint64_t hash, uint64_t n) {
@@ -95,92 +53,31 @@ inline uint64_t reduce(uint64_t hash, uint64_t n) {
 // ---------------------------------------------------------------------------------------------
 // Vocabulary: token bytes -> id, with ids in order of first appearance as Vocabulary.add gives.
 
-// Open-addressing map from byte strings to int32 values; the strings live in one arena.
-class StringMap {
- public:
-  StringMap() : slots_(1024) {}
-
-  // The value of key, or make()'s value after inserting it.
-  template <typename Make>
-  int32_t find_or_insert(std::string_view key, Make&& make) {
-    const uint64_t h = hash_bytes(key.data(), key.size());
-    uint64_t i = h & (slots_.size() - 1);
-    for (;;) {
-      Slot& s = slots_[i];
-      if (s.value == kEmpty) break;
-      if (s.hash == h && s.length == key.size() &&
-          equal_bytes(arena_.data() + s.offset, key.data(), key.size())) {
-        return s.value;
-      }
-      i = (i + 1) & (slots_.size() - 1);
-    }
-    const int32_t value = make();
-    Slot& s = slots_[i];
-    s = {h, arena_.size(), static_cast<uint32_t>(key.size()), value};
-    arena_.append(key.data(), key.size());
-    if (++size_ * 2 > slots_.size()) grow();
-    return value;
-  }
-
-  bool contains(std::string_view key) const {
-    const uint64_t h = hash_bytes(key.data(), key.size());
-    for (uint64_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
-      const Slot& s = slots_[i];
-      if (s.value == kEmpty) return false;
-      if (s.hash == h && s.length == key.size() &&
-          equal_bytes(arena_.data() + s.offset, key.data(), key.size())) {
-        return true;
-      }
-    }
-  }
-
- private:
-  static constexpr int32_t kEmpty = std::numeric_limits<int32_t>::min();
-  struct Slot {
-    uint64_t hash = 0;
-    uint64_t offset = 0;
-    uint32_t length = 0;
-    int32_t value = kEmpty;
-  };
-
-  void grow() {
-    std::vector<Slot> old(slots_.size() * 2);
-    old.swap(slots_);
-    for (const Slot& s : old) {
-      if (s.value == kEmpty) continue;
-      uint64_t i = s.hash & (slots_.size() - 1);
-      while (slots_[i].value != kEmpty) i = (i + 1) & (slots_.size() - 1);
-      slots_[i] = s;
-    }
-  }
-
-  std::vector<Slot> slots_;
-  std::string arena_;
-  uint64_t size_ = 0;
-};
-
 class Vocab {
  public:
-  explicit Vocab(const CountOptions& options) : words_{"<unk>", "<s>", "</s>"} {
-    ids_.find_or_insert("<unk>", [] { return kUnkId; });
-    ids_.find_or_insert("<s>", [] { return kBosInText; });
-    ids_.find_or_insert("</s>", [] { return kEosInText; });
+  explicit Vocab(const CountOptions& options)
+      : ids_{kUnkId, kBosInText, kEosInText}, words_{"<unk>", "<s>", "</s>"} {
+    for (const std::string& w : words_) seen_.insert(w);
     if (options.has_limit_vocab) {
       limited_ = true;
-      for (const std::string& w : options.limit_vocab) allowed_.find_or_insert(w, [] { return 1; });
+      for (const std::string& w : options.limit_vocab) allowed_.insert(w);
     }
   }
 
   // The id of a token (negative: <s> or </s>, which the caller rejects).
   int32_t id(std::string_view token) {
-    return ids_.find_or_insert(token, [&]() -> int32_t {
-      if (limited_ && !allowed_.contains(token)) return kUnkId;
+    const auto [index, inserted] = seen_.insert(token);
+    if (!inserted) return ids_[index];
+    int32_t id = kUnkId;
+    if (!limited_ || allowed_.find(token) != StringIds::kNotFound) {
       if (words_.size() >= static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
         throw std::runtime_error("vocabulary: more than 2^31 - 1 distinct tokens");
       }
       words_.emplace_back(token);
-      return static_cast<int32_t>(words_.size() - 1);
-    });
+      id = static_cast<int32_t>(words_.size() - 1);
+    }
+    ids_.push_back(id);
+    return id;
   }
 
   // Character units: the id of one code point (1-4 bytes of valid UTF-8), through a direct cache.
@@ -201,8 +98,9 @@ class Vocab {
 
  private:
   static constexpr int32_t kUnset = std::numeric_limits<int32_t>::min();
-  StringMap ids_;
-  StringMap allowed_;
+  StringIds seen_;            // every token met, in order of first appearance
+  std::vector<int32_t> ids_;  // the id of each token of seen_
+  StringIds allowed_;
   bool limited_ = false;
   std::vector<std::string> words_;
   std::vector<int32_t> char_ids_;

@@ -18,7 +18,6 @@
 
 namespace speechdecode {
 
-using ngram_hash::mix64;
 using ngram_hash::NgramHasher;
 using ngram_lookup::has_extension;
 using ngram_lookup::LookupStep;
@@ -291,8 +290,8 @@ class NgramModel::Builder {
     // another n-gram does not count (read_arpa refuses the same file).
     const bool in_file = slot != SIZE_MAX && scratch_[n - 3].slot_entry[slot] < c_.orders[n - 3].probs.size();
     if (!in_file) {
-      std::string context(c_.vocab.word(words[0]));
-      for (int k = 1; k < n - 1; ++k) context += " " + std::string(c_.vocab.word(words[k]));
+      std::string context(c_.vocab.string(words[0]));
+      for (int k = 1; k < n - 1; ++k) context += " " + std::string(c_.vocab.string(words[k]));
       throw ArpaFormatError(c_.path, c_.line_of(n, i),
                             "the context '" + context + "' of the " + std::to_string(n) + "-gram '" +
                                 c_.ngram_text(n, i) + "' is not a " + std::to_string(n - 1) +
@@ -345,15 +344,15 @@ NgramModel NgramModel::load(const std::string& path) {
 
 size_t NgramModel::vocab_size() const { return binary_ ? binary_->vocab_size() : vocab_.size(); }
 
-std::string_view NgramModel::word(WordId id) const { return binary_ ? binary_->word(id) : vocab_.word(id); }
+std::string_view NgramModel::word(WordId id) const { return binary_ ? binary_->word(id) : vocab_.string(id); }
 
 WordId NgramModel::word_id(std::string_view word) const {
   const WordId id = binary_ ? binary_->find(word) : vocab_.find(word);
-  return id == ArpaVocabulary::kNotFound ? kUnkId : id;
+  return id == StringIds::kNotFound ? kUnkId : id;
 }
 
 bool NgramModel::contains(std::string_view word) const {
-  return (binary_ ? binary_->find(word) : vocab_.find(word)) != ArpaVocabulary::kNotFound;
+  return (binary_ ? binary_->find(word) : vocab_.find(word)) != StringIds::kNotFound;
 }
 
 void NgramModel::append_word_ids(std::string_view sentence, std::vector<WordId>* ids) const {

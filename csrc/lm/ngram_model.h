@@ -207,7 +207,7 @@ class NgramModel {
   int order_ = 0;
   ngram_hash::NgramHasher hasher_;
   std::vector<uint64_t> counts_;
-  ArpaVocabulary vocab_;
+  StringIds vocab_;
   ngram_memory::HugeVector<Unigram> unigrams_;
   std::vector<ProbingTable<MiddleEntry>> middle_;  // middle_[n - 2] holds order n, 2 <= n < order
   ProbingTable<LongestEntry> longest_;             // the highest order, when it is >= 2
