@@ -24,6 +24,7 @@
 #include "common/hash.h"
 #include "common/parallel.h"
 #include "common/string_ids.h"
+#include "lm/external_sort.h"
 
 namespace speechdecode {
 namespace {
@@ -33,7 +34,6 @@ constexpr int32_t kUnkId = 0, kBosId = 1, kEosId = 2;
 constexpr int32_t kBosInText = -1, kEosInText = -2;  // <s> / </s> written in the corpus
 constexpr uint64_t kMinTableRecords = 1024;
 constexpr uint64_t kInitialTableRecords = uint64_t{1} << 16;
-constexpr uint64_t kMinMergeBuffer = 4096;
 constexpr uint64_t kProgressBytes = uint64_t{4} << 20;
 constexpr uint64_t kProgressRecords = uint64_t{1} << 22;
 constexpr size_t kChunkRecords = size_t{1} << 16;  // records hashed per batch
@@ -426,184 +426,12 @@ class ZeroedMemory {
   void* data_ = nullptr;
 };
 
-// ---------------------------------------------------------------------------------------------
-// Spilled runs: sorted record arrays appended to one temporary file, unlinked as soon as it is
-// created so that the system reclaims it however the process ends.
-
-class TempFile {
- public:
-  explicit TempFile(const std::string& dir) : dir_(dir) {
-    std::string name = dir + "/speechdecode-count-XXXXXX";
-    fd_ = ::mkstemp(name.data());
-    if (fd_ < 0) fail("cannot create a temporary file in");
-    ::unlink(name.c_str());
-  }
-  ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-
-  uint64_t size() const { return size_; }
-
-  void append(const void* data, uint64_t bytes) {
-    const char* p = static_cast<const char*>(data);
-    while (bytes > 0) {
-      const ssize_t n =
-          ::pwrite(fd_, p, std::min<uint64_t>(bytes, uint64_t{1} << 30), static_cast<off_t>(size_));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) fail("cannot write a temporary file (more disk or a larger memory budget helps) in");
-      p += n;
-      bytes -= static_cast<uint64_t>(n);
-      size_ += static_cast<uint64_t>(n);
-    }
-  }
-
-  void read(uint64_t offset, void* data, uint64_t bytes) const {
-    char* p = static_cast<char*>(data);
-    while (bytes > 0) {
-      const ssize_t n =
-          ::pread(fd_, p, std::min<uint64_t>(bytes, uint64_t{1} << 30), static_cast<off_t>(offset));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) fail("cannot read back a temporary file in");
-      p += n;
-      bytes -= static_cast<uint64_t>(n);
-      offset += static_cast<uint64_t>(n);
-    }
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& what) const {
-    throw std::runtime_error(what + " " + dir_ + ": " + std::strerror(errno));
-  }
-
-  std::string dir_;
-  int fd_ = -1;
-  uint64_t size_ = 0;
-};
-
-struct Run {
-  uint64_t offset;  // in bytes
-  uint64_t records;
-};
-
-// Sequential reader of one run through a buffer.
+// The order of records for sorting and merging (lm/external_sort.h): by key, counts added.
 template <int N>
-class RunReader {
- public:
-  RunReader(const TempFile& file, Run run, size_t buffer_records)
-      : file_(file),
-        next_offset_(run.offset),
-        left_(run.records),
-        buffer_(std::max<size_t>(1, buffer_records)) {
-    refill();
-  }
-  const Record<N>& head() const { return buffer_[pos_]; }
-  // Moves to the next record; false at the end of the run.
-  bool advance() {
-    if (++pos_ < filled_) return true;
-    return refill();
-  }
-
- private:
-  bool refill() {
-    filled_ = static_cast<size_t>(std::min<uint64_t>(left_, buffer_.size()));
-    pos_ = 0;
-    if (filled_ == 0) return false;
-    file_.read(next_offset_, buffer_.data(), filled_ * sizeof(Record<N>));
-    next_offset_ += filled_ * sizeof(Record<N>);
-    left_ -= filled_;
-    return true;
-  }
-
-  const TempFile& file_;
-  uint64_t next_offset_;
-  uint64_t left_;
-  std::vector<Record<N>> buffer_;
-  size_t pos_ = 0;
-  size_t filled_ = 0;
-};
-
-// Merges sorted runs, adding up the counts of equal records; sink(const Record<N>&) receives
-// every distinct record once, in order. The runs' current records sit in a binary min-heap;
-// advancing the smallest replaces the top and sifts it down once.
-template <int N, typename Sink>
-void merge_runs(const TempFile& file, const std::vector<Run>& runs, size_t buffer_records, Sink&& sink,
-                const std::function<void()>& tick) {
-  struct Head {
-    const Record<N>* record;
-    RunReader<N>* reader;
-  };
-  std::vector<std::unique_ptr<RunReader<N>>> readers;
-  std::vector<Head> heap;
-  for (const Run& run : runs) {
-    if (run.records == 0) continue;
-    readers.push_back(std::make_unique<RunReader<N>>(file, run, buffer_records));
-    heap.push_back({&readers.back()->head(), readers.back().get()});
-  }
-  auto sift_down = [&heap](size_t i) {
-    const size_t n = heap.size();
-    const Head moving = heap[i];
-    for (;;) {
-      size_t child = 2 * i + 1;
-      if (child >= n) break;
-      if (child + 1 < n && key_less<N>(heap[child + 1].record->w, heap[child].record->w)) ++child;
-      if (!key_less<N>(heap[child].record->w, moving.record->w)) break;
-      heap[i] = heap[child];
-      i = child;
-    }
-    heap[i] = moving;
-  };
-  for (size_t i = heap.size() / 2; i-- > 0;) sift_down(i);
-  auto advance_top = [&] {
-    Head& top = heap.front();
-    if (top.reader->advance()) {
-      top.record = &top.reader->head();
-    } else {
-      top = heap.back();
-      heap.pop_back();
-    }
-    if (!heap.empty()) sift_down(0);
-  };
-  uint64_t emitted = 0;
-  while (!heap.empty()) {
-    Record<N> current = *heap.front().record;
-    uint64_t count = current.count();
-    advance_top();
-    while (!heap.empty() && same_key<N>(heap.front().record->w, current.w)) {
-      count += heap.front().record->count();
-      advance_top();
-    }
-    current.set_count(count);
-    sink(current);
-    if (++emitted % kProgressRecords == 0) tick();
-  }
-}
-
-// Buffered appender of one new run.
-template <int N>
-class RunWriter {
- public:
-  RunWriter(TempFile* file, size_t buffer_records) : file_(file), start_(file->size()) {
-    buffer_.reserve(std::max<size_t>(1, buffer_records));
-  }
-  void operator()(const Record<N>& r) {
-    buffer_.push_back(r);
-    if (buffer_.size() == buffer_.capacity()) flush();
-  }
-  Run finish() {
-    flush();
-    return {start_, (file_->size() - start_) / sizeof(Record<N>)};
-  }
-
- private:
-  void flush() {
-    file_->append(buffer_.data(), buffer_.size() * sizeof(Record<N>));
-    buffer_.clear();
-  }
-  TempFile* file_;
-  uint64_t start_;
-  std::vector<Record<N>> buffer_;
+struct RecordTraits {
+  static bool less(const Record<N>& a, const Record<N>& b) { return key_less<N>(a.w, b.w); }
+  static bool same(const Record<N>& a, const Record<N>& b) { return same_key<N>(a.w, b.w); }
+  static void combine(Record<N>& into, const Record<N>& from) { into.set_count(into.count() + from.count()); }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -674,10 +502,9 @@ template <int N>
 class RecordCounter {
  public:
   RecordCounter(uint64_t memory_bytes, std::string tmp_dir, CountStats* stats)
-      : budget_(memory_bytes),
-        max_capacity_(memory_bytes / sizeof(Record<N>)),
-        tmp_dir_(std::move(tmp_dir)),
-        stats_(stats) {
+      : max_capacity_(memory_bytes / sizeof(Record<N>)),
+        stats_(stats),
+        runs_(std::move(tmp_dir), memory_bytes) {
     allocate(std::min(max_capacity_, kInitialTableRecords));
   }
 
@@ -717,28 +544,7 @@ class RecordCounter {
     }
     if (size_ > 0) spill();
     release();
-    // Each merge reads fan_in runs through buffers of budget / (fan_in + 1) bytes (the last one
-    // for the output of intermediate passes).
-    const uint64_t max_fan_in = std::max<uint64_t>(2, budget_ / kMinMergeBuffer - 1);
-    while (runs_.size() > max_fan_in) {
-      auto next = std::make_unique<TempFile>(tmp_dir_);
-      std::vector<Run> merged;
-      const size_t buffer_records = budget_ / (max_fan_in + 1) / sizeof(Record<N>);
-      for (size_t first = 0; first < runs_.size(); first += max_fan_in) {
-        const size_t last = std::min<size_t>(runs_.size(), first + max_fan_in);
-        RunWriter<N> writer(next.get(), buffer_records);
-        merge_runs<N>(*file_, std::vector<Run>(runs_.begin() + first, runs_.begin() + last), buffer_records,
-                      writer, tick);
-        merged.push_back(writer.finish());
-      }
-      file_ = std::move(next);
-      runs_ = std::move(merged);
-      ++stats_->merge_passes;
-    }
-    const size_t buffer_records = budget_ / (runs_.size() + 1) / sizeof(Record<N>);
-    merge_runs<N>(*file_, runs_, buffer_records, sink, tick);
-    ++stats_->merge_passes;
-    file_.reset();
+    stats_->merge_passes = runs_.merge(sink, kProgressRecords, tick);
   }
 
  private:
@@ -819,25 +625,19 @@ class RecordCounter {
 
   void spill() {
     const uint64_t n = compact_and_sort();
-    if (!file_) file_ = std::make_unique<TempFile>(tmp_dir_);
-    const uint64_t offset = file_->size();
-    file_->append(table_, n * sizeof(Record<N>));
-    runs_.push_back({offset, n});
+    runs_.add(table_, n);
     ++stats_->runs;
     size_ = 0;
   }
 
-  uint64_t budget_;
   uint64_t max_capacity_;
-  std::string tmp_dir_;
   CountStats* stats_;
   std::unique_ptr<ZeroedMemory> memory_;
   Record<N>* table_ = nullptr;  // in memory_; a record with count 0 is an empty slot
   uint64_t capacity_ = 0;
   uint64_t size_ = 0;
   uint64_t limit_ = 0;
-  std::unique_ptr<TempFile> file_;
-  std::vector<Run> runs_;
+  SortedRuns<Record<N>, RecordTraits<N>> runs_;  // spilled tables
 };
 
 std::string default_tmp_dir() {

@@ -20,9 +20,10 @@
 // temporary file is unlinked as soon as it is created, so nothing is left behind even when the
 // process is killed. At the end the runs are merged k ways (in several passes when there are
 // more runs than the budget gives read buffers for), equal records are combined, and the merged
-// stream goes through the same prefix pass. The budget covers the table and the merge buffers;
-// the vocabulary, about 10 MiB of I/O buffers (4.4 MB more for character units) and the result
-// arrays come on top. Counting is exact whatever the budget.
+// stream goes through the same prefix pass; lm/external_sort.h keeps and merges the runs. The
+// budget covers the table and the merge buffers; the vocabulary, about 10 MiB of I/O buffers
+// (4.4 MB more for character units) and the result arrays come on top. Counting is exact
+// whatever the budget.
 //
 // Threads: one reads, validates and tokenises the files (and owns the vocabulary) a few chunks
 // ahead of the calling thread, which counts; sorting a large table uses all hardware threads.
