@@ -14,9 +14,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 
-import numpy as np
-
-from speechdecode import _backend
+from speechdecode import _args, _backend
 from speechdecode._io import open_text
 from speechdecode._progress import progress as progress_bar
 from speechdecode.errors import InputFileError, InvalidArgumentError
@@ -186,11 +184,7 @@ def count_files(
         >>> counts.count("the cat"), counts.count("<s> the cat"), counts.ngrams[2].shape
         (2, 2, (5, 3))
     """
-    if isinstance(order, bool) or not isinstance(order, int | np.integer):
-        raise InvalidArgumentError("order", "an integer >= 1", repr(order))
-    order = int(order)
-    if not 1 <= order <= MAX_ORDER:
-        raise InvalidArgumentError("order", f"an integer in [1, {MAX_ORDER}]", order)
+    order = _args.integer(order, "order", 1, MAX_ORDER)
     _check_boundary(units, word_boundary)
     if encoding_errors not in ("strict", "replace"):
         raise InvalidArgumentError("encoding_errors", "'strict' or 'replace'", repr(encoding_errors))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from speechdecode import _args
 from speechdecode._io import atomic_write
 from speechdecode.errors import InputFileError, InvalidArgumentError
 from speechdecode.lm.vocab import BOS_ID, EOS_ID, Vocabulary
@@ -138,8 +139,7 @@ def count_sentences(
     ``limit_vocab``: words outside it become ``<unk>``. ``vocab``: an existing vocabulary to
     extend (ids of its words are kept).
     """
-    if not isinstance(order, int) or order < 1:
-        raise InvalidArgumentError("order", "an integer >= 1", repr(order))
+    order = _args.integer(order, "order", 1)
     vocab = vocab if vocab is not None else Vocabulary()
     allowed = set(limit_vocab) if limit_vocab is not None else None
     tables = [Counter() for _ in range(order)]

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from speechdecode import _args
 from speechdecode.errors import InvalidArgumentError
 from speechdecode.lm.model import NgramModel
 from speechdecode.lm.vocab import BOS_ID, EOS_ID, UNK_ID
@@ -87,13 +88,10 @@ def generate(
     """
     if strategy not in STRATEGIES:
         raise InvalidArgumentError("strategy", f"one of {', '.join(STRATEGIES)}", repr(strategy))
-    for name, value in (("max_words", max_words), ("num", num), ("beam", beam)):
-        if not isinstance(value, int) or value < 1:
-            raise InvalidArgumentError(name, "an integer >= 1", repr(value))
-    if not temperature > 0:
-        raise InvalidArgumentError("temperature", "a number > 0", repr(temperature))
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-        raise InvalidArgumentError("top_k", "None or an integer >= 1", repr(top_k))
+    for value, name in ((max_words, "max_words"), (num, "num"), (beam, "beam")):
+        _args.integer(value, name, 1)
+    _args.real(temperature, "temperature", low=0.0, strict=True, finite=False)
+    _args.optional_integer(top_k, "top_k", 1)
     state, _ = _start(model, prefix, bos)
     if strategy == "greedy":
         return [_greedy(model, state, max_words)]

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from speechdecode import _backend
+from speechdecode import _args, _backend
 from speechdecode._io import atomic_write
 from speechdecode.errors import InvalidArgumentError
 from speechdecode.lm.arpa import ArpaModel
@@ -145,10 +145,8 @@ def write_mkn_arpa(
 def _checked(counts, prune, discount_fallback, float64, num_threads) -> tuple[list[int], tuple[float, ...]]:
     if not isinstance(counts, NgramCounts):
         raise InvalidArgumentError("counts", "an NgramCounts", type(counts).__name__)
-    if not isinstance(float64, bool):
-        raise InvalidArgumentError("float64", "True or False", repr(float64))
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 0:
-        raise InvalidArgumentError("num_threads", "an integer >= 0 (0: all cores)", repr(num_threads))
+    _args.boolean(float64, "float64")
+    _args.integer(num_threads, "num_threads", 0)  # 0: all cores
     thresholds = prune_thresholds(prune, counts.order, unigrams=True)
     return [int(t) for t in thresholds], tuple(float(d) for d in _fallback_discounts(discount_fallback)[1:])
 

@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from speechdecode import _args
 from speechdecode.errors import InvalidArgumentError
 from speechdecode.lm.arpa import ArpaModel
 from speechdecode.lm.methods._backoff import (
@@ -98,12 +99,7 @@ def prune_entropy(model: ArpaModel, threshold: float) -> ArpaModel:
     """
     if not isinstance(model, ArpaModel):
         raise InvalidArgumentError("model", "an ArpaModel", type(model).__name__)
-    if (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, (int, float, np.floating, np.integer))
-        or not (math.isfinite(threshold) and threshold >= 0)
-    ):
-        raise InvalidArgumentError("threshold", "a finite number >= 0", repr(threshold))
+    _args.real(threshold, "threshold", low=0.0)
     order = model.order
     if threshold == 0 or order == 1:
         return _copy(model)

@@ -11,6 +11,8 @@ import math
 import numbers
 import os
 
+import numpy as np
+
 from speechdecode.errors import InvalidArgumentError
 
 
@@ -110,3 +112,10 @@ def fits_in_memory(nbytes: int, name: str, what: str) -> None:
 
 def _gib(nbytes: int) -> str:
     return f"{nbytes / 2**30:.3g} GiB"
+
+
+def boolean(value, name: str) -> bool:
+    """``value`` as a bool: True or False (numpy's bools too; 0, 1 and other truthy values refused)."""
+    if not isinstance(value, bool | np.bool_):
+        raise InvalidArgumentError(name, "True or False", repr(value))
+    return bool(value)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from speechdecode.errors import InvalidArgumentError
+from speechdecode import _args
 from speechdecode.lm.arpa import ArpaModel
 from speechdecode.lm.counts import NgramCounts
 from speechdecode.lm.methods._common import (
@@ -49,8 +49,7 @@ def absolute_discounting(
     Raises:
         InvalidArgumentError: bad counts or option.
     """
-    if not isinstance(interpolate, bool):
-        raise InvalidArgumentError("interpolate", "True or False", repr(interpolate))
+    interpolate = _args.boolean(interpolate, "interpolate")
     fallback = check_single_fallback(discount_fallback)
     tables = ngram_tables(counts)
     thresholds = prune_thresholds(prune, tables.order)

@@ -47,6 +47,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from speechdecode import _args
 from speechdecode.errors import InvalidArgumentError
 from speechdecode.lm.arpa import ArpaModel
 from speechdecode.lm.counts import NgramCounts
@@ -109,7 +110,7 @@ def modified_kneser_ney(
     >>> write_arpa("G.arpa", modified_kneser_ney(counts))  # the file lmplz -o 3 writes
     """
     fallback = _fallback_discounts(discount_fallback)
-    _check_bool("float64", float64)
+    _args.boolean(float64, "float64")
     tables = ngram_tables(counts)
     thresholds = prune_thresholds(prune, tables.order, unigrams=True)
     adjusted = _adjusted_counts(tables)
@@ -137,7 +138,7 @@ def kneser_ney(
 
     Computed in double precision. Raises :class:`InvalidArgumentError` for bad counts or options.
     """
-    _check_bool("interpolate", interpolate)
+    _args.boolean(interpolate, "interpolate")
     fallback = check_single_fallback(discount_fallback)
     tables = ngram_tables(counts)
     thresholds = prune_thresholds(prune, tables.order, unigrams=True)
@@ -161,7 +162,7 @@ def modified_discounts(
     """The discounts ``mkn`` uses: float64 [order, 4], row n-1 = (0, D1, D2, D3+) of order n
     (float32 values, as lmplz computes them, unless ``float64``)."""
     fallback = _fallback_discounts(discount_fallback)
-    _check_bool("float64", float64)
+    _args.boolean(float64, "float64")
     tables = ngram_tables(counts)
     return np.array(_modified_discounts(tables, _adjusted_counts(tables), fallback, float64), dtype=np.float64)
 
@@ -294,8 +295,3 @@ def _fallback_discounts(value: float | Sequence[float]) -> np.ndarray:
     if not all(0 <= d <= k for k, d in enumerate(padded, start=1)):
         raise InvalidArgumentError("discount_fallback", "D1 in [0, 1], D2 in [0, 2], D3+ in [0, 3]", repr(value))
     return np.array([0.0, *padded])
-
-
-def _check_bool(name: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise InvalidArgumentError(name, "True or False", repr(value))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from speechdecode.errors import InvalidArgumentError
+from speechdecode import _args
 from speechdecode.lm.arpa import ArpaModel
 from speechdecode.lm.counts import NgramCounts
 from speechdecode.lm.methods._backoff import (
@@ -50,8 +50,7 @@ def witten_bell(counts: NgramCounts, *, prune: list[int] | None = None, interpol
         >>> round(float(10 ** model.backoffs[0][3]), 4)  # after "a": S = 2, T = 2 -> bow = 2 / 4
         0.5
     """
-    if not isinstance(interpolate, (bool, np.bool_)):
-        raise InvalidArgumentError("interpolate", "True or False", repr(interpolate))
+    interpolate = _args.boolean(interpolate, "interpolate")
     cutoffs = prepare(counts, prune)
     predicted = predicted_mask(len(counts.vocab))
     size = int(predicted.sum())

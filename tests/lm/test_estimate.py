@@ -84,6 +84,8 @@ def test_option_the_method_does_not_take_lists_those_it_takes(counts):
         ("mkn", {"discount_fallback": "0.5"}, "1 to 3 discounts"),
         ("mkn", {"float64": 1}, "float64: expected True or False"),
         ("kn", {"interpolate": "no"}, "interpolate: expected True or False"),
+        ("absolute", {"interpolate": 1}, "interpolate: expected True or False"),
+        ("witten-bell", {"interpolate": None}, "interpolate: expected True or False"),
         ("kn", {"discount_fallback": 0}, r"discount_fallback: expected a discount in \(0, 1\]"),
         ("kn", {"discount_fallback": (0.5,)}, r"discount_fallback: expected a discount in \(0, 1\]"),
     ],
