@@ -147,6 +147,7 @@ class CtcPrefixBeamSearch:
         extend_best_token: bool = False,
         backend: str | None = None,
     ):
+        self._arguments = {name: value for name, value in locals().items() if name not in ("self", "lm")}
         if isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens) or len(tokens) == 0:
             raise InvalidArgumentError("tokens", "a non-empty sequence of str", repr(tokens)[:80])
         self.tokens = tuple(tokens)
@@ -164,27 +165,18 @@ class CtcPrefixBeamSearch:
             check_lexicon_lm(self.lexicon, self.lm.vocab)
         elif self.lm is not None:
             check_lm_words(self.tokens, self.blank, self.word_boundary, self.lm.vocab)
-        self.score_boundary = bool(score_boundary)
-        self.extend_best_token = bool(extend_best_token)
-        self.alpha = _args.real(alpha, "alpha")
-        self.beta = _args.real(beta, "beta")
-        # a beam of 1e9 is not "exhaustive": the prefixes grow by V per frame until memory runs out
-        self.beam = _args.integer(beam, "beam", 1, MAX_BEAM)
-        self.token_topk = _args.integer(token_topk, "token_topk", 1)
-        self.beam_threshold = _args.real(beam_threshold, "beam_threshold", finite=False, low=0.0)
-        self.token_min_logp = _args.real(token_min_logp, "token_min_logp", finite=False)
+        # The options cross every layer as one object: the C++ struct, checked by its validate().
+        self.options = kernel.options(
+            blank=self.blank, alpha=alpha, beta=beta, beam=beam, token_topk=token_topk,
+            beam_threshold=beam_threshold, token_min_logp=token_min_logp,
+            extend_best_token=bool(extend_best_token), partial_word_lm=bool(partial_word_lm),
+            unk_score_offset=unk_score_offset,
+            blank_skip_threshold=math.inf if blank_skip_threshold is None else blank_skip_threshold,
+            viterbi=bool(viterbi), recombine=bool(recombine), score_boundary=bool(score_boundary),
+        )  # fmt: skip
+        self.blank_skip_threshold = None if blank_skip_threshold is None else self.options.blank_skip_threshold
         self.nbest = _args.integer(nbest, "nbest", 1, MAX_BEAM)
         self.num_threads = None if num_threads is None else _args.integer(num_threads, "num_threads", 1)
-        self.partial_word_lm = bool(partial_word_lm)
-        self.unk_score_offset = _args.real(unk_score_offset, "unk_score_offset", finite=False)
-        if self.unk_score_offset == math.inf:
-            raise InvalidArgumentError("unk_score_offset", "a number < +inf (-inf: only LM words)", unk_score_offset)
-        if blank_skip_threshold is None:
-            self.blank_skip_threshold = None
-        else:
-            self.blank_skip_threshold = _args.real(blank_skip_threshold, "blank_skip_threshold", finite=False)
-        self.viterbi = bool(viterbi)
-        self.recombine = bool(recombine)
         self.hotwords = tuple(self._hotword(i, h) for i, h in enumerate(hotwords))
         self.backend = _backend.select("cpu", backend)
         self._requested = backend
@@ -207,19 +199,24 @@ class CtcPrefixBeamSearch:
             )
         self._native = None
         if self.backend == "native":
-            self._native = kernel.native_search(self._pieces, self.blank, self._options())
+            self._native = kernel.native_search(self._pieces, self.options, self.lm, self.hotwords, self.lexicon)
+
+    def __getattr__(self, name: str):
+        # The options (alpha, beam, viterbi, ...) read through from the one options object.
+        options = self.__dict__.get("options")
+        if options is not None and not name.startswith("_") and hasattr(options, name):
+            return getattr(options, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __reduce__(self):
         # By content; the LM pickles as its file's path and identity (NgramModel.__reduce__: loaded
-        # again, refused if the file changed).
-        options = {name: getattr(self, name) for name in _PICKLED}
-        options["blank_skip_threshold"] = self.blank_skip_threshold
+        # again, refused if the file changed), a lexicon as its words' spellings.
+        arguments = dict(self._arguments)
         if self.lexicon is not None:
-            options["lexicon"] = {}
+            arguments["lexicon"] = {}
             for spelling, word in self.lexicon:
-                options["lexicon"].setdefault(word, []).append([self.tokens[i] for i in spelling])
-        options["backend"] = self._requested
-        return _rebuild, (options, self.lm)
+                arguments["lexicon"].setdefault(word, []).append([self.tokens[i] for i in spelling])
+        return _rebuild, (arguments, self.lm)
 
     def _hotword(self, index: int, item) -> tuple[tuple[int, ...], float]:
         """One ``(phrase, weight)`` pair as (token ids, weight)."""
@@ -271,25 +268,9 @@ class CtcPrefixBeamSearch:
                 at += n
         return ids
 
-    def _options(self) -> dict:
-        return {
-            "lm": self.lm,
-            "alpha": self.alpha,
-            "beta": self.beta,
-            "beam": self.beam,
-            "token_topk": self.token_topk,
-            "beam_threshold": self.beam_threshold,
-            "token_min_logp": self.token_min_logp,
-            "hotwords": self.hotwords,
-            "partial_word_lm": self.partial_word_lm,
-            "unk_score_offset": self.unk_score_offset,
-            "blank_skip_threshold": self.blank_skip_threshold,
-            "viterbi": self.viterbi,
-            "recombine": self.recombine,
-            "score_boundary": self.score_boundary,
-            "extend_best_token": self.extend_best_token,
-            "lexicon": self.lexicon,
-        }
+    def _reference_search(self) -> tuple:
+        """What the reference search takes besides the frames (kernels/ctc_prefix_beam/api.py)."""
+        return self._pieces, self.options, self.lm, self.hotwords, self.lexicon
 
     def __call__(self, log_probs, lengths=None) -> list[list[Hypothesis]]:
         """Decode a batch: see the class docstring."""
@@ -303,7 +284,7 @@ class CtcPrefixBeamSearch:
         x = _tensors.cpu_float32(x)
         wanted = self.nbest if self.nbest == 1 else self.beam
         results = kernel.decode(
-            self._native, self._pieces, self.blank, self._options(), x.numpy(), lens.numpy(), wanted, self.num_threads
+            self._native, x.numpy(), lens.numpy(), wanted, self.num_threads, self._reference_search()
         )
         return [distinct(ranked, self.nbest) for ranked in results]
 
@@ -314,7 +295,7 @@ class CtcPrefixBeamSearch:
 
     def _decode_triton(self, x: torch.Tensor, lengths) -> list[list[Hypothesis]]:
         wanted = self.nbest if self.nbest == 1 else self.beam
-        results = kernel.decode_triton(x, lengths, self._pieces, self.blank, self._options(), wanted)
+        results = kernel.decode_triton(x, lengths, self._pieces, self.options, wanted)
         return [distinct(ranked, self.nbest) for ranked in results]
 
     def stream(self) -> CtcPrefixBeamSearchStream:
@@ -327,13 +308,6 @@ class CtcPrefixBeamSearch:
             f"lm={self.lm!r}, alpha={self.alpha}, beta={self.beta}, beam={self.beam}, token_topk={self.token_topk}, "
             f"beam_threshold={self.beam_threshold}, hotwords={len(self.hotwords)}, backend={self.backend!r})"
         )
-
-
-_PICKLED = (
-    "tokens", "blank", "word_boundary", "alpha", "beta", "beam", "token_topk", "beam_threshold", "token_min_logp",
-    "hotwords", "nbest", "num_threads", "partial_word_lm", "unk_score_offset", "viterbi", "recombine",
-    "score_boundary", "extend_best_token",
-)  # fmt: skip
 
 
 def _rebuild(options: dict, lm) -> CtcPrefixBeamSearch:
@@ -368,7 +342,7 @@ class CtcPrefixBeamSearchStream(OneUtterance):
 
     def __init__(self, search: CtcPrefixBeamSearch):
         self._search = search
-        self._state = kernel.open_stream(search._native, search._pieces, search.blank, search._options())
+        self._state = kernel.open_stream(search._native, search._reference_search())
 
     @property
     def frames(self) -> int:
@@ -394,20 +368,20 @@ class CtcPrefixBeamSearchStream(OneUtterance):
             raise TensorError("chunk", f"shape [T, {len(self._search.tokens)}] (V = len(tokens))", f"{list(x.shape)}")
         self._state.accept(_tensors.cpu_float32(x).numpy())
 
-    def _nbest(self, nbest: int | None) -> list[Hypothesis]:
+    def _best(self, nbest: int | None) -> list[Hypothesis]:
         n = self._search.nbest if nbest is None else _args.integer(nbest, "nbest", 1)
         wanted = n if n == 1 else max(n, self._search.beam)
-        return distinct(self._state.nbest(wanted), n)
+        return distinct(self._state.best(wanted), n)
 
     def partial(self) -> Hypothesis:
         """The current best hypothesis, as if the utterance ended here."""
         self._check_open()
-        return self._nbest(1)[0]
+        return self._best(1)[0]
 
     def finish(self, nbest: int | None = None) -> list[Hypothesis]:
         """The n-best list (default: the search's ``nbest``) of the utterance; ends the stream."""
         self._check_open()
-        result = self._nbest(nbest)
+        result = self._best(nbest)
         self._end()
         return result
 
@@ -416,4 +390,4 @@ class CtcPrefixBeamSearchStream(OneUtterance):
         (:meth:`partial` for the best so far, :meth:`finish` at the end)."""
         renamed("CtcPrefixBeamSearchStream.finalize()", "partial() or finish()")
         self._check_open()
-        return self._nbest(nbest)
+        return self._best(nbest)

@@ -39,6 +39,21 @@ class Hypothesis:
         """The words joined by single spaces."""
         return " ".join(self.words)
 
+    @classmethod
+    def from_native(cls, h, words: tuple[str, ...] | None = None, **extra) -> Hypothesis:
+        """The hypothesis of a native search's result (``_native.Hypothesis``); ``words``: its words
+        when the search gave word ids (``h.word_ids``) rather than text."""
+        return cls(
+            tokens=h.tokens,
+            words=h.words if words is None else words,
+            score=h.score,
+            am_score=h.am_score,
+            lm_score=h.lm_score,
+            token_frames=h.token_frames,
+            word_frames=h.word_frames,
+            **extra,
+        )
+
 
 @dataclass(frozen=True)
 class WfstHypothesis(Hypothesis):

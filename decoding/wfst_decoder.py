@@ -20,6 +20,7 @@ writes it as a ``.npz`` once, which loads faster.
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from collections.abc import Mapping
@@ -266,14 +267,14 @@ class WfstDecoder:
         blank: int | None = None,
         backend: str | None = None,
     ):
-        self.beam = _args.real(beam, "beam", low=0.0, strict=True, finite=False)
-        self.max_active = _args.integer(max_active, "max_active", 1)
-        self.acoustic_scale = _args.real(acoustic_scale, "acoustic_scale", low=0.0, strict=True)
-        self.blank_skip_threshold = (
-            None if blank_skip_threshold is None else _args.real(blank_skip_threshold, "blank_skip_threshold")
-        )
-        self.lattice_beam = _args.real(lattice_beam, "lattice_beam", low=0.0, finite=False)
-        self.nbest = _args.integer(nbest, "nbest", 1)
+        self._arguments = {name: value for name, value in locals().items() if name not in ("self", "graph")}
+        # The options cross every layer as one object: the C++ struct, checked by its validate().
+        self.options = kernel.options(
+            beam=beam, max_active=max_active, acoustic_scale=acoustic_scale,
+            blank_skip_threshold=math.inf if blank_skip_threshold is None else blank_skip_threshold,
+            lattice_beam=lattice_beam, nbest=nbest,
+        )  # fmt: skip
+        self.blank_skip_threshold = None if blank_skip_threshold is None else self.options.blank_skip_threshold
         self.num_threads = 0 if num_threads is None else _args.integer(num_threads, "num_threads", 1)
         self.backend = _backend.select("cpu", backend)
         if self.backend == "triton":
@@ -287,6 +288,7 @@ class WfstDecoder:
                 main = os.path.join(graph, "TLG.fst")
             self._graph_file = Watched(main)
         self.word_boundary = _boundary(word_boundary, loaded.tokens, self.arrays.num_tokens)
+        self.options.word_boundary = -1 if self.word_boundary is None else self.word_boundary
         # The C++ graph checks the arrays once (the reference search trusts them).
         self._native_graph = None
         if _backend.HAS_NATIVE:
@@ -301,15 +303,19 @@ class WfstDecoder:
                     raise
                 raise InputFileError(self._graph_file.path, None, str(exc)) from exc
 
+    def __getattr__(self, name: str):
+        # The options (beam, max_active, nbest, ...) read through from the one options object.
+        options = self.__dict__.get("options")
+        if options is not None and not name.startswith("_") and hasattr(options, name):
+            return getattr(options, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def __reduce__(self):
         # A graph read from a file pickles as the file's path and content hash (loaded again,
         # refused if it changed: decoding/_files.py); a graph given as arrays, by content.
-        options = {
-            "beam": self.beam, "max_active": self.max_active, "acoustic_scale": self.acoustic_scale,
-            "blank_skip_threshold": self.blank_skip_threshold, "lattice_beam": self.lattice_beam,
-            "nbest": self.nbest, "num_threads": self.num_threads or None, "word_boundary": self.word_boundary,
-            "words": None if self.words is None else self.words.symbols, "backend": self.backend,
-        }  # fmt: skip
+        options = dict(self._arguments, word_boundary=self.word_boundary, backend=self.backend)
+        options["words"] = None if self.words is None else self.words.symbols
+        del options["num_tokens"], options["blank"]
         if self._graph_file is not None:
             return _rebuild, (self._graph_file.ref(), self.arrays.blank, options)
         return _rebuild, (dict(vars(self.arrays)), None, options)
@@ -323,13 +329,6 @@ class WfstDecoder:
     def blank(self) -> int:
         """The blank's acoustic-model index."""
         return self.arrays.blank
-
-    def _options(self) -> dict:
-        return {
-            "beam": self.beam, "max_active": self.max_active, "acoustic_scale": self.acoustic_scale,
-            "blank_skip_threshold": self.blank_skip_threshold, "lattice_beam": self.lattice_beam,
-            "nbest": self.nbest, "word_boundary": self.word_boundary,
-        }  # fmt: skip
 
     def _word(self, word_id: int) -> str:
         return self.words.symbol(word_id) if self.words is not None else str(word_id)
@@ -364,7 +363,7 @@ class WfstDecoder:
         """
         x = self._scores(log_probs, "log_probs", 3)
         lens = _tensors.lengths(lengths, "lengths", x.shape[0], x.shape[1], torch.device("cpu"))
-        return kernel.decode(self._search_graph, self.arrays, self._options(), x, lens, self.num_threads, self._word)
+        return kernel.decode(self._search_graph, self.arrays, self.options, x, lens, self.num_threads, self._word)
 
     def stream(self) -> WfstStream:
         """A streaming search of one utterance: :meth:`WfstStream.accept` chunks of frames."""
@@ -401,7 +400,7 @@ class WfstStream(OneUtterance):
 
     def __init__(self, decoder: WfstDecoder):
         self._decoder = decoder
-        self._state = kernel.open_stream(decoder._search_graph, decoder.arrays, decoder._options(), decoder._word)
+        self._state = kernel.open_stream(decoder._search_graph, decoder.arrays, decoder.options, decoder._word)
 
     @property
     def frames_accepted(self) -> int:

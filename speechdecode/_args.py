@@ -119,3 +119,38 @@ def boolean(value, name: str) -> bool:
     if not isinstance(value, bool | np.bool_):
         raise InvalidArgumentError(name, "True or False", repr(value))
     return bool(value)
+
+
+def native_options(struct: str, **values):
+    """An options struct of the native module (``_native.<struct>``) holding ``values``, checked by its
+    ``validate()``: the one place a native search's option ranges are checked.
+
+    Here only the Python types are checked (what the struct cannot see): a bool where the field is
+    one, an integer for integer fields, a real number for the others; each error names the option.
+    Without the extension, a namespace of the values (the reference searches read the same fields;
+    ranges are then not checked).
+    """
+    import types
+
+    from speechdecode import _backend
+
+    if not _backend.HAS_NATIVE:
+        return types.SimpleNamespace(**values)
+    options = getattr(_backend.native(), struct)()
+    for name, value in values.items():
+        default = getattr(options, name)
+        if isinstance(default, bool):
+            ok, expected = isinstance(value, bool), "a bool"
+        elif isinstance(default, int):
+            ok, expected = isinstance(value, numbers.Integral) and not isinstance(value, bool), "a 64-bit integer"
+        else:
+            ok, expected = isinstance(value, numbers.Real) and not isinstance(value, bool), "a number"
+        try:
+            if ok:
+                setattr(options, name, value)
+        except TypeError:
+            ok = False
+        if not ok:
+            raise InvalidArgumentError(name, expected, repr(value))
+    options.validate()
+    return options

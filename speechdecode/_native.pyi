@@ -22,12 +22,57 @@ def ctc_greedy(
     Raises speechdecode.errors.TensorError for bad shapes, lengths, blank, NaN or +inf scores.
     """
 
+# --- the CTC searches' result (csrc/decoding/hypothesis.h, csrc/bindings/decoding.cc) ---
+# public API: speechdecode.decoding.Hypothesis (built from it)
+
+class Hypothesis:
+    """One hypothesis of a CTC search (prefix beam or WFST); read-only."""
+
+    @property
+    def tokens(self) -> tuple[int, ...]: ...
+    @property
+    def token_frames(self) -> tuple[int, ...]: ...
+    @property
+    def words(self) -> tuple[str, ...]:
+        """The words as text (prefix search); empty where the search gives word_ids."""
+    @property
+    def word_ids(self) -> tuple[int, ...]:
+        """The words as output labels of the decoding graph (WFST search); empty otherwise."""
+    @property
+    def word_frames(self) -> tuple[tuple[int, int], ...]: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def am_score(self) -> float: ...
+    @property
+    def lm_score(self) -> float: ...
+    @property
+    def reached_final(self) -> bool:
+        """Whether the WFST path ended in a final state (always True for the prefix search)."""
+
 # --- CTC prefix beam search (csrc/decoding/ctc_prefix_beam_search, csrc/bindings/decoding_prefix.cc) ---
 # public API: speechdecode.decoding.CtcPrefixBeamSearch
 
-_PrefixHypothesis = tuple[
-    tuple[int, ...], tuple[str, ...], float, float, float, tuple[int, ...], tuple[tuple[int, int], ...]
-]
+class CtcPrefixBeamSearchOptions:
+    """The prefix search's options (fields and defaults: csrc/decoding/ctc_prefix_beam_search.h)."""
+
+    blank: int
+    alpha: float
+    beta: float
+    beam: int
+    token_topk: int
+    beam_threshold: float
+    token_min_logp: float
+    extend_best_token: bool
+    partial_word_lm: bool
+    unk_score_offset: float
+    blank_skip_threshold: float
+    viterbi: bool
+    recombine: bool
+    score_boundary: bool
+    def __init__(self) -> None: ...
+    def validate(self) -> None:
+        """Raises speechdecode.errors.TensorError naming the first option out of range."""
 
 class CtcPrefixBeamSearch:
     """CTC prefix beam search with word-level LM fusion and hotwords; read-only, shareable across threads."""
@@ -36,31 +81,19 @@ class CtcPrefixBeamSearch:
         self,
         chars: list[str],
         starts_word: list[int],
+        options: CtcPrefixBeamSearchOptions,
         hotwords: list[tuple[list[int], float]],
         lm: NgramModel | None,
-        blank: int,
-        alpha: float,
-        beta: float,
-        beam: int,
-        token_topk: int,
-        beam_threshold: float,
-        token_min_logp: float,
-        partial_word_lm: bool,
-        unk_score_offset: float,
-        blank_skip_threshold: float,
-        viterbi: bool,
-        recombine: bool,
-        score_boundary: bool = True,
-        lexicon: list[tuple[list[int], str]] = ...,
-        extend_best_token: bool = False,
-    ) -> None: ...
+        lexicon: list[tuple[list[int], str]],
+    ) -> None:
+        """Raises TensorError for options out of range, inconsistent sizes, bad hotword or lexicon tokens."""
     @property
     def vocab_size(self) -> int: ...
     def decode(
         self, log_probs: npt.NDArray[np.float32], lengths: npt.NDArray[np.int64], nbest: int, num_threads: int
-    ) -> list[list[_PrefixHypothesis]]:
+    ) -> list[list[Hypothesis]]:
         """Decodes float32 log_probs [B, T, V] (last axis contiguous); per utterance, up to nbest
-        (tokens, words, score, am_score, lm_score, token_frames, word_frames). Releases the GIL.
+        hypotheses, best first. Releases the GIL.
         Raises speechdecode.errors.TensorError for bad shapes, lengths, NaN or +inf scores."""
     def stream(self) -> CtcPrefixBeamSearchStream: ...
 
@@ -70,7 +103,7 @@ def ctc_best_path(log_probs: npt.NDArray[np.float32], tokens: list[int], blank: 
     [0, V) or equal to blank."""
 
 class CtcPrefixBeamSearchStream:
-    """One utterance fed in chunks; finalize() equals decoding all the frames at once."""
+    """One utterance fed in chunks; best(n) equals decoding all the frames so far at once."""
 
     @property
     def frames(self) -> int: ...
@@ -78,12 +111,10 @@ class CtcPrefixBeamSearchStream:
     def searched_frames(self) -> int: ...
     def accept(self, chunk: npt.NDArray[np.float32]) -> None:
         """Consumes float32 frames [T, V]. Releases the GIL."""
-    def finalize(self, nbest: int) -> list[_PrefixHypothesis]: ...
+    def best(self, nbest: int) -> list[Hypothesis]:
+        """The n-best hypotheses of the frames so far; the stream can go on. Releases the GIL."""
 
 # --- WFST beam search (csrc/decoding/wfst_decoder, csrc/bindings/decoding_wfst.cc); API: decoding.WfstDecoder ---
-
-# (tokens, token_frames, word ids, word_frames, score, am_score, lm_score, reached_final)
-WfstResult = tuple[list[int], list[int], list[int], list[tuple[int, int]], float, float, float, bool]
 
 class WfstGraph:
     """A decoding graph in flat arrays (CSR by state, arcs sorted by ilabel), checked once."""
@@ -112,45 +143,45 @@ class WfstGraph:
     @property
     def start(self) -> int: ...
 
+class WfstOptions:
+    """The WFST search's options (fields and defaults: csrc/decoding/wfst_decoder.h)."""
+
+    beam: float
+    max_active: int
+    acoustic_scale: float
+    blank_skip_threshold: float
+    lattice_beam: float
+    nbest: int
+    word_boundary: int
+    max_nbest_expansions: int
+    def __init__(self) -> None: ...
+    def validate(self) -> None:
+        """Raises speechdecode.errors.TensorError naming the first option out of range."""
+
 def wfst_decode(
     graph: WfstGraph,
     log_probs: npt.NDArray[np.float32],
     lengths: npt.NDArray[np.int64] | None,
-    beam: float,
-    max_active: int,
-    acoustic_scale: float,
-    blank_skip_threshold: float,
-    lattice_beam: float,
-    nbest: int,
-    word_boundary: int,
+    options: WfstOptions,
     num_threads: int = 0,
-) -> list[list[WfstResult]]:
-    """Beam-searches log_probs [B, T, V] (last axis contiguous) over graph; one n-best list per utterance.
+) -> list[list[Hypothesis]]:
+    """Beam-searches log_probs [B, T, V] (last axis contiguous) over graph; one n-best list per
+    utterance (word_ids: the graph's output labels).
 
-    blank_skip_threshold: +inf for none; word_boundary: -1 for none. Releases the GIL and runs
-    utterances on num_threads threads (0: all cores). Raises TensorError for bad shapes, lengths,
-    options, NaN or +inf log-probs (naming utterance and frame).
+    options.blank_skip_threshold: +inf for none; word_boundary: -1 for none. Releases the GIL and
+    runs utterances on num_threads threads (0: all cores). Raises TensorError for bad shapes,
+    lengths, options, NaN or +inf log-probs (naming utterance and frame).
     """
 
 class WfstSearch:
     """The streaming search state of one utterance."""
 
-    def __init__(
-        self,
-        graph: WfstGraph,
-        beam: float,
-        max_active: int,
-        acoustic_scale: float,
-        blank_skip_threshold: float,
-        lattice_beam: float,
-        nbest: int,
-        word_boundary: int,
-    ) -> None: ...
+    def __init__(self, graph: WfstGraph, options: WfstOptions) -> None: ...
     def accept(self, chunk: npt.NDArray[np.float32]) -> None:
         """Searches chunk [T_chunk, V] (float32, last axis contiguous). Releases the GIL."""
-    def partial(self) -> WfstResult | None:
+    def partial(self) -> Hypothesis | None:
         """The best path so far, final weights ignored; None when no token survives."""
-    def finalize(self) -> list[WfstResult]:
+    def finish(self) -> list[Hypothesis]:
         """The n-best list of the frames accepted so far. Releases the GIL."""
     @property
     def frames_accepted(self) -> int: ...

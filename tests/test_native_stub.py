@@ -15,13 +15,15 @@ STUB = Path(__file__).resolve().parents[1] / "speechdecode" / "_native.pyi"
 
 
 def stub_members() -> dict[str, set[str] | None]:
-    """Top-level stubbed names: classes map to their member names, functions to None."""
+    """Top-level stubbed names: classes map to their member names (methods, properties, annotated
+    fields), functions to None."""
     out: dict[str, set[str] | None] = {}
     for node in ast.parse(STUB.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.FunctionDef):
             out[node.name] = None
         elif isinstance(node, ast.ClassDef):
             out[node.name] = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+            out[node.name] |= {n.target.id for n in node.body if isinstance(n, ast.AnnAssign)}  # fields
     return out
 
 

@@ -11,6 +11,7 @@
 #include "bindings/bindings.h"
 #include "common/errors.h"
 #include "decoding/ctc_greedy.h"
+#include "decoding/hypothesis.h"
 
 namespace py = pybind11;
 
@@ -63,9 +64,29 @@ py::tuple ctc_greedy_py(const py::array& log_probs, const std::optional<py::arra
   return py::make_tuple(to_numpy(out.tokens), to_numpy(out.frames), to_numpy(out.offsets));
 }
 
+// A vector as a Python tuple (the Python Hypothesis is frozen: its fields are tuples).
+template <typename T>
+py::tuple as_tuple(const std::vector<T>& items) {
+  py::tuple out(items.size());
+  for (size_t i = 0; i < items.size(); ++i) out[i] = py::cast(items[i]);
+  return out;
+}
+
 }  // namespace
 
 void bind_decoding(py::module_& m) {
+  py::class_<CtcHypothesis>(m, "Hypothesis",
+                            "One hypothesis of a CTC search (csrc/decoding/hypothesis.h), read-only; "
+                            "speechdecode.decoding.Hypothesis is built from it.")
+      .def_property_readonly("tokens", [](const CtcHypothesis& h) { return as_tuple(h.tokens); })
+      .def_property_readonly("token_frames", [](const CtcHypothesis& h) { return as_tuple(h.token_frames); })
+      .def_property_readonly("words", [](const CtcHypothesis& h) { return as_tuple(h.words); })
+      .def_property_readonly("word_ids", [](const CtcHypothesis& h) { return as_tuple(h.word_ids); })
+      .def_property_readonly("word_frames", [](const CtcHypothesis& h) { return as_tuple(h.word_frames); })
+      .def_readonly("score", &CtcHypothesis::score)
+      .def_readonly("am_score", &CtcHypothesis::am_score)
+      .def_readonly("lm_score", &CtcHypothesis::lm_score)
+      .def_readonly("reached_final", &CtcHypothesis::reached_final);
   m.def("ctc_greedy", &ctc_greedy_py, py::arg("log_probs"), py::arg("lengths"), py::arg("blank"),
         py::arg("score_type") = "float32", py::arg("num_threads") = 0,
         R"doc(Greedy CTC decoding of log_probs [B, T, V] (float32, or 16-bit float bit patterns with

@@ -20,55 +20,21 @@ namespace py = pybind11;
 namespace speechdecode {
 namespace {
 
-py::tuple to_python(const CtcHypothesis& h) {
-  py::tuple words(h.words.size());
-  for (size_t i = 0; i < h.words.size(); ++i) words[i] = py::str(h.words[i]);
-  py::tuple word_frames(h.word_frames.size());
-  for (size_t i = 0; i < h.word_frames.size(); ++i) {
-    word_frames[i] = py::make_tuple(h.word_frames[i].first, h.word_frames[i].second);
-  }
-  return py::make_tuple(py::tuple(py::cast(h.tokens)), std::move(words), h.score, h.am_score, h.lm_score,
-                        py::tuple(py::cast(h.token_frames)), std::move(word_frames));
-}
-
-py::list to_python(const std::vector<CtcHypothesis>& nbest) {
-  py::list out;
-  for (const CtcHypothesis& h : nbest) out.append(to_python(h));
-  return out;
-}
-
 std::unique_ptr<CtcPrefixBeamSearch> make_search(
     std::vector<std::string> chars, std::vector<uint8_t> starts_word,
-    const std::vector<std::pair<std::vector<int32_t>, double>>& hotwords, const NgramModel* lm, int64_t blank,
-    double alpha, double beta, int64_t beam, int64_t token_topk, double beam_threshold, double token_min_logp,
-    bool partial_word_lm, double unk_score_offset, double blank_skip_threshold, bool viterbi, bool recombine,
-    bool score_boundary, const std::vector<std::pair<std::vector<int32_t>, std::string>>& lexicon,
-    bool extend_best_token) {
-  CtcPrefixBeamSearchOptions o;
-  o.blank = blank;
-  o.alpha = alpha;
-  o.beta = beta;
-  o.beam = beam;
-  o.token_topk = token_topk;
-  o.beam_threshold = beam_threshold;
-  o.token_min_logp = token_min_logp;
-  o.partial_word_lm = partial_word_lm;
-  o.unk_score_offset = unk_score_offset;
-  o.blank_skip_threshold = blank_skip_threshold;
-  o.viterbi = viterbi;
-  o.recombine = recombine;
-  o.score_boundary = score_boundary;
-  o.extend_best_token = extend_best_token;
+    const CtcPrefixBeamSearchOptions& options,
+    const std::vector<std::pair<std::vector<int32_t>, double>>& hotwords, const NgramModel* lm,
+    const std::vector<std::pair<std::vector<int32_t>, std::string>>& lexicon) {
   std::vector<HotwordPhrase> phrases;
   for (const auto& [tokens, weight] : hotwords) phrases.push_back({tokens, weight});
   std::vector<LexiconEntry> entries;
   for (const auto& [spelling, word] : lexicon) entries.push_back({spelling, word});
-  return std::make_unique<CtcPrefixBeamSearch>(std::move(chars), std::move(starts_word), o, phrases, lm,
+  return std::make_unique<CtcPrefixBeamSearch>(std::move(chars), std::move(starts_word), options, phrases, lm,
                                                entries);
 }
 
-py::list decode(const CtcPrefixBeamSearch& search, const py::array& log_probs, const py::array& lengths,
-                int64_t nbest, int num_threads) {
+std::vector<std::vector<CtcHypothesis>> decode(const CtcPrefixBeamSearch& search, const py::array& log_probs,
+                                               const py::array& lengths, int64_t nbest, int num_threads) {
   check_scores(log_probs, "log_probs", 3, search.vocab_size(), "the number of tokens");
   const int64_t batch = log_probs.shape(0);
   const int64_t* length_data = checked_lengths(lengths, batch, log_probs.shape(1));
@@ -79,9 +45,7 @@ py::list decode(const CtcPrefixBeamSearch& search, const py::array& log_probs, c
     results = search.decode(static_cast<const float*>(log_probs.data()), batch, log_probs.strides(0) / 4,
                             log_probs.strides(1) / 4, length_data, nbest, num_threads);
   }
-  py::list out;
-  for (const auto& nbest_list : results) out.append(to_python(nbest_list));
-  return out;
+  return results;
 }
 
 // A stream with a lock: Python threads may share one, and calls run without the GIL.
@@ -98,15 +62,11 @@ class PyStream {
     stream_.accept(data, count, stride);
   }
 
-  py::list finalize(int64_t nbest) {
+  std::vector<CtcHypothesis> best(int64_t nbest) {
     if (nbest < 1) throw TensorError("nbest", "an integer >= 1", std::to_string(nbest));
-    std::vector<CtcHypothesis> result;
-    {
-      py::gil_scoped_release release;
-      std::lock_guard<std::mutex> lock(mutex_);
-      result = stream_.finalize(nbest);
-    }
-    return to_python(result);
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stream_.best(nbest);
   }
 
   int64_t frames() {
@@ -145,22 +105,40 @@ void bind_decoding_prefix(py::module_& m) {
   m.def("ctc_best_path", &best_path, py::arg("log_probs"), py::arg("tokens"), py::arg("blank"),
         "The CTC Viterbi forced alignment of float32 log_probs [T, V] to tokens: the token of each frame "
         "(csrc/decoding/ctc_prefix_beam_search.h). Releases the GIL.");
+  using Options = CtcPrefixBeamSearchOptions;
+  py::class_<Options>(
+      m, "CtcPrefixBeamSearchOptions",
+      "The prefix search's options (csrc/decoding/ctc_prefix_beam_search.h); validate() checks "
+      "them.")
+      .def(py::init<>())
+      .def_readwrite("blank", &Options::blank)
+      .def_readwrite("alpha", &Options::alpha)
+      .def_readwrite("beta", &Options::beta)
+      .def_readwrite("beam", &Options::beam)
+      .def_readwrite("token_topk", &Options::token_topk)
+      .def_readwrite("beam_threshold", &Options::beam_threshold)
+      .def_readwrite("token_min_logp", &Options::token_min_logp)
+      .def_readwrite("extend_best_token", &Options::extend_best_token)
+      .def_readwrite("partial_word_lm", &Options::partial_word_lm)
+      .def_readwrite("unk_score_offset", &Options::unk_score_offset)
+      .def_readwrite("blank_skip_threshold", &Options::blank_skip_threshold)
+      .def_readwrite("viterbi", &Options::viterbi)
+      .def_readwrite("recombine", &Options::recombine)
+      .def_readwrite("score_boundary", &Options::score_boundary)
+      .def("validate", &Options::validate,
+           "Raises TensorError naming the first option out of range (the blank's upper bound, the "
+           "vocabulary size, is checked by the search).");
+
   py::class_<CtcPrefixBeamSearch>(m, "CtcPrefixBeamSearch",
                                   "CTC prefix beam search (csrc/decoding/ctc_prefix_beam_search.h). Use "
                                   "speechdecode.decoding.CtcPrefixBeamSearch.")
-      .def(py::init(&make_search), py::arg("chars"), py::arg("starts_word"), py::arg("hotwords"),
-           py::arg("lm"), py::arg("blank"), py::arg("alpha"), py::arg("beta"), py::arg("beam"),
-           py::arg("token_topk"), py::arg("beam_threshold"), py::arg("token_min_logp"),
-           py::arg("partial_word_lm"), py::arg("unk_score_offset"), py::arg("blank_skip_threshold"),
-           py::arg("viterbi"), py::arg("recombine"), py::arg("score_boundary") = true,
-           py::arg("lexicon") = std::vector<std::pair<std::vector<int32_t>, std::string>>(),
-           py::arg("extend_best_token") = false, py::keep_alive<1, 5>())
+      .def(py::init(&make_search), py::arg("chars"), py::arg("starts_word"), py::arg("options"),
+           py::arg("hotwords"), py::arg("lm"), py::arg("lexicon"), py::keep_alive<1, 6>())
       .def_property_readonly("vocab_size", &CtcPrefixBeamSearch::vocab_size)
       .def("decode", &decode, py::arg("log_probs"), py::arg("lengths"), py::arg("nbest"),
            py::arg("num_threads"),
            "Decodes float32 log_probs [B, T, V] (last axis contiguous) with int64 lengths [B]; returns per "
-           "utterance a list of (tokens, words, score, am_score, lm_score, token_frames, word_frames). "
-           "Releases the GIL.")
+           "utterance its ranked Hypothesis list. Releases the GIL.")
       .def(
           "stream", [](const CtcPrefixBeamSearch& search) { return std::make_unique<PyStream>(search); },
           py::keep_alive<0, 1>(), "A new stream (one utterance fed in chunks).");
@@ -168,8 +146,8 @@ void bind_decoding_prefix(py::module_& m) {
   py::class_<PyStream>(m, "CtcPrefixBeamSearchStream",
                        "One utterance of a CtcPrefixBeamSearch, fed in chunks.")
       .def("accept", &PyStream::accept, py::arg("chunk"), "Consumes float32 frames [T, V]. Releases the GIL.")
-      .def("finalize", &PyStream::finalize, py::arg("nbest"),
-           "The n-best hypotheses of the frames so far, as decode's tuples; the stream can go on.")
+      .def("best", &PyStream::best, py::arg("nbest"),
+           "The ranked n-best hypotheses of the frames so far; the stream can go on.")
       .def_property_readonly("frames", &PyStream::frames)
       .def_property_readonly("searched_frames", &PyStream::searched_frames);
 }

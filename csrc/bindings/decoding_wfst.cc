@@ -45,53 +45,25 @@ std::shared_ptr<WfstGraph> make_graph(int64_t start, const CArray<float>& final_
                                      blank);
 }
 
-WfstOptions make_options(double beam, int64_t max_active, double acoustic_scale, double blank_skip_threshold,
-                         double lattice_beam, int64_t nbest, int64_t word_boundary) {
-  WfstOptions o;
-  o.beam = beam;
-  o.max_active = max_active;
-  o.acoustic_scale = acoustic_scale;
-  o.blank_skip_threshold = blank_skip_threshold;
-  o.lattice_beam = lattice_beam;
-  o.nbest = nbest;
-  o.word_boundary = word_boundary;
-  return o;
-}
-
-py::tuple to_python(const WfstResult& r) {
-  return py::make_tuple(r.tokens, r.token_frames, r.words, r.word_frames, r.score, r.am_score, r.lm_score,
-                        r.reached_final);
-}
-
-py::list to_python(const std::vector<WfstResult>& results) {
-  py::list out;
-  for (const WfstResult& r : results) out.append(to_python(r));
-  return out;
-}
-
-py::list decode(const std::shared_ptr<const WfstGraph>& graph, const py::array& log_probs,
-                const std::optional<py::array>& lengths, double beam, int64_t max_active,
-                double acoustic_scale, double blank_skip_threshold, double lattice_beam, int64_t nbest,
-                int64_t word_boundary, int num_threads) {
+std::vector<std::vector<CtcHypothesis>> decode(const std::shared_ptr<const WfstGraph>& graph,
+                                               const py::array& log_probs,
+                                               const std::optional<py::array>& lengths,
+                                               const WfstOptions& options, int num_threads) {
   check_scores(log_probs, "log_probs", 3, graph->num_tokens(), "the graph's num_tokens");
   const int64_t batch = log_probs.shape(0);
   const int64_t* length_data = lengths ? checked_lengths(*lengths, batch, log_probs.shape(1)) : nullptr;
-  const WfstOptions options = make_options(beam, max_active, acoustic_scale, blank_skip_threshold,
-                                           lattice_beam, nbest, word_boundary);
-  std::vector<std::vector<WfstResult>> results;
+  std::vector<std::vector<CtcHypothesis>> results;
   {
     py::gil_scoped_release release;
     results = wfst_decode(graph, options, static_cast<const float*>(log_probs.data()), batch,
                           log_probs.shape(1), log_probs.shape(2), log_probs.strides(0) / 4,
                           log_probs.strides(1) / 4, length_data, num_threads);
   }
-  py::list out;
-  for (const auto& nbest_list : results) out.append(to_python(nbest_list));
-  return out;
+  return results;
 }
 
 // A stream with a lock, as the prefix stream has: Python threads may share one (accept and
-// finalize run without the GIL), and calls from several threads take turns.
+// finish run without the GIL), and calls from several threads take turns.
 class PyWfstSearch {
  public:
   PyWfstSearch(std::shared_ptr<const WfstGraph> graph, const WfstOptions& options)
@@ -106,24 +78,16 @@ class PyWfstSearch {
     search_.accept(data, count, stride);
   }
 
-  py::object partial() {
-    std::optional<WfstResult> result;
-    {
-      py::gil_scoped_release release;
-      std::lock_guard<std::mutex> lock(mutex_);
-      result = search_.partial();
-    }
-    return result ? py::object(to_python(*result)) : py::object(py::none());
+  std::optional<CtcHypothesis> partial() {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mutex_);
+    return search_.partial();
   }
 
-  py::list finalize() {
-    std::vector<WfstResult> results;
-    {
-      py::gil_scoped_release release;
-      std::lock_guard<std::mutex> lock(mutex_);
-      results = search_.finalize();
-    }
-    return to_python(results);
+  std::vector<CtcHypothesis> finish() {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mutex_);
+    return search_.finish();
   }
 
   int64_t frames_accepted() {
@@ -151,28 +115,34 @@ void bind_decoding_wfst(py::module_& m) {
       .def_property_readonly("blank", &WfstGraph::blank)
       .def_property_readonly("start", &WfstGraph::start);
 
-  m.def("wfst_decode", &decode, py::arg("graph"), py::arg("log_probs"), py::arg("lengths"), py::arg("beam"),
-        py::arg("max_active"), py::arg("acoustic_scale"), py::arg("blank_skip_threshold"),
-        py::arg("lattice_beam"), py::arg("nbest"), py::arg("word_boundary"), py::arg("num_threads") = 0,
+  py::class_<WfstOptions>(m, "WfstOptions",
+                          "The WFST search's options (csrc/decoding/wfst_decoder.h); validate() checks them.")
+      .def(py::init<>())
+      .def_readwrite("beam", &WfstOptions::beam)
+      .def_readwrite("max_active", &WfstOptions::max_active)
+      .def_readwrite("acoustic_scale", &WfstOptions::acoustic_scale)
+      .def_readwrite("blank_skip_threshold", &WfstOptions::blank_skip_threshold)
+      .def_readwrite("lattice_beam", &WfstOptions::lattice_beam)
+      .def_readwrite("nbest", &WfstOptions::nbest)
+      .def_readwrite("word_boundary", &WfstOptions::word_boundary)
+      .def_readwrite("max_nbest_expansions", &WfstOptions::max_nbest_expansions)
+      .def("validate", &WfstOptions::validate,
+           "Raises TensorError naming the first option out of range (the graph-dependent bound of "
+           "word_boundary is checked by the search).");
+
+  m.def("wfst_decode", &decode, py::arg("graph"), py::arg("log_probs"), py::arg("lengths"),
+        py::arg("options"), py::arg("num_threads") = 0,
         R"doc(Beam-searches log_probs [B, T, V] (float32, last axis contiguous) over graph; one n-best list
-of (tokens, token_frames, words, word_frames, score, am_score, lm_score, reached_final) per utterance.
-Releases the GIL and runs utterances on num_threads threads (0: all cores).)doc");
+of Hypothesis (word_ids: the graph's output labels) per utterance. Releases the GIL and runs
+utterances on num_threads threads (0: all cores).)doc");
 
   py::class_<PyWfstSearch>(m, "WfstSearch",
                            "The streaming search state of one utterance; threads may share it.")
-      .def(py::init([](std::shared_ptr<const WfstGraph> graph, double beam, int64_t max_active,
-                       double acoustic_scale, double blank_skip_threshold, double lattice_beam, int64_t nbest,
-                       int64_t word_boundary) {
-             return std::make_unique<PyWfstSearch>(
-                 std::move(graph), make_options(beam, max_active, acoustic_scale, blank_skip_threshold,
-                                                lattice_beam, nbest, word_boundary));
-           }),
-           py::arg("graph"), py::arg("beam"), py::arg("max_active"), py::arg("acoustic_scale"),
-           py::arg("blank_skip_threshold"), py::arg("lattice_beam"), py::arg("nbest"),
-           py::arg("word_boundary"))
+      .def(py::init<std::shared_ptr<const WfstGraph>, const WfstOptions&>(), py::arg("graph"),
+           py::arg("options"))
       .def("accept", &PyWfstSearch::accept, py::arg("chunk"))
-      .def("partial", &PyWfstSearch::partial)
-      .def("finalize", &PyWfstSearch::finalize)
+      .def("partial", &PyWfstSearch::partial, "The best path so far (final weights ignored), or None.")
+      .def("finish", &PyWfstSearch::finish, "The n-best list of the frames accepted so far.")
       .def_property_readonly("frames_accepted", &PyWfstSearch::frames_accepted);
 }
 

@@ -36,6 +36,35 @@ std::string position(int64_t b, int64_t t, int64_t v) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
+// CtcPrefixBeamSearchOptions
+
+void CtcPrefixBeamSearchOptions::validate() const {
+  auto number = [](const char* name, double value, bool finite) {
+    if (std::isnan(value) || (finite && !std::isfinite(value))) {
+      throw TensorError(name, finite ? "a finite number" : "a number (not NaN)", std::to_string(value));
+    }
+  };
+  if (blank < 0) throw TensorError("blank", "a token id >= 0", std::to_string(blank));
+  number("alpha", alpha, true);
+  number("beta", beta, true);
+  // a beam of 1e9 is not "exhaustive": the prefixes grow by V per frame until memory runs out
+  if (beam < 1 || beam > kMaxBeam) {
+    throw TensorError("beam", "an integer in [1, " + std::to_string(kMaxBeam) + "]", std::to_string(beam));
+  }
+  if (token_topk < 1) throw TensorError("token_topk", "an integer >= 1", std::to_string(token_topk));
+  number("beam_threshold", beam_threshold, false);
+  if (beam_threshold < 0) {
+    throw TensorError("beam_threshold", "a number (not NaN) >= 0", std::to_string(beam_threshold));
+  }
+  number("token_min_logp", token_min_logp, false);
+  number("unk_score_offset", unk_score_offset, false);
+  if (unk_score_offset == std::numeric_limits<double>::infinity()) {
+    throw TensorError("unk_score_offset", "a number < +inf (-inf: only LM words)", "inf");
+  }
+  number("blank_skip_threshold", blank_skip_threshold, false);
+}
+
+// ---------------------------------------------------------------------------------------------
 // EdgeTable
 
 int32_t& EdgeTable::insert(uint32_t node, uint32_t label) {
@@ -132,6 +161,7 @@ CtcPrefixBeamSearch::CtcPrefixBeamSearch(std::vector<std::string> chars, std::ve
       options_(options),
       hotwords_(hotwords),
       lm_(lm) {
+  options_.validate();
   const int64_t vocab = vocab_size();
   if (vocab < 1 || static_cast<int64_t>(starts_word_.size()) != vocab) {
     throw TensorError("tokens", "one or more tokens, with starts_word of the same length",
@@ -140,10 +170,6 @@ CtcPrefixBeamSearch::CtcPrefixBeamSearch(std::vector<std::string> chars, std::ve
   if (options_.blank < 0 || options_.blank >= vocab) {
     throw TensorError("blank", "a token id in [0, " + std::to_string(vocab) + ")",
                       std::to_string(options_.blank));
-  }
-  if (options_.beam < 1) throw TensorError("beam", "an integer >= 1", std::to_string(options_.beam));
-  if (options_.token_topk < 1) {
-    throw TensorError("token_topk", "an integer >= 1", std::to_string(options_.token_topk));
   }
   for (size_t p = 0; p < hotwords.size(); ++p) {
     if (hotwords[p].tokens.empty())
@@ -299,7 +325,7 @@ std::vector<std::vector<CtcHypothesis>> CtcPrefixBeamSearch::decode(const float*
   parallel_for(batch, resolve_num_threads(num_threads), [&](int64_t b) {
     Stream stream(*this, b);
     stream.accept(data + b * stride_batch, lengths[b], stride_frame);
-    results[b] = stream.finalize(nbest);
+    results[b] = stream.best(nbest);
   });
   return results;
 }
@@ -635,7 +661,7 @@ CtcHypothesis CtcPrefixBeamSearch::Stream::hypothesis(const Entry& entry) const 
   return h;
 }
 
-std::vector<CtcHypothesis> CtcPrefixBeamSearch::Stream::finalize(int64_t nbest) const {
+std::vector<CtcHypothesis> CtcPrefixBeamSearch::Stream::best(int64_t nbest) const {
   std::vector<Entry> ranked = beams_;
   for (Entry& e : ranked) e.score = merge(e.p_b, e.p_nb) + final_extra(e.node).extra;
   const size_t keep = std::min<size_t>(ranked.size(), static_cast<size_t>(std::max<int64_t>(nbest, 0)));

@@ -34,11 +34,17 @@
 #include <utility>
 #include <vector>
 
+#include "decoding/hypothesis.h"
 #include "lm/ngram_model.h"
 
 namespace speechdecode {
 
+// The search's options: one struct through every layer (bound as
+// speechdecode._native.CtcPrefixBeamSearchOptions, built by speechdecode.decoding.CtcPrefixBeamSearch
+// and read by the Python reference too).
 struct CtcPrefixBeamSearchOptions {
+  static constexpr int64_t kMaxBeam = int64_t{1} << 16;
+
   int64_t blank = 0;
   double alpha = 0.5;
   double beta = 1.0;
@@ -61,6 +67,10 @@ struct CtcPrefixBeamSearchOptions {
   bool recombine = true;
   // Start from <s> and score </s> at the end; false: start from the null context, no </s>.
   bool score_boundary = true;
+
+  // Throws TensorError naming the first option out of range, with what it expects and got. The
+  // blank's upper bound (the vocabulary size) is checked by the search.
+  void validate() const;
 };
 
 struct LexiconEntry {
@@ -71,16 +81,6 @@ struct LexiconEntry {
 struct HotwordPhrase {
   std::vector<int32_t> tokens;
   double weight = 0.0;
-};
-
-struct CtcHypothesis {
-  std::vector<int32_t> tokens;
-  std::vector<int32_t> token_frames;
-  std::vector<std::string> words;
-  std::vector<std::pair<int32_t, int32_t>> word_frames;
-  double score = 0.0;
-  double am_score = 0.0;
-  double lm_score = 0.0;
 };
 
 // An open-addressing hash map from (node, label) pairs to node ids: the edges of the tries.
@@ -149,7 +149,7 @@ class CtcPrefixBeamSearch {
   // chars[v]: token v's characters (leading word-boundary markers removed); starts_word[v]: the
   // token starts a new word. lm may be null; it must outlive the search. lexicon: empty, or the
   // words the search spells (see above). Throws TensorError for inconsistent sizes, options out of
-  // range, hotword or lexicon tokens outside [0, V), blank or without characters.
+  // range (options.validate()), hotword or lexicon tokens outside [0, V), blank or without characters.
   CtcPrefixBeamSearch(std::vector<std::string> chars, std::vector<uint8_t> starts_word,
                       CtcPrefixBeamSearchOptions options, const std::vector<HotwordPhrase>& hotwords,
                       const NgramModel* lm, const std::vector<LexiconEntry>& lexicon = {});
@@ -206,7 +206,7 @@ class CtcPrefixBeamSearch {
   uint64_t allowed_empty_ = 0;
 };
 
-// One utterance's search state, fed frames in chunks. finalize() after frames f_1..f_n equals
+// One utterance's search state, fed frames in chunks. best() after frames f_1..f_n equals
 // decoding f_1..f_n at once.
 class CtcPrefixBeamSearch::Stream {
  public:
@@ -219,7 +219,7 @@ class CtcPrefixBeamSearch::Stream {
   // The frames searched so far (frames() less those skipped by blank_skip_threshold).
   int64_t searched_frames() const { return searched_; }
   // The n-best hypotheses of the frames so far (the search can go on afterwards).
-  std::vector<CtcHypothesis> finalize(int64_t nbest) const;
+  std::vector<CtcHypothesis> best(int64_t nbest) const;
 
  private:
   struct Node {

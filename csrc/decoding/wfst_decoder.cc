@@ -120,23 +120,33 @@ WfstGraph::WfstGraph(int64_t start, const float* final_weights, int64_t num_stat
   for (int32_t i = 0; i < num_states; ++i) states_[order[i]].rank = i;
 }
 
+void WfstOptions::validate() const {
+  auto text = [](double value) { return std::to_string(value); };
+  if (!(beam > 0)) throw TensorError("beam", "a number (not NaN) > 0", text(beam));
+  if (max_active < 1) throw TensorError("max_active", "an integer >= 1", std::to_string(max_active));
+  if (!(acoustic_scale > 0) || !std::isfinite(acoustic_scale)) {
+    throw TensorError("acoustic_scale", "a finite number > 0", text(acoustic_scale));
+  }
+  if (std::isnan(blank_skip_threshold))
+    throw TensorError("blank_skip_threshold", "a number (not NaN)", "nan");
+  if (!(lattice_beam >= 0)) throw TensorError("lattice_beam", "a number (not NaN) >= 0", text(lattice_beam));
+  if (nbest < 1) throw TensorError("nbest", "an integer >= 1", std::to_string(nbest));
+  if (word_boundary < -1) {
+    throw TensorError("word_boundary", "-1 (none) or a token id >= 0", std::to_string(word_boundary));
+  }
+  if (max_nbest_expansions < 1) {
+    throw TensorError("max_nbest_expansions", "an integer >= 1", std::to_string(max_nbest_expansions));
+  }
+}
+
 WfstSearch::WfstSearch(std::shared_ptr<const WfstGraph> graph, const WfstOptions& options)
     : graph_(std::move(graph)), options_(options), lattice_(options.nbest > 1) {
-  if (!(options_.beam > 0)) throw TensorError("beam", "a number > 0", std::to_string(options_.beam));
-  if (options_.max_active < 1) throw TensorError("max_active", ">= 1", std::to_string(options_.max_active));
-  if (!(options_.acoustic_scale > 0) || !std::isfinite(options_.acoustic_scale)) {
-    throw TensorError("acoustic_scale", "a finite number > 0", std::to_string(options_.acoustic_scale));
-  }
-  if (!(options_.lattice_beam >= 0)) {
-    throw TensorError("lattice_beam", "a number >= 0", std::to_string(options_.lattice_beam));
-  }
-  if (options_.nbest < 1) throw TensorError("nbest", ">= 1", std::to_string(options_.nbest));
-  if (options_.word_boundary < -1 || options_.word_boundary >= graph_->num_tokens()) {
+  options_.validate();
+  if (options_.word_boundary >= graph_->num_tokens()) {
     throw TensorError("word_boundary",
                       "-1 (none) or a token id in [0, " + std::to_string(graph_->num_tokens()) + ")",
                       std::to_string(options_.word_boundary));
   }
-  if (std::isnan(options_.blank_skip_threshold)) throw TensorError("blank_skip_threshold", "a number", "NaN");
   slot_.assign(graph_->num_states(), -1);
   queued_.assign(graph_->num_states(), 0);
   acoustic_.resize(graph_->num_tokens());
@@ -359,11 +369,11 @@ std::vector<WfstSearch::PathArc> WfstSearch::trace(int32_t token) const {
   return path;
 }
 
-WfstResult WfstSearch::make_result(const std::vector<PathArc>& path, double final_cost,
-                                   bool reached_final) const {
+CtcHypothesis WfstSearch::make_result(const std::vector<PathArc>& path, double final_cost,
+                                      bool reached_final) const {
   const WfstGraph& g = *graph_;
   const int32_t blank = static_cast<int32_t>(g.blank());
-  WfstResult r;
+  CtcHypothesis r;
   r.reached_final = reached_final;
   double am = 0.0, graph_cost = final_cost;
   int32_t previous_label = blank, previous_frame = -2;
@@ -375,7 +385,7 @@ WfstResult WfstSearch::make_result(const std::vector<PathArc>& path, double fina
     am += p.log_prob;
     graph_cost += arc.weight;
     if (arc.olabel != 0) {
-      r.words.push_back(arc.olabel);
+      r.word_ids.push_back(arc.olabel);
       word_start.push_back(r.tokens.size());
       word_frame.push_back(std::max(frame, 0));
     }
@@ -403,7 +413,7 @@ WfstResult WfstSearch::make_result(const std::vector<PathArc>& path, double fina
         first = -1;
       }
     }
-    if (groups.size() == r.words.size()) {
+    if (groups.size() == r.word_ids.size()) {
       r.word_frames = std::move(groups);
       word_start.clear();
     }
@@ -424,7 +434,7 @@ WfstResult WfstSearch::make_result(const std::vector<PathArc>& path, double fina
   return r;
 }
 
-std::optional<WfstResult> WfstSearch::partial() const {
+std::optional<CtcHypothesis> WfstSearch::partial() const {
   if (active_.empty()) return std::nullopt;
   size_t best = 0;
   for (size_t k = 1; k < active_.size(); ++k) {
@@ -433,7 +443,7 @@ std::optional<WfstResult> WfstSearch::partial() const {
   return make_result(trace(active_[best].token), 0.0, false);
 }
 
-std::vector<WfstResult> WfstSearch::finalize() const {
+std::vector<CtcHypothesis> WfstSearch::finish() const {
   std::vector<std::pair<int32_t, double>> ends;
   for (const Active& a : active_) {
     const float w = graph_->final_weight(a.state);
@@ -453,8 +463,8 @@ std::vector<WfstResult> WfstSearch::finalize() const {
   return {make_result(trace(ends[best].first), ends[best].second, reached_final)};
 }
 
-std::vector<WfstResult> WfstSearch::nbest_from_lattice(const std::vector<std::pair<int32_t, double>>& ends,
-                                                       bool reached_final) const {
+std::vector<CtcHypothesis> WfstSearch::nbest_from_lattice(const std::vector<std::pair<int32_t, double>>& ends,
+                                                          bool reached_final) const {
   const WfstGraph& g = *graph_;
   const double scale = options_.acoustic_scale;
   // A partial path from an end token back to `token`; `link` is the arc it took from `token`
@@ -482,7 +492,7 @@ std::vector<WfstResult> WfstSearch::nbest_from_lattice(const std::vector<std::pa
   // Word suffixes as a trie: id 0 is the empty suffix, (word, suffix) -> id.
   std::unordered_map<uint64_t, int32_t> suffixes;
   std::unordered_set<uint64_t> expanded;
-  std::vector<WfstResult> results;
+  std::vector<CtcHypothesis> results;
   for (int64_t pops = 0; !heap.empty() && pops < options_.max_nbest_expansions; ++pops) {
     std::pop_heap(heap.begin(), heap.end(), worse);
     const int32_t index = heap.back();
@@ -517,11 +527,11 @@ std::vector<WfstResult> WfstSearch::nbest_from_lattice(const std::vector<std::pa
   return results;
 }
 
-std::vector<std::vector<WfstResult>> wfst_decode(std::shared_ptr<const WfstGraph> graph,
-                                                 const WfstOptions& options, const float* data, int64_t batch,
-                                                 int64_t frames, int64_t vocab, int64_t stride_batch,
-                                                 int64_t stride_frame, const int64_t* lengths,
-                                                 int num_threads) {
+std::vector<std::vector<CtcHypothesis>> wfst_decode(std::shared_ptr<const WfstGraph> graph,
+                                                    const WfstOptions& options, const float* data,
+                                                    int64_t batch, int64_t frames, int64_t vocab,
+                                                    int64_t stride_batch, int64_t stride_frame,
+                                                    const int64_t* lengths, int num_threads) {
   if (vocab != graph->num_tokens()) {
     throw TensorError("log_probs", "V = " + std::to_string(graph->num_tokens()) + " (the graph's num_tokens)",
                       "V = " + std::to_string(vocab));
@@ -533,7 +543,7 @@ std::vector<std::vector<WfstResult>> wfst_decode(std::shared_ptr<const WfstGraph
                         std::to_string(n) + at(b));
     }
   }
-  std::vector<std::vector<WfstResult>> results(batch);
+  std::vector<std::vector<CtcHypothesis>> results(batch);
   // Searches are reused across utterances: their work space is as large as the graph.
   std::vector<std::unique_ptr<WfstSearch>> idle;
   std::mutex idle_mutex;
@@ -552,7 +562,7 @@ std::vector<std::vector<WfstResult>> wfst_decode(std::shared_ptr<const WfstGraph
       search = std::make_unique<WfstSearch>(graph, options);
     }
     search->accept(data + b * stride_batch, lengths ? lengths[b] : frames, stride_frame, b);
-    results[b] = search->finalize();
+    results[b] = search->finish();
     std::lock_guard<std::mutex> lock(idle_mutex);
     idle.push_back(std::move(search));
   });

@@ -35,6 +35,8 @@
 #include <utility>
 #include <vector>
 
+#include "decoding/hypothesis.h"
+
 namespace speechdecode {
 
 struct WfstArc {
@@ -85,6 +87,8 @@ class WfstGraph {
   std::vector<WfstArc> arcs_;
 };
 
+// The search's options: one struct through every layer (bound as speechdecode._native.WfstOptions,
+// built by speechdecode.decoding.WfstDecoder and read by the Python reference too).
 struct WfstOptions {
   double beam = 16.0;
   int64_t max_active = std::numeric_limits<int32_t>::max();
@@ -93,15 +97,20 @@ struct WfstOptions {
   double blank_skip_threshold = std::numeric_limits<double>::infinity();
   double lattice_beam = 8.0;
   int64_t nbest = 1;
-  // A token that ends every word (a char lexicon's "|"), or -1. See WfstResult for its use.
+  // A token that ends every word (a char lexicon's "|"), or -1. See CtcHypothesis for its use.
   int64_t word_boundary = -1;
   // The n-best A* search stops after this many expansions (it returns what it found by then).
   int64_t max_nbest_expansions = 1000000;
+
+  // Throws TensorError naming the first option out of range, with what it expects and got. The
+  // word boundary's upper bound (the graph's num_tokens) is checked by the search.
+  void validate() const;
 };
 
-// One hypothesis. Tokens are the CTC collapse of the path's per-frame input labels (a token
-// starts where the label is not blank and differs from the previous searched frame's label;
-// a skipped frame counts as blank); token_frames[i] is the frame where token i starts.
+// The search's hypotheses (decoding/hypothesis.h). Tokens are the CTC collapse of the path's
+// per-frame input labels (a token starts where the label is not blank and differs from the
+// previous searched frame's label; a skipped frame counts as blank); token_frames[i] is the frame
+// where token i starts. word_ids are the output labels on the path (words stays empty).
 // Word times: with a word_boundary token whose occurrences split the tokens into exactly as
 // many groups (each ending at a boundary, the last one possibly not) as there are words,
 // word_frames[k] is (first frame, last frame) of group k's tokens other than the boundary.
@@ -111,19 +120,10 @@ struct WfstOptions {
 // exact when each word's label sits on its first token's arc, shifted where determinization
 // delayed it. Scores: am_score = sum of the path's log-probs,
 // lm_score = -(graph weights + final weight), score = acoustic_scale * am_score + lm_score.
-struct WfstResult {
-  std::vector<int32_t> tokens;
-  std::vector<int32_t> token_frames;
-  std::vector<int32_t> words;
-  std::vector<std::pair<int32_t, int32_t>> word_frames;
-  double score = 0.0;
-  double am_score = 0.0;
-  double lm_score = 0.0;
-  bool reached_final = false;
-};
+// reached_final: whether the path ended in a final state.
 
 // The search state of one utterance: accept frames in chunks, ask for the best partial result,
-// finalize for the n-best list. Not thread-safe; many searches may share one graph.
+// finish for the n-best list. Not thread-safe; many searches may share one graph.
 class WfstSearch {
  public:
   WfstSearch(std::shared_ptr<const WfstGraph> graph, const WfstOptions& options);
@@ -132,9 +132,9 @@ class WfstSearch {
   // Throws TensorError naming `utterance` and the frame for a NaN or +inf log-prob.
   void accept(const float* data, int64_t frames, int64_t stride, int64_t utterance = 0);
   // The best path so far, final weights ignored (reached_final = false); none when no token survives.
-  std::optional<WfstResult> partial() const;
+  std::optional<CtcHypothesis> partial() const;
   // The n-best list (nbest 1: the best path) of the frames accepted so far, best first.
-  std::vector<WfstResult> finalize() const;
+  std::vector<CtcHypothesis> finish() const;
   // Starts a new utterance, keeping the work space (sized by the graph) of the last one.
   void reset();
   int64_t frames_accepted() const { return frames_; }
@@ -194,9 +194,9 @@ class WfstSearch {
   void expand_epsilon(double& best);
   void commit(double best, int32_t frame);
   std::vector<PathArc> trace(int32_t token) const;
-  WfstResult make_result(const std::vector<PathArc>& path, double final_cost, bool reached_final) const;
-  std::vector<WfstResult> nbest_from_lattice(const std::vector<std::pair<int32_t, double>>& ends,
-                                             bool reached_final) const;
+  CtcHypothesis make_result(const std::vector<PathArc>& path, double final_cost, bool reached_final) const;
+  std::vector<CtcHypothesis> nbest_from_lattice(const std::vector<std::pair<int32_t, double>>& ends,
+                                                bool reached_final) const;
   void add_candidate(int32_t state, double cost, int32_t src, int32_t arc, float log_prob, bool lattice);
   void collect_garbage();
 
@@ -226,10 +226,10 @@ class WfstSearch {
 // data + b * stride_batch + t * stride_frame), utterance b over its first lengths[b] frames
 // (lengths null: all), on num_threads threads (<= 0: all cores). Returns one n-best list per
 // utterance. Takes no Python lock.
-std::vector<std::vector<WfstResult>> wfst_decode(std::shared_ptr<const WfstGraph> graph,
-                                                 const WfstOptions& options, const float* data, int64_t batch,
-                                                 int64_t frames, int64_t vocab, int64_t stride_batch,
-                                                 int64_t stride_frame, const int64_t* lengths,
-                                                 int num_threads);
+std::vector<std::vector<CtcHypothesis>> wfst_decode(std::shared_ptr<const WfstGraph> graph,
+                                                    const WfstOptions& options, const float* data,
+                                                    int64_t batch, int64_t frames, int64_t vocab,
+                                                    int64_t stride_batch, int64_t stride_frame,
+                                                    const int64_t* lengths, int num_threads);
 
 }  // namespace speechdecode

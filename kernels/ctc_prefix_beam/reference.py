@@ -21,7 +21,7 @@ Definition (every backend implements exactly this, frame by frame)::
     end      final score = logaddexp(p_b, p_nb) + final_extra(prefix); the n-best by
              (-final score, prefix)
 
-``blank_skip_threshold`` (None: off): a frame with x[blank] > blank_skip_threshold is not
+``blank_skip_threshold`` (+inf: off): a frame with x[blank] > blank_skip_threshold is not
 searched; it acts as a blank frame of probability 1: every beam's p_b becomes total and p_nb
 -inf, scores, ranks and beams stay (so a token on both sides of it is two tokens, "a a"). It
 counts as a frame (token frames index all frames). ``viterbi``: every log-sum-exp above
@@ -148,32 +148,21 @@ class PrefixBeamSearch:
     def __init__(
         self,
         pieces: Sequence[tuple[bool, str]],
-        blank: int,
+        options,
         *,
         lm=None,
-        alpha: float = 0.5,
-        beta: float = 1.0,
-        beam: int = 16,
-        token_topk: int = 16,
-        beam_threshold: float = 20.0,
-        token_min_logp: float = -10.0,
         hotwords: Sequence[tuple[Sequence[int], float]] = (),
-        partial_word_lm: bool = False,
-        unk_score_offset: float = -10.0,
-        blank_skip_threshold: float | None = None,
-        viterbi: bool = False,
-        recombine: bool = False,
-        score_boundary: bool = True,
         lexicon: Sequence[tuple[Sequence[int], str]] | None = None,
-        extend_best_token: bool = False,
         utterance: int = 0,
     ):
+        """``options``: the search's options object (:func:`speechdecode.kernels.ctc_prefix_beam.options`,
+        the native search's too); ``lm``, ``hotwords``, ``lexicon`` as the module docstring says."""
         self.pieces = list(pieces)
-        self.blank = blank
+        self.blank = options.blank
         self.lm = lm
-        self.alpha, self.beta = float(alpha), float(beta)
-        self.beam, self.token_topk = beam, token_topk
-        self.beam_threshold, self.token_min_logp = float(beam_threshold), float(token_min_logp)
+        self.alpha, self.beta = float(options.alpha), float(options.beta)
+        self.beam, self.token_topk = options.beam, options.token_topk
+        self.beam_threshold, self.token_min_logp = float(options.beam_threshold), float(options.token_min_logp)
         self.hotwords = _Hotwords(hotwords)
         self.lexicon: dict[tuple[int, ...], list[str]] | None = None
         if lexicon:
@@ -181,13 +170,13 @@ class PrefixBeamSearch:
             for spelling, word in lexicon:
                 self.lexicon.setdefault(tuple(spelling), []).append(word)
         self.scores_words = lm is not None or self.lexicon is not None
-        self.partial_word_lm = partial_word_lm and self.scores_words
-        self.unk_score_offset = float(unk_score_offset)
-        self.blank_skip_threshold = math.inf if blank_skip_threshold is None else float(blank_skip_threshold)
-        self.merge = max if viterbi else logaddexp
-        self.recombine = recombine and lm is not None
-        self.score_boundary = score_boundary
-        self.extend_best_token = extend_best_token
+        self.partial_word_lm = options.partial_word_lm and self.scores_words
+        self.unk_score_offset = float(options.unk_score_offset)
+        self.blank_skip_threshold = float(options.blank_skip_threshold)  # +inf: every frame is searched
+        self.merge = max if options.viterbi else logaddexp
+        self.recombine = options.recombine and lm is not None
+        self.score_boundary = options.score_boundary
+        self.extend_best_token = options.extend_best_token
         # The trie's words: spelling (a str, or a token tuple with a lexicon) -> unigram log10 prob.
         if self.lexicon is not None:
             unigram = {
@@ -206,7 +195,7 @@ class PrefixBeamSearch:
         if lm is None:
             begin = ()
         else:
-            begin = lm.begin_state() if score_boundary else lm.null_state()
+            begin = lm.begin_state() if self.score_boundary else lm.null_state()
         self.begin = begin
         empty = () if self.lexicon is not None else ""
         self.info = {(): _PrefixInfo(empty, begin, 0.0, 0, (), 0.0)}
@@ -392,13 +381,14 @@ class PrefixBeamSearch:
 
 
 def ctc_prefix_beam_search(
-    log_probs: np.ndarray, lengths: Sequence[int], pieces: Sequence[tuple[bool, str]], blank: int, nbest: int, **options
+    log_probs: np.ndarray, lengths: Sequence[int], pieces: Sequence[tuple[bool, str]], nbest: int, options, **search
 ) -> list[list[Hypothesis]]:
-    """The n-best lists of a batch: log_probs [B, T, V] float, lengths [B]; options as :class:`PrefixBeamSearch`."""
+    """The n-best lists of a batch: log_probs [B, T, V] float, lengths [B]; ``options`` and ``search``
+    (lm, hotwords, lexicon) as :class:`PrefixBeamSearch` takes them."""
     results = []
     for b, length in enumerate(lengths):
-        search = PrefixBeamSearch(pieces, blank, utterance=b, **options)
+        search_b = PrefixBeamSearch(pieces, options, utterance=b, **search)
         for t in range(int(length)):
-            search.step(log_probs[b, t])
-        results.append(search.finish(nbest))
+            search_b.step(log_probs[b, t])
+        results.append(search_b.finish(nbest))
     return results

@@ -4,6 +4,6 @@
 The public entry point is :class:`speechdecode.decoding.WfstDecoder`.
 """
 
-from speechdecode.kernels.wfst_decode.api import decode, open_stream
+from speechdecode.kernels.wfst_decode.api import decode, open_stream, options
 
-__all__ = ["decode", "open_stream"]
+__all__ = ["decode", "open_stream", "options"]

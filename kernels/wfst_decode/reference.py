@@ -35,11 +35,8 @@ def _arcs(graph: DecodingGraph, state: int):
         yield a, int(graph.ilabels[a]), float(graph.weights[a]), int(graph.nextstates[a])
 
 
-def _searched_frames(graph: DecodingGraph, log_probs: np.ndarray, blank_skip_threshold: float | None) -> list[int]:
-    frames = range(log_probs.shape[0])
-    if blank_skip_threshold is None:
-        return list(frames)
-    return [t for t in frames if not log_probs[t, graph.blank] > blank_skip_threshold]
+def _searched_frames(graph: DecodingGraph, log_probs: np.ndarray, blank_skip_threshold: float) -> list[int]:
+    return [t for t in range(log_probs.shape[0]) if not log_probs[t, graph.blank] > blank_skip_threshold]
 
 
 def _closure(graph: DecodingGraph, layer: dict, key_of) -> None:
@@ -110,16 +107,12 @@ def _describe(graph: DecodingGraph, path: list, final: float, scale: float, reac
     )
 
 
-def decode(
-    graph: DecodingGraph,
-    log_probs: np.ndarray,
-    nbest: int = 1,
-    acoustic_scale: float = 1.0,
-    blank_skip_threshold: float | None = None,
-    use_final: bool = True,
-    word_boundary: int | None = None,
-) -> list[ReferenceResult]:
-    """The ``nbest`` best paths with distinct word sequences over ``log_probs`` [T, V], best first.
+def decode(graph: DecodingGraph, log_probs: np.ndarray, options, use_final: bool = True) -> list[ReferenceResult]:
+    """The ``options.nbest`` best paths with distinct word sequences over ``log_probs`` [T, V], best first.
+
+    ``options``: the search's options object (:func:`speechdecode.kernels.wfst_decode.options`,
+    the native search's too); this search reads ``nbest``, ``acoustic_scale``,
+    ``blank_skip_threshold`` (+inf: off) and ``word_boundary`` (-1: none) and never prunes.
 
     With ``nbest`` 1 a Viterbi search over graph states; otherwise over (state, words so far)
     pairs, so each word sequence's cost is the minimum over all its paths (exponential in
@@ -128,7 +121,10 @@ def decode(
     no path consumes every searched frame. ``word_boundary``: the token that ends each word, for
     word times (see :class:`speechdecode.decoding.WfstDecoder`).
     """
-    frames = _searched_frames(graph, log_probs, blank_skip_threshold)
+    nbest = options.nbest if use_final else 1
+    acoustic_scale = options.acoustic_scale
+    word_boundary = None if options.word_boundary < 0 else options.word_boundary
+    frames = _searched_frames(graph, log_probs, options.blank_skip_threshold)
 
     def key_of(key, nextstate=None, arc=None):
         if nbest == 1:

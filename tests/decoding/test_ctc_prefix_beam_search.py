@@ -219,12 +219,15 @@ def test_a_skipped_blank_separates_repeated_tokens(backend):
 
 def test_recombined_beams_have_distinct_futures(lm):
     from speechdecode.decoding.text import token_pieces
+    from speechdecode.kernels.ctc_prefix_beam import options
     from speechdecode.kernels.ctc_prefix_beam.reference import PrefixBeamSearch
 
     x = random_log_probs(np.random.default_rng(8), 1, 30, len(CHARS), peak=1.0)[0]
     pieces = token_pieces(CHARS, 0, "|")
-    options = {"lm": lm, "beam": 12, "token_topk": 5, "beam_threshold": math.inf, "hotwords": [((2, 3), 1.0)]}
-    merged, plain = PrefixBeamSearch(pieces, 0, recombine=True, **options), PrefixBeamSearch(pieces, 0, **options)
+    search = {"lm": lm, "hotwords": [((2, 3), 1.0)]}
+    fields = {"blank": 0, "beam": 12, "token_topk": 5, "beam_threshold": math.inf, "partial_word_lm": False}
+    merged = PrefixBeamSearch(pieces, options(recombine=True, **fields), **search)
+    plain = PrefixBeamSearch(pieces, options(recombine=False, **fields), **search)
 
     def futures(search):
         infos = [(search._info(p), p) for p in search.beams]

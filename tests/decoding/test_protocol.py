@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from speechdecode import _backend
 from speechdecode.decoding import (
     CtcPrefixBeamSearch,
     CtcUnitStreamer,
@@ -92,3 +93,27 @@ def test_deprecated_names_warn_and_still_work():
     with pytest.warns(DeprecationWarning, match="speechdecode.decoding.Decoder"):
         from speechdecode.models import CtcDecoder
     assert CtcDecoder is Decoder
+
+
+@pytest.mark.skipif(not _backend.HAS_NATIVE, reason="the native extension is not built")
+def test_one_options_object_per_search_checked_once():
+    from speechdecode.kernels import ctc_prefix_beam, wfst_decode
+
+    search = CtcPrefixBeamSearch(TOKENS, beam=5, alpha=0.25)
+    assert isinstance(search.options, _backend.native().CtcPrefixBeamSearchOptions)
+    assert (search.beam, search.alpha, search.options.blank) == (5, 0.25, 0)
+    decoder = WfstDecoder(GRAPH, words=["<eps>", "a"], nbest=2)
+    assert isinstance(decoder.options, _backend.native().WfstOptions) and decoder.nbest == 2
+    for build, name, value in [
+        (ctc_prefix_beam.options, "beam", 0),
+        (ctc_prefix_beam.options, "beam_threshold", -1.0),
+        (ctc_prefix_beam.options, "viterbi", 1),
+        (wfst_decode.options, "lattice_beam", float("nan")),
+        (wfst_decode.options, "max_active", 2.5),
+    ]:
+        with pytest.raises(InvalidArgumentError, match=f"^{name}: expected"):
+            build(**{name: value})
+    options = ctc_prefix_beam.options()
+    options.token_topk = 0  # set behind the checks: validate() still names it
+    with pytest.raises(InvalidArgumentError, match="token_topk: expected an integer >= 1, got 0"):
+        options.validate()

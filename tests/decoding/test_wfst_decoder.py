@@ -13,6 +13,7 @@ from speechdecode import _backend
 from speechdecode.decoding import WfstDecoder, WfstHypothesis
 from speechdecode.errors import InputFileError, InvalidArgumentError, TensorError
 from speechdecode.graphs.export import DecodingGraph
+from speechdecode.kernels.wfst_decode import options as wfst_options
 from speechdecode.kernels.wfst_decode import reference
 
 pytestmark = pytest.mark.skipif(not _backend.HAS_NATIVE, reason="speechdecode._native is not built")
@@ -397,7 +398,7 @@ def test_reference_decode_agrees_with_hand_computed_paths():
         topology="standard",
     )
     p = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.5, 0.4], [0.8, 0.1, 0.1]]))
-    best = reference.decode(graph, p, nbest=2)
+    best = reference.decode(graph, p, wfst_options(nbest=2))
     # "a": blank, a, blank = ln .7 + ln .5 + ln .8 - 1.0; "b": ln .7 + ln .4 + ln .8 - 0.25.
     cost_a = -(math.log(0.7) + math.log(0.5) + math.log(0.8)) + 1.0
     cost_b = -(math.log(0.7) + math.log(0.4) + math.log(0.8)) + 0.25

@@ -21,6 +21,7 @@ from speechdecode.bench.harness import Suite
 from speechdecode.decoding import CtcPrefixBeamSearch
 from speechdecode.decoding.text import token_pieces
 from speechdecode.errors import BackendUnavailableError, InvalidArgumentError, TensorError
+from speechdecode.kernels.ctc_prefix_beam import options as search_options
 from speechdecode.kernels.ctc_prefix_beam.reference import ctc_prefix_beam_search
 from speechdecode.kernels.ctc_prefix_beam.triton import prefix_beam_search
 
@@ -34,7 +35,9 @@ def reference(x: torch.Tensor, lengths, **options):
     blank = options.pop("blank")
     nbest = options.pop("nbest")
     pieces = token_pieces([chr(ord("a") + v) for v in range(vocab)], blank, None)
-    results = ctc_prefix_beam_search(x.float().numpy(), list(lengths), pieces, blank, nbest, **options)
+    results = ctc_prefix_beam_search(
+        x.float().numpy(), list(lengths), pieces, nbest, search_options(blank=blank, **options)
+    )
     return [[(h.tokens, h.score, h.token_frames) for h in hyps] for hyps in results]
 
 
