@@ -119,8 +119,7 @@ def build(
     z = _integer_tensor(codes, "codes", 3, "[B, K, T]")
     d = _delays(delays, z.shape[1])
     special = _args.integer(special, "special")
-    if not isinstance(start_step, bool):
-        raise InvalidArgumentError("start_step", "True or False", repr(start_step))
+    start_step = _args.boolean(start_step, "start_step")
     bad = z == special
     expected = f"codes different from special={special}"
     if bos is not None:
@@ -176,8 +175,7 @@ def revert(sequence, delays=None, *, start_step: bool = True, backend: str | Non
     """
     s = _integer_tensor(sequence, "sequence", 3, "[B, K, S]")
     d = _delays(delays, s.shape[1])
-    if not isinstance(start_step, bool):
-        raise InvalidArgumentError("start_step", "True or False", repr(start_step))
+    start_step = _args.boolean(start_step, "start_step")
     if not start_step:  # put a start step back in front (any value: revert never reads it)
         s = torch.cat([s[..., :1], s], dim=-1)
     _check_steps("sequence", s.shape[2], d, start_step)
