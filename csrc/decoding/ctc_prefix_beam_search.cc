@@ -48,9 +48,9 @@ void CtcPrefixBeamSearchOptions::validate() const {
   number("alpha", alpha, true);
   number("beta", beta, true);
   // a beam of 1e9 is not "exhaustive": the prefixes grow by V per frame until memory runs out
-  if (beam < 1 || beam > kMaxBeam) {
-    throw TensorError("beam", "an integer in [1, " + std::to_string(kMaxBeam) + "]", std::to_string(beam));
-  }
+  static_assert(kMaxBeam == 65536, "the message below spells kMaxBeam");
+  if (beam < 1 || beam > kMaxBeam)
+    throw TensorError("beam", "an integer in [1, 65,536]", std::to_string(beam));
   if (token_topk < 1) throw TensorError("token_topk", "an integer >= 1", std::to_string(token_topk));
   number("beam_threshold", beam_threshold, false);
   if (beam_threshold < 0) {
