@@ -604,9 +604,9 @@ class DelayPatternLM:
         cache = self.model.new_cache(batch)
         vocab = self.card + 2
         logits = _check_logits(self.model(tokens, cache, mask), batch, prefix, K, vocab, "delay pattern")[:, -1]
-        self.revert.flush()
+        self.revert.finish()
         for n in range(P + 1):
-            self.revert.push(columns[:, :, n])
+            self.revert.accept(columns[:, :, n])
         ends = torch.full((batch,), -1, dtype=torch.int64, device=dev)  # new-frame count once a row emitted eog
         frames_out: list[torch.Tensor] = []
         blocked = torch.arange(vocab, device=dev)[None, :] >= self.card  # [K, V]: codebooks > 0 sample codes only
@@ -637,7 +637,7 @@ class DelayPatternLM:
                     # codebooks with codebook 0's delay reach the end frame in this same column
                     same = torch.tensor([tk == t[0] for tk in t], device=dev)
                     new = torch.where(ended[:, None] & same[None, :], self.eog, new)
-            frame = self.revert.push(new)
+            frame = self.revert.accept(new)
             index = t[-1] - P
             if frame.shape[2] and index >= 0:
                 valid = ((ends < 0) | (index < ends)) if any_ended else all_valid
@@ -654,7 +654,7 @@ class DelayPatternLM:
             logits = _check_logits(self.model(new[:, None], cache, mask), batch, 1, K, vocab, "delay pattern")[:, 0]
             column += 1
             steps += 1
-        self.revert.flush()
+        self.revert.finish()
         produced = len(frames_out)
         lengths = torch.where(ends >= 0, ends, produced).clamp(max=produced)
         finished = (ends >= 0) & (ends < max_frames)

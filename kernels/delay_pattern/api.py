@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import torch
 
 from speechdecode import _args, _backend, _tensors
+from speechdecode._deprecation import renamed
 from speechdecode.errors import InvalidArgumentError, TensorError
 
 
@@ -207,21 +208,21 @@ def revert_logits(logits, delays=None, *, backend: str | None = None):
 
 
 class IncrementalRevert:
-    """Streaming :func:`revert` for generation: push sequence steps, get frames as they complete.
+    """Streaming :func:`revert` for generation: accept sequence steps, get frames as they complete.
 
-    Push the sequence one step (column) at a time, starting with step 0 (the all-special start
-    step fed to the LM): ``push(s[:, :, n])``. Frame t is complete once all K of its codebooks
-    are generated, i.e. after step ``t + 1 + max(delays)``; ``push`` returns those frames
-    ([B, K, 0] or [B, K, 1]). Concatenating every push's output gives exactly :func:`revert`
-    of the whole sequence.
+    Feed the sequence one step (column) at a time, starting with step 0 (the all-special start
+    step fed to the LM): ``accept(s[:, :, n])``. Frame t is complete once all K of its codebooks
+    are generated, i.e. after step ``t + 1 + max(delays)``; ``accept`` returns those frames
+    ([B, K, 0] or [B, K, 1]). Concatenating every call's output gives exactly :func:`revert`
+    of the whole sequence. The stream verbs are the decoders' (docs/ARCHITECTURE.md).
 
-    :meth:`flush` ends the stream: it returns the frames started but not complete
-    ([B, K, m], entries not yet generated set to ``fill``) and resets the object for a new stream.
+    :meth:`finish` ends the stream: it returns the frames started but not complete
+    ([B, K, m], entries not yet generated set to ``fill``); the next ``accept`` starts a new one.
 
     Example:
         >>> import torch
         >>> stream = IncrementalRevert(2)
-        >>> [stream.push(torch.tensor([[c, r]])).tolist() for c, r in [(9, 9), (1, 9), (2, 3), (9, 4)]]
+        >>> [stream.accept(torch.tensor([[c, r]])).tolist() for c, r in [(9, 9), (1, 9), (2, 3), (9, 4)]]
         [[[[], []]], [[[], []]], [[[1], [3]]], [[[2], [4]]]]
     """
 
@@ -233,10 +234,10 @@ class IncrementalRevert:
 
     @property
     def steps(self) -> int:
-        """Steps pushed since the stream began."""
+        """Steps accepted since the stream began."""
         return self._steps
 
-    def push(self, step_codes) -> torch.Tensor:
+    def accept(self, step_codes) -> torch.Tensor:
         """step_codes [B, K] int64: sequence step number :attr:`steps`. Returns [B, K, 0 or 1]."""
         c = _integer_tensor(step_codes, "step_codes", 2, "[B, K]")
         if c.shape[1] != self.num_codebooks:
@@ -260,7 +261,7 @@ class IncrementalRevert:
             frame = torch.stack([self._window[d][:, k] for k, d in enumerate(self.delays)], dim=1)[..., None]
         return _tensors.like_input(frame, step_codes)
 
-    def flush(self, fill: int = -1) -> torch.Tensor:
+    def finish(self, fill: int = -1) -> torch.Tensor:
         """End the stream: the incomplete frames [B, K, m] (missing entries = ``fill``); then reset."""
         fill = _args.integer(fill, "fill")
         if not self._window:
@@ -282,3 +283,13 @@ class IncrementalRevert:
         self._window = []
         self._steps = 0
         return out
+
+    def push(self, step_codes) -> torch.Tensor:
+        """Deprecated name of :meth:`accept`."""
+        renamed("IncrementalRevert.push()", "accept()")
+        return self.accept(step_codes)
+
+    def flush(self, fill: int = -1) -> torch.Tensor:
+        """Deprecated name of :meth:`finish`."""
+        renamed("IncrementalRevert.flush()", "finish()")
+        return self.finish(fill)

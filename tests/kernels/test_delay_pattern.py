@@ -131,7 +131,7 @@ def test_incremental_revert_emits_frames_as_soon_as_complete(delays):
     stream = dp.IncrementalRevert(k, delays)
     emitted = []
     for n in range(s.shape[2]):
-        frames = stream.push(s[:, :, n])
+        frames = stream.accept(s[:, :, n])
         # frame f needs steps f + 1 + d_k for every k: complete exactly when step f + 1 + max(d) arrives
         expected = [f for f in range(t) if f + 1 + max(d) == n]
         assert frames.shape == (2, k, len(expected))
@@ -140,7 +140,7 @@ def test_incremental_revert_emits_frames_as_soon_as_complete(delays):
         emitted.append(frames)
     assert torch.equal(torch.cat(emitted, dim=-1), dp.revert(s, delays))
     # what is left is the delay padding after the last frame: specials, the rest never generated
-    tail = stream.flush(fill=-1)
+    tail = stream.finish(fill=-1)
     assert tail.shape == (2, k, max(d) - d[0])
     assert bool(((tail == SPECIAL) | (tail == -1)).all())
 
@@ -149,9 +149,9 @@ def test_incremental_flush_returns_partial_frames():
     z = random_codes(12, 1, 4, 6)
     s, _ = dp.build(z, special=SPECIAL)  # delays 0..3
     stream = dp.IncrementalRevert(4)
-    got = [stream.push(s[:, :, n]) for n in range(6)]  # steps 0..5: frames 0, 1 complete
+    got = [stream.accept(s[:, :, n]) for n in range(6)]  # steps 0..5: frames 0, 1 complete
     assert torch.equal(torch.cat(got, -1), z[:, :, :2])
-    partial = stream.flush(fill=-7)
+    partial = stream.finish(fill=-7)
     # frames 2, 3, 4 are started (codebook 0 at steps 3, 4, 5), none complete
     assert partial.shape == (1, 4, 3)
     want = torch.full((1, 4, 3), -7)
@@ -161,7 +161,7 @@ def test_incremental_flush_returns_partial_frames():
                 want[:, k, f - 2] = z[:, k, f]
     assert torch.equal(partial, want)
     assert stream.steps == 0
-    assert stream.push(s[:, :, 0]).shape == (1, 4, 0)  # a fresh stream after flush
+    assert stream.accept(s[:, :, 0]).shape == (1, 4, 0)  # a fresh stream after flush
 
 
 def test_errors():
@@ -191,6 +191,18 @@ def test_errors():
     with pytest.raises(TensorError, match=r"logits: expected a floating-point"):
         dp.revert_logits(z[..., None])
     with pytest.raises(TensorError, match=r"step_codes: expected shape \[B, 4\]"):
-        dp.IncrementalRevert(4).push(z[:, :3, 0])
+        dp.IncrementalRevert(4).accept(z[:, :3, 0])
     with pytest.raises(InvalidArgumentError, match=r"backend"):
         dp.revert(z, backend="cuda")
+
+
+def test_incremental_revert_old_verbs_warn_and_do_the_same():
+    z = random_codes(5, 2, 4, 6)
+    s, _ = dp.build(z, special=SPECIAL)
+    new, old = dp.IncrementalRevert(4), dp.IncrementalRevert(4)
+    for n in range(5):
+        want = new.accept(s[:, :, n])
+        with pytest.warns(DeprecationWarning, match=r"IncrementalRevert.push\(\) is deprecated .* accept\(\)"):
+            assert torch.equal(old.push(s[:, :, n]), want)
+    with pytest.warns(DeprecationWarning, match=r"IncrementalRevert.flush\(\) is deprecated .* finish\(\)"):
+        assert torch.equal(old.flush(fill=-3), new.finish(fill=-3))
