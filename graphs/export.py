@@ -20,12 +20,13 @@ import os
 
 import numpy as np
 
+from speechdecode import _backend
 from speechdecode._io import atomic_write, read_npz
-from speechdecode.errors import InputFileError, InvalidArgumentError
+from speechdecode.errors import InputFileError, InvalidArgumentError, TensorError
 from speechdecode.graphs.fst_io import FstArrays, fst_to_arrays, openfst, read_vector_arrays
 from speechdecode.graphs.topology import TOPOLOGIES
 
-__all__ = ["ARRAY_DTYPES", "GRAPH_FILE", "DecodingGraph", "export_npz", "load_graph"]
+__all__ = ["ARRAY_DTYPES", "GRAPH_FILE", "DecodingGraph", "check_graph", "export_npz", "load_graph"]
 
 GRAPH_FILE = "TLG.npz"  # the decoding graph's arrays in a graph directory
 ARRAY_DTYPES = {
@@ -68,8 +69,9 @@ def export_npz(
         The :class:`DecodingGraph` written.
 
     Raises:
-        InvalidArgumentError: an ilabel outside 0..V (e.g. a ``#k`` left in), an FST without a
-            start state, or bad ``num_tokens`` / ``blank`` / ``topology``.
+        InvalidArgumentError: an FST that is not a decoding graph (:func:`check_graph`: e.g. an
+            ilabel outside 0..V, a ``#k`` left in, or no start state), or bad ``num_tokens`` /
+            ``blank`` / ``topology``.
     """
     if not isinstance(num_tokens, (int, np.integer)) or num_tokens < 2:
         raise InvalidArgumentError("num_tokens", "an integer >= 2", num_tokens)
@@ -82,12 +84,6 @@ def export_npz(
     else:
         with open(fst_file, "rb") as handle:
             arrays = read_vector_arrays(handle, fst)
-    if arrays.start < 0:
-        raise InvalidArgumentError("fst", "an FST with a start state", "an FST without one")
-    if arrays.num_arcs and (arrays.ilabels.min() < 0 or arrays.ilabels.max() > num_tokens):
-        raise InvalidArgumentError(
-            "fst", f"input labels in 0..{num_tokens} (epsilon or acoustic outputs)", f"label {arrays.ilabels.max()}"
-        )
     sorted_flag = openfst().FstProperties.I_LABEL_SORTED
     if fst.properties(sorted_flag, True) != sorted_flag:
         sources = np.repeat(np.arange(arrays.num_states, dtype=np.int64), np.diff(arrays.arc_offsets))
@@ -96,6 +92,10 @@ def export_npz(
         for name in ("ilabels", "olabels", "weights", "nextstates"):
             setattr(arrays, name, getattr(arrays, name)[order])
     graph = DecodingGraph(**vars(arrays), num_tokens=int(num_tokens), blank=int(blank), topology=topology)
+    try:
+        check_graph(graph)
+    except TensorError as exc:
+        raise InvalidArgumentError("fst", f"a decoding graph ({exc.argument}: {exc.expected})", exc.actual) from None
     with atomic_write(path, "wb") as handle:
         np.savez(
             handle,
@@ -110,9 +110,8 @@ def load_graph(path: str | os.PathLike) -> DecodingGraph:
     """Read a decoding graph: a ``.npz`` from :func:`export_npz`, or a graph directory holding ``TLG.npz``.
 
     Raises:
-        InputFileError: not a readable .npz, a missing key, a wrong dtype or shape, offsets /
-            labels / states out of range, arcs not sorted by ilabel, NaN or infinite costs (the
-            message names the file and the key). Epsilon cycles are found by the decoder.
+        InputFileError: not a readable .npz, a missing key, a wrong dtype or shape, or arrays that
+            break a rule of :func:`check_graph` (the message names the file and the key).
         OSError: the file cannot be read.
 
     Example:
@@ -141,44 +140,28 @@ def load_graph(path: str | os.PathLike) -> DecodingGraph:
     topology = data["topology"]
     if topology.shape != () or topology.dtype.kind != "U":
         raise InputFileError(path, None, f"topology: expected a str scalar, got {topology.dtype} {topology.shape}")
-    fields["topology"] = str(topology)
-    graph = DecodingGraph(**fields)
-    _validate(path, graph)
+    if str(topology) not in TOPOLOGIES:
+        raise InputFileError(path, None, f"topology: expected one of {', '.join(TOPOLOGIES)}, got {str(topology)!r}")
+    graph = DecodingGraph(**fields, topology=str(topology))
+    try:
+        check_graph(graph)
+    except TensorError as exc:
+        raise InputFileError(path, None, str(exc)) from None
     return graph
 
 
-def _validate(path: str, graph: DecodingGraph) -> None:
-    """The checks of the C++ graph (csrc/decoding/wfst_decoder.cc) but the epsilon-cycle one."""
-    states, arcs = graph.num_states, graph.num_arcs
-    problems = []
-    if states < 1:
-        problems.append("final_weights: expected at least one state")
-    if len(graph.arc_offsets) != states + 1 or graph.arc_offsets[0] != 0 or graph.arc_offsets[-1] != arcs:
-        problems.append(f"arc_offsets: expected {states + 1} offsets from 0 to {arcs}")
-    elif np.any(np.diff(graph.arc_offsets) < 0):
-        problems.append("arc_offsets: expected non-decreasing offsets")
-    elif arcs:
-        sources = np.repeat(np.arange(states), np.diff(graph.arc_offsets))
-        if np.any((sources[1:] == sources[:-1]) & (graph.ilabels[1:] < graph.ilabels[:-1])):
-            problems.append("ilabels: expected the arcs of each state sorted by ilabel")
-    for name in ("olabels", "weights", "nextstates"):
-        if len(getattr(graph, name)) != arcs:
-            problems.append(f"{name}: expected {arcs} values (one per arc), got {len(getattr(graph, name))}")
-    if arcs and (graph.ilabels.min() < 0 or graph.ilabels.max() > graph.num_tokens):
-        problems.append(f"ilabels: expected labels in 0..{graph.num_tokens}")
-    if arcs and len(graph.olabels) == arcs and graph.olabels.min() < 0:
-        problems.append("olabels: expected word ids >= 0")
-    if arcs and len(graph.nextstates) == arcs and (graph.nextstates.min() < 0 or graph.nextstates.max() >= states):
-        problems.append(f"nextstates: expected states in [0, {states})")
-    if not np.all(np.isfinite(graph.weights)):
-        problems.append("weights: expected finite costs")
-    if np.any(np.isnan(graph.final_weights) | (graph.final_weights == -np.inf)):
-        problems.append("final_weights: expected finite costs or +inf (not final)")
-    if not 1 <= graph.num_tokens < 2**31:
-        problems.append(f"num_tokens: expected 1 <= V < 2^31 (labels are int32), got {graph.num_tokens}")
-    if not 0 <= graph.start < max(states, 1) or not 0 <= graph.blank < graph.num_tokens:
-        problems.append("start/blank: out of range")
-    if graph.topology not in TOPOLOGIES:
-        problems.append(f"topology: expected one of {', '.join(TOPOLOGIES)}, got {graph.topology!r}")
-    if problems:
-        raise InputFileError(path, None, "; ".join(problems))
+def check_graph(graph: DecodingGraph) -> None:
+    """Check a graph's arrays against every rule of the format (the module docstring).
+
+    The one check there is (native: ``csrc/decoding/wfst_graph.h``), the one the WFST decoder
+    runs too: lengths, offsets, labels, next states, costs, arcs sorted by ilabel, start, blank,
+    ``num_tokens`` and no cycle of epsilon arcs.
+
+    Raises:
+        TensorError: naming the first array that breaks a rule, what it expects and what it holds.
+        BackendUnavailableError: the native extension is not built.
+    """
+    _backend.native().check_graph(
+        graph.start, graph.final_weights, graph.arc_offsets, graph.ilabels, graph.olabels, graph.weights,
+        graph.nextstates, graph.num_tokens, graph.blank,
+    )  # fmt: skip

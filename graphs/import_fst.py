@@ -17,8 +17,8 @@ import os
 import numpy as np
 
 from speechdecode._io import atomic_write
-from speechdecode.errors import InputFileError, InvalidArgumentError
-from speechdecode.graphs.export import ARRAY_DTYPES, GRAPH_FILE, DecodingGraph, load_graph
+from speechdecode.errors import InputFileError, InvalidArgumentError, TensorError
+from speechdecode.graphs.export import ARRAY_DTYPES, GRAPH_FILE, DecodingGraph, check_graph, load_graph
 from speechdecode.graphs.fst_io import fst_to_arrays, openfst
 from speechdecode.graphs.symbols import SymbolTable, is_disambig
 
@@ -75,7 +75,8 @@ def import_fst(
     Raises:
         InputFileError: a missing table, a token table off the label convention, an input label
             beyond the acoustic tokens (naming it and its symbol), an output label beyond words.txt,
-            a file that is not an OpenFst FST.
+            a file that is not an OpenFst FST, arcs that break a rule of
+            :func:`~speechdecode.graphs.export.check_graph` (e.g. no start state).
         InvalidArgumentError: a blank that is not a token.
     """
     path = os.fspath(path)
@@ -96,8 +97,6 @@ def import_fst(
     if not is_openfst_file(path):
         raise InputFileError(path, None, "not an OpenFst binary FST (no OpenFst magic number)")
     arrays = fst_to_arrays(openfst().Fst.read(path))
-    if arrays.start < 0:
-        raise InputFileError(path, None, "an FST without a start state")
     if arrays.num_arcs and int(arrays.ilabels.max()) > num_tokens:
         label = int(arrays.ilabels.max())
         name = table.symbol(label) if label < len(table) else "not in the table"
@@ -106,8 +105,6 @@ def import_fst(
             f"input label {label} ({name}) exceeds the {num_tokens} acoustic tokens of {where} "
             "(labels are token id = acoustic output + 1; remove disambiguation symbols with fstrmsymbols)",
         )  # fmt: skip
-    if arrays.num_arcs and int(arrays.ilabels.min()) < 0:
-        raise InputFileError(path, None, f"negative input label {int(arrays.ilabels.min())}")
     if word_table is not None and arrays.num_arcs and int(arrays.olabels.max()) >= len(word_table):
         raise InputFileError(
             path, None, f"output label {int(arrays.olabels.max())} exceeds the {len(word_table)} words of words.txt"
@@ -119,6 +116,10 @@ def import_fst(
         ilabels=arrays.ilabels[order], olabels=arrays.olabels[order], weights=arrays.weights[order],
         nextstates=arrays.nextstates[order], num_tokens=num_tokens, blank=blank_id, topology=TOPOLOGY,
     )  # fmt: skip
+    try:
+        check_graph(graph)
+    except TensorError as exc:
+        raise InputFileError(path, None, str(exc)) from None
     return graph, word_table, table
 
 

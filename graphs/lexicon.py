@@ -155,7 +155,7 @@ class Lexicon(Mapping[str, tuple[Pronunciation, ...]]):
 
 
 def read_lexicon(path: str | os.PathLike, probabilities: bool | None = None) -> Lexicon:
-    """Read a Kaldi-style lexicon (``.gz`` is decompressed); blank lines are skipped.
+    """Read a Kaldi-style lexicon (gzip, told by its content, is decompressed); blank lines are skipped.
 
     Which layout a file has is decided once for the whole file:
 

@@ -134,7 +134,7 @@ class SymbolTable:
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> SymbolTable:
-        """Read a table in either layout of the module docstring (``.gz`` is decompressed).
+        """Read a table in either layout of the module docstring (gzip, told by its content, is decompressed).
 
         Blank lines are skipped; the first non-blank line fixes the layout (1 field: one symbol per
         line, 2 fields: ``symbol id``).

@@ -408,3 +408,22 @@ def read_arpa_tables(
     ArpaFormatError (path:line) for a malformed file (duplicates and missing contexts included),
     OSError when it cannot be read. Releases the GIL.
     """
+
+# --- decoding graphs (csrc/decoding/wfst_graph, csrc/bindings/graphs.cc); API: graphs.export.check_graph ---
+
+def check_graph(
+    start: int,
+    final_weights: npt.NDArray[np.float32],
+    arc_offsets: npt.NDArray[np.int64],
+    ilabels: npt.NDArray[np.int32],
+    olabels: npt.NDArray[np.int32],
+    weights: npt.NDArray[np.float32],
+    nextstates: npt.NDArray[np.int32],
+    num_tokens: int,
+    blank: int,
+) -> None:
+    """Checks a decoding graph's arrays (graphs/export.py's format); WfstGraph runs the same check.
+
+    Each array C-contiguous 1-D of its dtype. Raises speechdecode.errors.TensorError naming the first
+    bad array (or an epsilon cycle), what it expects and what it holds. Releases the GIL.
+    """

@@ -13,5 +13,6 @@ void bind_lm_count(pybind11::module_& m);
 void bind_lm(pybind11::module_& m);
 void bind_lm_estimate(pybind11::module_& m);
 void bind_lm_arpa(pybind11::module_& m);
+void bind_graphs(pybind11::module_& m);
 
 }  // namespace speechdecode

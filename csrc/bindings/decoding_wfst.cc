@@ -11,6 +11,7 @@
 
 #include "bindings/arrays.h"
 #include "bindings/bindings.h"
+#include "bindings/graph_arrays.h"
 #include "common/errors.h"
 #include "decoding/wfst_decoder.h"
 
@@ -19,30 +20,14 @@ namespace py = pybind11;
 namespace speechdecode {
 namespace {
 
-template <typename T>
-using CArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
-
-std::shared_ptr<WfstGraph> make_graph(int64_t start, const CArray<float>& final_weights,
-                                      const CArray<int64_t>& arc_offsets, const CArray<int32_t>& ilabels,
-                                      const CArray<int32_t>& olabels, const CArray<float>& weights,
-                                      const CArray<int32_t>& nextstates, int64_t num_tokens, int64_t blank) {
-  const py::ssize_t states = final_weights.size(), arcs = ilabels.size();
-  if (final_weights.ndim() != 1) throw TensorError("final_weights", "a 1-D array", "another shape");
-  if (arc_offsets.ndim() != 1 || arc_offsets.size() != states + 1) {
-    throw TensorError("arc_offsets", "a 1-D array of " + std::to_string(states + 1) + " offsets (states + 1)",
-                      std::to_string(arc_offsets.size()) + " elements");
-  }
-  const std::pair<const char*, py::ssize_t> sizes[] = {
-      {"olabels", olabels.size()}, {"weights", weights.size()}, {"nextstates", nextstates.size()}};
-  for (const auto& [name, size] : sizes) {
-    if (size != arcs) {
-      throw TensorError(name, std::to_string(arcs) + " arcs (as many as ilabels)", std::to_string(size));
-    }
-  }
+std::shared_ptr<WfstGraph> make_graph(int64_t start, const py::array& final_weights,
+                                      const py::array& arc_offsets, const py::array& ilabels,
+                                      const py::array& olabels, const py::array& weights,
+                                      const py::array& nextstates, int64_t num_tokens, int64_t blank) {
+  const GraphArrays graph = graph_arrays(start, final_weights, arc_offsets, ilabels, olabels, weights,
+                                         nextstates, num_tokens, blank);
   py::gil_scoped_release release;
-  return std::make_shared<WfstGraph>(start, final_weights.data(), states, arc_offsets.data(), ilabels.data(),
-                                     olabels.data(), weights.data(), nextstates.data(), arcs, num_tokens,
-                                     blank);
+  return std::make_shared<WfstGraph>(graph);
 }
 
 std::vector<std::vector<CtcHypothesis>> decode(const std::shared_ptr<const WfstGraph>& graph,

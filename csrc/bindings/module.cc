@@ -57,4 +57,5 @@ PYBIND11_MODULE(_native, m) {
   speechdecode::bind_lm(m);
   speechdecode::bind_lm_estimate(m);
   speechdecode::bind_lm_arpa(m);
+  speechdecode::bind_graphs(m);
 }

@@ -10,6 +10,7 @@
 
 #include "common/errors.h"
 #include "common/parallel.h"
+#include "decoding/wfst_graph.h"
 
 namespace speechdecode {
 namespace {
@@ -29,94 +30,23 @@ uint64_t pair_key(int32_t a, int32_t b) {
 
 }  // namespace
 
-WfstGraph::WfstGraph(int64_t start, const float* final_weights, int64_t num_states,
-                     const int64_t* arc_offsets, const int32_t* ilabels, const int32_t* olabels,
-                     const float* weights, const int32_t* nextstates, int64_t num_arcs, int64_t num_tokens,
-                     int64_t blank)
-    : num_tokens_(num_tokens), blank_(blank) {
-  const int64_t kMax = std::numeric_limits<int32_t>::max();
-  if (num_states < 1 || num_states >= kMax) {
-    throw TensorError("final_weights", "between 1 and 2^31 - 2 states", std::to_string(num_states));
-  }
-  if (num_arcs < 0 || num_arcs >= kMax) {
-    throw TensorError("ilabels", "fewer than 2^31 - 1 arcs", std::to_string(num_arcs));
-  }
-  if (num_tokens < 1 || num_tokens >= kMax)
-    throw TensorError("num_tokens", ">= 1", std::to_string(num_tokens));
-  if (blank < 0 || blank >= num_tokens) {
-    throw TensorError("blank", "a token id in [0, " + std::to_string(num_tokens) + ")",
-                      std::to_string(blank));
-  }
-  if (start < 0 || start >= num_states) {
-    throw TensorError("start", "a state in [0, " + std::to_string(num_states) + ")", std::to_string(start));
-  }
-  start_ = static_cast<int32_t>(start);
-  final_.assign(final_weights, final_weights + num_states);
-  for (int64_t s = 0; s < num_states; ++s) {
-    if (std::isnan(final_[s]) || final_[s] == -std::numeric_limits<float>::infinity()) {
-      throw TensorError("final_weights", "finite costs or +inf (not final)",
-                        std::to_string(final_[s]) + at(s));
-    }
-  }
-  if (arc_offsets[0] != 0 || arc_offsets[num_states] != num_arcs) {
-    throw TensorError("arc_offsets",
-                      "to start at 0 and end at the number of arcs (" + std::to_string(num_arcs) + ")",
-                      std::to_string(arc_offsets[0]) + " .. " + std::to_string(arc_offsets[num_states]));
-  }
-  std::vector<int32_t> offsets(num_states + 1);
-  for (int64_t s = 0; s <= num_states; ++s) {
-    if (s > 0 && arc_offsets[s] < arc_offsets[s - 1]) {
-      throw TensorError("arc_offsets", "non-decreasing offsets", std::to_string(arc_offsets[s]) + at(s));
-    }
-    offsets[s] = static_cast<int32_t>(arc_offsets[s]);
-  }
-  arcs_.resize(num_arcs);
-  for (int64_t a = 0; a < num_arcs; ++a) {
-    if (ilabels[a] < 0 || ilabels[a] > num_tokens) {
-      throw TensorError("ilabels", "labels in [0, " + std::to_string(num_tokens) + "] (0: epsilon)",
-                        std::to_string(ilabels[a]) + at(a));
-    }
-    if (olabels[a] < 0) throw TensorError("olabels", "word ids >= 0", std::to_string(olabels[a]) + at(a));
-    if (nextstates[a] < 0 || nextstates[a] >= num_states) {
-      throw TensorError("nextstates", "states in [0, " + std::to_string(num_states) + ")",
-                        std::to_string(nextstates[a]) + at(a));
-    }
-    if (!std::isfinite(weights[a]))
-      throw TensorError("weights", "finite costs", std::to_string(weights[a]) + at(a));
-    arcs_[a] = {ilabels[a], olabels[a], weights[a], nextstates[a]};
-  }
-  std::vector<int32_t> emitting(num_states);
-  for (int64_t s = 0; s < num_states; ++s) {
-    int32_t a = offsets[s];
-    while (a < offsets[s + 1] && arcs_[a].ilabel == 0) ++a;
-    emitting[s] = a;
-    for (int32_t b = offsets[s] + 1; b < offsets[s + 1]; ++b) {
-      if (arcs_[b].ilabel < arcs_[b - 1].ilabel) {
-        throw TensorError("ilabels", "the arcs of each state sorted by ilabel",
-                          "state " + std::to_string(s) + " unsorted" + at(b));
-      }
-    }
-  }
-  // Kahn's algorithm over the epsilon arcs: the order in which the closure expands states.
-  std::vector<int32_t> indegree(num_states, 0), order;
-  order.reserve(num_states);
-  for (const WfstArc& arc : arcs_) indegree[arc.nextstate] += arc.ilabel == 0;
-  for (int32_t s = 0; s < num_states; ++s) {
-    if (indegree[s] == 0) order.push_back(s);
-  }
-  for (size_t i = 0; i < order.size(); ++i) {
-    const int32_t s = order[i];
-    for (int32_t a = offsets[s]; a < emitting[s]; ++a) {
-      if (--indegree[arcs_[a].nextstate] == 0) order.push_back(arcs_[a].nextstate);
-    }
-  }
-  if (static_cast<int64_t>(order.size()) != num_states) {
-    const auto cycle = std::find_if(indegree.begin(), indegree.end(), [](int32_t d) { return d > 0; });
-    throw TensorError("graph", "no epsilon cycles (ilabel 0 arcs)",
-                      "a cycle through or leading to state " + std::to_string(cycle - indegree.begin()));
+WfstGraph::WfstGraph(const GraphArrays& graph) : num_tokens_(graph.num_tokens), blank_(graph.blank) {
+  const std::vector<int32_t> order = check_graph(graph);
+  const int32_t num_states = static_cast<int32_t>(graph.num_states);
+  start_ = static_cast<int32_t>(graph.start);
+  final_.assign(graph.final_weights, graph.final_weights + num_states);
+  arcs_.resize(graph.num_arcs);
+  for (int64_t a = 0; a < graph.num_arcs; ++a) {
+    arcs_[a] = {graph.ilabels[a], graph.olabels[a], graph.weights[a], graph.nextstates[a]};
   }
   states_.resize(num_states);
-  for (int32_t s = 0; s < num_states; ++s) states_[s] = {offsets[s], emitting[s], offsets[s + 1], 0};
+  for (int32_t s = 0; s < num_states; ++s) {
+    const int32_t begin = static_cast<int32_t>(graph.arc_offsets[s]),
+                  end = static_cast<int32_t>(graph.arc_offsets[s + 1]);
+    int32_t emitting = begin;
+    while (emitting < end && arcs_[emitting].ilabel == 0) ++emitting;
+    states_[s] = {begin, emitting, end, 0};
+  }
   for (int32_t i = 0; i < num_states; ++i) states_[order[i]].rank = i;
 }
 

@@ -46,15 +46,14 @@ struct WfstArc {
   int32_t nextstate;
 };
 
+struct GraphArrays;  // decoding/wfst_graph.h
+
 // A decoding graph in the flat-array export format: the arcs of state s are
 // arcs[offsets[s] .. offsets[s + 1]), sorted by ilabel, the epsilon arcs first.
 class WfstGraph {
  public:
-  // Copies and checks the arrays; throws TensorError naming the array for a bad offset, label,
-  // next state, NaN or -inf weight, unsorted arcs, a start outside the states or an epsilon cycle.
-  WfstGraph(int64_t start, const float* final_weights, int64_t num_states, const int64_t* arc_offsets,
-            const int32_t* ilabels, const int32_t* olabels, const float* weights, const int32_t* nextstates,
-            int64_t num_arcs, int64_t num_tokens, int64_t blank);
+  // Checks the arrays (check_graph: throws TensorError naming the array) and copies them.
+  explicit WfstGraph(const GraphArrays& graph);
 
   int64_t num_states() const { return static_cast<int64_t>(final_.size()); }
   int64_t num_arcs() const { return static_cast<int64_t>(arcs_.size()); }
