@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import zipfile
 
 import numpy as np
 
@@ -96,13 +97,15 @@ def export_npz(
         check_graph(graph)
     except TensorError as exc:
         raise InvalidArgumentError("fst", f"a decoding graph ({exc.argument}: {exc.expected})", exc.actual) from None
-    with atomic_write(path, "wb") as handle:
-        np.savez(
-            handle,
-            **{name: getattr(graph, name) for name in ARRAY_DTYPES},
-            **{name: np.int64(getattr(graph, name)) for name in _SCALARS},
-            topology=np.str_(topology),
-        )
+    members = {name: getattr(graph, name) for name in ARRAY_DTYPES}
+    members.update({name: np.int64(getattr(graph, name)) for name in _SCALARS}, topology=np.str_(topology))
+    with atomic_write(path, "wb") as handle, zipfile.ZipFile(handle, "w", allowZip64=True) as archive:
+        # np.savez's layout (a stored .npy member per array), without a bytes copy of each array
+        for name, value in members.items():
+            value = np.asarray(value)  # every array is C-contiguous; scalars stay 0-d
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array_header_1_0(member, np.lib.format.header_data_from_array_1_0(value))
+                member.write(value.reshape(-1).view(np.uint8))
     return graph
 
 

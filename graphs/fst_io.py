@@ -33,7 +33,7 @@ _MAGIC = 2125659606
 _EXPANDED_MUTABLE = 0x3  # kExpanded | kMutable; every other property is left for OpenFst to compute
 _ARC = np.dtype([("ilabel", "<i4"), ("olabel", "<i4"), ("weight", "<f4"), ("nextstate", "<i4")])
 _STATE_WORDS, _ARC_WORDS = 3, 4  # a vector state record (final, arc count low, high) and an arc, in 4-byte words
-_CHUNK_WORDS = 1 << 20  # the file is read about 4 MB at a time (a state with more arcs at once)
+_CHUNK_WORDS = 1 << 18  # the file is read about 1 MB at a time (a state with more arcs at once)
 
 
 def openfst():
