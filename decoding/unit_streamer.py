@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from speechdecode import _tensors
+from speechdecode import _args, _tensors
 from speechdecode._deprecation import renamed
 from speechdecode.errors import InvalidArgumentError, SpeechdecodeError
 from speechdecode.kernels.ctc_greedy import ctc_greedy_packed
@@ -98,12 +98,8 @@ class CtcUnitStreamer:
     ):
         if isinstance(blank, bool) or not isinstance(blank, numbers.Integral) or blank < 0:
             raise InvalidArgumentError("blank", "a non-negative integer label id", repr(blank))
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
-            raise InvalidArgumentError("chunk_size", "an integer >= 1", repr(chunk_size))
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1
-        ):
-            raise InvalidArgumentError("batch_size", "an integer >= 1 or None", repr(batch_size))
+        chunk_size = _args.integer(chunk_size, "chunk_size", 1)
+        batch_size = _args.optional_integer(batch_size, "batch_size", 1)
         if on_chunk is not None and not callable(on_chunk):
             raise InvalidArgumentError("on_chunk", "a callable or None", type(on_chunk).__name__)
         self.blank = int(blank)

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import torch
 
-from speechdecode import _tensors
+from speechdecode import _args, _tensors
 from speechdecode._deprecation import renamed
 from speechdecode.decoding import protocol
 from speechdecode.decoding.ctc_greedy import GreedyCtcDecoder as _GreedyCtcDecoder
@@ -97,8 +97,7 @@ class CtcAsr:
     """
 
     def __init__(self, encoder: torch.nn.Module, decoder: Decoder, *, subsampling: int = 1, left_context=None):
-        if isinstance(subsampling, bool) or not isinstance(subsampling, numbers.Integral) or subsampling < 1:
-            raise InvalidArgumentError("subsampling", "an integer >= 1", repr(subsampling))
+        subsampling = _args.integer(subsampling, "subsampling", 1)
         if not callable(decoder) or not callable(getattr(decoder, "stream", None)):
             raise InvalidArgumentError("decoder", "a Decoder (callable with a stream() method)", type(decoder))
         if left_context is not None and (
@@ -253,9 +252,7 @@ class CtcAsr:
                 "an integer (the encoder has no initial_state/forward_chunk for streaming)",
                 None,
             )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-            raise InvalidArgumentError("batch_size", "an integer >= 1", repr(batch_size))
-        return AsrStream(self, int(batch_size), stateful)
+        return AsrStream(self, _args.integer(batch_size, "batch_size", 1), stateful)
 
 
 class AsrStream:

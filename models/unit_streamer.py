@@ -8,12 +8,11 @@ them greedily and hands the units to the vocoder in chunks of Omega as soon as a
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 
 import torch
 
-from speechdecode import _tensors
+from speechdecode import _args, _tensors
 from speechdecode._deprecation import renamed
 from speechdecode.decoding.unit_streamer import CtcUnitStreamer, UnitChunk
 from speechdecode.errors import InvalidArgumentError, TensorError
@@ -67,8 +66,7 @@ class UnitStreamer:
     ):
         if not callable(unit_head):
             raise InvalidArgumentError("unit_head", "a callable (nn.Module)", type(unit_head).__name__)
-        if isinstance(upsample, bool) or not isinstance(upsample, numbers.Integral) or upsample < 1:
-            raise InvalidArgumentError("upsample", "an integer >= 1", repr(upsample))
+        upsample = _args.integer(upsample, "upsample", 1)
         self.unit_head = unit_head
         self.upsample = int(upsample)
         self.units = CtcUnitStreamer(blank, chunk_size, vocoder, batch_size)
