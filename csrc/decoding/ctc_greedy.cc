@@ -224,17 +224,18 @@ ArgmaxF32 select_argmax_f32() {
 template <uint16_t kExpMask>
 __attribute__((target_clones("avx512f", "avx2", "default"))) RowArgmax argmax_half(const uint16_t* x,
                                                                                    int64_t n) {
+  // 16-bit keys (magnitudes fit in 15 bits), so a vector holds as many keys as the input has values.
   auto key = [](uint16_t b) {
-    const int32_t magnitude = b & 0x7FFF;
-    return (b & 0x8000) ? -magnitude : magnitude;
+    const int16_t magnitude = static_cast<int16_t>(b & 0x7FFF);
+    return static_cast<int16_t>((b & 0x8000) ? -magnitude : magnitude);
   };
   // NaN (any sign: a magnitude above the exponent mask) or +inf (exactly the mask).
   auto is_invalid = [](uint16_t b) { return ((b & 0x7FFF) > kExpMask) | (b == kExpMask); };
-  int32_t best = std::numeric_limits<int32_t>::min();
+  int16_t best = std::numeric_limits<int16_t>::min();
   int invalid = 0;
 #pragma omp simd reduction(max : best) reduction(| : invalid)
   for (int64_t i = 0; i < n; ++i) {
-    const int32_t k = key(x[i]);
+    const int16_t k = key(x[i]);
     best = k > best ? k : best;
     invalid |= is_invalid(x[i]);
   }
