@@ -44,10 +44,9 @@ class RepetitionAwareSampler:
             options, given = keywords("RepetitionAwareSampler()", legacy, options, RAS_FIELDS, given)
             batch_size, device, generator = given.values()
         self.options = RasOptions(**options)
-        self.window = self.options.window
         self.batch_size = _args.integer(batch_size, "batch_size", 1)
         self.generator = generator
-        self.buffer = torch.full((self.batch_size, self.window), -1, dtype=torch.int64, device=device)
+        self.buffer = torch.full((self.batch_size, self.options.window), -1, dtype=torch.int64, device=device)
         self._pos = 0
 
     @property
@@ -64,7 +63,7 @@ class RepetitionAwareSampler:
             self.buffer = self.buffer.to(t.device)
         tokens = ras(t, self.buffer, uniforms=uniforms, generator=self.generator, **self.options.asdict())
         self.buffer[:, self._pos] = tokens
-        self._pos = (self._pos + 1) % self.window
+        self._pos = (self._pos + 1) % self.options.window
         return _tensors.like_input(tokens, logits)
 
     def reset(self, rows=None) -> None:

@@ -107,19 +107,18 @@ class RasSampler:
             options, given = keywords("RasSampler()", legacy, options, RAS_FIELDS, given)
             temperature, generator = given.values()
         self.options = RasOptions(**options)
-        self.window = self.options.window
         self.temperature = _args.real(temperature, "temperature", low=0.0, strict=True)
         self.generator = generator
 
     def __call__(self, logits: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         scaled = logits if self.temperature == 1.0 else logits / self.temperature
-        return ras(scaled, history[:, -self.window :], **self._options())
+        return ras(scaled, history[:, -self.options.window :], **self._options())
 
     def guided(self, cond: torch.Tensor, uncond: torch.Tensor, scale: float, history: torch.Tensor) -> torch.Tensor:
         """RAS of ``(uncond + (cond - uncond) * scale) / temperature``, guidance fused into the
         kernel (:func:`~speechdecode.decoding.ras.guided_ras`)."""
         return guided_ras(
-            cond, uncond, scale, history[:, -self.window :], temperature=self.temperature, **self._options()
+            cond, uncond, scale, history[:, -self.options.window :], temperature=self.temperature, **self._options()
         )
 
     def _options(self) -> dict:
