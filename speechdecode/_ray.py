@@ -9,6 +9,7 @@ first, so one that does not answer fails within ``timeout`` seconds with the add
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 
@@ -17,6 +18,7 @@ from speechdecode.errors import BackendUnavailableError, InvalidArgumentError
 __all__ = ["ClusterUnavailableError", "connect", "require_ray", "unwrap"]
 
 EXTRA = "pip install 'speechdecode[ray]'"
+LOOPBACK = "127.0.0.1"  # the only address a local cluster listens on
 
 
 class ClusterUnavailableError(BackendUnavailableError, TimeoutError):
@@ -72,15 +74,27 @@ def connect(
 
             spill = {"type": "filesystem", "params": {"directory_path": os.fspath(spill_dir)}}
             options["_system_config"] = {"object_spilling_config": json.dumps(spill)}
-        ray.init(
-            num_cpus=num_cpus,
-            object_store_memory=object_store_memory,
-            include_dashboard=dashboard,
-            _node_ip_address="127.0.0.1",
-            configure_logging=False,
-            log_to_driver=False,
-            **options,
-        )
+        # Ray's services listen on the node's IP address (0.0.0.0 unless it is loopback), and
+        # ray.init swaps a loopback _node_ip_address for the machine's routable address unless
+        # Ray runs as a single-machine install (ray._private.services.resolve_ip_for_localhost
+        # -> get_node_ip_address). That mode is Ray's RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read
+        # once when ray is imported into ray_constants.ENABLE_RAY_CLUSTER: set it while the
+        # cluster starts, so the GCS, raylet, workers and agents all listen on 127.0.0.1.
+        constants = importlib.import_module("ray._private.ray_constants")
+        cluster_mode = constants.ENABLE_RAY_CLUSTER
+        constants.ENABLE_RAY_CLUSTER = False
+        try:
+            ray.init(
+                num_cpus=num_cpus,
+                object_store_memory=object_store_memory,
+                include_dashboard=dashboard,
+                _node_ip_address=LOOPBACK,
+                configure_logging=False,
+                log_to_driver=False,
+                **options,
+            )
+        finally:
+            constants.ENABLE_RAY_CLUSTER = cluster_mode
         return ray
     if not isinstance(address, str) or not address:
         raise InvalidArgumentError("address", "host:port of a Ray cluster, ray://host:port, or 'auto'", repr(address))

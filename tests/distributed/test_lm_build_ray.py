@@ -14,6 +14,7 @@ from speechdecode.cli import main as cli_main
 from speechdecode.errors import InputFileError
 from speechdecode.lm.distributed import build
 
+from .processes import descendants, is_loopback, listening_addresses, title
 from .test_lm_build import random_shards, single_process
 
 ray = pytest.importorskip("ray")
@@ -69,6 +70,25 @@ def test_local_cluster_has_no_dashboard_or_job_api(cluster):
     assert not ray.worker.get_dashboard_url()
     with pytest.raises(OSError):
         urllib.request.urlopen("http://127.0.0.1:8265/api/jobs/", timeout=2)
+
+
+def test_local_cluster_listens_on_loopback_only(cluster):
+    """Every TCP socket that the cluster's processes (GCS, raylet, agents, workers) and this
+    driver listen on is bound to the loopback interface: nothing is reachable from the network."""
+
+    @ray.remote
+    def pid():
+        return os.getpid()
+
+    workers = set(ray.get([pid.remote() for _ in range(4)]))
+    processes = [os.getpid(), *descendants()]
+    assert workers <= set(processes)
+    listening = listening_addresses(processes)
+    titles = {title(p) for p, addresses in listening.items() if addresses}
+    assert any("gcs_server" in t for t in titles) and any("raylet" in t for t in titles), titles
+    assert len([p for p in workers if listening.get(p)]) == len(workers)  # each worker's gRPC server
+    exposed = {(title(p)[:40], a) for p, addresses in listening.items() for a in addresses if not is_loopback(a[0])}
+    assert not exposed
 
 
 def test_disk_full_while_spilling_is_named(cluster, tmp_path):
