@@ -105,12 +105,14 @@ test-gpu: install
 AM_WORK       ?= /tmp/speechdecode-acoustic-model
 AM_SEED       ?= 0
 AM_UTTERANCES ?= 4000
+AM_FLITE_SHARE ?= 0.5
 AM_STEPS      ?= 1500
 AM_WEIGHTS    ?= models/weights/char_ctc.safetensors
 
 acoustic-model: system-deps install
 	mkdir -p $(AM_WORK)
-	nice $(BIN)/python recipes/acoustic_model/synthesize.py --out $(AM_WORK) --utterances $(AM_UTTERANCES) --seed $(AM_SEED)
+	nice $(BIN)/python recipes/acoustic_model/synthesize.py --out $(AM_WORK) --utterances $(AM_UTTERANCES) --seed $(AM_SEED) \
+		--flite-share $(AM_FLITE_SHARE)
 	nice $(BIN)/python recipes/acoustic_model/train.py --data $(AM_WORK) --steps $(AM_STEPS) --seed $(AM_SEED) \
 		--weights $(AM_WEIGHTS)
 	nice $(BIN)/python recipes/acoustic_model/evaluate.py --weights $(AM_WEIGHTS) --work $(AM_WORK)

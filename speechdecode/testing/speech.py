@@ -25,7 +25,15 @@ import numpy as np
 from speechdecode.errors import BackendUnavailableError, InvalidArgumentError
 from speechdecode.testing.corpora import kjv_sentences
 
-__all__ = ["TEST_VOICES", "TRAIN_VOICES", "Rendition", "kjv_split", "synthesize"]
+__all__ = [
+    "ESPEAK_TRAIN_VOICES",
+    "FLITE_TRAIN_VOICES",
+    "TEST_VOICES",
+    "TRAIN_VOICES",
+    "Rendition",
+    "kjv_split",
+    "synthesize",
+]
 
 ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc", "en-gb-x-gbclan")
 ESPEAK_VARIANTS = (
@@ -35,9 +43,9 @@ ESPEAK_VARIANTS = (
     "grandma", "grandpa", "iven", "john", "linda", "max", "michel", "norbert", "paul", "steph",
 )  # fmt: skip
 FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
-TRAIN_VOICES = tuple(f"espeak:{a}+{v}" for a in ESPEAK_ACCENTS for v in ESPEAK_VARIANTS) + tuple(
-    f"flite:{v}" for v in FLITE_VOICES
-)
+ESPEAK_TRAIN_VOICES = tuple(f"espeak:{a}+{v}" for a in ESPEAK_ACCENTS for v in ESPEAK_VARIANTS)
+FLITE_TRAIN_VOICES = tuple(f"flite:{v}" for v in FLITE_VOICES)
+TRAIN_VOICES = ESPEAK_TRAIN_VOICES + FLITE_TRAIN_VOICES
 TEST_VOICES = ("festival:kal_diphone", "festival:ked_diphone", "festival:cmu_us_slt_arctic_hts")
 # The seen voices the recipe reports (each accent's default variant and every flite voice).
 SEEN_VOICES = ("espeak:en-us+m1", "espeak:en-gb-scotland+f2", "espeak:en-029+m3", "flite:awb", "flite:slt")
@@ -46,8 +54,9 @@ PACKAGES = {"espeak": "espeak-ng", "flite": "flite", "festival": "festival", "so
 
 @dataclass(frozen=True)
 class Rendition:
-    """How one utterance is spoken: voice, the synthesizer's rate (words/min, espeak only) and
-    pitch (0-99, espeak only), then sox's tempo factor, pitch shift (cents) and reverberance (%; 0 = none)."""
+    """How one utterance is spoken: voice, the synthesizer's rate (words/min; flite stretches its
+    durations by 175 / rate) and pitch (0-99, espeak only), then sox's tempo factor, pitch shift
+    (cents) and reverberance (%; 0 = none)."""
 
     voice: str
     rate: int = 175
@@ -80,7 +89,8 @@ def _speak(voice: str, text: str, rate: int, pitch: int) -> bytes:
         command = [_program(engine), "-v", name, "-s", str(rate), "-p", str(pitch), "--stdout", text]
         return subprocess.run(command, capture_output=True, check=True).stdout
     if engine == "flite":
-        command = [_program(engine), "-voice", name, "-t", text, "-o", "/dev/stdout"]
+        stretch = [] if rate == 175 else ["--setf", f"duration_stretch={175 / rate:.4f}"]
+        command = [_program(engine), "-voice", name, *stretch, "-t", text, "-o", "/dev/stdout"]
         return subprocess.run(command, capture_output=True, check=True).stdout
     if engine == "festival":  # text2wave seeks in its output: a temporary file, not a pipe
         with tempfile.TemporaryDirectory() as folder:
