@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import signal
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -55,9 +54,6 @@ BYTES_PER_NGRAM = 512
 # The context shuffle moves P x P objects each way: beyond this many partitions, scheduling them
 # costs more than the partitions save (raise --memory instead).
 MAX_PARTITIONS = 4096
-# Test hook: "STAGE[,STAGE..]:DIR" makes the first task of each named stage kill its own worker
-# process (SIGKILL) once it has done its work, if DIR exists; a file DIR/STAGE marks it done.
-FAULT_ENV = "SPEECHDECODE_RAY_FAULT"
 
 
 class UnreadableShardWarning(UserWarning):
@@ -355,20 +351,6 @@ class _Runner:
             raise unwrap(exc) from None
 
 
-def _fault_point(stage: str) -> None:
-    spec = os.environ.get(FAULT_ENV)
-    if not spec:
-        return
-    stages, _, folder = spec.partition(":")
-    if stage not in stages.split(",") or not os.path.isdir(folder):
-        return
-    try:
-        os.close(os.open(os.path.join(folder, stage), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
 def _facts(moved: int, **facts) -> dict:
     """A task's report to the driver: bytes it passes on, its process's peak memory, and more."""
     return {"bytes": int(moved), "peak": peak_memory(), **facts}
@@ -383,7 +365,6 @@ def _count_task(path, order, units, word_boundary, limit_words, memory_bytes, tm
         if not skip:
             raise
         return _facts(0, skipped=str(exc)), None
-    _fault_point("count")
     grams = counts.ngrams[0][:, 0]
     unigram = np.zeros(len(counts.vocab), dtype=np.int64)
     unigram[grams] = counts.counts[0]
@@ -393,20 +374,17 @@ def _count_task(path, order, units, word_boundary, limit_words, memory_bytes, tm
 
 def _split_task(counts, global_ids, bounds):
     pieces = P.split_counts(counts, global_ids, bounds)
-    _fault_point("split")
     return (_facts(sum(p.nbytes for p in pieces)), *pieces)
 
 
 def _merge_task(order, lo, hi, vocab_size, thresholds, bounds, *pieces):
     facts, part, outgoing = P.merge_partition(list(pieces), order, lo, hi, vocab_size, thresholds, bounds)
     facts["ngrams"] = [len(r) for r in part.rows]
-    _fault_point("merge")
     return (_facts(sum(r.nbytes + t.nbytes for q in outgoing for r, t in q), **facts), part, *outgoing)
 
 
 def _contexts_task(part, discounts, real, *incoming):
     own, *aligned = P.reduce_contexts(part, discounts, real, *incoming)
-    _fault_point("contexts")
     return (_facts(sum(t.nbytes + g.nbytes for q in aligned for t, g in q)), own, *aligned)
 
 
@@ -414,7 +392,6 @@ def _estimate_task(part, discounts, unigram, real, words, own, *aligned):
     rows, log10_probs, backoffs = P.estimate_partition(part, discounts, unigram, real, own, *aligned)
     columns = zip(rows, log10_probs, backoffs, strict=True)
     texts = [_arpa_lines(words, n, part.order, *c) for n, c in enumerate(columns, start=1)]
-    _fault_point("estimate")
     return (_facts(sum(len(t) for t in texts)), *texts)
 
 

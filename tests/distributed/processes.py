@@ -39,6 +39,15 @@ def title(pid: int) -> str:
         return ""
 
 
+def state(pid: int) -> str:
+    """The process's state letter (R, S, Z, ...), '' if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rpartition(")")[2].split()[0]
+    except OSError:
+        return ""
+
+
 def listening_addresses(pids: list[int]) -> dict[int, list[tuple[str, int]]]:
     """Per pid, the (address, port) of each TCP socket it holds in the LISTEN state."""
     sockets = {}

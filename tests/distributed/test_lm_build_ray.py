@@ -4,9 +4,12 @@ worker processes killed mid-stage, the CLI, errors, and what the cluster we star
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import threading
 import urllib.request
 
+import numpy as np
 import pytest
 
 from speechdecode._backend import native
@@ -14,7 +17,7 @@ from speechdecode.cli import main as cli_main
 from speechdecode.errors import InputFileError
 from speechdecode.lm.distributed import build
 
-from .processes import descendants, is_loopback, listening_addresses, title
+from .processes import descendants, is_loopback, listening_addresses, state, title
 from .test_lm_build import random_shards, single_process
 
 ray = pytest.importorskip("ray")
@@ -31,15 +34,60 @@ def test_ray_build_matches_single_process(cluster, tmp_path, order, prune, parti
     assert report.shuffled_bytes["split"] > 0 and report.shuffled_bytes["contexts"] > 0
 
 
-def test_worker_killed_while_counting_and_joining_is_retried(cluster, tmp_path):
-    paths = random_shards(tmp_path, seed=7, sizes=[90, 60, 30])
+def zipf_shards(folder, seed: int, lines: int, shards: int, vocab: int) -> list[str]:
+    """``shards`` files of ``lines`` lines of Zipf words each (vectorized: large inputs quickly)."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, vocab + 1)
+    names = np.array([f"w{i}" for i in range(vocab)])
+    paths = []
+    for i in range(shards):
+        lengths = rng.integers(0, 12, size=lines)
+        words = names[rng.choice(vocab, size=int(lengths.sum()), p=weights / weights.sum())]
+        ends = np.cumsum(lengths)
+        path = folder / f"big{i}.txt"
+        path.write_text("\n".join(" ".join(words[e - n : e]) for n, e in zip(lengths, ends, strict=True)) + "\n")
+        paths.append(str(path))
+    return paths
+
+
+class WorkerKiller(threading.Thread):
+    """SIGKILLs, from outside, the first worker process seen running each named task (its title
+    is ``ray::<task name>``), once per task name; ``killed`` maps the names to the pids."""
+
+    def __init__(self, tasks: list[str]):
+        super().__init__(daemon=True)
+        self.tasks, self.killed, self.done = tasks, {}, threading.Event()
+
+    def run(self):
+        while not self.done.is_set() and len(self.killed) < len(self.tasks):
+            for pid in descendants():
+                name = title(pid).removeprefix("ray::")
+                if name in self.tasks and name not in self.killed:
+                    os.kill(pid, signal.SIGKILL)
+                    self.killed[name] = pid
+
+
+def test_worker_killed_while_counting_and_estimating_is_retried(cluster, tmp_path):
+    """A worker process killed (SIGKILL, from outside) while it counts a shard, and another while
+    it joins n-grams with their suffixes' probabilities (the estimate stage): Ray runs those tasks
+    again on new workers and the ARPA is still byte for byte the single-process one. Each stage
+    takes long enough here to be seen (a few tenths of a second per task on 2 cores); a build
+    that ends before both kills happened is run again (at most 5 times)."""
+    paths = zipf_shards(tmp_path, seed=5, lines=15_000, shards=3, vocab=10_000)
     expected = single_process(paths, tmp_path / "single.arpa", 4)
-    cluster.mkdir()
-    build(paths, tmp_path / "ray.arpa", 4, partitions=3, memory="64M")
-    # The markers are made right before each SIGKILL: each stage lost a worker (counting, the
-    # context join, the suffix join), and Ray ran those tasks again.
-    assert sorted(p.name for p in cluster.iterdir()) == ["contexts", "count", "estimate"]
-    assert (tmp_path / "ray.arpa").read_bytes() == expected
+    tasks = ["_count_task", "_estimate_task"]
+    killer = WorkerKiller(tasks)
+    killer.start()
+    for attempt in range(5):
+        build(paths, tmp_path / f"ray{attempt}.arpa", 4, partitions=2, memory="64M")
+        assert (tmp_path / f"ray{attempt}.arpa").read_bytes() == expected
+        if len(killer.killed) == len(tasks):
+            break
+    killer.done.set()
+    killer.join()
+    assert sorted(killer.killed) == tasks
+    for pid in killer.killed.values():  # the killed workers are gone (or zombies): the tasks ran elsewhere
+        assert state(pid) in ("", "Z")
 
 
 def test_cli_lm_build_ray(cluster, tmp_path, capsys):
