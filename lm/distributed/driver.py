@@ -18,10 +18,10 @@ end, the ARPA text of one partition and order at a time):
 
 from __future__ import annotations
 
-import gzip
 import os
 import time
 import warnings
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -54,6 +54,10 @@ BYTES_PER_NGRAM = 512
 # The context shuffle moves P x P objects each way: beyond this many partitions, scheduling them
 # costs more than the partitions save (raise --memory instead).
 MAX_PARTITIONS = 4096
+# The native ARPA writer's gzip layout (csrc/lm/arpa_writer.cc): kRowsPerChunk rows per member,
+# each member a complete gzip stream (deflate's windowBits 15, + 16 for the gzip wrapper).
+ROWS_PER_MEMBER = 1 << 15
+GZIP_WBITS = 15 + 16
 
 
 class UnreadableShardWarning(UserWarning):
@@ -285,15 +289,57 @@ def _tally(report: BuildReport, facts: list[dict]) -> int:
 def _write(path: str, kept: list[int], texts: list[list], runner: _Runner) -> None:
     """The header, then each order's text from every partition in turn (one in memory at a time)."""
     with atomic_write(path, "wb") as raw:
-        out = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if path.endswith(".gz") else raw
-        out.write(b"\\data\\\n" + "".join(f"ngram {n}={k}\n" for n, k in enumerate(kept, start=1)).encode())
+        out = _GzipMembers(raw) if path.endswith(".gz") else _Plain(raw)
+        out.piece(b"\\data\\\n" + "".join(f"ngram {n}={k}\n" for n, k in enumerate(kept, start=1)).encode())
         for n in range(len(kept)):
-            out.write(f"\n\\{n + 1}-grams:\n".encode())
+            out.piece(f"\n\\{n + 1}-grams:\n".encode())
             for chunks in texts:
-                out.write(runner.get(chunks[n]))
-        out.write(b"\n\\end\\\n")
-        if out is not raw:
-            out.close()
+                out.rows(runner.get(chunks[n]))
+            out.end_rows()
+        out.piece(b"\n\\end\\\n")
+
+
+class _Plain:
+    def __init__(self, raw):
+        self.raw = raw
+
+    def piece(self, data: bytes) -> None:
+        self.raw.write(data)
+
+    rows = piece
+
+    def end_rows(self) -> None:
+        pass
+
+
+class _GzipMembers:
+    """The single-process writer's gzip layout (csrc/lm/arpa_writer.cc), so the ``.gz`` file is
+    byte for byte the one ``lm build`` writes: each piece of text (the header, a section title,
+    the end) and each run of ``ROWS_PER_MEMBER`` rows of an order is one gzip member, compressed
+    by zlib at its default level with a header of mtime 0, no file name and OS Unix."""
+
+    def __init__(self, raw):
+        self.raw, self.pending, self.lines = raw, [], 0
+
+    def piece(self, data: bytes) -> None:
+        self.raw.write(zlib.compress(data, zlib.Z_DEFAULT_COMPRESSION, GZIP_WBITS))
+
+    def rows(self, data: bytes) -> None:
+        """Lines of the current order, in order; a member is written each ROWS_PER_MEMBER lines."""
+        ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n"))
+        start = 0
+        for cut in ends[ROWS_PER_MEMBER - self.lines - 1 :: ROWS_PER_MEMBER]:
+            self.pending.append(data[start : cut + 1])
+            self.piece(b"".join(self.pending))
+            self.pending, self.lines, start = [], 0, int(cut) + 1
+        if start < len(data):
+            self.pending.append(data[start:])
+            self.lines += int(np.count_nonzero(ends >= start))
+
+    def end_rows(self) -> None:
+        if self.pending:
+            self.piece(b"".join(self.pending))
+        self.pending, self.lines = [], 0
 
 
 def _bounds(unigram: np.ndarray, parts: int) -> np.ndarray:

@@ -8,6 +8,7 @@ import pickle
 import socket
 import sys
 import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from speechdecode.errors import BackendUnavailableError, InputFileError, Invalid
 from speechdecode.lm.arpa import write_arpa
 from speechdecode.lm.counting import count_files
 from speechdecode.lm.distributed import UnreadableShardWarning, build
-from speechdecode.lm.estimate import estimate
+from speechdecode.lm.estimate import estimate, estimate_arpa
 from speechdecode.lm.methods.kneser_ney import DiscountFallbackWarning
 
 LMPLZ = "tests/data/lmplz"
@@ -40,6 +41,22 @@ def random_shards(folder, seed: int, sizes: list[int], vocab: int = 60) -> list[
             lines.append(" ".join(f"w{w}" for w in words))
         path = folder / f"shard{i}.txt"
         path.write_text("\n".join(lines))
+        paths.append(str(path))
+    return paths
+
+
+def zipf_shards(folder, seed: int, lines: int, shards: int, vocab: int) -> list[str]:
+    """``shards`` files of ``lines`` lines of Zipf words each (vectorized: large inputs quickly)."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, vocab + 1)
+    names = np.array([f"w{i}" for i in range(vocab)])
+    paths = []
+    for i in range(shards):
+        lengths = rng.integers(0, 12, size=lines)
+        words = names[rng.choice(vocab, size=int(lengths.sum()), p=weights / weights.sum())]
+        ends = np.cumsum(lengths)
+        path = folder / f"big{i}.txt"
+        path.write_text("\n".join(" ".join(words[e - n : e]) for n, e in zip(lengths, ends, strict=True)) + "\n")
         paths.append(str(path))
     return paths
 
@@ -110,6 +127,32 @@ def test_limit_vocab_float64_and_gzip(tmp_path):
     with gzip.open(tmp_path / "dist.arpa.gz", "rb") as handle:
         assert handle.read() == expected
     assert b"<unk>" in expected and b"\tw4\t" not in expected
+    single_process(paths, tmp_path / "single.arpa.gz", 4, limit_vocab=limit, float64=True)
+    assert (tmp_path / "dist.arpa.gz").read_bytes() == (tmp_path / "single.arpa.gz").read_bytes()
+
+
+def gzip_members(data: bytes) -> int:
+    """How many gzip members ``data`` holds."""
+    members = 0
+    while data:
+        stream = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        stream.decompress(data)
+        assert stream.eof
+        data, members = stream.unused_data, members + 1
+    return members
+
+
+@pytest.mark.parametrize("partitions", [1, 7])
+def test_gzip_output_is_the_single_process_file(tmp_path, partitions):
+    """A .gz ARPA is byte for byte the one `lm build` writes (same gzip members, headers and
+    compression), here with orders of more than 2 x 32768 rows, so members cut across partitions."""
+    paths = zipf_shards(tmp_path, seed=3, lines=12_000, shards=2, vocab=8_000)
+    estimate_arpa(tmp_path / "single.arpa.gz", count_files(paths, 3), "mkn")
+    report = build(paths, tmp_path / "dist.arpa.gz", 3, partitions=partitions, inline=True)
+    assert max(report.written_ngrams) > 2 * 32768
+    single = (tmp_path / "single.arpa.gz").read_bytes()
+    assert (tmp_path / "dist.arpa.gz").read_bytes() == single
+    assert gzip_members(single) > 2 + len(report.written_ngrams)  # header, titles, end, and rows in several
 
 
 def test_fallback_discounts_warn_as_single_process(tmp_path):

@@ -9,7 +9,6 @@ import subprocess
 import threading
 import urllib.request
 
-import numpy as np
 import pytest
 
 from speechdecode._backend import native
@@ -18,7 +17,7 @@ from speechdecode.errors import InputFileError
 from speechdecode.lm.distributed import build
 
 from .processes import descendants, is_loopback, listening_addresses, state, title
-from .test_lm_build import random_shards, single_process
+from .test_lm_build import random_shards, single_process, zipf_shards
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.filterwarnings("ignore::speechdecode.lm.methods.kneser_ney.DiscountFallbackWarning")
@@ -32,22 +31,6 @@ def test_ray_build_matches_single_process(cluster, tmp_path, order, prune, parti
     assert (tmp_path / "ray.arpa").read_bytes() == expected
     assert report.partitions == partitions
     assert report.shuffled_bytes["split"] > 0 and report.shuffled_bytes["contexts"] > 0
-
-
-def zipf_shards(folder, seed: int, lines: int, shards: int, vocab: int) -> list[str]:
-    """``shards`` files of ``lines`` lines of Zipf words each (vectorized: large inputs quickly)."""
-    rng = np.random.default_rng(seed)
-    weights = 1.0 / np.arange(1, vocab + 1)
-    names = np.array([f"w{i}" for i in range(vocab)])
-    paths = []
-    for i in range(shards):
-        lengths = rng.integers(0, 12, size=lines)
-        words = names[rng.choice(vocab, size=int(lengths.sum()), p=weights / weights.sum())]
-        ends = np.cumsum(lengths)
-        path = folder / f"big{i}.txt"
-        path.write_text("\n".join(" ".join(words[e - n : e]) for n, e in zip(lengths, ends, strict=True)) + "\n")
-        paths.append(str(path))
-    return paths
 
 
 class WorkerKiller(threading.Thread):
