@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from speechdecode import _args, _backend
 from speechdecode._io import open_text
@@ -21,7 +22,7 @@ from speechdecode.errors import InputFileError, InvalidArgumentError
 from speechdecode.lm.counts import WORD_BOUNDARY, NgramCounts, count_sentences, to_units
 from speechdecode.lm.vocab import BOS, EOS, Vocabulary
 
-__all__ = ["count_files", "parse_size"]
+__all__ = ["CountOptions", "count_files", "count_native", "count_options", "input_files", "parse_size"]
 
 Path = str | os.PathLike
 MAX_ORDER = 16  # the native counter's limit (speechdecode._native.COUNT_MAX_ORDER)
@@ -63,7 +64,8 @@ def parse_size(size: int | str) -> int:
     return int(float(match.group(1)) * _UNIT[match.group(2).lower()])
 
 
-def _paths(paths: Path | Iterable[Path]) -> list[str]:
+def input_files(paths: Path | Iterable[Path]) -> list[str]:
+    """The text files to count, as str; a missing one or a directory fails, named."""
     items = [paths] if isinstance(paths, str | bytes | os.PathLike) else list(paths)
     if not items:
         raise InvalidArgumentError("paths", "at least one file", "none")
@@ -94,11 +96,44 @@ def _limit_words(limit_vocab: Path | Iterable[str] | None) -> list[str] | None:
     return words
 
 
-def _check_boundary(units: str, word_boundary: str) -> None:
+@dataclass(frozen=True)
+class CountOptions:
+    """The options of :func:`count_files`, checked (:func:`count_options`): what a counter needs
+    besides its files (``limit_words``: the limiting vocabulary read into words, or None)."""
+
+    order: int
+    units: str
+    word_boundary: str
+    limit_words: list[str] | None
+    memory_bytes: int
+    tmp_dir: str | None
+    encoding_errors: str
+
+
+def count_options(
+    order: int,
+    *,
+    units: str = "word",
+    word_boundary: str = WORD_BOUNDARY,
+    limit_vocab: Path | Iterable[str] | None = None,
+    memory: int | str = "1G",
+    tmp_dir: Path | None = None,
+    encoding_errors: str = "strict",
+) -> CountOptions:
+    """:func:`count_files`'s options checked (each error names its argument), the limiting
+    vocabulary read; for counters that share them (one per shard in a distributed build)."""
+    order = _args.integer(order, "order", 1, MAX_ORDER)
     if units not in ("word", "char"):
         raise InvalidArgumentError("units", "'word' or 'char'", repr(units))
     if units == "char" and (not isinstance(word_boundary, str) or len(word_boundary) != 1 or word_boundary.isspace()):
         raise InvalidArgumentError("word_boundary", "one character that is not whitespace", repr(word_boundary))
+    if encoding_errors not in ("strict", "replace"):
+        raise InvalidArgumentError("encoding_errors", "'strict' or 'replace'", repr(encoding_errors))
+    memory_bytes = parse_size(memory)
+    if tmp_dir is not None and not os.path.isdir(tmp_dir):
+        raise InvalidArgumentError("tmp_dir", "an existing directory", repr(os.fspath(tmp_dir)))
+    tmp_dir = None if tmp_dir is None else os.fspath(tmp_dir)
+    return CountOptions(order, units, word_boundary, _limit_words(limit_vocab), memory_bytes, tmp_dir, encoding_errors)
 
 
 def _file_lines(path: str, encoding_errors: str, units: str) -> list[str]:
@@ -116,11 +151,11 @@ def _file_lines(path: str, encoding_errors: str, units: str) -> list[str]:
     return lines
 
 
-def _count_reference(paths, order, units, word_boundary, limit_words, encoding_errors) -> tuple[NgramCounts, int]:
-    lines = [line for path in paths for line in _file_lines(path, encoding_errors, units)]
-    if units == "char":  # count_sentences knows only the default boundary: split here instead
-        lines = [" ".join(to_units(line, "char", word_boundary)) for line in lines]
-    counts = count_sentences(lines, order, limit_vocab=limit_words)
+def _count_reference(paths: list[str], options: CountOptions) -> tuple[NgramCounts, int]:
+    lines = [line for path in paths for line in _file_lines(path, options.encoding_errors, options.units)]
+    if options.units == "char":  # count_sentences knows only the default boundary: split here instead
+        lines = [" ".join(to_units(line, "char", options.word_boundary)) for line in lines]
+    counts = count_sentences(lines, options.order, limit_vocab=options.limit_words)
     return counts, sum(len(line.split()) for line in lines)
 
 
@@ -184,29 +219,33 @@ def count_files(
         >>> counts.count("the cat"), counts.count("<s> the cat"), counts.ngrams[2].shape
         (2, 2, (5, 3))
     """
-    order = _args.integer(order, "order", 1, MAX_ORDER)
-    _check_boundary(units, word_boundary)
-    if encoding_errors not in ("strict", "replace"):
-        raise InvalidArgumentError("encoding_errors", "'strict' or 'replace'", repr(encoding_errors))
-    memory_bytes = parse_size(memory)
-    if tmp_dir is not None and not os.path.isdir(tmp_dir):
-        raise InvalidArgumentError("tmp_dir", "an existing directory", repr(os.fspath(tmp_dir)))
-    names = _paths(paths)
-    limit_words = _limit_words(limit_vocab)
+    options = count_options(
+        order,
+        units=units,
+        word_boundary=word_boundary,
+        limit_vocab=limit_vocab,
+        memory=memory,
+        tmp_dir=tmp_dir,
+        encoding_errors=encoding_errors,
+    )
+    names = input_files(paths)
 
     if _backend.select("cpu", backend, implemented=_backend.NO_KERNEL) == "reference":
-        counts, tokens = _count_reference(names, order, units, word_boundary, limit_words, encoding_errors)
+        counts, tokens = _count_reference(names, options)
     else:
-        counts, tokens = _count_native(
-            names, order, units, word_boundary, limit_words, memory_bytes, tmp_dir, encoding_errors, progress
-        )
+        counts, tokens = count_native(names, options, progress)
     if tokens == 0:
         raise InvalidArgumentError("paths", "a corpus with at least one token", f"none in {', '.join(names)}")
     return counts
 
 
-def _count_native(names, order, units, word_boundary, limit_words, memory_bytes, tmp_dir, encoding_errors, progress):
+def count_native(
+    names: list[str], options: CountOptions, progress: bool | Callable[[int], object] = False
+) -> tuple[NgramCounts, int]:
+    """The native counter on ``names`` (as :func:`input_files` gives them; an empty corpus is no
+    error here): the counts and the number of tokens read. Errors as :func:`count_files`."""
     native = _backend.native()
+    order, memory_bytes, tmp_dir = options.order, options.memory_bytes, options.tmp_dir
     minimum = native.count_min_memory(order)
     if memory_bytes < minimum:
         raise InvalidArgumentError("memory", f"at least {minimum} bytes for order {order}", memory_bytes)
@@ -222,12 +261,12 @@ def _count_native(names, order, units, word_boundary, limit_words, memory_bytes,
         words, ngrams, counts, stats = native.count_files(
             [os.fsencode(n) for n in names],
             order,
-            units=units,
-            word_boundary=word_boundary,
-            limit_vocab=limit_words,
+            units=options.units,
+            word_boundary=options.word_boundary,
+            limit_vocab=options.limit_words,
             memory_bytes=memory_bytes,
             tmp_dir=os.fspath(tmp_dir) if tmp_dir is not None else "",
-            encoding_errors=encoding_errors,
+            encoding_errors=options.encoding_errors,
             progress=callback,
         )
     finally:

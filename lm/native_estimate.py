@@ -30,7 +30,7 @@ from speechdecode.lm.methods._common import prune_thresholds
 from speechdecode.lm.methods.kneser_ney import (
     LMPLZ_FALLBACK,
     DiscountFallbackWarning,
-    _fallback_discounts,
+    fallback_discounts,
     fallback_needed,
 )
 
@@ -148,7 +148,7 @@ def _checked(counts, prune, discount_fallback, float64, num_threads) -> tuple[li
     _args.boolean(float64, "float64")
     _args.integer(num_threads, "num_threads", 0)  # 0: all cores
     thresholds = prune_thresholds(prune, counts.order, unigrams=True)
-    return [int(t) for t in thresholds], tuple(float(d) for d in _fallback_discounts(discount_fallback)[1:])
+    return [int(t) for t in thresholds], tuple(float(d) for d in fallback_discounts(discount_fallback)[1:])
 
 
 def _warn_fallbacks(result: dict) -> None:

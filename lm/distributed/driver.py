@@ -27,19 +27,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from speechdecode import _backend
-from speechdecode._args import peak_memory
+from speechdecode import _args, _backend
 from speechdecode._io import atomic_write
 from speechdecode.errors import InputFileError, InvalidArgumentError
-from speechdecode.lm import counting as count_module
+from speechdecode.lm import counting
 from speechdecode.lm.counts import WORD_BOUNDARY
 from speechdecode.lm.distributed import partition as P
 from speechdecode.lm.methods._common import prune_thresholds
 from speechdecode.lm.methods.kneser_ney import (
     LMPLZ_FALLBACK,
     DiscountFallbackWarning,
-    _fallback_discounts,
     discounts_from_tallies,
+    fallback_discounts,
     fallback_needed,
 )
 from speechdecode.lm.vocab import Vocabulary
@@ -140,26 +139,21 @@ def build(
             not answer (:class:`speechdecode._ray.ClusterUnavailableError`).
     """
     started = time.perf_counter()
-    if isinstance(order, bool) or not isinstance(order, int | np.integer) or not 1 <= order <= count_module.MAX_ORDER:
-        raise InvalidArgumentError("order", f"an integer in [1, {count_module.MAX_ORDER}]", repr(order))
-    order = int(order)
-    count_module._check_boundary(units, word_boundary)
-    if encoding_errors not in ("strict", "replace"):
-        raise InvalidArgumentError("encoding_errors", "'strict' or 'replace'", repr(encoding_errors))
-    if partitions is not None and (
-        isinstance(partitions, bool) or not isinstance(partitions, int) or not 1 <= partitions <= MAX_PARTITIONS
-    ):
-        raise InvalidArgumentError("partitions", f"an integer in [1, {MAX_PARTITIONS}]", repr(partitions))
-    if not isinstance(float64, bool):
-        raise InvalidArgumentError("float64", "True or False", repr(float64))
+    options = counting.count_options(
+        order,
+        units=units,
+        word_boundary=word_boundary,
+        limit_vocab=limit_vocab,
+        memory=memory,
+        tmp_dir=None if tmp_dir is None else os.path.abspath(tmp_dir),  # workers may have another cwd
+        encoding_errors=encoding_errors,
+    )
+    order, memory_bytes = options.order, options.memory_bytes
+    partitions = None if partitions is None else _args.integer(partitions, "partitions", 1, MAX_PARTITIONS)
+    float64 = _args.boolean(float64, "float64")
     thresholds = prune_thresholds(prune, order, unigrams=True)
-    fallback = _fallback_discounts(LMPLZ_FALLBACK if discount_fallback is None else discount_fallback)
-    memory_bytes = count_module.parse_size(memory)
-    if tmp_dir is not None and not os.path.isdir(tmp_dir):
-        raise InvalidArgumentError("tmp_dir", "an existing directory", repr(os.fspath(tmp_dir)))
+    fallback = fallback_discounts(LMPLZ_FALLBACK if discount_fallback is None else discount_fallback)
     names = [os.path.abspath(n) for n in _shard_names(paths, skip_unreadable)]  # workers may run elsewhere
-    tmp_dir = None if tmp_dir is None else os.path.abspath(tmp_dir)
-    limit_words = count_module._limit_words(limit_vocab)
     real = np.float64 if float64 else np.float32
 
     _backend.native()  # the counter and the ARPA writer are native: fail here if it is not built
@@ -167,8 +161,7 @@ def build(
     report = BuildReport(os.fspath(arpa), order, 0, 0, 0, [], [])
     clock = _Clock(report.seconds)
 
-    count_options = (order, units, word_boundary, limit_words, memory_bytes, tmp_dir, encoding_errors)
-    counted = [runner.submit(_count_task, 2, name, *count_options, skip_unreadable) for name in names]
+    counted = [runner.submit(_count_task, 2, name, options, skip_unreadable) for name in names]
     shard_facts = runner.get([c[0] for c in counted])
     report.shuffled_bytes["count"] = _tally(report, shard_facts)
     for f in shard_facts:
@@ -273,7 +266,7 @@ def build(
 def _shard_names(paths, skip_unreadable: bool) -> list[str]:
     """The shards as given; missing ones fail here unless they are to be skipped (by their task)."""
     if not skip_unreadable:
-        return count_module._paths(paths)
+        return counting.input_files(paths)
     names = [paths] if isinstance(paths, str | bytes | os.PathLike) else list(paths)
     if not names:
         raise InvalidArgumentError("paths", "at least one file", "none")
@@ -399,14 +392,12 @@ class _Runner:
 
 def _facts(moved: int, **facts) -> dict:
     """A task's report to the driver: bytes it passes on, its process's peak memory, and more."""
-    return {"bytes": int(moved), "peak": peak_memory(), **facts}
+    return {"bytes": int(moved), "peak": _args.peak_memory(), **facts}
 
 
-def _count_task(path, order, units, word_boundary, limit_words, memory_bytes, tmp_dir, encoding_errors, skip):
+def _count_task(path, options, skip):
     try:
-        counts, tokens = count_module._count_native(
-            [path], order, units, word_boundary, limit_words, memory_bytes, tmp_dir, encoding_errors, False
-        )
+        counts, tokens = counting.count_native([path], options)
     except (InputFileError, OSError) as exc:
         if not skip:
             raise

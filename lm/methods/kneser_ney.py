@@ -109,7 +109,7 @@ def modified_kneser_ney(
     >>> counts = count_sentences(open("tests/data/lmplz/kjv400.txt"), 3)
     >>> write_arpa("G.arpa", modified_kneser_ney(counts))  # the file lmplz -o 3 writes
     """
-    fallback = _fallback_discounts(discount_fallback)
+    fallback = fallback_discounts(discount_fallback)
     _args.boolean(float64, "float64")
     tables = ngram_tables(counts)
     thresholds = prune_thresholds(prune, tables.order, unigrams=True)
@@ -161,7 +161,7 @@ def modified_discounts(
 ) -> np.ndarray:
     """The discounts ``mkn`` uses: float64 [order, 4], row n-1 = (0, D1, D2, D3+) of order n
     (float32 values, as lmplz computes them, unless ``float64``)."""
-    fallback = _fallback_discounts(discount_fallback)
+    fallback = fallback_discounts(discount_fallback)
     _args.boolean(float64, "float64")
     tables = ngram_tables(counts)
     return np.array(_modified_discounts(tables, _adjusted_counts(tables), fallback, float64), dtype=np.float64)
@@ -224,7 +224,7 @@ def discounts_from_tallies(
     tallies: list[np.ndarray], fallback: np.ndarray, float64: bool, *, stacklevel: int = 2
 ) -> list[np.ndarray]:
     """``mkn``'s discounts (0, D1, D2, D3+) per order from count-of-counts (int64 [5] per order,
-    t[k] for k = 0..4), in lmplz's operations; ``fallback`` (from ``_fallback_discounts``), with a
+    t[k] for k = 0..4), in lmplz's operations; ``fallback`` (from ``fallback_discounts``), with a
     :class:`DiscountFallbackWarning`, for an order whose discounts cannot be computed."""
     real = np.float64 if float64 else np.float32
     discounts = []
@@ -281,7 +281,7 @@ def check_single_fallback(value: float) -> float:
     return float(value)
 
 
-def _fallback_discounts(value: float | Sequence[float]) -> np.ndarray:
+def fallback_discounts(value: float | Sequence[float]) -> np.ndarray:
     """lmplz's ``--discount_fallback``: 1 to 3 discounts for counts 1, 2, 3+ (last repeated)."""
     values = (value,) if isinstance(value, numbers.Real) else value
     if (
