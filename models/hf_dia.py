@@ -35,8 +35,8 @@ def _guide(cond: torch.Tensor, uncond: torch.Tensor, scale: float, top_k: int | 
     guided = cond + (cond - uncond) * scale
     if top_k is None:
         return guided
-    keep = torch.zeros_like(guided, dtype=torch.bool).scatter(1, guided.topk(top_k, dim=1).indices, True)
-    return cond.masked_fill(~keep, float("-inf"))
+    top = guided.topk(top_k, dim=1).indices
+    return torch.full_like(cond, float("-inf")).scatter_(1, top, cond.gather(1, top))
 
 
 def _end_filter(scores: torch.Tensor, channels: int, eos: int) -> torch.Tensor:
@@ -44,9 +44,9 @@ def _end_filter(scores: torch.Tensor, channels: int, eos: int) -> torch.Tensor:
     rows = scores.view(-1, channels, scores.shape[1])
     rows[:, 1:, eos:] = float("-inf")
     rows[:, 0, eos + 1 :] = float("-inf")
-    ends = scores.argmax(dim=1) == eos
-    scores[ends, :eos] = float("-inf")
-    scores[~ends, eos] = float("-inf")
+    ends = scores.argmax(dim=1) == eos  # masked fills, not boolean indexing: no index lists per step
+    scores[:, :eos].masked_fill_(ends[:, None], float("-inf"))
+    scores[:, eos].masked_fill_(~ends, float("-inf"))
     return scores
 
 
@@ -136,9 +136,9 @@ def dia_generate(
         scores = _guide(*logits.split(rows), guidance_scale, top_k) if guided else logits
         scores = _end_filter(scores, channels, eos)
         ending |= (scores.view(batch, channels, vocab)[:, 0].argmax(dim=1) == eos) | (length == last)
-        forced = (ending[:, None] & (countdown == 0)).reshape(rows)
-        scores[forced] = float("-inf")
-        scores[forced, eos] = 0.0
+        forced = (ending[:, None] & (countdown == 0)).reshape(rows, 1)
+        scores.masked_fill_(forced, float("-inf"))
+        scores[:, eos : eos + 1].masked_fill_(forced, 0.0)
         countdown -= ending[:, None].long()
         tokens = draw(sampler, scores, codes.view(rows, columns)[:, 1:length])
         tokens = torch.where(running, tokens, pad)
