@@ -4,8 +4,9 @@ and decoding on Ray (1 vs 2 workers).
 * ``mkn order 5, <N> words``: ``speechdecode lm build`` (the anchor) and
   :func:`speechdecode.lm.distributed.build` on a local Ray cluster with 1, 2 and 4 worker
   slots, each in its own child process on the same text shards: wall time, peak RSS of the
-  driver and of the largest task process, bytes moved per stage (row params). Every ARPA must
-  be byte-identical to the anchor's before a row is kept.
+  driver, per stage the largest task's peak RSS and growth over the RSS it started with
+  (``--memory 1G``), bytes moved per stage (row params). Every ARPA must be byte-identical to
+  the anchor's before a row is kept.
 * ``decode <S> shards``: :func:`speechdecode.decoding.distributed.decode_shards` of S = 240
   posteriors shards (8 simulated utterances each, character CTC, a prefix search with the
   order-3 LM of the first text shard, one thread per decoder): in this process (the anchor) vs
@@ -150,7 +151,9 @@ def run(suite: Suite, quick: bool) -> None:
                 "byte_identical": True,
                 "partitions": report["partitions"],
                 "driver_peak_rss_mb": round(result["driver_peak"] / 2**20, 1),
-                "task_peak_rss_mb": round(report["task_peak_rss"] / 2**20, 1),
+                "max_partition_rows": max(report["partition_rows"]),
+                "task_peak_rss_mb": {k: round(v / 2**20, 1) for k, v in report["task_peak_rss"].items()},
+                "task_growth_mb": {k: round(v / 2**20, 1) for k, v in report["task_growth"].items()},
                 "shuffled_bytes": report["shuffled_bytes"],
                 "stage_seconds": {k: round(v, 2) for k, v in report["seconds"].items()},
             }

@@ -18,6 +18,7 @@ end, the ARPA text of one partition and order at a time):
 
 from __future__ import annotations
 
+import ctypes
 import os
 import time
 import warnings
@@ -45,11 +46,10 @@ from speechdecode.lm.vocab import Vocabulary
 
 __all__ = ["BuildReport", "UnreadableShardWarning", "build"]
 
-STAGES = ("count", "split", "merge", "contexts", "estimate")
-# Peak bytes of a partition task per counted n-gram row it receives (merge: rows, keys, counts,
-# links; estimate: probabilities and the ARPA text), measured on 2.9M words of order 5 (about
-# 450): the default partition count keeps this times a partition's rows within ``memory``.
-BYTES_PER_NGRAM = 512
+# Bytes a partition task (merge, contexts, estimate) grows by per n-gram row it receives: at most
+# 165 measured (the merge; 2.1M sampled words, order 5, 4-34 partitions): the default partition
+# count keeps this times a partition's rows within ``memory``.
+BYTES_PER_NGRAM = 256
 # The context shuffle moves P x P objects each way: beyond this many partitions, scheduling them
 # costs more than the partitions save (raise --memory instead).
 MAX_PARTITIONS = 4096
@@ -76,7 +76,13 @@ class BuildReport:
     written_ngrams: list[int]
     seconds: dict[str, float] = field(default_factory=dict)
     shuffled_bytes: dict[str, int] = field(default_factory=dict)
-    task_peak_rss: int = 0
+    # Per stage, the largest of its tasks': peak resident memory (VmHWM, reset as each task starts:
+    # Ray runs many tasks in one worker process; it includes the worker's ~170 MiB of code and
+    # the object-store pages it maps), and growth: that peak less the RSS the task started with
+    # (what the task itself allocated and touched, its inputs included). Inline: no reset.
+    task_peak_rss: dict[str, int] = field(default_factory=dict)
+    task_growth: dict[str, int] = field(default_factory=dict)
+    partition_rows: list[int] = field(default_factory=list)  # n-gram rows sent to each partition
     warnings: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # unreadable shards left out (skip_unreadable)
 
@@ -163,7 +169,7 @@ def build(
 
     counted = [runner.submit(_count_task, 2, name, options, skip_unreadable) for name in names]
     shard_facts = runner.get([c[0] for c in counted])
-    report.shuffled_bytes["count"] = _tally(report, shard_facts)
+    report.shuffled_bytes["count"] = _tally(report, "count", shard_facts)
     for f in shard_facts:
         if "skipped" in f:
             report.skipped.append(f["skipped"])
@@ -178,19 +184,32 @@ def build(
     report.vocabulary, report.tokens = vocab_size, sum(f["tokens"] for f in shard_facts)
     if report.tokens == 0:
         raise InvalidArgumentError("paths", "a corpus with at least one token", f"none in {', '.join(names)}")
-    unigram = np.zeros(vocab_size, dtype=np.int64)
+    ends = np.zeros(vocab_size, dtype=np.int64)  # n-gram rows (all shards, all orders) per last word
     for ids, f in zip(global_ids, shard_facts, strict=True):
-        np.add.at(unigram, ids, f["unigram"])
-    rows = sum(sum(f["rows"]) for f in shard_facts)
-    parts = partitions or min(MAX_PARTITIONS, max(2 * runner.slots, -(-rows * BYTES_PER_NGRAM // max(memory_bytes, 1))))
-    bounds = _bounds(unigram, parts)
-    report.partitions = parts
+        np.add.at(ends, ids, f["ends"])
+    budget = max(1, memory_bytes // BYTES_PER_NGRAM)  # rows a partition task may receive
+    if partitions is None:  # within the budget, and two per worker slot at least
+        bounds = _pack(ends, min(budget, -(-int(ends.sum()) // (2 * runner.slots))))
+    else:
+        bounds = _bounds(ends, partitions)
+    parts = len(bounds) - 1
+    cumulative = np.concatenate([[0], np.cumsum(ends)])
+    report.partitions, report.partition_rows = parts, np.diff(cumulative[bounds]).tolist()
+    if partitions is None and max(report.partition_rows) > budget:
+        word = int(np.argmax(ends))
+        message = (
+            f"a partition receives {max(report.partition_rows):,} n-gram rows, more than the "
+            f"{budget:,} that memory={memory_bytes:,} bytes allows ({BYTES_PER_NGRAM} bytes each): "
+            f"{vocab.words[word]!r} alone ends {int(ends[word]):,}; its tasks may use more than memory"
+        )
+        report.warnings.append(message)
+        warnings.warn(message, stacklevel=2)
 
     split = [
         runner.submit(_split_task, parts + 1, c[1], ids, bounds) for c, ids in zip(counted, global_ids, strict=True)
     ]
     del counted
-    report.shuffled_bytes["split"] = _tally(report, runner.get([s[0] for s in split]))
+    report.shuffled_bytes["split"] = _tally(report, "split", runner.get([s[0] for s in split]))
     clock.lap("split")
 
     merged = [
@@ -209,7 +228,7 @@ def build(
     ]
     del split
     merge_facts = runner.get([m[0] for m in merged])
-    report.shuffled_bytes["contexts"] = _tally(report, merge_facts)
+    report.shuffled_bytes["contexts"] = _tally(report, "merge", merge_facts)
     clock.lap("merge")
 
     tallies = [sum(f["count_of_counts"][n] for f in merge_facts) for n in range(order)]
@@ -234,7 +253,7 @@ def build(
         runner.submit(_contexts_task, parts + 2, merged[p][1], discounts, real, *[m[p + 2] for m in merged])
         for p in range(parts)
     ]
-    report.shuffled_bytes["join"] = _tally(report, runner.get([r[0] for r in reduced]))
+    report.shuffled_bytes["join"] = _tally(report, "contexts", runner.get([r[0] for r in reduced]))
     clock.lap("contexts")
 
     words = runner.put(list(vocab.words))
@@ -254,7 +273,7 @@ def build(
         for p in range(parts)
     ]
     del merged, reduced
-    report.shuffled_bytes["arpa"] = _tally(report, runner.get([e[0] for e in estimated]))
+    report.shuffled_bytes["arpa"] = _tally(report, "estimate", runner.get([e[0] for e in estimated]))
     clock.lap("estimate")
 
     _write(os.fspath(arpa), kept, [e[1:] for e in estimated], runner)
@@ -273,9 +292,10 @@ def _shard_names(paths, skip_unreadable: bool) -> list[str]:
     return [os.fsdecode(n) for n in names]
 
 
-def _tally(report: BuildReport, facts: list[dict]) -> int:
-    """Bytes the tasks of one stage passed on; records their processes' peak memory."""
-    report.task_peak_rss = max([report.task_peak_rss, *(f["peak"] for f in facts)])
+def _tally(report: BuildReport, stage: str, facts: list[dict]) -> int:
+    """Bytes the tasks of one stage passed on; records the largest peak memory of its tasks."""
+    report.task_peak_rss[stage] = max([0, *(f["peak"] for f in facts)])
+    report.task_growth[stage] = max([0, *(f["growth"] for f in facts)])
     return sum(f["bytes"] for f in facts)
 
 
@@ -335,12 +355,28 @@ class _GzipMembers:
         self.pending, self.lines = [], 0
 
 
-def _bounds(unigram: np.ndarray, parts: int) -> np.ndarray:
-    """Partition boundaries over word ids with about equal unigram mass on each side."""
-    cumulative = np.cumsum(unigram)
+def _bounds(mass: np.ndarray, parts: int) -> np.ndarray:
+    """Partition boundaries over word ids with about equal ``mass`` (rows per last word) in each."""
+    cumulative = np.cumsum(mass)
     targets = cumulative[-1] * np.arange(1, parts) / parts
     inner = np.searchsorted(cumulative, targets, side="right")
-    return np.concatenate([[0], inner, [len(unigram)]]).astype(np.int64)
+    return np.concatenate([[0], inner, [len(mass)]]).astype(np.int64)
+
+
+def _pack(mass: np.ndarray, target: int) -> np.ndarray:
+    """Partition boundaries over word ids, each partition as many consecutive words as fit in
+    ``target`` (a word heavier than that alone); ``target`` doubles until at most MAX_PARTITIONS."""
+    cumulative = np.cumsum(mass)
+    while True:
+        bounds, start = [0], 0
+        while start < len(mass):
+            before = int(cumulative[start - 1]) if start else 0
+            end = max(start + 1, int(np.searchsorted(cumulative, before + target, side="right")))
+            bounds.append(min(end, len(mass)))
+            start = bounds[-1]
+        if len(bounds) - 1 <= MAX_PARTITIONS:
+            return np.array(bounds, dtype=np.int64)
+        target *= 2
 
 
 class _Clock:
@@ -373,8 +409,8 @@ class _Runner:
     def submit(self, function, returns: int, *args):
         if self.ray is None:
             return function(*args)
-        remote = self.ray.remote(function).options(num_returns=returns, name=function.__name__, **self.options)
-        return remote.remote(*args)
+        remote = self.ray.remote(_measured).options(num_returns=returns, name=function.__name__, **self.options)
+        return remote.remote(function, *args)
 
     def put(self, value):
         return value if self.ray is None else self.ray.put(value)
@@ -390,9 +426,31 @@ class _Runner:
             raise unwrap(exc) from None
 
 
+_STARTED = {}  # this worker's resident memory as its current task started
+
+
+def _measured(function, *args):
+    """``function(*args)`` in a Ray worker, its peak memory its own. Ray runs many tasks in one
+    worker process: the heap earlier tasks freed is given back to the system (glibc's
+    malloc_trim), and VmHWM is reset to the current RSS (5 written to /proc/self/clear_refs);
+    where either fails, the figures are the process's, upper bounds."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
+            handle.write("5")
+    except OSError:
+        pass
+    _STARTED["rss"] = _args.peak_memory()
+    return function(*args)
+
+
 def _facts(moved: int, **facts) -> dict:
-    """A task's report to the driver: bytes it passes on, its process's peak memory, and more."""
-    return {"bytes": int(moved), "peak": _args.peak_memory(), **facts}
+    """A task's report to the driver: bytes it passes on, its peak memory (VmHWM), and more."""
+    peak = _args.peak_memory()
+    return {"bytes": int(moved), "peak": peak, "growth": peak - _STARTED.get("rss", peak), **facts}
 
 
 def _count_task(path, options, skip):
@@ -402,10 +460,8 @@ def _count_task(path, options, skip):
         if not skip:
             raise
         return _facts(0, skipped=str(exc)), None
-    grams = counts.ngrams[0][:, 0]
-    unigram = np.zeros(len(counts.vocab), dtype=np.int64)
-    unigram[grams] = counts.counts[0]
-    facts = {"words": counts.vocab.words, "tokens": tokens, "unigram": unigram, "rows": [len(g) for g in counts.ngrams]}
+    ends = sum(np.bincount(g[:, -1], minlength=len(counts.vocab)) for g in counts.ngrams)
+    facts = {"words": counts.vocab.words, "tokens": tokens, "ends": ends}
     return _facts(sum(g.nbytes + c.nbytes for g, c in zip(counts.ngrams, counts.counts, strict=True)), **facts), counts
 
 

@@ -19,6 +19,7 @@ from speechdecode.errors import BackendUnavailableError, InputFileError, Invalid
 from speechdecode.lm.arpa import write_arpa
 from speechdecode.lm.counting import count_files
 from speechdecode.lm.distributed import UnreadableShardWarning, build
+from speechdecode.lm.distributed.driver import BYTES_PER_NGRAM
 from speechdecode.lm.estimate import estimate, estimate_arpa
 from speechdecode.lm.methods.kneser_ney import DiscountFallbackWarning
 
@@ -153,6 +154,33 @@ def test_gzip_output_is_the_single_process_file(tmp_path, partitions):
     single = (tmp_path / "single.arpa.gz").read_bytes()
     assert (tmp_path / "dist.arpa.gz").read_bytes() == single
     assert gzip_members(single) > 2 + len(report.written_ngrams)  # header, titles, end, and rows in several
+
+
+def test_default_partitions_hold_at_most_the_memory_budget(tmp_path):
+    """Without ``partitions``, consecutive last words are packed into partitions of at most
+    memory / BYTES_PER_NGRAM n-gram rows (the rows their tasks receive from all shards)."""
+    paths = zipf_shards(tmp_path, seed=9, lines=4000, shards=2, vocab=3000)
+    expected = single_process(paths, tmp_path / "single.arpa", 3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = build(paths, tmp_path / "dist.arpa", 3, memory="4M", inline=True)
+    assert (tmp_path / "dist.arpa").read_bytes() == expected
+    budget = 4 * 2**20 // BYTES_PER_NGRAM
+    counted = sum(len(g) for p in paths for g in count_files(p, 3).ngrams)  # rows of the shards together
+    assert sum(report.partition_rows) == counted
+    assert max(report.partition_rows) <= budget
+    assert report.partitions >= counted / budget > 2
+    assert not [w for w in caught if "partition receives" in str(w.message)]
+
+
+def test_a_word_that_alone_exceeds_the_budget_is_named(tmp_path):
+    paths = zipf_shards(tmp_path, seed=9, lines=4000, shards=2, vocab=3000)
+    with pytest.warns(UserWarning, match=r"'</s>' alone ends [\d,]+; its tasks may use more than memory") as caught:
+        report = build(paths, tmp_path / "dist.arpa", 3, memory="256k", inline=True)
+    message = next(str(w.message) for w in caught if "alone ends" in str(w.message))
+    ends = int(message.split("alone ends ")[1].split(";")[0].replace(",", ""))
+    assert ends > 256 * 1024 // BYTES_PER_NGRAM
+    assert ends in report.partition_rows  # '</s>' has a partition of its own: nothing more is added to it
 
 
 def test_fallback_discounts_warn_as_single_process(tmp_path):

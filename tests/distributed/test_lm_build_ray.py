@@ -8,6 +8,7 @@ import signal
 import subprocess
 import threading
 import urllib.request
+import warnings
 
 import pytest
 
@@ -15,11 +16,13 @@ from speechdecode._backend import native
 from speechdecode.cli import main as cli_main
 from speechdecode.errors import InputFileError
 from speechdecode.lm.distributed import build
+from speechdecode.lm.distributed.driver import BYTES_PER_NGRAM
 
 from .processes import descendants, is_loopback, listening_addresses, state, title
 from .test_lm_build import random_shards, single_process, zipf_shards
 
 ray = pytest.importorskip("ray")
+STAGES = ("count", "split", "merge", "contexts", "estimate")
 pytestmark = pytest.mark.filterwarnings("ignore::speechdecode.lm.methods.kneser_ney.DiscountFallbackWarning")
 
 
@@ -71,6 +74,23 @@ def test_worker_killed_while_counting_and_estimating_is_retried(cluster, tmp_pat
     assert sorted(killer.killed) == tasks
     for pid in killer.killed.values():  # the killed workers are gone (or zombies): the tasks ran elsewhere
         assert state(pid) in ("", "Z")
+
+
+def test_partition_tasks_stay_within_memory(cluster, tmp_path):
+    """The merge, context and estimate tasks grow by less than ``memory`` each (their peak
+    resident memory, reset as each task starts, over the memory they started with): the default
+    partition count holds each partition's rows to memory / BYTES_PER_NGRAM. With the minimum
+    of two partitions per worker slot (4 here) the merge tasks grow by about 23 MiB."""
+    paths = zipf_shards(tmp_path, seed=5, lines=15_000, shards=3, vocab=10_000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = build(paths, tmp_path / "ray.arpa", 4, memory="20M")
+    assert not [w for w in caught if "partition receives" in str(w.message)]
+    assert report.partitions > 4 and max(report.partition_rows) <= 20 * 2**20 // BYTES_PER_NGRAM
+    assert sorted(report.task_peak_rss) == sorted(report.task_growth) == sorted(STAGES)
+    for stage in ("merge", "contexts", "estimate"):
+        assert 0 < report.task_growth[stage] <= 20 * 2**20, (stage, report.task_growth)
+        assert report.task_peak_rss[stage] > report.task_growth[stage]  # the worker's own memory under it
 
 
 def test_cli_lm_build_ray(cluster, tmp_path, capsys):
