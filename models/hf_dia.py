@@ -39,15 +39,17 @@ def _guide(cond: torch.Tensor, uncond: torch.Tensor, scale: float, top_k: int | 
     return torch.full_like(cond, float("-inf")).scatter_(1, top, cond.gather(1, top))
 
 
-def _end_filter(scores: torch.Tensor, channels: int, eos: int) -> torch.Tensor:
-    """Only channel 0 may emit EOS, and it does exactly when EOS is its best logit (in place)."""
-    rows = scores.view(-1, channels, scores.shape[1])
-    rows[:, 1:, eos:] = float("-inf")
-    rows[:, 0, eos + 1 :] = float("-inf")
-    ends = scores.argmax(dim=1) == eos  # masked fills, not boolean indexing: no index lists per step
-    scores[:, :eos].masked_fill_(ends[:, None], float("-inf"))
-    scores[:, eos].masked_fill_(~ends, float("-inf"))
-    return scores
+def _end_filter(scores: torch.Tensor, blocked: torch.Tensor, eos: int, is_eos: torch.Tensor) -> torch.Tensor:
+    """Dia's end rules on the [B * C, V] scores, in place: ``blocked`` [C, V] (True where a channel
+    may never emit the token: only channel 0 may end, and no channel emits PAD or BOS) becomes
+    -inf; then a row whose best logit is EOS keeps only EOS, and the others lose it. Returns the
+    rows whose best logit was EOS (``is_eos``: [V], True at ``eos``; masked fills on precomputed
+    masks, a few ops per step)."""
+    channels, vocab = blocked.shape
+    scores.view(-1, channels, vocab).masked_fill_(blocked, float("-inf"))
+    ends = scores.argmax(dim=1) == eos
+    scores.masked_fill_(ends[:, None] != is_eos, float("-inf"))
+    return ends
 
 
 @torch.no_grad()
@@ -115,6 +117,10 @@ def dia_generate(
     sampler = check_sampler(FilterSampler() if sampler is None else sampler)
     sampler.reset(None)
 
+    ids_v = torch.arange(vocab, device=device)
+    is_eos = ids_v == eos
+    blocked = torch.stack([ids_v > eos] + [ids_v >= eos] * (channels - 1))  # see _end_filter
+    only_eos = torch.full((vocab,), float("-inf"), device=device).masked_fill(is_eos, 0.0)
     codes = torch.full((batch, channels, columns), pad, dtype=torch.int64, device=device)
     codes[:, :, 0] = bos
     countdown = delays.to(device).repeat(batch, 1)  # steps until a channel must end, once ending
@@ -134,11 +140,10 @@ def dia_generate(
         cache = out.cache
         logits = out.logits[:, -1].reshape(-1, vocab).float()  # [B(*2) * C, V]
         scores = _guide(*logits.split(rows), guidance_scale, top_k) if guided else logits
-        scores = _end_filter(scores, channels, eos)
-        ending |= (scores.view(batch, channels, vocab)[:, 0].argmax(dim=1) == eos) | (length == last)
-        forced = (ending[:, None] & (countdown == 0)).reshape(rows, 1)
-        scores.masked_fill_(forced, float("-inf"))
-        scores[:, eos : eos + 1].masked_fill_(forced, 0.0)
+        ending |= _end_filter(scores, blocked, eos, is_eos).view(batch, channels)[:, 0]
+        if length == last:
+            ending.fill_(True)
+        scores = torch.where((ending[:, None] & (countdown == 0)).reshape(rows, 1), only_eos, scores)
         countdown -= ending[:, None].long()
         tokens = draw(sampler, scores, codes.view(rows, columns)[:, 1:length])
         tokens = torch.where(running, tokens, pad)
