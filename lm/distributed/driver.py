@@ -433,7 +433,8 @@ def _measured(function, *args):
     """``function(*args)`` in a Ray worker, its peak memory its own. Ray runs many tasks in one
     worker process: the heap earlier tasks freed is given back to the system (glibc's
     malloc_trim), and VmHWM is reset to the current RSS (5 written to /proc/self/clear_refs);
-    where either fails, the figures are the process's, upper bounds."""
+    where either fails, the peak is the process's, and the growth over the task's starting RSS
+    an upper bound."""
     try:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
@@ -443,8 +444,14 @@ def _measured(function, *args):
             handle.write("5")
     except OSError:
         pass
-    _STARTED["rss"] = _args.peak_memory()
+    _STARTED["rss"] = _resident()
     return function(*args)
+
+
+def _resident() -> int:
+    """This process's resident memory now (VmRSS), in bytes."""
+    with open("/proc/self/status", encoding="ascii") as handle:
+        return next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmRSS:"))
 
 
 def _facts(moved: int, **facts) -> dict:
