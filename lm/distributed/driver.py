@@ -120,11 +120,13 @@ def build(
             with ``"mkn"``: a fallback discount warns with ``DiscountFallbackWarning``, or, with
             ``discount_fallback=None`` (lmplz's rule), fails before anything is written.
         units, word_boundary, limit_vocab, encoding_errors: as :func:`speechdecode.lm.counting.count_files`.
-        partitions: how many partitions (by last word) estimate the model; default: two per
-            worker slot, more if a partition's n-grams would not fit in ``memory``. Partitions
-            may be empty.
-        memory: per task: the counter's budget (it spills beyond it to ``tmp_dir``) and the
-            memory Ray reserves for each task, so no more tasks run at once than fit.
+        partitions: how many partitions (ranges of last words, cut at equal n-gram rows)
+            estimate the model; partitions may be empty. Default: consecutive last words packed
+            into partitions of at most ``memory`` / BYTES_PER_NGRAM rows (two per worker slot
+            at least); a word that alone ends more rows gets its own partition and a warning.
+        memory: per task: the memory Ray reserves for each task (so no more tasks run at once
+            than fit), the counter's budget (it spills beyond it to ``tmp_dir``; the counts it
+            returns come on top) and, through the default partitions, the partition tasks'.
         tmp_dir: where the counters spill (default ``$TMPDIR``).
         address: the Ray cluster (``host:port``, ``ray://...``, ``"auto"``); None starts a
             local one on loopback (:func:`speechdecode._ray.connect`); an existing ``ray.init``

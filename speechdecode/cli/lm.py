@@ -77,7 +77,10 @@ def register(commands) -> None:
         "local one on loopback without an address; each --text file is one counting task; same ARPA, byte for byte",
     )
     build.add_argument(
-        "--partitions", type=int, metavar="N", help="--ray: partitions by last word (default: 2 per worker slot)"
+        "--partitions",
+        type=int,
+        metavar="N",
+        help="--ray: partitions by last word (default: enough to keep each within --memory; 2 per slot at least)",
     )
     build.add_argument(
         "--skip-unreadable", action="store_true", help="--ray: leave out text shards that cannot be read (warns)"
