@@ -48,12 +48,14 @@ class BenchmarkMismatchError(SpeechdecodeError, RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Timing:
-    """Wall-clock times of repeated runs, in milliseconds."""
+    """Wall-clock times of repeated runs, in milliseconds, and the median CPU time of this process
+    per run (all its threads; not child processes)."""
 
     median_ms: float
     p20_ms: float
     p80_ms: float
     runs: int
+    cpu_median_ms: float
 
 
 def measure(
@@ -65,7 +67,7 @@ def measure(
     max_repeats: int = MAX_REPEATS,
     sync: Callable[[], Any] | None = None,
 ) -> Timing:
-    """Time ``fn()`` with :func:`time.perf_counter`.
+    """Time ``fn()`` with :func:`time.perf_counter`, and its CPU time with :func:`time.process_time`.
 
     Runs ``fn`` ``warmup`` times untimed, then at least ``repeats`` timed runs, continuing
     until the timed runs add up to ``min_seconds`` (at most ``max_repeats`` runs).
@@ -73,7 +75,9 @@ def measure(
     before it stops, so asynchronous GPU work is counted in the run that launched it.
 
     Returns:
-        :class:`Timing` with the median, 20th and 80th percentiles (linear interpolation).
+        :class:`Timing` with the median, 20th and 80th percentiles (linear interpolation), and
+        the median CPU time: on a shared machine a single-threaded run's CPU time moves far less
+        with the other processes' load than its wall time.
 
     Raises:
         InvalidArgumentError: warmup < 0, repeats < 1, min_seconds < 0 or max_repeats < repeats.
@@ -91,19 +95,24 @@ def measure(
         if sync is not None:
             sync()
     times: list[float] = []
+    cpu: list[float] = []
     total = 0.0
     while len(times) < repeats or (total < min_seconds and len(times) < max_repeats):
         if sync is not None:
             sync()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         fn()
         if sync is not None:
             sync()
         elapsed = time.perf_counter() - start
+        cpu.append(time.process_time() - cpu_start)
         times.append(elapsed)
         total += elapsed
     p20, median, p80 = np.percentile(np.asarray(times) * 1e3, [20, 50, 80])
-    return Timing(median_ms=float(median), p20_ms=float(p20), p80_ms=float(p80), runs=len(times))
+    cpu_median = float(np.median(cpu)) * 1e3
+    return Timing(
+        median_ms=float(median), p20_ms=float(p20), p80_ms=float(p80), runs=len(times), cpu_median_ms=cpu_median
+    )
 
 
 def _as_numpy(x) -> np.ndarray:
@@ -204,16 +213,18 @@ ANCHOR_MARK = " (anchor)"
 
 
 def markdown_table(rows: Sequence[dict]) -> str:
-    """The rows as a Markdown table: case | impl | median ms | p20 | p80 | throughput | ratio vs anchor."""
+    """The rows as a Markdown table: case | impl | median ms | p20 | p80 | throughput | ratio vs anchor
+    | CPU ms | CPU ratio (from this process's CPU time per run; "-" where it is zero)."""
     lines = [
-        "| case | impl | median ms | p20 | p80 | GB/s or items/s | ratio vs anchor |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| case | impl | median ms | p20 | p80 | GB/s or items/s | ratio vs anchor | CPU ms | CPU ratio |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         impl = r["impl"] + (ANCHOR_MARK if r["anchor"] else "")
+        cpu_ratio = "-" if r["cpu_ratio"] is None else f"{r['cpu_ratio']:.2f}"
         lines.append(
             f"| {r['case']} | {impl} | {_number(r['median_ms'])} | {_number(r['p20_ms'])} | {_number(r['p80_ms'])} "
-            f"| {_throughput(r)} | {r['ratio']:.2f} |"
+            f"| {_throughput(r)} | {r['ratio']:.2f} | {_number(r['cpu_median_ms'])} | {cpu_ratio} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -356,6 +367,7 @@ class Suite:
             "anchor": bool(anchor),
             **dataclasses.asdict(timing),
             "ratio": None,
+            "cpu_ratio": None,
             "bytes_processed": bytes_processed,
             "gb_per_s": None if bytes_processed is None or seconds <= 0 else bytes_processed / seconds / 1e9,
             "items": items,
@@ -378,9 +390,10 @@ class Suite:
             if len(anchors) != 1:
                 found = ", ".join(r["impl"] for r in anchors) or "none"
                 raise InvalidArgumentError(f"anchor of case {case!r}", "exactly one row added with anchor=True", found)
-            base = anchors[0]["median_ms"]
+            base, cpu = anchors[0]["median_ms"], anchors[0]["cpu_median_ms"]
             for r in rows:
                 r["ratio"] = 1.0 if r["anchor"] else base / r["median_ms"]
+                r["cpu_ratio"] = 1.0 if r["anchor"] else (cpu / r["cpu_median_ms"] if r["cpu_median_ms"] > 0 else None)
 
     def close(self) -> None:
         """Close the progress bar (done by :meth:`finish`; call it when abandoning a suite)."""
@@ -398,7 +411,9 @@ class Suite:
         Returns:
             The JSON document: ``{"suite", "quick", "timestamp_utc", "machine", "backend",
             "git", "settings", "rows"}``; each row has case, impl, anchor, median_ms, p20_ms,
-            p80_ms, runs, ratio, bytes_processed, gb_per_s, items, item_unit, items_per_s, params.
+            p80_ms, runs, cpu_median_ms, ratio, cpu_ratio (the same from CPU times, meaningful for
+            rows whose work runs in this process), bytes_processed, gb_per_s, items, item_unit,
+            items_per_s, params.
 
         Raises:
             InvalidArgumentError: no rows, or a case without exactly one anchor.
@@ -437,7 +452,9 @@ class Suite:
             f"torch {doc['backend']['versions']['torch']} · numpy {doc['backend']['versions']['numpy']} · "
             f"commit {commit}",
             "",
-            "ratio = anchor median / impl median (above 1: faster than the anchor). "
+            "ratio = anchor median / impl median (above 1: faster than the anchor); CPU ms: median CPU time of "
+            "this process per run (all threads, no child processes), and CPU ratio the same ratio of those, "
+            "steadier than wall time on a shared machine for work that runs in this process. "
             f"{doc['settings']['warmup']} warm-up runs, then at least {doc['settings']['repeats']} timed runs "
             f"and {doc['settings']['min_seconds']} s per row.",
             "",

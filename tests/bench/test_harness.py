@@ -91,6 +91,35 @@ def test_measure_rejects_bad_settings(kwargs, argument):
         measure(lambda: None, **kwargs)
 
 
+def test_measure_reports_cpu_time_apart_from_wall_time():
+    def spin():  # 5 ms of this process's CPU time, however long that takes on the wall clock
+        end = time.process_time() + 0.005
+        while time.process_time() < end:
+            pass
+
+    busy = measure(spin, warmup=0, repeats=3, min_seconds=0.0)
+    idle = measure(lambda: time.sleep(0.005), warmup=0, repeats=3, min_seconds=0.0)
+    assert busy.cpu_median_ms >= 5.0
+    assert idle.cpu_median_ms < 2.0 and idle.median_ms >= 5.0
+
+
+def test_cpu_ratios_come_from_cpu_times(tmp_path):
+    suite = Suite("cpu", tmp_path, warmup=0, repeats=3, min_seconds=0.0)
+
+    def spin(ms):
+        end = time.process_time() + ms / 1e3
+        while time.process_time() < end:
+            pass
+
+    suite.add("a", "slow", lambda: spin(8.0), anchor=True)
+    suite.add("a", "fast", lambda: spin(2.0))
+    doc = suite.finish()
+    slow, fast = doc["rows"]
+    assert slow["cpu_ratio"] == 1.0
+    assert fast["cpu_ratio"] == pytest.approx(slow["cpu_median_ms"] / fast["cpu_median_ms"])
+    assert 2.0 < fast["cpu_ratio"] < 4.5
+
+
 def test_percentiles_are_ordered_on_real_timings():
     rng = np.random.default_rng(0)
     t = measure(lambda: time.sleep(float(rng.uniform(0.0002, 0.002))), warmup=1, repeats=15, min_seconds=0.0)
@@ -158,7 +187,9 @@ def test_bad_rows_are_rejected(clock, tmp_path):
 
 def _markdown_rows(text: str) -> list[list[str]]:
     lines = [line for line in text.splitlines() if line.startswith("|")]
-    assert lines[0] == "| case | impl | median ms | p20 | p80 | GB/s or items/s | ratio vs anchor |"
+    assert lines[0] == (
+        "| case | impl | median ms | p20 | p80 | GB/s or items/s | ratio vs anchor | CPU ms | CPU ratio |"
+    )
     assert set(lines[1]) <= set("|-:")
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
 
@@ -184,13 +215,19 @@ def test_files_are_written_and_agree(clock, tmp_path):
     table = _markdown_rows((out / "files.md").read_text())
     assert len(table) == len(doc["rows"]) == 4
     for cells, row in zip(table, doc["rows"], strict=True):
-        case, impl, median, p20, p80, throughput, ratio = cells
+        case, impl, median, p20, p80, throughput, ratio, cpu_ms, cpu_ratio = cells
         assert case == row["case"]
         assert impl == row["impl"] + (" (anchor)" if row["anchor"] else "")
         assert float(median) == pytest.approx(row["median_ms"], rel=1e-3)
         assert float(p20) == pytest.approx(row["p20_ms"], rel=1e-3)
         assert float(p80) == pytest.approx(row["p80_ms"], rel=1e-3)
         assert float(ratio) == pytest.approx(row["ratio"], abs=0.006)
+        assert float(cpu_ms.replace(",", "")) == pytest.approx(row["cpu_median_ms"], rel=1e-3, abs=1e-3)
+        assert (
+            cpu_ratio == "-"
+            if row["cpu_ratio"] is None
+            else float(cpu_ratio) == pytest.approx(row["cpu_ratio"], abs=0.006)
+        )
         if row["gb_per_s"] is not None:
             assert float(throughput.split()[0]) == pytest.approx(row["gb_per_s"], rel=1e-3)
         else:
