@@ -191,24 +191,25 @@ def _call_loop(model, batch: int, steps: int, seed: int):
 
 
 def _outside_forward_share(model, fn) -> float:
-    """Share of one call of ``fn`` spent outside ``model``'s forward (the call every step makes)."""
+    """Share of one call of ``fn`` spent outside ``model``'s forward (the call every step makes), in
+    CPU time (one thread: steadier than wall time when other processes share the cores)."""
     inner = model.forward
     spent = [0.0]
 
     @functools.wraps(inner)  # generate reads the forward's signature to check its arguments
     def timed(*args, **kwargs):
-        start = time.perf_counter()
+        start = time.process_time()
         try:
             return inner(*args, **kwargs)
         finally:
-            spent[0] += time.perf_counter() - start
+            spent[0] += time.process_time() - start
 
     model.forward = timed
     try:
-        start = time.perf_counter()
+        start = time.process_time()
         with torch.no_grad():
             fn()
-        total = time.perf_counter() - start
+        total = time.process_time() - start
     finally:
         del model.forward  # back to the class's method
     return max(0.0, 1.0 - spent[0] / total)
