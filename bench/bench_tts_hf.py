@@ -25,10 +25,9 @@ Cases, B rows of 4 codebooks, ``STEPS`` new steps each:
 HF: ``generate(do_sample=True, top_k=250)`` -- its TopK warper, softmax and multinomial. Ours:
 ``generate(do_sample=False, logits_processor=[SamplerProcessor(FilterSampler(top_k=250))])`` --
 our kernel draws, generate's greedy step keeps the drawn token. Both run the same model forward;
-the rows also report the share of a call spent outside the model's forward (measured once per
-row, outside the timed runs, by timing the forward of the model object that ``generate`` and our
-loops call: for Dia and the text-conditioned MusicGen that forward includes the LM heads; the
-text encoder runs once per call, outside it, in every implementation).
+the rows also report the share of a call spent outside the model's forward passes (measured once
+per row, outside the timed runs, in CPU time: the forward of the model object that ``generate``
+and our loops call every step, LM heads included, and the text encoder's, run once per call).
 """
 
 from __future__ import annotations
@@ -191,27 +190,39 @@ def _call_loop(model, batch: int, steps: int, seed: int):
 
 
 def _outside_forward_share(model, fn) -> float:
-    """Share of one call of ``fn`` spent outside ``model``'s forward (the call every step makes), in
-    CPU time (one thread: steadier than wall time when other processes share the cores)."""
-    inner = model.forward
-    spent = [0.0]
+    """Share of one call of ``fn`` spent outside the model's forward passes, in CPU time (one thread:
+    steadier than wall time when other processes share the cores). Forward passes: ``model``'s
+    forward (the call every step makes, LM heads included) and its text encoder's (run once per
+    call, through ``get_encoder()``, by ``generate`` and our loops alike); a pass inside another
+    counts once."""
+    encoder = model.get_encoder() if hasattr(model, "get_encoder") else None
+    modules = [model] + ([encoder] if isinstance(encoder, torch.nn.Module) and encoder is not model else [])
+    spent, depth = [0.0], [0]
 
-    @functools.wraps(inner)  # generate reads the forward's signature to check its arguments
-    def timed(*args, **kwargs):
-        start = time.process_time()
-        try:
-            return inner(*args, **kwargs)
-        finally:
-            spent[0] += time.process_time() - start
+    def timing(inner):
+        @functools.wraps(inner)  # generate reads the forward's signature to check its arguments
+        def timed(*args, **kwargs):
+            depth[0] += 1
+            start = time.process_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    spent[0] += time.process_time() - start
 
-    model.forward = timed
+        return timed
+
+    for module in modules:
+        module.forward = timing(module.forward)
     try:
         start = time.process_time()
         with torch.no_grad():
             fn()
         total = time.process_time() - start
     finally:
-        del model.forward  # back to the class's method
+        for module in modules:
+            del module.forward  # back to the class's method
     return max(0.0, 1.0 - spent[0] / total)
 
 
