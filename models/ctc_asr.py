@@ -131,7 +131,7 @@ class CtcAsr:
         Example:
             >>> asr = CtcAsr.pretrained()
             >>> asr.encoder.config.tokens[:4], asr.frame_seconds
-            (('<blk>', '|', "'", 'a'), 0.04)
+            (('<blk>', '|', "'", 'a'), 0.03)
         """
         from speechdecode.models.acoustic import WEIGHTS, load_acoustic_model
 

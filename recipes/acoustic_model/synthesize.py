@@ -13,7 +13,7 @@ Every utterance draws from its own generator seeded by (seed, index), so the out
 depend on ``--jobs``. Writes ``train.pt`` and ``dev.pt`` (log-mel features as float16, texts,
 voices).
 
-    python recipes/acoustic_model/synthesize.py --out /work/am-data --utterances 6000 --seed 0
+    python recipes/acoustic_model/synthesize.py --out /work/am-data --utterances 10000 --seed 0
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def write_set(path: str, items) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder for train.pt and dev.pt (must exist)")
-    parser.add_argument("--utterances", type=int, default=6000)
+    parser.add_argument("--utterances", type=int, default=10000)
     parser.add_argument("--dev-verses", type=int, default=40, help="development verses per seen voice")
     parser.add_argument("--flite-share", type=float, default=0.5, help="fraction of utterances spoken by flite")
     parser.add_argument("--seed", type=int, default=0)

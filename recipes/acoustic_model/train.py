@@ -6,8 +6,8 @@ bins, time masks of up to 30 frames, one per 4 s), gradient clipping at 5. Every
 ``--eval-every`` steps: greedy CER on the development set and a checkpoint. Writes the last
 model to ``--weights`` (float16 safetensors with the config and training facts in its metadata).
 
-    python recipes/acoustic_model/train.py --data /work/am-data --steps 1500 --batch-seconds 60 \
-        --weights models/weights/char_ctc.safetensors
+    python recipes/acoustic_model/train.py --data /work/am-data --steps 4000 --batch-seconds 60 \
+        --threads 1 --weights models/weights/char_ctc.safetensors
 """
 
 from __future__ import annotations
@@ -96,13 +96,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="folder with train.pt and dev.pt")
     parser.add_argument("--weights", required=True, help="the safetensors file to write")
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--batch-seconds", type=float, default=60.0)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--dev-utterances", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (more only on an idle machine)")
     parser.add_argument("--channels", type=int, default=AcousticConfig.channels)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -127,7 +127,7 @@ def main() -> None:
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
     frames = int(args.batch_seconds * 100)
     print(f"{sum(p.numel() for p in model.parameters()):,} parameters, {len(train)} training utterances", flush=True)
-    step, begin, losses = 0, time.time(), []
+    step, begin, losses, loads = 0, time.time(), [], []
     model.train()
     while step < args.steps:
         for indices in batches(train.lengths, frames, g):
@@ -143,12 +143,17 @@ def main() -> None:
             losses.append(loss.item())
             step += 1
             if step % 25 == 0:
-                print(f"step {step} loss {np.mean(losses[-25:]):.3f} {time.time() - begin:.0f}s", flush=True)
+                loads.append(os.getloadavg()[0])
+                print(
+                    f"step {step} loss {np.mean(losses[-25:]):.3f} {time.time() - begin:.0f}s load {loads[-1]:.1f}",
+                    flush=True,
+                )
             if step % args.eval_every == 0 or step == args.steps:
                 cer = evaluate(model, dev, args.dev_utterances)
                 print(f"step {step} dev greedy CER {100 * cer:.2f}%", flush=True)
                 facts = {"steps": step, "seed": args.seed, "train_utterances": len(train), "dev_cer": cer}
                 facts["train_seconds"] = round(time.time() - begin)
+                facts["mean_load_average"] = round(float(np.mean(loads)), 2) if loads else None
                 save_acoustic_model(model, os.path.join(args.data, f"step{step}.safetensors"), facts)
             if step >= args.steps:
                 break

@@ -1,5 +1,6 @@
 """The character CTC model: causal streaming, the safetensors loader's checks, CtcAsr.pretrained."""
 
+import dataclasses
 import json
 import os
 
@@ -18,24 +19,25 @@ from speechdecode.models.acoustic import (
     save_acoustic_model,
 )
 
-SMALL = AcousticConfig(channels=24, dilations=(1, 3, 2))
+SMALL = AcousticConfig(channels=24, dilations=(1, 3, 2), subsampling=4)
 
 
-def small_model(seed: int = 0) -> CharCtcModel:
+def small_model(seed: int = 0, config: AcousticConfig = SMALL) -> CharCtcModel:
     torch.manual_seed(seed)
-    model = CharCtcModel(SMALL)
+    model = CharCtcModel(config)
     with torch.no_grad():
         model.mean.uniform_(-1, 1)
         model.std.uniform_(0.5, 2)
     return model.eval()
 
 
+@pytest.mark.parametrize("subsampling", [3, 4])
 @pytest.mark.parametrize("chunk", [1, 3, 4, 5, 17, 64])
-def test_streaming_equals_offline_for_rows_of_different_lengths(chunk):
-    model = small_model(chunk)
+def test_streaming_equals_offline_for_rows_of_different_lengths(chunk, subsampling):
+    model = small_model(chunk, dataclasses.replace(SMALL, subsampling=subsampling))
     x = torch.randn(3, 61, 80, generator=torch.Generator().manual_seed(chunk))
     lengths = torch.tensor([61, 37, 4])
-    offline = CtcAsr(model, GreedyCtcDecoder(list(TOKENS)), subsampling=4)
+    offline = CtcAsr(model, GreedyCtcDecoder(list(TOKENS)), subsampling=subsampling)
     reference = offline.transcribe(x, lengths)
     stream = offline.stream(batch_size=3)
     for start in range(0, 61, chunk):
