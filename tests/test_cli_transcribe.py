@@ -13,9 +13,9 @@ from speechdecode.demo.asr import write_wav
 from speechdecode.models.acoustic import TOKENS, AcousticConfig, CharCtcModel, save_acoustic_model
 from speechdecode.testing.speech import kjv_split, synthesize
 
-# Greedy CER bound on three held-out verses by unseen voices: the shipped (undertrained) model
-# scores 56% on 30 verses per unseen voice (models/weights/MODEL_CARD.md); random weights ~100%
-CER_BOUND = 0.75
+# Greedy CER bound on three held-out verses by unseen voices: the shipped model scores 38% on
+# 30 verses per unseen voice (31-46% per voice, models/weights/MODEL_CARD.md); random weights ~100%
+CER_BOUND = 0.6
 
 
 def run(capsys, *argv):
@@ -134,7 +134,7 @@ def test_language_model_and_graph_decoding(spoken, tmp_path, capsys):
     words = sorted({w for s in corpus for w in s.split()})
     write_lexicon(tmp_path / "lexicon.txt", char_lexicon(words))
     compile_graph(list(TOKENS), tmp_path / "lexicon.txt", arpa, allow_oov=True).write(tmp_path / "graph")
-    results = {}
+    results, oov = {}, {}
     for name, option in (("greedy", []), ("prefix", ["--arpa", arpa]), ("wfst", ["--graph", tmp_path / "graph"])):
         hyps = []
         for path in paths:
@@ -142,5 +142,8 @@ def test_language_model_and_graph_decoding(spoken, tmp_path, capsys):
             assert status == 0 and json.loads(out)["decoder"] == name
             hyps.append(json.loads(out)["text"])
         results[name] = word_error_rate(texts, hyps)
-        assert all(w in words for h in hyps for w in h.split()) or name == "greedy"
+        # both searches may spell an out-of-vocabulary word (a finite unknown-word score, an
+        # OOV-tolerant graph), but the LM makes them rarer than in greedy's spellings
+        oov[name] = sum(w not in words for h in hyps for w in h.split())
     assert results["prefix"] < results["greedy"] and results["wfst"] < results["greedy"], results
+    assert oov["prefix"] < oov["greedy"] and oov["wfst"] < oov["greedy"], oov
