@@ -95,12 +95,20 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+# The signals received while main() runs: an interrupt can surface as another exception that
+# does not chain it (a C extension's module init interrupted while numpy imports reports a bare
+# ImportError), so the status follows what arrived, not only the exception that came out.
+_RECEIVED: list[int] = []
+
+
 def _raise_interrupted(signum, frame):
+    _RECEIVED.append(signum)
     raise Interrupted(signum)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status (0, 2 for any error, 128 + signal when interrupted)."""
+    _RECEIVED.clear()
     handlers = _catch_signals()  # first: an interrupt while the parser imports is handled too
     args, name = argparse.Namespace(), ""
     try:
@@ -118,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         interrupt = _interrupt_behind(exc)
         if interrupt is not None:  # e.g. an ImportError raised from an interrupted import
             return _interrupted(args, name, getattr(interrupt, "signum", signal.SIGINT))
+        if _RECEIVED:  # an interrupt the exception does not chain (see _RECEIVED)
+            return _interrupted(args, name, _RECEIVED[-1])
         if os.environ.get("SPEECHDECODE_TRACEBACK"):
             raise
         return _error(args, name, exc)

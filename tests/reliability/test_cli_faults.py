@@ -176,3 +176,23 @@ def test_a_closed_pipe_ends_quietly(corpus):
     assert head.startswith(b"\\data\\\n")
     assert process.returncode == 128 + signal.SIGPIPE, stderr
     assert b"error" not in stderr and b"Traceback" not in stderr, stderr
+
+
+def test_an_interrupt_that_surfaces_as_another_error_exits_as_interrupted(monkeypatch, capsys):
+    # SIGINT while numpy imports can come out as a bare ImportError (a C extension's init was
+    # interrupted; nothing chains the KeyboardInterrupt): still "interrupted", not an error.
+    from speechdecode import cli
+
+    def interrupted_import():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the handler raises in here
+        except KeyboardInterrupt:
+            pass
+        raise ImportError("initialization of an extension module failed")  # no context: raised after
+
+    monkeypatch.setattr(cli, "build_parser", interrupted_import)
+    assert cli.main(["lm", "build"]) == 128 + signal.SIGINT
+    assert "interrupted" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "build_parser", lambda: (_ for _ in ()).throw(ImportError("no signal")))
+    assert cli.main(["lm", "build"]) == 2  # the same error without a signal stays an error
