@@ -142,8 +142,8 @@ def test_language_model_and_graph_decoding(spoken, tmp_path, capsys):
             assert status == 0 and json.loads(out)["decoder"] == name
             hyps.append(json.loads(out)["text"])
         results[name] = word_error_rate(texts, hyps)
-        # both searches may spell an out-of-vocabulary word (a finite unknown-word score, an
-        # OOV-tolerant graph), but the LM makes them rarer than in greedy's spellings
         oov[name] = sum(w not in words for h in hyps for w in h.split())
     assert results["prefix"] < results["greedy"] and results["wfst"] < results["greedy"], results
-    assert oov["prefix"] < oov["greedy"] and oov["wfst"] < oov["greedy"], oov
+    # the graph's output words are its lexicon's; the prefix search may still spell a word the LM
+    # lacks (its unknown-word score is finite), but fewer than greedy's spellings miss
+    assert oov["wfst"] == 0 and oov["prefix"] < oov["greedy"], oov
