@@ -95,9 +95,9 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-# The signals received while main() runs: an interrupt can surface as another exception that
-# does not chain it (a C extension's module init interrupted while numpy imports reports a bare
-# ImportError), so the status follows what arrived, not only the exception that came out.
+# The signals received while main() runs: an interrupt can surface as another exception (an
+# ImportError raised from the interrupted import, or a bare one when a C extension's module init
+# is interrupted while numpy imports), so the status follows what arrived, not the exception.
 _RECEIVED: list[int] = []
 
 
@@ -123,10 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _interrupted(args, name, signal.SIGINT)
     except Exception as exc:
-        interrupt = _interrupt_behind(exc)
-        if interrupt is not None:  # e.g. an ImportError raised from an interrupted import
-            return _interrupted(args, name, getattr(interrupt, "signum", signal.SIGINT))
-        if _RECEIVED:  # an interrupt the exception does not chain (see _RECEIVED)
+        if _RECEIVED:  # an interrupt that surfaced as another error (see _RECEIVED)
             return _interrupted(args, name, _RECEIVED[-1])
         if os.environ.get("SPEECHDECODE_TRACEBACK"):
             raise
@@ -137,17 +134,6 @@ def main(argv: list[str] | None = None) -> int:
             # status into "interrupted"; called from Python, the caller's handlers come back.
             signal.signal(signum, signal.SIG_IGN if argv is None else handler)
     return 0
-
-
-def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
-    """The KeyboardInterrupt an exception was raised from, if any (following cause and context)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
 
 
 def _catch_signals() -> dict:
