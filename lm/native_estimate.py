@@ -9,7 +9,8 @@ same (lmplz's) order, the same printed numbers. :func:`write_arpa_native` writes
 parallel.
 
 >>> from speechdecode.lm.counts import count_sentences
->>> counts = count_sentences(open("tests/data/lmplz/kjv400.txt"), 3)
+>>> with open("tests/data/lmplz/kjv400.txt") as text:
+...     counts = count_sentences(text, 3)
 >>> write_arpa_native("G.arpa", estimate_mkn(counts))  # the file `lmplz -o 3` writes
 """
 

@@ -68,9 +68,22 @@ class CodecStream:
         TensorError: frames not [B, K, n] integer codes, K above what the codec decodes, or a
             batch / K other than the first accept's.
 
-    Example:
-        >>> stream = CodecStream(encodec)  # doctest: +SKIP
-        >>> lm.generate(text, max_frames=500, on_frame=lambda t, codes, valid: play(stream.accept(codes[..., None])))
+    Example (a small EnCodec with random weights; ``EncodecModel.from_pretrained`` gives a real one):
+        >>> from transformers import EncodecConfig, EncodecModel
+        >>> _ = torch.manual_seed(0)
+        >>> codec = EncodecModel(EncodecConfig(
+        ...     codebook_size=32, hidden_size=8, num_filters=4, upsampling_ratios=[2, 2],
+        ...     target_bandwidths=[4.0], sampling_rate=400, codebook_dim=8, num_lstm_layers=1)).eval()
+        >>> stream = CodecStream(codec)
+        >>> codes = torch.randint(0, 32, (1, 4, 12))  # [B, K, frames], as a codec LM emits them
+        >>> pieces = [stream.accept(codes[..., t : t + 1]) for t in range(12)]  # one frame at a time
+        >>> [p.shape[-1] for p in pieces]  # EnCodec's first samples need its 7-frame kernel
+        [0, 0, 0, 0, 0, 0, 28, 4, 4, 4, 4, 4]
+        >>> audio = torch.cat([*pieces, stream.finish()], dim=-1)
+        >>> with torch.no_grad():
+        ...     whole = codec.decode(codes[None], [None]).audio_values  # all frames at once
+        >>> torch.allclose(audio, whole, atol=1e-5)
+        True
     """
 
     def __init__(self, codec, *, lookahead: int = 0, context: int | None = None):

@@ -106,7 +106,8 @@ def modified_kneser_ney(
 
     >>> from speechdecode.lm.arpa import write_arpa
     >>> from speechdecode.lm.counts import count_sentences
-    >>> counts = count_sentences(open("tests/data/lmplz/kjv400.txt"), 3)
+    >>> with open("tests/data/lmplz/kjv400.txt") as text:
+    ...     counts = count_sentences(text, 3)
     >>> write_arpa("G.arpa", modified_kneser_ney(counts))  # the file lmplz -o 3 writes
     """
     fallback = fallback_discounts(discount_fallback)
