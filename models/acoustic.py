@@ -142,7 +142,8 @@ class CharCtcModel(nn.Module):
         for block, cache in zip(self.blocks, state["blocks"], strict=True):
             x, cache = block(x, cache)
             caches.append(cache)
-        log_probs = torch.log_softmax(self.head(self.norm(x)), dim=-1)
+        # float32 log-softmax under a bfloat16 autocast too (training): bfloat16 keeps 3 digits.
+        log_probs = torch.log_softmax(self.head(self.norm(x)).float(), dim=-1)
         return log_probs, {"rest": state["rest"], "front": caches[0], "blocks": caches[1:]}
 
     def forward(self, features, lengths=None):

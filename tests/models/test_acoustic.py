@@ -68,6 +68,18 @@ def test_output_frame_sees_exactly_its_receptive_field():
     assert not torch.allclose(model(edge)[0][:, i], base[:, i])
 
 
+def test_log_probs_stay_float32_under_a_bfloat16_autocast():
+    # the recipe trains under a bfloat16 autocast; the CTC loss needs float32 log-probs (bfloat16
+    # keeps 8 bits of mantissa: a log-prob near -10 would be off by up to 0.03)
+    model = small_model()
+    x = torch.randn(2, 40, 80, generator=torch.Generator().manual_seed(3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        log_probs, _ = model(x)
+    assert log_probs.dtype == torch.float32
+    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(2, 10), rtol=0, atol=1e-6)
+    torch.testing.assert_close(log_probs, model(x)[0], rtol=0, atol=0.1)  # the same model, bfloat16 layers
+
+
 def test_save_and_load_round_trip_in_float16(tmp_path):
     model = small_model()
     path = tmp_path / "m.safetensors"
