@@ -1,5 +1,6 @@
 """The speechdecode command line: commands, --json, one-line errors with exit status 2."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -121,3 +122,21 @@ def test_bench_list_and_quick_run(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "| fp32 | native 1 thread |" in out.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ctc_greedy.json", "ctc_greedy.md", "ctc_greedy.png"]
+
+
+def _parsers(parser, path=()):
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def test_every_help_text_is_plain_text():
+    # help comes from docstrings; reST markup (``code``, :class:`x`) must not reach the terminal
+    seen = 0
+    for path, parser in _parsers(cli.build_parser()):
+        text = parser.format_help()
+        assert "``" not in text and ":class:" not in text and ":func:" not in text, " ".join(path)
+        seen += 1
+    assert seen > 20

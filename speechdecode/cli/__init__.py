@@ -57,7 +57,7 @@ class Commands:
 def build_parser() -> argparse.ArgumentParser:
     from speechdecode.cli import bench, decode, demo, info, lm
 
-    parser = Parser(prog="speechdecode", description=__doc__.splitlines()[0])
+    parser = Parser(prog="speechdecode", description=__doc__.splitlines()[0].replace("``", ""))
     parser.add_argument("--version", action="version", version=_version())
     commands = Commands(parser.add_subparsers(dest="command", required=True, parser_class=Parser))
     for module in (info, lm, decode, demo, bench):
