@@ -87,16 +87,16 @@ def register(commands) -> None:
     )
 
     ppl = lm.add("ppl", "perplexity of a text under an ARPA model (as KenLM's Python module computes it)", run_ppl)
-    ppl.add_argument("--arpa", required=True)
+    ppl.add_argument("--arpa", required=True, help="the model: ARPA (plain or .gz) or KenLM binary")
     ppl.add_argument("--text", required=True, metavar="FILE")
 
     prune = lm.add("prune", "Stolcke relative-entropy pruning of an ARPA model", run_prune)
-    prune.add_argument("--arpa", required=True)
+    prune.add_argument("--arpa", required=True, help="the ARPA model to prune (plain or .gz)")
     prune.add_argument("--threshold", type=float, required=True, help="relative perplexity increase, e.g. 1e-7")
     prune.add_argument("--out", required=True, metavar="OUT.arpa")
 
     generate = lm.add("generate", "generate text from an ARPA model", run_generate)
-    generate.add_argument("--arpa", required=True)
+    generate.add_argument("--arpa", required=True, help="the model: ARPA (plain or .gz) or KenLM binary")
     generate.add_argument("--prefix", default="", help="words to continue")
     generate.add_argument("--strategy", choices=["greedy", "beam", "sample"], default="sample")
     generate.add_argument("--num", type=int, default=1)
@@ -129,7 +129,7 @@ def register(commands) -> None:
     info = lm.add(
         "info", "order, n-gram counts and memory of a model (ARPA or KenLM binary); or the smoothing methods", run_info
     )
-    info.add_argument("--arpa")
+    info.add_argument("--arpa", help="the model: ARPA (plain or .gz) or KenLM binary")
     info.add_argument("--methods", action="store_true", help="list smoothing methods and their options")
 
 
