@@ -22,7 +22,15 @@ from speechdecode.errors import InputFileError, InvalidArgumentError
 from speechdecode.lm.counts import WORD_BOUNDARY, NgramCounts, count_sentences, to_units
 from speechdecode.lm.vocab import BOS, EOS, Vocabulary
 
-__all__ = ["CountOptions", "count_files", "count_native", "count_options", "input_files", "parse_size"]
+__all__ = [
+    "CountOptions",
+    "count_files",
+    "count_native",
+    "count_native_to",
+    "count_options",
+    "input_files",
+    "parse_size",
+]
 
 Path = str | os.PathLike
 MAX_ORDER = 16  # the native counter's limit (speechdecode._native.COUNT_MAX_ORDER)
@@ -244,11 +252,6 @@ def count_native(
 ) -> tuple[NgramCounts, int]:
     """The native counter on ``names`` (as :func:`input_files` gives them; an empty corpus is no
     error here): the counts and the number of tokens read. Errors as :func:`count_files`."""
-    native = _backend.native()
-    order, memory_bytes, tmp_dir = options.order, options.memory_bytes, options.tmp_dir
-    minimum = native.count_min_memory(order)
-    if memory_bytes < minimum:
-        raise InvalidArgumentError("memory", f"at least {minimum} bytes for order {order}", memory_bytes)
     bar = None
     callback = progress if callable(progress) else None
     if progress is True:
@@ -258,18 +261,40 @@ def count_native(
             bar.update(done - bar.n)
 
     try:
-        words, ngrams, counts, stats = native.count_files(
-            [os.fsencode(n) for n in names],
-            order,
-            units=options.units,
-            word_boundary=options.word_boundary,
-            limit_vocab=options.limit_words,
-            memory_bytes=memory_bytes,
-            tmp_dir=os.fspath(tmp_dir) if tmp_dir is not None else "",
-            encoding_errors=options.encoding_errors,
-            progress=callback,
-        )
+        words, ngrams, counts, stats = _native_count(names, options, callback, [])
     finally:
         if bar is not None:
             bar.close()
     return NgramCounts(Vocabulary(words[3:]), ngrams, counts), stats["tokens"]
+
+
+def count_native_to(
+    names: list[str], options: CountOptions, output_fds: list[int]
+) -> tuple[Vocabulary, list[int], int]:
+    """:func:`count_native` with the counts written to files instead of returned: ``output_fds``
+    holds, for each order n in turn, an open file for its n-grams (int32 ids, row-major) and one
+    for their int64 counts, written from their current offsets in lexicographic row order; the
+    counter holds a few MiB of buffers beside ``options.memory_bytes`` however many rows there
+    are. Returns the vocabulary, the rows written per order and the number of tokens read."""
+    words, _, _, stats = _native_count(names, options, None, output_fds)
+    return Vocabulary(words[3:]), list(stats["rows"]), stats["tokens"]
+
+
+def _native_count(names: list[str], options: CountOptions, callback, output_fds: list[int]):
+    native = _backend.native()
+    order, memory_bytes, tmp_dir = options.order, options.memory_bytes, options.tmp_dir
+    minimum = native.count_min_memory(order)
+    if memory_bytes < minimum:
+        raise InvalidArgumentError("memory", f"at least {minimum} bytes for order {order}", memory_bytes)
+    return native.count_files(
+        [os.fsencode(n) for n in names],
+        order,
+        units=options.units,
+        word_boundary=options.word_boundary,
+        limit_vocab=options.limit_words,
+        memory_bytes=memory_bytes,
+        tmp_dir=os.fspath(tmp_dir) if tmp_dir is not None else "",
+        encoding_errors=options.encoding_errors,
+        progress=callback,
+        output_fds=output_fds,
+    )

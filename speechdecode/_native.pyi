@@ -1,6 +1,7 @@
 """Type stubs for speechdecode._native, the C++ core built from csrc/ (see csrc/bindings/)."""
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -261,13 +262,17 @@ def count_files(
     tmp_dir: str = "",
     encoding_errors: str = "strict",
     progress: Callable[[int], object] | None = None,
-) -> tuple[list[str], list[npt.NDArray[np.int32]], list[npt.NDArray[np.int64]], dict[str, int]]:
+    output_fds: list[int] = ...,
+) -> tuple[list[str], list[npt.NDArray[np.int32]], list[npt.NDArray[np.int64]], dict[str, Any]]:
     """Counts n-grams of orders 1..order in text files (plain or gzip), one sentence per line.
 
     Returns (words, ngrams, counts, stats): words by id; per order n an int32 [M_n, n] array of
     sorted id rows and an int64 [M_n] array of counts; stats has lines, tokens, input_bytes, runs,
-    merge_passes, table_bytes. progress(bytes_read) is called with the GIL about every 4 MiB;
-    an exception it raises (or Ctrl-C) aborts counting. Releases the GIL while counting.
+    merge_passes, table_bytes and rows (M_n per order). With output_fds (2 * order open file
+    descriptors: per order one for its n-grams' int32 ids, one for its int64 counts) the rows and
+    counts are written there, at each descriptor's offset, and the arrays are empty.
+    progress(bytes_read) is called with the GIL about every 4 MiB; an exception it raises (or
+    Ctrl-C) aborts counting. Releases the GIL while counting.
     Raises speechdecode.errors.InputFileError (path:line) for unreadable files, invalid UTF-8
     (strict) and <s> / </s> in the text; ValueError for bad options.
     """

@@ -62,9 +62,10 @@ py::tuple count_files_py(const std::vector<std::string>& paths, int order, const
                          const std::string& word_boundary,
                          std::optional<std::vector<std::string>> limit_vocab, uint64_t memory_bytes,
                          const std::string& tmp_dir, const std::string& encoding_errors,
-                         const std::optional<py::function>& progress) {
+                         const std::optional<py::function>& progress, std::vector<int> output_fds) {
   CountOptions options = make_options(order, units, word_boundary, std::move(limit_vocab), memory_bytes,
                                       tmp_dir, encoding_errors);
+  options.output_fds = std::move(output_fds);
   // Installed even without a callback: it is where pending signals (Ctrl-C) are noticed.
   options.progress = [&progress](uint64_t bytes_read) {
     py::gil_scoped_acquire gil;
@@ -102,6 +103,7 @@ py::tuple count_files_py(const std::vector<std::string>& paths, int order, const
   stats["runs"] = s.runs;
   stats["merge_passes"] = s.merge_passes;
   stats["table_bytes"] = s.table_bytes;
+  stats["rows"] = result.rows;
   return py::make_tuple(words, ngrams, counts, stats);
 }
 
@@ -115,10 +117,13 @@ void bind_lm_count(py::module_& m) {
         py::arg("word_boundary") = "|", py::arg("limit_vocab") = py::none(),
         py::arg("memory_bytes") = uint64_t{1} << 30, py::arg("tmp_dir") = "",
         py::arg("encoding_errors") = "strict", py::arg("progress") = py::none(),
+        py::arg("output_fds") = std::vector<int>{},
         R"doc(Counts the n-grams of orders 1..order in text files (plain or gzip), one sentence per line.
 Returns (words, ngrams, counts, stats): words by id, per order an int32 [M_n, n] array of sorted id
 rows and an int64 [M_n] array of counts, and a dict of statistics (lines, tokens, input_bytes, runs,
-merge_passes, table_bytes). progress(bytes_read) is called with the GIL about every 4 MiB.
+merge_passes, table_bytes, rows: M_n per order). With output_fds (2 * order open file descriptors:
+per order, its n-grams' int32 ids then its int64 counts) the rows and counts are written there
+instead and the arrays are empty. progress(bytes_read) is called with the GIL about every 4 MiB.
 Releases the GIL while counting.)doc");
 }
 

@@ -47,7 +47,7 @@ void TempFile::read(uint64_t offset, void* data, uint64_t bytes) const {
 }
 
 void TempFile::fail(const std::string& what) const {
-  throw std::runtime_error(what + " " + dir_ + ": " + std::strerror(errno));
+  throw std::runtime_error("n-gram counting: " + what + " " + dir_ + ": " + std::strerror(errno));
 }
 
 }  // namespace speechdecode

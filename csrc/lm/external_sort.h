@@ -27,8 +27,8 @@
 namespace speechdecode {
 
 // A temporary file in dir, unlinked at once: appends at the end, reads at any offset. Throws
-// std::runtime_error naming dir and the system's reason when it cannot be created, written
-// (a full disk) or read back.
+// std::runtime_error naming the stage (n-gram counting, its only user), dir and the system's
+// reason when it cannot be created, written (a full disk) or read back.
 class TempFile {
  public:
   explicit TempFile(const std::string& dir);

@@ -437,12 +437,26 @@ struct RecordTraits {
 // ---------------------------------------------------------------------------------------------
 // Sorted unique records -> counts of every order (the prefix pass described in the header).
 
+// Writes all of [data, data + bytes) to fd; throws std::runtime_error naming what and the reason.
+void write_all(int fd, const void* data, size_t bytes, const char* what) {
+  const char* p = static_cast<const char*>(data);
+  while (bytes > 0) {
+    const ssize_t n = ::write(fd, p, std::min<size_t>(bytes, size_t{1} << 30));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      throw std::runtime_error(std::string("cannot write the counted ") + what + ": " + std::strerror(errno));
+    p += n;
+    bytes -= static_cast<size_t>(n);
+  }
+}
+
 template <int N>
 class PrefixCounts {
  public:
-  explicit PrefixCounts(CountResult* out) : out_(out) {
+  PrefixCounts(CountResult* out, const std::vector<int>& fds) : out_(out), fds_(fds) {
     out_->ngrams.assign(N, {});
     out_->counts.assign(N, {});
+    out_->rows.assign(N, 0);
   }
 
   void operator()(const Record<N>& r) {
@@ -462,10 +476,15 @@ class PrefixCounts {
   void finish() {
     for (int k = 0; k < prev_len_; ++k) emit(k);
     prev_len_ = 0;
+    if (!fds_.empty()) {
+      for (int k = 0; k < N; ++k) flush(k);
+    }
   }
 
-  // Sizes the output for the n sorted unique records that will follow (one pass, no copies).
+  // Sizes the output for the n sorted unique records that will follow (one pass, no copies);
+  // written to files, the output is buffered in kOutputRows rows per order instead.
   void reserve(const Record<N>* records, uint64_t n) {
+    if (!fds_.empty()) return;
     uint64_t groups[N] = {};
     for (uint64_t i = 0; i < n; ++i) {
       int same = 0;
@@ -487,9 +506,22 @@ class PrefixCounts {
     auto& grams = out_->ngrams[k];
     for (int i = 0; i <= k; ++i) grams.push_back(static_cast<int32_t>(prev_[i]));
     out_->counts[k].push_back(static_cast<int64_t>(pending_[k]));
+    ++out_->rows[k];
+    if (!fds_.empty() && out_->counts[k].size() >= NgramCounter::kOutputRows) flush(k);
+  }
+
+  // Writes order k+1's buffered rows to its files and empties the buffers.
+  void flush(int k) {
+    auto& grams = out_->ngrams[k];
+    auto& counts = out_->counts[k];
+    write_all(fds_[2 * k], grams.data(), grams.size() * sizeof(int32_t), "n-grams");
+    write_all(fds_[2 * k + 1], counts.data(), counts.size() * sizeof(int64_t), "counts");
+    grams.clear();
+    counts.clear();
   }
 
   CountResult* out_;
+  const std::vector<int>& fds_;
   uint32_t prev_[N] = {};
   uint64_t pending_[N] = {};
   int prev_len_ = 0;
@@ -680,7 +712,7 @@ CountResult count_order(const CountOptions& options, const std::vector<std::stri
     if (options.progress) options.progress(total);
   };
   CountResult result;
-  PrefixCounts<N> prefixes(&result);
+  PrefixCounts<N> prefixes(&result, options.output_fds);
   counter.finish(prefixes, tick);
   prefixes.finish();
   result.words = vocab.take_words();
@@ -723,6 +755,10 @@ NgramCounter::NgramCounter(CountOptions options) : options_(std::move(options)) 
       throw std::invalid_argument("word_boundary: expected one character that is not whitespace, got '" + b +
                                   "'");
     }
+  }
+  if (!options_.output_fds.empty() && options_.output_fds.size() != 2 * static_cast<size_t>(n)) {
+    throw std::invalid_argument("output_fds: expected 2 * order = " + std::to_string(2 * n) +
+                                " file descriptors, got " + std::to_string(options_.output_fds.size()));
   }
   if (options_.memory_bytes < min_memory(n)) {
     throw std::invalid_argument("memory: expected at least " + std::to_string(min_memory(n)) +

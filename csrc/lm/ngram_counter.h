@@ -22,7 +22,8 @@
 // more runs than the budget gives read buffers for), equal records are combined, and the merged
 // stream goes through the same prefix pass; lm/external_sort.h keeps and merges the runs. The
 // budget covers the table and the merge buffers; the vocabulary, about 10 MiB of I/O buffers
-// (4.4 MB more for character units) and the result arrays come on top. Counting is exact
+// (4.4 MB more for character units) and the result arrays (or, written to output_fds, their
+// buffers) come on top. Counting is exact
 // whatever the budget.
 //
 // Threads: one reads, validates and tokenises the files (and owns the vocabulary) a few chunks
@@ -55,6 +56,12 @@ struct CountOptions {
   uint64_t memory_bytes = uint64_t{1} << 30;
   std::string tmp_dir;  // where runs are spilled; empty: $TMPDIR, else /tmp
   EncodingErrors encoding_errors = EncodingErrors::kStrict;
+  // Empty: the counts are returned in CountResult::ngrams / counts. Otherwise 2 * order open file
+  // descriptors, for each order n in turn one for its n-grams (int32 ids, row-major) and one for
+  // its counts (int64): the prefix pass writes them there, in pieces of kOutputRows rows, instead
+  // of holding them (the counts then take a few MiB of buffers beside the budget, whatever their
+  // size). Written at each descriptor's current offset; the caller closes them.
+  std::vector<int> output_fds;
   // Called with the input bytes consumed so far, about every 4 MiB and during merging; it may
   // throw to abort counting (temporary files are still released).
   std::function<void(uint64_t)> progress;
@@ -74,19 +81,23 @@ struct CountResult {
   // Per order n (index n - 1): M_n * n ids, row-major, rows sorted; counts M_n.
   std::vector<std::vector<int32_t>> ngrams;
   std::vector<std::vector<int64_t>> counts;
+  std::vector<uint64_t> rows;  // M_n per order (also with output_fds)
   CountStats stats;
 };
 
 class NgramCounter {
  public:
   static constexpr int kMaxOrder = 16;
+  // Rows of one order buffered before they are written to CountOptions::output_fds.
+  static constexpr uint64_t kOutputRows = uint64_t{1} << 15;
 
   // Throws std::invalid_argument for a bad option (order, boundary, memory below min_memory).
   explicit NgramCounter(CountOptions options);
 
   // Counts the sentences of the files, in order, as one corpus. Throws InputFileError for a file
   // that cannot be read, invalid UTF-8 (strict mode) or <s> / </s> in the text, naming file and
-  // line; std::runtime_error when a temporary file cannot be written. Takes no Python lock.
+  // line; std::runtime_error when a temporary file or an output_fds file cannot be written.
+  // Takes no Python lock.
   CountResult count(const std::vector<std::string>& paths) const;
 
   // The smallest memory_bytes accepted for this order: a hash table of 1024 records.

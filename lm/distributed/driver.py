@@ -18,8 +18,12 @@ end, the ARPA text of one partition and order at a time):
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import dataclasses
 import os
+import sys
+import tempfile
 import time
 import warnings
 import zlib
@@ -30,7 +34,7 @@ import numpy as np
 
 from speechdecode import _args, _backend
 from speechdecode._io import atomic_write
-from speechdecode.errors import InputFileError, InvalidArgumentError
+from speechdecode.errors import InputFileError, InvalidArgumentError, SpeechdecodeError
 from speechdecode.lm import counting
 from speechdecode.lm.counts import WORD_BOUNDARY
 from speechdecode.lm.distributed import partition as P
@@ -50,6 +54,11 @@ __all__ = ["BuildReport", "UnreadableShardWarning", "build"]
 # 165 measured (the merge; 2.1M sampled words, order 5, 4-34 partitions): the default partition
 # count keeps this times a partition's rows within ``memory``.
 BYTES_PER_NGRAM = 256
+# The count tasks pass their counts on, and the split tasks read them, in blocks of
+# memory / BLOCKS_PER_MEMORY bytes (MIN_BLOCK_BYTES at least): splitting a block holds it about 4
+# times over (global ids, partition numbers, their sort, the sorted rows).
+BLOCKS_PER_MEMORY = 16
+MIN_BLOCK_BYTES = 1 << 16
 # The context shuffle moves P x P objects each way: beyond this many partitions, scheduling them
 # costs more than the partitions save (raise --memory instead).
 MAX_PARTITIONS = 4096
@@ -169,14 +178,15 @@ def build(
     report = BuildReport(os.fspath(arpa), order, 0, 0, 0, [], [])
     clock = _Clock(report.seconds)
 
-    counted = [runner.submit(_count_task, 2, name, options, skip_unreadable) for name in names]
-    shard_facts = runner.get([c[0] for c in counted])
+    block_bytes = max(MIN_BLOCK_BYTES, memory_bytes // BLOCKS_PER_MEMORY)
+    counted = runner.collect([runner.stream(_count_task, n, options, skip_unreadable, block_bytes) for n in names])
+    shard_facts = runner.get([c[-1] for c in counted])
     report.shuffled_bytes["count"] = _tally(report, "count", shard_facts)
     for f in shard_facts:
         if "skipped" in f:
             report.skipped.append(f["skipped"])
             warnings.warn(f"skipped an unreadable shard: {f['skipped']}", UnreadableShardWarning, stacklevel=2)
-    counted = [c for c, f in zip(counted, shard_facts, strict=True) if "skipped" not in f]
+    counted = [c[:-1] for c, f in zip(counted, shard_facts, strict=True) if "skipped" not in f]
     shard_facts = [f for f in shard_facts if "skipped" not in f]
     clock.lap("count")
 
@@ -207,11 +217,14 @@ def build(
         report.warnings.append(message)
         warnings.warn(message, stacklevel=2)
 
-    split = [
-        runner.submit(_split_task, parts + 1, c[1], ids, bounds) for c, ids in zip(counted, global_ids, strict=True)
-    ]
+    split = runner.collect(
+        [
+            runner.stream(_split_task, blocks, ids, bounds, order, options.tmp_dir, name)
+            for blocks, ids, name in zip(counted, global_ids, [f["path"] for f in shard_facts], strict=True)
+        ]
+    )
     del counted
-    report.shuffled_bytes["split"] = _tally(report, "split", runner.get([s[0] for s in split]))
+    report.shuffled_bytes["split"] = _tally(report, "split", runner.get([s[-1] for s in split]))
     clock.lap("split")
 
     merged = [
@@ -224,7 +237,7 @@ def build(
             vocab_size,
             thresholds,
             bounds,
-            *[s[p + 1] for s in split],
+            *[s[p] for s in split],
         )
         for p in range(parts)
     ]
@@ -414,6 +427,18 @@ class _Runner:
         remote = self.ray.remote(_measured).options(num_returns=returns, name=function.__name__, **self.options)
         return remote.remote(function, *args)
 
+    def stream(self, function, *args):
+        """A generator stage function as a Ray streaming generator task: each value it yields is
+        stored as it comes (not all held until the task ends). :meth:`collect` lists them."""
+        if self.ray is None:
+            return list(function(*args))
+        remote = self.ray.remote(_measured_stream).options(name=function.__name__, **self.options)
+        return remote.remote(function, *args)
+
+    def collect(self, streams: list) -> list[list]:
+        """The values (refs on Ray) each of :meth:`stream`'s tasks yielded, in order."""
+        return [list(s) for s in streams]
+
     def put(self, value):
         return value if self.ray is None else self.ray.put(value)
 
@@ -428,55 +453,216 @@ class _Runner:
             raise unwrap(exc) from None
 
 
-_STARTED = {}  # this worker's resident memory as its current task started
+def _fetch(value):
+    """A value a task was given inside a list (so Ray did not resolve it): itself when inline,
+    what it refers to when it is a Ray object reference."""
+    ray = sys.modules.get("ray")
+    return ray.get(value) if ray is not None and isinstance(value, ray.ObjectRef) else value
+
+
+class _Meter:
+    """The peak memory of the task this worker runs, its own.
+
+    Ray runs many tasks in one worker process: as a task starts, the heap earlier tasks freed is
+    given back to the system (glibc's malloc_trim) and VmHWM is reset to the current RSS (5
+    written to /proc/self/clear_refs). The task's growth is its peak less its private resident
+    memory at the start (VmRSS - RssShmem) and less the object-store pages (shared memory,
+    RssShmem) mapped when the current stretch began: a generator task starts a new stretch after
+    each value it yields (Ray then writes the value into the object store: the store's memory,
+    which Ray bounds and spills, not the task's). Object-store pages a task reads within a stretch
+    count as its growth (an upper bound). Where the reset fails, the peak is the process's and
+    the growth an upper bound."""
+
+    def __init__(self):
+        self.running, self.private, self.shared, self.peak, self.growth = False, 0, 0, 0, 0
+
+    def start(self) -> None:
+        self.running = True
+        try:
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+        rss, shared = _status("VmRSS", "RssShmem")
+        self.private, self.peak, self.growth = rss - shared, 0, 0
+        self.stretch()
+
+    def stretch(self) -> None:
+        """A new stretch begins: VmHWM reset, the object-store pages mapped now noted."""
+        try:
+            with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
+                handle.write("5")
+        except OSError:
+            pass
+        (self.shared,) = _status("RssShmem")
+
+    def lap(self) -> None:
+        """The stretch so far counts towards the peak and the growth."""
+        (peak,) = _status("VmHWM")
+        self.peak = max(self.peak, peak)
+        if self.running:  # inline (in the driver, no reset): no growth
+            self.growth = max(self.growth, peak - self.shared - self.private)
+
+
+_METER = _Meter()
 
 
 def _measured(function, *args):
-    """``function(*args)`` in a Ray worker, its peak memory its own. Ray runs many tasks in one
-    worker process: the heap earlier tasks freed is given back to the system (glibc's
-    malloc_trim), and VmHWM is reset to the current RSS (5 written to /proc/self/clear_refs);
-    where either fails, the peak is the process's, and the growth over the task's starting RSS
-    an upper bound."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
-            handle.write("5")
-    except OSError:
-        pass
-    _STARTED["rss"] = _resident()
+    """``function(*args)`` in a Ray worker, its peak memory its own (:class:`_Meter`)."""
+    _METER.start()
     return function(*args)
 
 
-def _resident() -> int:
-    """This process's resident memory now (VmRSS), in bytes."""
+def _measured_stream(function, *args):
+    """``function(*args)``, a generator, in a Ray worker: yields what it yields (:class:`_Meter`)."""
+    _METER.start()
+    for value in function(*args):
+        _METER.lap()
+        yield value
+        _METER.stretch()
+
+
+def _status(*fields: str) -> list[int]:
+    """Fields of /proc/self/status (VmRSS, VmHWM, RssShmem, ...), in bytes (0 where absent)."""
+    found = {}
     with open("/proc/self/status", encoding="ascii") as handle:
-        return next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmRSS:"))
+        for line in handle:
+            name, _, value = line.partition(":")
+            if name in fields:
+                found[name] = int(value.split()[0]) * 1024
+    return [found.get(f, 0) for f in fields]
 
 
 def _facts(moved: int, **facts) -> dict:
-    """A task's report to the driver: bytes it passes on, its peak memory (VmHWM), and more."""
-    peak = _args.peak_memory()
-    return {"bytes": int(moved), "peak": peak, "growth": peak - _STARTED.get("rss", peak), **facts}
+    """A task's report to the driver: bytes it passes on, its peak and growth (:class:`_Meter`)."""
+    _METER.lap()
+    return {"bytes": int(moved), "peak": _METER.peak, "growth": _METER.growth, **facts}
 
 
-def _count_task(path, options, skip):
+class _SpillFile:
+    """A task's temporary file in ``folder``, unlinked as it is created (nothing is left behind,
+    even by a killed worker): arrays appended, read back by offset. A failure to create or write
+    it (a full disk) is raised as a RuntimeError naming the stage, what the task works on and
+    the folder."""
+
+    def __init__(self, folder: str, stage: str, subject: str):
+        self.folder, self.stage, self.subject, self.size = folder, stage, subject, 0
+        with self.named():
+            self.handle = tempfile.TemporaryFile(dir=folder, prefix=f"speechdecode-{stage}-")
+
+    @contextlib.contextmanager
+    def named(self):
+        """OSError (and the native counter's RuntimeError) as an error naming stage and folder."""
+        try:
+            yield
+        except (OSError, RuntimeError) as exc:
+            if isinstance(exc, SpeechdecodeError):
+                raise
+            reason = f"cannot write: {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+            where = f"{self.stage} stage ({self.subject}), temporary files in {self.folder}"
+            raise RuntimeError(f"{where}: {reason}") from exc
+
+    def fileno(self) -> int:
+        return self.handle.fileno()
+
+    def append(self, array: np.ndarray) -> int:
+        """Writes ``array``'s bytes at the end; returns their offset."""
+        offset = self.size
+        with self.named():
+            self.handle.write(np.ascontiguousarray(array).data)
+        self.size += array.nbytes
+        return offset
+
+    def read(self, offset: int, dtype, count: int) -> np.ndarray:
+        """``count`` items of ``dtype`` from byte ``offset``."""
+        with self.named():
+            self.handle.flush()
+        size = count * np.dtype(dtype).itemsize
+        data = os.pread(self.handle.fileno(), size, offset)
+        if len(data) != size:
+            raise RuntimeError(f"{self.stage} stage ({self.subject}): a temporary file in {self.folder} ended early")
+        return np.frombuffer(data, dtype=dtype)
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def _count_task(path, options, skip, block_bytes):
+    """Counts one shard under ``options.memory_bytes`` (the native counter spills sorted runs and
+    writes its counts to temporary files), then yields them in blocks ``(n, ids, counts)`` of
+    about ``block_bytes``, order by order, and last its facts."""
+    folder = options.tmp_dir or tempfile.gettempdir()
+    options = dataclasses.replace(options, tmp_dir=folder)
+    files = []
     try:
-        counts, tokens = counting.count_native([path], options)
-    except (InputFileError, OSError) as exc:
-        if not skip:
-            raise
-        return _facts(0, skipped=str(exc)), None
-    ends = sum(np.bincount(g[:, -1], minlength=len(counts.vocab)) for g in counts.ngrams)
-    facts = {"words": counts.vocab.words, "tokens": tokens, "ends": ends}
-    return _facts(sum(g.nbytes + c.nbytes for g, c in zip(counts.ngrams, counts.counts, strict=True)), **facts), counts
+        for _ in range(2 * options.order):
+            files.append(_SpillFile(folder, "count", path))
+        try:
+            with files[0].named():
+                vocab, rows, tokens = counting.count_native_to([path], options, [f.fileno() for f in files])
+        except InputFileError as exc:
+            if not skip:
+                raise
+            yield _facts(0, skipped=str(exc), path=path)
+            return
+        ends = np.zeros(len(vocab), dtype=np.int64)
+        moved = 0
+        for n in range(1, options.order + 1):
+            grams, counts = files[2 * n - 2], files[2 * n - 1]
+            step = max(1, block_bytes // (4 * n + 8))
+            for first in range(0, rows[n - 1], step):
+                size = min(step, rows[n - 1] - first)
+                ids = grams.read(4 * n * first, np.int32, size * n).reshape(size, n)
+                ends += np.bincount(ids[:, -1], minlength=len(vocab))
+                moved += ids.nbytes + 8 * size
+                yield n, ids, counts.read(8 * first, np.int64, size)
+        yield _facts(moved, words=vocab.words, tokens=tokens, ends=ends, path=path)
+    finally:
+        for f in files:
+            f.close()
 
 
-def _split_task(counts, global_ids, bounds):
-    pieces = P.split_counts(counts, global_ids, bounds)
-    return (_facts(sum(p.nbytes for p in pieces)), *pieces)
+def _split_task(blocks, global_ids, bounds, order, tmp_dir, path):
+    """One shard's counted blocks to global word ids, cut by the partition of their last word:
+    yields each partition's :class:`.partition.Piece` in turn, then the facts. The blocks are
+    read one at a time; each one's rows go to a temporary file by partition, and a piece is read
+    back from there when it is yielded."""
+    parts = len(bounds) - 1
+    where = [[[] for _ in range(order)] for _ in range(parts)]  # per partition and order: (offset, rows)
+    spill = _SpillFile(tmp_dir or tempfile.gettempdir(), "split", path)
+    try:
+        for block in blocks:
+            n, ids, counts = _fetch(block)
+            rows = global_ids[ids]
+            part = P.partition_of(bounds, rows[:, -1])
+            by_part = np.argsort(part, kind="stable")
+            cuts = np.searchsorted(part[by_part], np.arange(parts + 1))
+            rows, counts = rows[by_part], counts[by_part]
+            for p in np.flatnonzero(np.diff(cuts)):
+                a, b = cuts[p], cuts[p + 1]
+                where[p][n - 1].append((spill.append(rows[a:b]), spill.append(counts[a:b]), int(b - a)))
+            del n, ids, counts, rows, part, by_part, block
+            _METER.lap()  # each block's object-store pages in its own stretch
+            _METER.stretch()
+        moved = 0
+        for p in range(parts):
+            piece = P.Piece([], [])
+            for n in range(1, order + 1):
+                segments = where[p][n - 1]
+                piece.rows.append(
+                    np.concatenate(
+                        [np.zeros((0, n), dtype=np.int32)]
+                        + [spill.read(r, np.int32, k * n).reshape(k, n) for r, _, k in segments]
+                    )
+                )
+                piece.counts.append(
+                    np.concatenate([np.zeros(0, dtype=np.int64)] + [spill.read(c, np.int64, k) for _, c, k in segments])
+                )
+            moved += piece.nbytes
+            yield piece
+            del piece
+        yield _facts(moved)
+    finally:
+        spill.close()
 
 
 def _merge_task(order, lo, hi, vocab_size, thresholds, bounds, *pieces):

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from speechdecode.errors import TensorError
-from speechdecode.lm.counts import NgramCounts, _row_keys
+from speechdecode.lm.counts import _row_keys
 from speechdecode.lm.methods._common import _log10, count_of_counts
 from speechdecode.lm.vocab import BOS_ID, EOS_ID, UNK_ID
 
@@ -46,27 +46,6 @@ class Piece:
     @property
     def nbytes(self) -> int:
         return sum(r.nbytes + c.nbytes for r, c in zip(self.rows, self.counts, strict=True))
-
-
-def split_counts(counts: NgramCounts, global_ids: np.ndarray, bounds: np.ndarray) -> list[Piece]:
-    """Cut one shard's counts into ``len(bounds) - 1`` pieces by the partition of each last word.
-
-    ``global_ids``: int32 [len(counts.vocab)], the global id of each of the shard's word ids.
-    ``bounds``: int64 [P+1], partition p takes last words in ``[bounds[p], bounds[p+1])``.
-    """
-    parts = len(bounds) - 1
-    rows_by_part = [[] for _ in range(parts)]
-    counts_by_part = [[] for _ in range(parts)]
-    for grams, values in zip(counts.ngrams, counts.counts, strict=True):
-        rows = global_ids[grams]
-        part = partition_of(bounds, rows[:, -1])
-        order = np.argsort(part, kind="stable")
-        cuts = np.searchsorted(part[order], np.arange(parts + 1))
-        for p in range(parts):
-            take = order[cuts[p] : cuts[p + 1]]
-            rows_by_part[p].append(rows[take])
-            counts_by_part[p].append(values[take].astype(np.int64))
-    return [Piece(rows_by_part[p], counts_by_part[p]) for p in range(parts)]
 
 
 def partition_of(bounds: np.ndarray, words: np.ndarray) -> np.ndarray:
