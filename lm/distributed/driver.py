@@ -59,6 +59,10 @@ BYTES_PER_NGRAM = 256
 # times over (global ids, partition numbers, their sort, the sorted rows).
 BLOCKS_PER_MEMORY = 16
 MIN_BLOCK_BYTES = 1 << 16
+# What a count task holds beside the native counter's table (its budget is memory less this):
+# the text reader's buffers (~10 MiB), the counts' output buffers (32,768 rows per order: 3.3 MB
+# at order 5) and the vocabulary (a few MiB for 10^5 words).
+COUNT_OVERHEAD = 20 << 20
 # The context shuffle moves P x P objects each way: beyond this many partitions, scheduling them
 # costs more than the partitions save (raise --memory instead).
 MAX_PARTITIONS = 4096
@@ -572,15 +576,12 @@ class _SpillFile:
         self.size += array.nbytes
         return offset
 
-    def read(self, offset: int, dtype, count: int) -> np.ndarray:
-        """``count`` items of ``dtype`` from byte ``offset``."""
+    def read(self, offset: int, out: np.ndarray) -> None:
+        """Fills ``out`` (C-contiguous) with the bytes from ``offset``."""
         with self.named():
             self.handle.flush()
-        size = count * np.dtype(dtype).itemsize
-        data = os.pread(self.handle.fileno(), size, offset)
-        if len(data) != size:
+        if os.preadv(self.handle.fileno(), [out.reshape(-1).view(np.uint8)], offset) != out.nbytes:
             raise RuntimeError(f"{self.stage} stage ({self.subject}): a temporary file in {self.folder} ended early")
-        return np.frombuffer(data, dtype=dtype)
 
     def close(self) -> None:
         self.handle.close()
@@ -591,7 +592,9 @@ def _count_task(path, options, skip, block_bytes):
     writes its counts to temporary files), then yields them in blocks ``(n, ids, counts)`` of
     about ``block_bytes``, order by order, and last its facts."""
     folder = options.tmp_dir or tempfile.gettempdir()
-    options = dataclasses.replace(options, tmp_dir=folder)
+    memory = options.memory_bytes  # the table gets what COUNT_OVERHEAD leaves, if at least its minimum
+    table = max(min(memory, _backend.native().count_min_memory(options.order)), memory - COUNT_OVERHEAD)
+    options = dataclasses.replace(options, tmp_dir=folder, memory_bytes=table)
     files = []
     try:
         for _ in range(2 * options.order):
@@ -611,10 +614,12 @@ def _count_task(path, options, skip, block_bytes):
             step = max(1, block_bytes // (4 * n + 8))
             for first in range(0, rows[n - 1], step):
                 size = min(step, rows[n - 1] - first)
-                ids = grams.read(4 * n * first, np.int32, size * n).reshape(size, n)
+                ids, values = np.empty((size, n), dtype=np.int32), np.empty(size, dtype=np.int64)
+                grams.read(4 * n * first, ids)
+                counts.read(8 * first, values)
                 ends += np.bincount(ids[:, -1], minlength=len(vocab))
-                moved += ids.nbytes + 8 * size
-                yield n, ids, counts.read(8 * first, np.int64, size)
+                moved += ids.nbytes + values.nbytes
+                yield n, ids, values
         yield _facts(moved, words=vocab.words, tokens=tokens, ends=ends, path=path)
     finally:
         for f in files:
@@ -648,15 +653,15 @@ def _split_task(blocks, global_ids, bounds, order, tmp_dir, path):
             piece = P.Piece([], [])
             for n in range(1, order + 1):
                 segments = where[p][n - 1]
-                piece.rows.append(
-                    np.concatenate(
-                        [np.zeros((0, n), dtype=np.int32)]
-                        + [spill.read(r, np.int32, k * n).reshape(k, n) for r, _, k in segments]
-                    )
-                )
-                piece.counts.append(
-                    np.concatenate([np.zeros(0, dtype=np.int64)] + [spill.read(c, np.int64, k) for _, c, k in segments])
-                )
+                rows = np.empty((sum(k for _, _, k in segments), n), dtype=np.int32)
+                counts = np.empty(len(rows), dtype=np.int64)
+                done = 0
+                for at_rows, at_counts, k in segments:
+                    spill.read(at_rows, rows[done : done + k])
+                    spill.read(at_counts, counts[done : done + k])
+                    done += k
+                piece.rows.append(rows)
+                piece.counts.append(counts)
             moved += piece.nbytes
             yield piece
             del piece

@@ -16,8 +16,9 @@ import pytest
 from speechdecode._backend import native
 from speechdecode.cli import main as cli_main
 from speechdecode.errors import InputFileError
+from speechdecode.lm.counting import count_files
 from speechdecode.lm.distributed import build
-from speechdecode.lm.distributed.driver import BYTES_PER_NGRAM
+from speechdecode.lm.distributed.driver import BLOCKS_PER_MEMORY, BYTES_PER_NGRAM
 
 from .processes import descendants, is_loopback, listening_addresses, state, title
 from .test_lm_build import random_shards, single_process, zipf_shards
@@ -80,9 +81,9 @@ def test_worker_killed_while_counting_and_estimating_is_retried(cluster, tmp_pat
 
 def test_partition_tasks_stay_within_memory(cluster, tmp_path):
     """The merge, context and estimate tasks grow by less than ``memory`` each (their peak
-    resident memory, reset as each task starts, over the memory they started with): the default
-    partition count holds each partition's rows to memory / BYTES_PER_NGRAM. With the minimum
-    of two partitions per worker slot (4 here) the merge tasks grow by about 23 MiB."""
+    resident memory, reset as each task starts, over the private memory they started with): the
+    default partition count holds each partition's rows to memory / BYTES_PER_NGRAM. With the
+    minimum of two partitions per worker slot (4 here) the merge tasks grow by about 23 MiB."""
     paths = zipf_shards(tmp_path, seed=5, lines=15_000, shards=3, vocab=10_000)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -90,9 +91,26 @@ def test_partition_tasks_stay_within_memory(cluster, tmp_path):
     assert not [w for w in caught if "partition receives" in str(w.message)]
     assert report.partitions > 4 and max(report.partition_rows) <= 20 * 2**20 // BYTES_PER_NGRAM
     assert sorted(report.task_peak_rss) == sorted(report.task_growth) == sorted(STAGES)
-    for stage in ("merge", "contexts", "estimate"):
+    for stage in STAGES:
         assert 0 < report.task_growth[stage] <= 20 * 2**20, (stage, report.task_growth)
         assert report.task_peak_rss[stage] > report.task_growth[stage]  # the worker's own memory under it
+
+
+def test_count_and_split_tasks_hold_less_than_their_shards_counts(cluster, tmp_path):
+    """A shard whose counts alone (31 MiB as arrays) exceed ``memory`` (28M): its count task
+    spills its table and streams the counts out in blocks of memory / BLOCKS_PER_MEMORY bytes,
+    its split task reads them a block at a time, and each grows by less than ``memory``
+    (holding the shard's counts once would not fit beside the worker's own allocations).
+    The ARPA, made of many blocks per order, is the single-process file."""
+    (path,) = zipf_shards(tmp_path, seed=6, lines=120_000, shards=1, vocab=50_000)
+    counts = count_files(path, 4)
+    assert sum(g.nbytes + c.nbytes for g, c in zip(counts.ngrams, counts.counts, strict=True)) > 28 * 2**20
+    expected = single_process([path], tmp_path / "single.arpa", 4)
+    report = build([path], tmp_path / "ray.arpa", 4, memory="28M", partitions=8)
+    assert (tmp_path / "ray.arpa").read_bytes() == expected
+    assert report.shuffled_bytes["count"] > 16 * 28 * 2**20 // BLOCKS_PER_MEMORY  # 16+ blocks
+    for stage in ("count", "split"):
+        assert 0 < report.task_growth[stage] <= 28 * 2**20, (stage, report.task_growth)
 
 
 def test_cli_lm_build_ray(cluster, tmp_path, capsys):
