@@ -4,8 +4,10 @@ is byte for byte the single-process build's (count_files + estimate + write_arpa
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import socket
+import subprocess
 import sys
 import warnings
 import zlib
@@ -14,6 +16,7 @@ import numpy as np
 import pytest
 
 from speechdecode import _ray
+from speechdecode._backend import native
 from speechdecode._ray import ClusterUnavailableError
 from speechdecode.errors import BackendUnavailableError, InputFileError, InvalidArgumentError
 from speechdecode.lm.arpa import write_arpa
@@ -202,6 +205,44 @@ def test_unreadable_shard_is_named_and_nothing_written(tmp_path):
         build([good, bad], out, 3, inline=True)
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt", "good.txt"]  # no temporary left
+
+
+# A build (every stage in one process) under a file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored):
+# a write past it fails with EFBIG, as a write to a full disk fails with ENOSPC.
+FILE_SIZE_LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+from speechdecode.lm.distributed import build
+build(sys.argv[5:], sys.argv[2], 3, memory=sys.argv[3], tmp_dir=sys.argv[4], inline=True)
+"""
+
+
+@pytest.mark.parametrize("stage", ["count", "split"])
+def test_a_full_disk_names_the_stage_shard_and_folder(tmp_path, stage):
+    """A temporary file that cannot be written fails the build with an error naming the stage,
+    the shard and the folder, leaving no ARPA and no temporary file. The count stage: the native
+    counter spills runs under its smallest budget. The split stage: the counts pass through the
+    count stage (a file per order and column, each under the limit) and fail in the split
+    task's one file of every partition's rows (all of them, larger than the limit)."""
+    (path,) = random_shards(tmp_path, seed=4, sizes=[3000], vocab=3000)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    counts = count_files(path, 3)
+    largest = max(max(4 * n * len(c), 8 * len(c)) for n, c in enumerate(counts.counts, start=1))
+    every = sum((4 * n + 8) * len(c) for n, c in enumerate(counts.counts, start=1))
+    assert every > 2 * largest
+    limit, memory = (
+        (64 << 10, str(native().count_min_memory(3))) if stage == "count" else ((largest + every) // 2, "1G")
+    )
+    arpa = tmp_path / "out.arpa"
+    command = [sys.executable, "-c", FILE_SIZE_LIMITED, str(limit), str(arpa), memory, str(spill), path]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert done.returncode != 0
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"RuntimeError: {stage} stage ({path}), temporary files in {spill}: "), error
+    assert error.endswith("File too large"), error
+    assert not arpa.exists() and os.listdir(spill) == []
 
 
 @pytest.mark.parametrize(

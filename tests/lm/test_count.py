@@ -8,6 +8,8 @@ line rather than starting an empty one.
 import gzip
 import os
 import random
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -251,6 +253,75 @@ def test_mid_budget_single_merge_pass(tmp_path, kjv_reference):
     _, _, _, stats = native.count_files([str(KJV400)], 4, memory_bytes=200 << 10)
     assert stats["runs"] >= 2 and stats["merge_passes"] == 1
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("memory", [1 << 30, 3_500_000])  # in memory; spilling runs
+def test_counts_written_to_files_are_the_returned_ones(tmp_path, random_word_corpus, memory):
+    """output_fds: each order's rows and counts go to its two files (flushed every
+    kOutputRows = 32,768 rows: ~310k-330k rows per order here), after what the files held, and the returned
+    arrays are empty; the files hold exactly what count_files returns."""
+    path, want = random_word_corpus
+    files = [open(tmp_path / f"out{i}", "w+b") for i in range(6)]
+    try:
+        for f in files:
+            f.write(b"kept")
+            f.flush()
+        words, ngrams, counts, stats = native.count_files(
+            [str(path)], 3, memory_bytes=memory, tmp_dir=str(tmp_path), output_fds=[f.fileno() for f in files]
+        )
+    finally:
+        for f in files:
+            f.close()
+    assert (stats["runs"] > 0) == (memory < 1 << 30)
+    assert words[3:] == want.vocab.words[3:]
+    assert stats["rows"] == [len(c) for c in want.counts] and stats["rows"][2] > 9 * 32_768
+    for n in range(1, 4):
+        assert ngrams[n - 1].shape == (0, n) and counts[n - 1].shape == (0,)
+        grams = (tmp_path / f"out{2 * n - 2}").read_bytes()
+        values = (tmp_path / f"out{2 * n - 1}").read_bytes()
+        assert grams[:4] == values[:4] == b"kept"
+        np.testing.assert_array_equal(np.frombuffer(grams[4:], dtype=np.int32).reshape(-1, n), want.ngrams[n - 1])
+        np.testing.assert_array_equal(np.frombuffer(values[4:], dtype=np.int64), want.counts[n - 1])
+
+
+def test_output_fds_must_be_two_per_order():
+    with pytest.raises(ValueError, match="output_fds: expected 2 \\* order = 6 file descriptors, got 3"):
+        native.count_files([str(KJV400)], 3, output_fds=[0, 1, 2])
+
+
+def test_a_full_disk_while_spilling_names_the_stage_and_folder(tmp_path):
+    """A write that fails while the counter spills (here a file-size limit, RLIMIT_FSIZE, on the
+    `lm build` process: the write returns EFBIG as a full disk returns ENOSPC) ends the build
+    with the stage, the folder and the system's reason, and no ARPA."""
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    arpa = tmp_path / "out.arpa"
+    limited = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))\n"
+        "from speechdecode.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    command = [
+        "lm",
+        "build",
+        "--text",
+        str(KJV400),
+        "-o",
+        "4",
+        "--memory",
+        "100K",
+        "-T",
+        str(spill),
+        "--arpa",
+        str(arpa),
+    ]
+    done = subprocess.run([sys.executable, "-c", limited, *command], capture_output=True, text=True, check=False)
+    assert done.returncode != 0
+    reason = "cannot write a temporary file (more disk or a larger memory budget helps)"
+    assert f"n-gram counting: {reason} in {spill}: File too large" in done.stderr
+    assert not arpa.exists() and os.listdir(spill) == []
 
 
 def test_memory_below_minimum_says_the_minimum():
