@@ -5,8 +5,11 @@ Stages (each a Ray task per shard or partition; data moves between them as Ray o
 Ray keeps in its object store and spills to disk; the driver sees only small facts and, at the
 end, the ARPA text of one partition and order at a time):
 
-1. ``count``     per text shard: the native counter (bounded by ``memory``, spilling sorted runs);
-2. ``split``     per shard: to global word ids, cut into partitions by last word;
+1. ``count``     per text shard: the native counter (its table ``memory`` less COUNT_OVERHEAD,
+                 spilling sorted runs), its counts written to temporary files, then yielded in
+                 blocks of ``memory`` / BLOCKS_PER_MEMORY bytes (a Ray streaming generator);
+2. ``split``     per shard: block by block to global word ids, cut by last word into a temporary
+                 file, then yielded one partition's piece at a time;
 3. ``merge``     per partition: sum the shards' counts, adjusted counts, count-of-counts, partial
                  context totals (:func:`.partition.merge_partition`);
    driver        global count-of-counts (+ lmplz's quirk) -> discounts; unigram totals;
@@ -138,9 +141,14 @@ def build(
             into partitions of at most ``memory`` / BYTES_PER_NGRAM rows (two per worker slot
             at least); a word that alone ends more rows gets its own partition and a warning.
         memory: per task: the memory Ray reserves for each task (so no more tasks run at once
-            than fit), the counter's budget (it spills beyond it to ``tmp_dir``; the counts it
-            returns come on top) and, through the default partitions, the partition tasks'.
-        tmp_dir: where the counters spill (default ``$TMPDIR``).
+            than fit) and what each task holds: a count task's table gets ``memory`` less
+            COUNT_OVERHEAD (20 MiB, its buffers) and spills beyond it to ``tmp_dir``; counts
+            move in blocks of ``memory`` / BLOCKS_PER_MEMORY bytes; the default partitions
+            bound the partition tasks (but not below one last word).
+        tmp_dir: where the count tasks spill sorted runs and write their counts, and the split
+            tasks their partitions' rows (default: the system's temporary folder); the files are
+            unlinked as they are created. A failed write (a full disk) raises a RuntimeError
+            naming the stage, the shard and the folder.
         address: the Ray cluster (``host:port``, ``ray://...``, ``"auto"``); None starts a
             local one on loopback (:func:`speechdecode._ray.connect`); an existing ``ray.init``
             is used as it is.
