@@ -499,7 +499,10 @@ class _Meter:
         self.stretch()
 
     def stretch(self) -> None:
-        """A new stretch begins: VmHWM reset, the object-store pages mapped now noted."""
+        """A new stretch begins: VmHWM reset, the object-store pages mapped now noted (in a Ray
+        worker only: inline, the driver's own peak is left alone)."""
+        if not self.running:
+            return
         try:
             with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
                 handle.write("5")

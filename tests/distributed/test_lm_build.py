@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from speechdecode import _ray
+from speechdecode._args import peak_memory
 from speechdecode._backend import native
 from speechdecode._ray import ClusterUnavailableError
 from speechdecode.errors import BackendUnavailableError, InputFileError, InvalidArgumentError
@@ -193,6 +194,17 @@ def test_fallback_discounts_warn_as_single_process(tmp_path):
         build([path], tmp_path / "dist.arpa", 2, partitions=2, inline=True)
     expected = single_process([path], tmp_path / "single.arpa", 2)
     assert (tmp_path / "dist.arpa").read_bytes() == expected
+
+
+def test_inline_build_leaves_the_callers_peak_memory_alone(tmp_path):
+    """The tasks reset VmHWM to measure their own peaks in Ray workers; inline, in the caller's
+    process, they must not: its peak (a 256 MiB array, touched then freed) is still reported."""
+    np.ones(32 << 20)  # 256 MiB, freed at once (munmap: the RSS falls back, the peak stays)
+    before = peak_memory()
+    assert before > 256 << 20
+    paths = random_shards(tmp_path, seed=2, sizes=[40, 30])
+    build(paths, tmp_path / "out.arpa", 3, partitions=2, inline=True)
+    assert peak_memory() >= before
 
 
 def test_unreadable_shard_is_named_and_nothing_written(tmp_path):
