@@ -17,7 +17,7 @@ namespace speechdecode {
 namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
-// Candidates for a top-k / nucleus cut are found with a histogram of the probabilities over
+// Candidates for a nucleus cut (top-p, RAS) are found with a histogram of the probabilities over
 // quarter-octave bins (bin b holds values in [2^(b/4 - 40), 2^((b+1)/4 - 40)); bin 0 also holds
 // everything smaller): the bins that hold the cut give a value floor, and only the values above
 // it are sorted. The sort, not the histogram, decides the cut, so the floor only has to be low
@@ -116,10 +116,10 @@ double exponentials(const float* raw, int64_t vocab, float divisor, float shift,
     small |= x < -87.0f;
     e[i] = exp_core(x);
   }
-  if (small) {  // below float32's normal range (masked -inf logits, say): the exact exp
+  if (small) {  // finite but below float32's normal range: the exact exp
     for (int64_t i = 0; i < vocab; ++i) {
       const float x = raw[i] / divisor - shift;
-      if (x < -87.0f) e[i] = std::exp(x);
+      if (x < -87.0f) e[i] = x > -kInf ? std::exp(x) : 0.0f;
     }
   }
   return sum_of(0, vocab, [e](int64_t i) { return e[i]; });
@@ -200,9 +200,27 @@ int64_t inverse_cdf(int64_t vocab, float u, Weight w) {
   return -1;
 }
 
+// The top-k cut's finer histogram: counts over 64 buckets per octave of the 16 octaves below 1
+// (probabilities e are in [0, 1], the maximum exactly 1): bucket b >= 1 holds the values whose
+// float32 bits >> 17 are b + kFineBase (1 alone in the top bucket), bucket 0 everything smaller.
+// The bucket of the k-th largest value then holds few values, and only those are ordered.
+constexpr int kFineBuckets = 1024;
+constexpr int kFineShift = 17;
+constexpr int kFineBase = (0x3F800000 >> kFineShift) - (kFineBuckets - 1);
+
+int fine_bucket(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  const int b = static_cast<int>(bits >> kFineShift) - kFineBase;
+  return b < 0 ? 0 : (b > kFineBuckets - 1 ? kFineBuckets - 1 : b);
+}
+
+float fine_floor(int b) { return from_bits(static_cast<uint32_t>(b + kFineBase) << kFineShift); }
+
 struct Buffers {
   std::vector<float> values;
   std::vector<float> picked;
+  std::vector<int32_t> fine;     // kFineBuckets counts
   std::vector<uint64_t> ranked;  // rank_key(probability, id)
   std::vector<int32_t> kept;
   Histogram histogram;
@@ -253,6 +271,26 @@ void for_each_at_least(const float* e, int64_t vocab, float floor, Emit emit) {
   }
 }
 
+// Calls emit(i) for every i with low <= e[i] < high, in increasing order: a vectorized test
+// skips the blocks that hold none (one histogram bucket's worth of values is few).
+template <typename Emit>
+void for_each_within(const float* e, int64_t vocab, float low, float high, Emit emit) {
+  constexpr int64_t kBlock = 16;
+  int64_t start = 0;
+  for (; start + kBlock <= vocab; start += kBlock) {
+    int any = 0;
+#pragma omp simd reduction(| : any)
+    for (int64_t i = start; i < start + kBlock; ++i) any |= (e[i] >= low) & (e[i] < high);
+    if (!any) continue;
+    for (int64_t i = start; i < start + kBlock; ++i) {
+      if (e[i] >= low && e[i] < high) emit(i);
+    }
+  }
+  for (int64_t i = start; i < vocab; ++i) {
+    if (e[i] >= low && e[i] < high) emit(i);
+  }
+}
+
 void collect(const float* e, int64_t vocab, float floor, std::vector<float>& out) {
   out.clear();
   for_each_at_least(e, vocab, floor, [e, &out](int64_t i) { out.push_back(e[i]); });
@@ -283,6 +321,31 @@ float top_p_threshold(const float* e, int64_t vocab, float kth, int kth_bin, flo
   }
 }
 
+// The k-th largest of the probabilities e [vocab] (in [0, 1]), 1 <= k < vocab; 0 when at most k
+// are positive (keeping every token then draws as keeping the positive ones). A count of the
+// positives, the fine histogram, then the values of the bucket that holds the k-th largest,
+// gathered and partially ordered.
+float kth_largest(const float* e, int64_t vocab, int64_t k, Buffers& buf) {
+  int64_t positive = 0;
+#pragma omp simd reduction(+ : positive)
+  for (int64_t i = 0; i < vocab; ++i) positive += e[i] > 0;
+  if (positive <= k) return 0.0f;
+  buf.fine.assign(kFineBuckets, 0);
+  int32_t* count = buf.fine.data();
+  for (int64_t i = 0; i < vocab; ++i) ++count[fine_bucket(e[i])];
+  int b = kFineBuckets - 1;
+  int64_t above = 0;  // values in the buckets above b
+  while (above + count[b] < k) above += count[b--];
+  const float low = b > 0 ? fine_floor(b) : 0.0f;
+  const float high = b < kFineBuckets - 1 ? fine_floor(b + 1) : kInf;
+  std::vector<float>& picked = buf.picked;
+  picked.clear();
+  for_each_within(e, vocab, low, high, [e, &picked](int64_t i) { picked.push_back(e[i]); });
+  const auto rank = picked.begin() + (k - above - 1);  // within the bucket, begin() = its largest
+  std::nth_element(picked.begin(), rank, picked.end(), std::greater<float>());
+  return *rank;
+}
+
 int64_t sample_row(const float* raw, int64_t vocab, const SampleParams& p, int64_t row) {
   const float raw_max = checked_max(raw, vocab, row);
   check_sample_params(p, row);
@@ -300,24 +363,19 @@ int64_t sample_row(const float* raw, int64_t vocab, const SampleParams& p, int64
 
   const int64_t k = std::min(p.top_k.at(row), vocab);
   const float top_p = p.top_p.at(row);
-  if (k < vocab || top_p < 1) fill_histogram(e, vocab, buf.histogram);
-  float kth = 0;
-  int kth_bin = 0;
-  if (k < vocab) {
-    kth_bin = cut_bin(buf.histogram, k, std::numeric_limits<double>::infinity());
-    collect(e, vocab, bin_floor(kth_bin), buf.picked);
-    std::nth_element(buf.picked.begin(), buf.picked.begin() + (k - 1), buf.picked.end(),
-                     std::greater<float>());
-    kth = buf.picked[k - 1];
-  }
+  const float kth = k < vocab ? kth_largest(e, vocab, k, buf) : 0.0f;
   float threshold = std::max(kth, p.min_p.at(row));  // min-p: e >= min_p * max(e), max(e) = 1
   if (top_p < 1) {
+    fill_histogram(e, vocab, buf.histogram);
     const double total = sum_of(0, vocab, [e, kth](int64_t i) { return e[i] >= kth ? e[i] : 0.0f; });
-    threshold =
-        std::max(threshold, top_p_threshold(e, vocab, kth, kth_bin, top_p, static_cast<float>(total), buf));
+    threshold = std::max(threshold,
+                         top_p_threshold(e, vocab, kth, bin_of(kth), top_p, static_cast<float>(total), buf));
   }
-  const int64_t token = inverse_cdf(vocab, p.uniforms.at(row),
-                                    [e, threshold](int64_t i) { return e[i] >= threshold ? e[i] : 0.0f; });
+  if (threshold > 0) {  // the filters, as one branch-free pass: e becomes the kept weights
+#pragma omp simd
+    for (int64_t i = 0; i < vocab; ++i) e[i] = e[i] >= threshold ? e[i] : 0.0f;
+  }
+  const int64_t token = inverse_cdf(vocab, p.uniforms.at(row), [e](int64_t i) { return e[i]; });
   return token >= 0 ? token : first_index_of(raw, vocab, raw_max);
 }
 

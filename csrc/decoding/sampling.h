@@ -5,10 +5,11 @@
 // The definitions are those of the Python references, which these functions must reproduce
 // draw for draw on the same uniforms: speechdecode.kernels.sampling (sample) and
 // speechdecode.decoding.ras (RAS; docs/DEFINITIONS.md section 4). Per row: one scan (checks, maximum),
-// vectorized exponentials, a histogram of the probabilities that locates the top-k / nucleus
-// cut so that only the few values above it are sorted, the cut itself, and an inverse-CDF
-// draw in vocabulary order with the supplied uniform; RAS then counts the candidate in the
-// row's recent history and redraws over the full distribution if needed.
+// vectorized exponentials, histograms of the probabilities that locate the top-k cut (so that
+// only the values of one fine bucket are ordered) and the nucleus cut (only the few values above
+// it are sorted), the cuts themselves, and an inverse-CDF draw in vocabulary order with the
+// supplied uniform; RAS then counts the candidate in the row's recent history and redraws over
+// the full distribution if needed.
 //
 // Rounding: cumulative sums accumulate in double and are rounded to float32 at each position,
 // as torch.cumsum does on CPU, and comparisons are float32 as in the references. Totals are

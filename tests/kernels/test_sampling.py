@@ -186,10 +186,16 @@ def _edge_rows(kind, gen, B, V):
         return x
     if kind == "flat":  # nuclei of thousands of tokens (past any small prefix)
         return torch.randn(B, V, generator=gen) * 0.01
+    if kind == "spread":  # a random-weight LM's logits: probabilities over a few octaves
+        return torch.randn(B, V, generator=gen) * 0.3
+    if kind == "masked":  # a few finite logits per row, as after Dia's guidance top-k
+        x = torch.full((B, V), float("-inf"))
+        keep = torch.rand(B, V, generator=gen) < 0.05
+        return torch.where(keep, torch.randn(B, V, generator=gen), x)
     return torch.randn(B, V, generator=gen) * 4  # peaked
 
 
-@pytest.mark.parametrize("kind", ["ties", "underflow", "flat", "peaked"])
+@pytest.mark.parametrize("kind", ["ties", "underflow", "flat", "peaked", "spread", "masked"])
 @pytest.mark.parametrize("V", [1, 3, 17, 1000, 4099])
 def test_native_and_torch_paths_match_reference_on_edges(kind, V):
     from speechdecode.kernels.sampling import native
@@ -210,6 +216,30 @@ def test_native_and_torch_paths_match_reference_on_edges(kind, V):
     kept = keep_mask(logits, backend="reference", **params)
     assert torch.equal(keep_mask(logits, backend="native", **params), kept)
     assert bool(kept.gather(1, want[:, None]).all())
+
+
+@pytest.mark.parametrize("kind", ["spread", "masked", "ties", "flat"])
+@pytest.mark.parametrize("V", [1027, 2048, 2049])
+def test_native_top_k_cut_matches_reference(kind, V):
+    """The C++ top-k cut (a fine histogram, then the values of one bucket ordered) at the
+    k of MusicGen (250) and Dia (45), at k around the count of finite logits, and at 1 / V - 1."""
+    from speechdecode.kernels.sampling import native
+
+    gen = torch.Generator().manual_seed(V * 7 + len(kind))
+    B = 9
+    logits = _edge_rows(kind, gen, B, V)
+    logits[:, 3] = torch.where(torch.isinf(logits).all(1), torch.zeros(B), logits[:, 3])
+    finite = int(torch.isfinite(logits[4]).sum())
+    top_k = torch.tensor([250, 45, 1, V - 1, finite - 1, finite, finite + 1, 2, 1000]).clamp(1, V)
+    u = torch.rand(B, generator=gen)
+    ones, zeros = torch.ones(B), torch.zeros(B)
+    want = sample(logits, top_k=top_k, uniforms=u, backend="reference")
+    assert native.sample_cpp(logits, ones, top_k, ones, zeros, u).tolist() == want.tolist()
+    for k in (250, 45):  # the scalar fast path, every row at one k
+        assert (
+            sample(logits, top_k=k, uniforms=u).tolist()
+            == sample(logits, top_k=k, uniforms=u, backend="reference").tolist()
+        )
 
 
 def test_native_many_rows_on_threads_match_reference():
