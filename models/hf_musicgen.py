@@ -143,6 +143,10 @@ def musicgen_generate(
             tokens = draw_guided(sampler, cond, uncond, float(guidance_scale), seen)
         else:
             tokens = draw(sampler, logits, seen)
+        if k <= c <= frames:  # every codebook is at a frame in [0, frames): no mask
+            codes[:, :, c] = tokens.view(batch, k)
+            history[:, c - 1] = tokens
+            continue
         frame = c - 1 - offsets  # the frame each codebook is at in this column
         live = (frame >= 0) & (frame < frames)
         tokens = tokens.view(batch, k)
