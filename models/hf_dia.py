@@ -31,23 +31,27 @@ __all__ = ["dia_generate"]
 
 
 def _guide(cond: torch.Tensor, uncond: torch.Tensor, scale: float, top_k: int | None) -> torch.Tensor:
-    """Dia's guidance: ``c + (c - u) * s``, or with ``top_k`` c on the guided logits' top k."""
-    guided = cond + (cond - uncond) * scale
+    """Dia's guidance: ``c + (c - u) * s``, or with ``top_k`` c on the guided logits' top k (in
+    a new tensor, written in place: one [N, V] allocation)."""
+    guided = torch.sub(cond, uncond).mul_(scale).add_(cond)  # (c - u) * s + c: the same floats
     if top_k is None:
         return guided
     top = guided.topk(top_k, dim=1).indices
-    return torch.full_like(cond, float("-inf")).scatter_(1, top, cond.gather(1, top))
+    return guided.fill_(float("-inf")).scatter_(1, top, cond.gather(1, top))
 
 
-def _end_filter(scores: torch.Tensor, blocked: torch.Tensor, eos: int, is_eos: torch.Tensor) -> torch.Tensor:
+def _end_filter(scores: torch.Tensor, blocked: torch.Tensor, eos: int, is_eos: torch.Tensor) -> torch.Tensor | None:
     """Dia's end rules on the [B * C, V] scores, in place: ``blocked`` [C, V] (True where a channel
     may never emit the token: only channel 0 may end, and no channel emits PAD or BOS) becomes
     -inf; then a row whose best logit is EOS keeps only EOS, and the others lose it. Returns the
-    rows whose best logit was EOS (``is_eos``: [V], True at ``eos``; masked fills on precomputed
-    masks, a few ops per step)."""
+    rows whose best logit was EOS (``is_eos``: [V], True at ``eos``), or None when there are none
+    (most steps: EOS is then cleared in every row, one fill)."""
     channels, vocab = blocked.shape
     scores.view(-1, channels, vocab).masked_fill_(blocked, float("-inf"))
     ends = scores.argmax(dim=1) == eos
+    if not bool(ends.any()):
+        scores[:, eos] = float("-inf")
+        return None
     scores.masked_fill_(ends[:, None] != is_eos, float("-inf"))
     return ends
 
@@ -128,6 +132,8 @@ def dia_generate(
     running = torch.ones(rows, dtype=torch.bool, device=device)  # channels that have not emitted EOS
     cache = None
     length = 1
+    started = False  # whether any row is ending (until then no step forces EOS)
+    all_running = True
     while length < columns:
         step = codes[:, :, length - 1 : length].transpose(1, 2)  # [B, 1, C]
         out = model(
@@ -140,16 +146,24 @@ def dia_generate(
         cache = out.cache
         logits = out.logits[:, -1].reshape(-1, vocab).float()  # [B(*2) * C, V]
         scores = _guide(*logits.split(rows), guidance_scale, top_k) if guided else logits
-        ending |= _end_filter(scores, blocked, eos, is_eos).view(batch, channels)[:, 0]
+        ends = _end_filter(scores, blocked, eos, is_eos)
+        if ends is not None:
+            ending |= ends.view(batch, channels)[:, 0]
+            started = True
         if length == last:
             ending.fill_(True)
-        scores = torch.where((ending[:, None] & (countdown == 0)).reshape(rows, 1), only_eos, scores)
-        countdown -= ending[:, None].long()
+            started = True
+        if started:
+            scores = torch.where((ending[:, None] & (countdown == 0)).reshape(rows, 1), only_eos, scores)
+            countdown -= ending[:, None].long()
         tokens = draw(sampler, scores, codes.view(rows, columns)[:, 1:length])
-        tokens = torch.where(running, tokens, pad)
+        if not all_running:
+            tokens = torch.where(running, tokens, pad)
         codes.view(rows, columns)[:, length] = tokens
         running &= tokens != eos
         length += 1
-        if not bool(running.any()):
+        left = int(running.sum())
+        if left == 0:
             break
+        all_running = left == rows
     return codes[:, :, :length].transpose(1, 2)
