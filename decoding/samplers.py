@@ -129,6 +129,12 @@ class RasSampler:
         """Nothing to forget: the loop's history is the record."""
 
 
+def _trusted(sampler, logits) -> bool:
+    """Whether ``sampler``'s tokens for ``logits`` need no check: one of ours (the class itself),
+    whose kernels return int64 [N] in [0, V) on a tensor's device."""
+    return type(sampler) in (FilterSampler, RasSampler) and isinstance(logits, torch.Tensor)
+
+
 def check_sampler(sampler, name: str = "sampler") -> Sampler:
     """``sampler`` if it follows the protocol (callable, with ``reset``), else a named error."""
     if not isinstance(sampler, Sampler):
@@ -141,12 +147,16 @@ def check_sampler(sampler, name: str = "sampler") -> Sampler:
 
 
 def draw(sampler: Sampler, logits: torch.Tensor, history: torch.Tensor, name: str = "sampler") -> torch.Tensor:
-    """``sampler(logits, history)``, checked: int64 [N] in [0, V) on the logits' device.
+    """``sampler(logits, history)``, checked: int64 [N] in [0, V) on the logits' device. The
+    tokens of a :class:`FilterSampler` or :class:`RasSampler` (those classes, not subclasses) for
+    tensor logits are their kernels', which return exactly that: they are not checked again (a
+    loop draws every step, and at small batches the check costs as much as a few tensor ops).
 
     Raises:
         TensorError: naming ``name``'s output, what it should be and what it was.
     """
-    return check_tokens(sampler(logits, history), logits, name)
+    tokens = sampler(logits, history)
+    return tokens if _trusted(sampler, logits) else check_tokens(tokens, logits, name)
 
 
 def draw_guided(
@@ -160,7 +170,8 @@ def draw_guided(
     """The draw from classifier-free guided logits ``uncond + (cond - uncond) * scale``, checked:
     fused into the sampler's kernel when it has ``guided()``, else guided in float32 first."""
     if hasattr(sampler, "guided"):
-        return check_tokens(sampler.guided(cond, uncond, scale, history), cond, name)
+        tokens = sampler.guided(cond, uncond, scale, history)
+        return tokens if _trusted(sampler, cond) else check_tokens(tokens, cond, name)
     cond, uncond = cond.float(), uncond.float()
     return draw(sampler, uncond + (cond - uncond) * scale, history, name)
 

@@ -164,6 +164,27 @@ def test_bad_sampler_outputs_are_named(make, message):
         delay_lm().generate(phonemes, max_frames=2, sampler=Returns(make))
 
 
+def test_a_subclass_of_our_sampler_is_checked():
+    """draw trusts FilterSampler's and RasSampler's own kernels, not a subclass's override."""
+    from speechdecode.decoding.samplers import FilterSampler, RasSampler, draw, draw_guided
+
+    class Off(FilterSampler):
+        def __call__(self, logits, history):
+            return torch.full((logits.shape[0],), logits.shape[1])
+
+        def guided(self, cond, uncond, scale, history):
+            return self(cond, history)
+
+    logits, history = torch.randn(3, 7), torch.zeros(3, 0, dtype=torch.long)
+    with pytest.raises(TensorError, match=r"sampler output: expected \[3\] integer tokens in \[0, 7\), got 7 at row 0"):
+        draw(Off(), logits, history)
+    with pytest.raises(TensorError, match=r"got 7 at row 0"):
+        draw_guided(Off(), logits, logits, 2.0, history)
+    for ours in (FilterSampler(top_k=3), RasSampler(preset="cosyvoice")):  # trusted: still tokens in [0, V)
+        tokens = draw(ours, logits, history)
+        assert tokens.dtype == torch.int64 and tokens.shape == (3,) and bool(((tokens >= 0) & (tokens < 7)).all())
+
+
 def test_samplers_are_checked_and_never_mixed_with_sampling_options():
     phonemes = torch.zeros((1, 3), dtype=torch.long)
     lm = delay_lm()
