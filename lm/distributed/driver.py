@@ -94,8 +94,10 @@ class BuildReport:
     shuffled_bytes: dict[str, int] = field(default_factory=dict)
     # Per stage, the largest of its tasks': peak resident memory (VmHWM, reset as each task starts:
     # Ray runs many tasks in one worker process; it includes the worker's ~170 MiB of code and
-    # the object-store pages it maps), and growth: that peak less the RSS the task started with
-    # (what the task itself allocated and touched, its inputs included). Inline: no reset.
+    # the object-store pages it maps), and growth: that peak less the private RSS the task
+    # started with and the object-store pages mapped when its stretch began (what the task itself
+    # allocated and touched, its inputs included; a streaming task's yields start new stretches:
+    # see _Meter). Inline: no reset, no growth.
     task_peak_rss: dict[str, int] = field(default_factory=dict)
     task_growth: dict[str, int] = field(default_factory=dict)
     partition_rows: list[int] = field(default_factory=list)  # n-gram rows sent to each partition
