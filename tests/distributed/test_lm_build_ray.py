@@ -18,7 +18,7 @@ from speechdecode._backend import native
 from speechdecode.cli import main as cli_main
 from speechdecode.errors import InputFileError
 from speechdecode.lm.counting import count_files
-from speechdecode.lm.distributed import build
+from speechdecode.lm.distributed import UnreadableShardWarning, build
 from speechdecode.lm.distributed.driver import BLOCKS_PER_MEMORY, BYTES_PER_NGRAM
 
 from .processes import descendants, is_loopback, listening_addresses, state, title
@@ -136,6 +136,19 @@ def test_unreadable_shard_fails_with_its_name_and_no_arpa(cluster, tmp_path):
     with pytest.raises(InputFileError, match=r"gone\.txt"):
         build([good, missing], tmp_path / "out.arpa", 3)
     assert not (tmp_path / "out.arpa").exists()
+
+
+def test_unreadable_shard_is_skipped_when_asked(cluster, tmp_path):
+    """On Ray too, a shard its count task cannot read is left out (its task yields only the
+    reason) and the model is the other shards'."""
+    paths = random_shards(tmp_path, seed=13, sizes=[60, 25])
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"w1 w2\nw3 \xff\n")
+    expected = single_process(paths, tmp_path / "single.arpa", 3)
+    with pytest.warns(UnreadableShardWarning, match=r"bad\.txt:2"):
+        report = build([paths[0], bad, paths[1]], tmp_path / "skip.arpa", 3, skip_unreadable=True, partitions=3)
+    assert (tmp_path / "skip.arpa").read_bytes() == expected
+    assert len(report.skipped) == 1
 
 
 def test_local_cluster_has_no_dashboard_or_job_api(cluster):
