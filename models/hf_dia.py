@@ -134,15 +134,10 @@ def dia_generate(
     length = 1
     started = False  # whether any row is ending (until then no step forces EOS)
     all_running = True
+    # the decoder's input: the last column, [B, 1, C] (both passes' copies when guided)
+    step = torch.full((2 * batch if guided else batch, 1, channels), bos, dtype=torch.int64, device=device)
     while length < columns:
-        step = codes[:, :, length - 1 : length].transpose(1, 2)  # [B, 1, C]
-        out = model(
-            encoder_outputs=encoded,
-            attention_mask=mask,
-            decoder_input_ids=step.repeat(2, 1, 1) if guided else step,
-            cache=cache,
-            use_cache=True,
-        )
+        out = model(encoder_outputs=encoded, attention_mask=mask, decoder_input_ids=step, cache=cache, use_cache=True)
         cache = out.cache
         logits = out.logits[:, -1].reshape(-1, vocab).float()  # [B(*2) * C, V]
         scores = _guide(*logits.split(rows), guidance_scale, top_k) if guided else logits
@@ -160,6 +155,7 @@ def dia_generate(
         if not all_running:
             tokens = torch.where(running, tokens, pad)
         codes.view(rows, columns)[:, length] = tokens
+        step.view(-1, rows).copy_(tokens)  # to every pass's copy
         running &= tokens != eos
         length += 1
         left = int(running.sum())
