@@ -127,10 +127,9 @@ def musicgen_generate(
     # is never attended to; the conditional model's generate passes no decoder mask.
     self_mask = torch.ones(rows, columns, dtype=torch.int64, device=device)
     self_mask[:, 0] = 0
+    # the decoder's input: the last column, [B * K, 1] (both passes' copies when guided)
+    step = torch.full((2 * rows if guided else rows, 1), pad, dtype=torch.int64, device=device)
     for c in range(1, columns):
-        step = codes[:, :, c - 1].reshape(rows, 1)
-        if guided:
-            step = step.repeat(2, 1)
         if conditional:
             out = model(decoder_input_ids=step, cache=cache, use_cache=True, **text)
         else:
@@ -146,12 +145,15 @@ def musicgen_generate(
         if k <= c <= frames:  # every codebook is at a frame in [0, frames): no mask
             codes[:, :, c] = tokens.view(batch, k)
             history[:, c - 1] = tokens
+            step.view(-1, rows).copy_(tokens)
             continue
         frame = c - 1 - offsets  # the frame each codebook is at in this column
         live = (frame >= 0) & (frame < frames)
         tokens = tokens.view(batch, k)
-        codes[:, :, c] = torch.where(live, tokens, pad)
+        column = torch.where(live, tokens, pad)
+        codes[:, :, c] = column
         history[:, c - 1] = torch.where(live, tokens, -1).reshape(rows)
+        step.view(-1, rows).copy_(column.view(rows))
     # codebook k's frames are columns k + 1 .. k + frames
     index = (offsets[:, None] + 1 + torch.arange(frames, device=device)).expand(batch, k, frames)
     return codes.gather(2, index)
