@@ -2,11 +2,13 @@
 
 Adam (peak learning rate 2e-3, linear warm-up, cosine decay), batches of about
 ``--batch-seconds`` of speech bucketed by length, SpecAugment (two frequency masks of up to 12
-bins, time masks of up to 30 frames, one per 4 s), gradient clipping at 5. Every
-``--eval-every`` steps: greedy CER on the development set and a checkpoint. Writes the last
-model to ``--weights`` (float16 safetensors with the config and training facts in its metadata).
+bins, time masks of up to 30 frames, one per 4 s), gradient clipping at 5, convolutions and
+linear layers under a bfloat16 autocast where the CPU has bfloat16 instructions
+(``--precision``). Every ``--eval-every`` steps: greedy CER on the development set and a
+checkpoint. Writes the last model to ``--weights`` (float16 safetensors with the config and
+training facts in its metadata).
 
-    python recipes/acoustic_model/train.py --data /work/am-data --steps 4000 --batch-seconds 60 \
+    python recipes/acoustic_model/train.py --data /work/am-data --steps 10000 --batch-seconds 60 \
         --threads 1 --weights models/weights/char_ctc.safetensors
 """
 
@@ -96,7 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="folder with train.pt and dev.pt")
     parser.add_argument("--weights", required=True, help="the safetensors file to write")
-    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--steps", type=int, default=10000)
     parser.add_argument("--batch-seconds", type=float, default=60.0)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--eval-every", type=int, default=250)
