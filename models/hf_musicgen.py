@@ -142,18 +142,16 @@ def musicgen_generate(
             tokens = draw_guided(sampler, cond, uncond, float(guidance_scale), seen)
         else:
             tokens = draw(sampler, logits, seen)
-        if k <= c <= frames:  # every codebook is at a frame in [0, frames): no mask
-            codes[:, :, c] = tokens.view(batch, k)
-            history[:, c - 1] = tokens
-            step.view(-1, rows).copy_(tokens)
-            continue
-        frame = c - 1 - offsets  # the frame each codebook is at in this column
-        live = (frame >= 0) & (frame < frames)
         tokens = tokens.view(batch, k)
-        column = torch.where(live, tokens, pad)
+        if k <= c <= frames:  # every codebook is at a frame in [0, frames): no mask
+            column, recorded = tokens, tokens
+        else:
+            frame = c - 1 - offsets  # the frame each codebook is at in this column
+            live = (frame >= 0) & (frame < frames)
+            column, recorded = torch.where(live, tokens, pad), torch.where(live, tokens, -1)
         codes[:, :, c] = column
-        history[:, c - 1] = torch.where(live, tokens, -1).reshape(rows)
-        step.view(-1, rows).copy_(column.view(rows))
+        history[:, c - 1] = recorded.reshape(rows)
+        step.view(-1, rows).copy_(column.reshape(rows))
     # codebook k's frames are columns k + 1 .. k + frames
     index = (offsets[:, None] + 1 + torch.arange(frames, device=device)).expand(batch, k, frames)
     return codes.gather(2, index)

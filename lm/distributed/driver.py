@@ -645,7 +645,8 @@ def _split_task(blocks, global_ids, bounds, order, tmp_dir, path):
     read one at a time; each one's rows go to a temporary file by partition, and a piece is read
     back from there when it is yielded."""
     parts = len(bounds) - 1
-    where = [[[] for _ in range(order)] for _ in range(parts)]  # per partition and order: (offset, rows)
+    # per partition and order: (offset of the rows, offset of the counts, row count) of each segment
+    where = [[[] for _ in range(order)] for _ in range(parts)]
     spill = _SpillFile(tmp_dir or tempfile.gettempdir(), "split", path)
     try:
         for block in blocks:
