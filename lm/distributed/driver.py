@@ -8,11 +8,13 @@ end, the ARPA text of one partition and order at a time):
 1. ``count``     per text shard: the native counter (its table ``memory`` less COUNT_OVERHEAD,
                  spilling sorted runs), its counts written to temporary files, then yielded in
                  blocks of ``memory`` / BLOCKS_PER_MEMORY bytes (a Ray streaming generator);
-2. ``split``     per shard: block by block to global word ids, cut by last word into a temporary
-                 file, then yielded one partition's piece at a time;
+2. ``split``     per shard: block by block to global word ids, cut by key (last word, and the
+                 word before it where one word ends too many rows) into a temporary file, then
+                 yielded one partition's piece at a time;
 3. ``merge``     per partition: sum the shards' counts, adjusted counts, count-of-counts, partial
                  context totals (:func:`.partition.merge_partition`);
-   driver        global count-of-counts (+ lmplz's quirk) -> discounts; unigram totals;
+   driver        global count-of-counts (+ lmplz's quirk) -> discounts; unigram totals; the
+                 split words' unigrams;
 4. ``contexts``  per partition: sum the context totals sent to it, gamma (:func:`.partition.reduce_contexts`);
 5. ``estimate``  per partition: probabilities order by order, joined with the suffix's
                  probability, formatted as ARPA lines (:func:`.partition.estimate_partition`);
@@ -57,6 +59,12 @@ __all__ = ["BuildReport", "UnreadableShardWarning", "build"]
 # 165 measured (the merge; 2.1M sampled words, order 5, 4-34 partitions): the default partition
 # count keeps this times a partition's rows within ``memory``.
 BYTES_PER_NGRAM = 256
+# A word ending more rows than a partition may hold is cut by its second-to-last words: each
+# count task reports its rows per (last, second-to-last) pair for the words that end at least
+# 1 / PAIR_SHARE of a partition's rows over the number of shards in it (their rows in other shards
+# are placed with the word's unigram, a partition's cut words off by at most 2 / PAIR_SHARE of
+# its rows, which the packing leaves free).
+PAIR_SHARE = 16
 # The count tasks pass their counts on, and the split tasks read them, in blocks of
 # memory / BLOCKS_PER_MEMORY bytes (MIN_BLOCK_BYTES at least): splitting a block holds it about 4
 # times over (global ids, partition numbers, their sort, the sorted rows).
@@ -193,7 +201,11 @@ def build(
     clock = _Clock(report.seconds)
 
     block_bytes = max(MIN_BLOCK_BYTES, memory_bytes // BLOCKS_PER_MEMORY)
-    counted = runner.collect([runner.stream(_count_task, n, options, skip_unreadable, block_bytes) for n in names])
+    budget = max(1, memory_bytes // BYTES_PER_NGRAM)  # rows a partition task may receive
+    pair_rows = max(1, budget // (PAIR_SHARE * len(names)))  # a shard's words ending this many: by pairs
+    counted = runner.collect(
+        [runner.stream(_count_task, n, options, skip_unreadable, block_bytes, pair_rows) for n in names]
+    )
     shard_facts = runner.get([c[-1] for c in counted])
     report.shuffled_bytes["count"] = _tally(report, "count", shard_facts)
     for f in shard_facts:
@@ -210,35 +222,37 @@ def build(
     report.vocabulary, report.tokens = vocab_size, sum(f["tokens"] for f in shard_facts)
     if report.tokens == 0:
         raise InvalidArgumentError("paths", "a corpus with at least one token", f"none in {', '.join(names)}")
-    ends = np.zeros(vocab_size, dtype=np.int64)  # n-gram rows (all shards, all orders) per last word
-    for ids, f in zip(global_ids, shard_facts, strict=True):
-        np.add.at(ends, ids, f["ends"])
-    budget = max(1, memory_bytes // BYTES_PER_NGRAM)  # rows a partition task may receive
+    keys, mass = _key_mass(global_ids, shard_facts, vocab_size)
     if partitions is None:  # within the budget, and two per worker slot at least
-        bounds = _pack(ends, min(budget, -(-int(ends.sum()) // (2 * runner.slots))))
+        slack = 2 * len(names) * (pair_rows - 1)  # a cut word's rows placed with its unigram
+        target = min(max(1, budget - slack), -(-int(mass.sum()) // (2 * runner.slots)))
+        bounds = _pack(keys, mass, target, vocab_size)
     else:
-        bounds = _bounds(ends, partitions)
+        bounds = _bounds(keys, mass, partitions, vocab_size)
     parts = len(bounds) - 1
-    cumulative = np.concatenate([[0], np.cumsum(ends)])
-    report.partitions, report.partition_rows = parts, np.diff(cumulative[bounds]).tolist()
-    if partitions is None and max(report.partition_rows) > budget:
-        word = int(np.argmax(ends))
-        message = (
-            f"a partition receives {max(report.partition_rows):,} n-gram rows, more than the "
-            f"{budget:,} that memory={memory_bytes:,} bytes allows ({BYTES_PER_NGRAM} bytes each): "
-            f"{vocab.words[word]!r} alone ends {int(ends[word]):,}; its tasks may use more than memory"
-        )
-        report.warnings.append(message)
-        warnings.warn(message, stacklevel=2)
+    report.partitions = parts
 
     split = runner.collect(
         [
-            runner.stream(_split_task, blocks, ids, bounds, order, options.tmp_dir, name)
+            runner.stream(_split_task, blocks, ids, bounds, vocab_size, order, options.tmp_dir, name)
             for blocks, ids, name in zip(counted, global_ids, [f["path"] for f in shard_facts], strict=True)
         ]
     )
     del counted
-    report.shuffled_bytes["split"] = _tally(report, "split", runner.get([s[-1] for s in split]))
+    split_facts = runner.get([s[-1] for s in split])
+    report.shuffled_bytes["split"] = _tally(report, "split", split_facts)
+    report.partition_rows = np.sum([f["rows"] for f in split_facts], axis=0, dtype=np.int64).tolist()
+    if partitions is None and max(report.partition_rows) > budget:
+        heaviest = int(np.argmax(mass))
+        last, second = divmod(int(keys[heaviest]), vocab_size + 1)
+        name = vocab.words[last] if second == 0 else f"{vocab.words[second - 1]} {vocab.words[last]}"
+        message = (
+            f"a partition receives {max(report.partition_rows):,} n-gram rows, more than the "
+            f"{budget:,} that memory={memory_bytes:,} bytes allows ({BYTES_PER_NGRAM} bytes each): "
+            f"{name!r} alone ends {int(mass[heaviest]):,}; its tasks may use more than memory"
+        )
+        report.warnings.append(message)
+        warnings.warn(message, stacklevel=2)
     clock.lap("split")
 
     merged = [
@@ -260,9 +274,11 @@ def build(
     report.shuffled_bytes["contexts"] = _tally(report, "merge", merge_facts)
     clock.lap("merge")
 
+    split_adjusted, split_unigrams = P.split_unigrams(np.concatenate([f["split"] for f in merge_facts]), thresholds)
     tallies = [sum(f["count_of_counts"][n] for f in merge_facts) for n in range(order)]
+    tallies[0] = tallies[0] + split_unigrams["count_of_counts"]
     if not float64:
-        P.apply_quirk(tallies, [f["quirk"] for f in merge_facts])
+        P.apply_quirk(tallies, [f["quirk"] for f in merge_facts], split_adjusted, split_unigrams["raw"])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DiscountFallbackWarning)
         discounts = [np.asarray(d, dtype=real) for d in discounts_from_tallies(tallies, fallback, float64)]
@@ -272,7 +288,8 @@ def build(
         report.warnings.append(str(w.message))
         warnings.warn(w.message, stacklevel=2)
     kept = [sum(f["kept"][n] for f in merge_facts) for n in range(order)]
-    unigram_totals = sum(f["unigram_totals"] for f in merge_facts)
+    kept[0] += split_unigrams["kept"]
+    unigram_totals = sum(f["unigram_totals"] for f in merge_facts) + split_unigrams["unigram_totals"]
     gamma = P.gammas(discounts[0], unigram_totals[None, :], real)[0]
     uniform = real(1.0 / float(real(kept[0] - 1)))
     report.ngrams = [sum(f["ngrams"][n] for f in merge_facts) for n in range(order)]
@@ -294,6 +311,7 @@ def build(
             merged[p][1],
             discounts,
             unigram_context,
+            split_adjusted,
             real,
             words,
             reduced[p][1],
@@ -384,17 +402,38 @@ class _GzipMembers:
         self.pending, self.lines = [], 0
 
 
-def _bounds(mass: np.ndarray, parts: int) -> np.ndarray:
-    """Partition boundaries over word ids with about equal ``mass`` (rows per last word) in each."""
+def _key_mass(global_ids: list[np.ndarray], shard_facts: list[dict], vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The n-gram rows of all shards by key (:func:`.partition.keys_of`), ascending keys and
+    their rows: one entry per word (its unigram key) and, for the words a shard reported by
+    pairs, one per (last, second-to-last) pair; a word's entry holds its rows not reported by pair."""
+    ends = np.zeros(vocab_size, dtype=np.int64)  # rows (all shards, all orders) per last word
+    pair_keys, pair_mass = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for ids, f in zip(global_ids, shard_facts, strict=True):
+        np.add.at(ends, ids, f["ends"])
+        last, second, rows = f["pairs"]
+        pair_keys.append(P.keys_of(np.column_stack([ids[second], ids[last]]), vocab_size))
+        pair_mass.append(rows)
+    pair_keys, where = np.unique(np.concatenate(pair_keys), return_inverse=True)
+    pair_mass = np.bincount(where, weights=np.concatenate(pair_mass).astype(np.float64), minlength=len(pair_keys))
+    pair_mass = pair_mass.astype(np.int64)
+    np.subtract.at(ends, pair_keys // (vocab_size + 1), pair_mass)
+    keys = np.concatenate([np.arange(vocab_size, dtype=np.int64) * (vocab_size + 1), pair_keys])
+    mass = np.concatenate([ends, pair_mass])
+    order = np.argsort(keys, kind="stable")
+    return keys[order], mass[order]
+
+
+def _bounds(keys: np.ndarray, mass: np.ndarray, parts: int, vocab_size: int) -> np.ndarray:
+    """Partition boundaries over keys with about equal ``mass`` (rows per key entry) in each."""
     cumulative = np.cumsum(mass)
     targets = cumulative[-1] * np.arange(1, parts) / parts
     inner = np.searchsorted(cumulative, targets, side="right")
-    return np.concatenate([[0], inner, [len(mass)]]).astype(np.int64)
+    return _key_bounds(keys, np.concatenate([[0], inner, [len(mass)]]), vocab_size)
 
 
-def _pack(mass: np.ndarray, target: int) -> np.ndarray:
-    """Partition boundaries over word ids, each partition as many consecutive words as fit in
-    ``target`` (a word heavier than that alone); ``target`` doubles until at most MAX_PARTITIONS."""
+def _pack(keys: np.ndarray, mass: np.ndarray, target: int, vocab_size: int) -> np.ndarray:
+    """Partition boundaries over keys, each partition as many consecutive entries as fit in
+    ``target`` (an entry heavier than that alone); ``target`` doubles until at most MAX_PARTITIONS."""
     cumulative = np.cumsum(mass)
     while True:
         bounds, start = [0], 0
@@ -404,8 +443,13 @@ def _pack(mass: np.ndarray, target: int) -> np.ndarray:
             bounds.append(min(end, len(mass)))
             start = bounds[-1]
         if len(bounds) - 1 <= MAX_PARTITIONS:
-            return np.array(bounds, dtype=np.int64)
+            return _key_bounds(keys, np.array(bounds), vocab_size)
         target *= 2
+
+
+def _key_bounds(keys: np.ndarray, entries: np.ndarray, vocab_size: int) -> np.ndarray:
+    """Boundaries between key entries as keys (the last: past every key)."""
+    return np.append(keys, vocab_size * (vocab_size + 1))[entries].astype(np.int64)
 
 
 class _Clock:
@@ -600,10 +644,11 @@ class _SpillFile:
         self.handle.close()
 
 
-def _count_task(path, options, skip, block_bytes):
+def _count_task(path, options, skip, block_bytes, pair_rows):
     """Counts one shard under ``options.memory_bytes`` (the native counter spills sorted runs and
     writes its counts to temporary files), then yields them in blocks ``(n, ids, counts)`` of
-    about ``block_bytes``, order by order, and last its facts."""
+    about ``block_bytes``, order by order, and last its facts: with its rows per last word and,
+    for the words ending at least ``pair_rows`` rows, per (last, second-to-last) pair."""
     folder = options.tmp_dir or tempfile.gettempdir()
     memory = options.memory_bytes  # the table gets what COUNT_OVERHEAD leaves, if at least its minimum
     table = max(min(memory, _backend.native().count_min_memory(options.order)), memory - COUNT_OVERHEAD)
@@ -620,9 +665,8 @@ def _count_task(path, options, skip, block_bytes):
                 raise
             yield _facts(0, skipped=str(exc), path=path)
             return
-        ends = np.zeros(len(vocab), dtype=np.int64)
-        moved = 0
-        for n in range(1, options.order + 1):
+
+        def blocks(n: int):
             grams, counts = files[2 * n - 2], files[2 * n - 1]
             step = max(1, block_bytes // (4 * n + 8))
             for first in range(0, rows[n - 1], step):
@@ -630,18 +674,37 @@ def _count_task(path, options, skip, block_bytes):
                 ids, values = np.empty((size, n), dtype=np.int32), np.empty(size, dtype=np.int64)
                 grams.read(4 * n * first, ids)
                 counts.read(8 * first, values)
+                yield ids, values
+
+        ends = np.zeros(len(vocab), dtype=np.int64)
+        for n in range(1, options.order + 1):
+            for ids, _ in blocks(n):
                 ends += np.bincount(ids[:, -1], minlength=len(vocab))
+        heavy = ends >= pair_rows
+        span = len(vocab)
+        pairs, pair_count = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)  # second + span * last
+        moved = 0
+        for n in range(1, options.order + 1):
+            for ids, values in blocks(n):
+                if n > 1:
+                    chosen = ids[heavy[ids[:, -1]]]
+                    found, times = np.unique(chosen[:, -1].astype(np.int64) * span + chosen[:, -2], return_counts=True)
+                    pairs, where = np.unique(np.concatenate([pairs, found]), return_inverse=True)
+                    pair_count = np.bincount(where, weights=np.concatenate([pair_count, times]), minlength=len(pairs))
+                    pair_count = pair_count.astype(np.int64)
                 moved += ids.nbytes + values.nbytes
                 yield n, ids, values
-        yield _facts(moved, words=vocab.words, tokens=tokens, ends=ends, path=path)
+        last, second = np.divmod(pairs, span)
+        yield _facts(moved, words=vocab.words, tokens=tokens, ends=ends, pairs=(last, second, pair_count), path=path)
     finally:
         for f in files:
             f.close()
 
 
-def _split_task(blocks, global_ids, bounds, order, tmp_dir, path):
-    """One shard's counted blocks to global word ids, cut by the partition of their last word:
-    yields each partition's :class:`.partition.Piece` in turn, then the facts. The blocks are
+def _split_task(blocks, global_ids, bounds, vocab_size, order, tmp_dir, path):
+    """One shard's counted blocks to global word ids, cut by the partition of their key
+    (:func:`.partition.keys_of`): yields each partition's :class:`.partition.Piece` in turn, then
+    the facts (with the rows sent to each partition). The blocks are
     read one at a time; each one's rows go to a temporary file by partition, and a piece is read
     back from there when it is yielded."""
     parts = len(bounds) - 1
@@ -652,7 +715,7 @@ def _split_task(blocks, global_ids, bounds, order, tmp_dir, path):
         for block in blocks:
             n, ids, counts = _fetch(block)
             rows = global_ids[ids]
-            part = P.partition_of(bounds, rows[:, -1])
+            part = P.partition_of(bounds, P.keys_of(rows, vocab_size))
             by_part = np.argsort(part, kind="stable")
             cuts = np.searchsorted(part[by_part], np.arange(parts + 1))
             rows, counts = rows[by_part], counts[by_part]
@@ -662,7 +725,7 @@ def _split_task(blocks, global_ids, bounds, order, tmp_dir, path):
             del n, ids, counts, rows, part, by_part, block
             _METER.lap()  # each block's object-store pages in its own stretch
             _METER.stretch()
-        moved = 0
+        moved, sent = 0, np.zeros(parts, dtype=np.int64)
         for p in range(parts):
             piece = P.Piece([], [])
             for n in range(1, order + 1):
@@ -677,16 +740,16 @@ def _split_task(blocks, global_ids, bounds, order, tmp_dir, path):
                 piece.rows.append(rows)
                 piece.counts.append(counts)
             moved += piece.nbytes
+            sent[p] = sum(len(r) for r in piece.rows)
             yield piece
             del piece
-        yield _facts(moved)
+        yield _facts(moved, rows=sent)
     finally:
         spill.close()
 
 
-def _merge_task(order, lo, hi, vocab_size, thresholds, bounds, *pieces):
-    facts, part, outgoing = P.merge_partition(list(pieces), order, lo, hi, vocab_size, thresholds, bounds)
-    facts["ngrams"] = [len(r) for r in part.rows]
+def _merge_task(order, key_lo, key_hi, vocab_size, thresholds, bounds, *pieces):
+    facts, part, outgoing = P.merge_partition(list(pieces), order, key_lo, key_hi, vocab_size, thresholds, bounds)
     return (_facts(sum(r.nbytes + t.nbytes for q in outgoing for r, t in q), **facts), part, *outgoing)
 
 
@@ -695,8 +758,8 @@ def _contexts_task(part, discounts, real, *incoming):
     return (_facts(sum(t.nbytes + g.nbytes for q in aligned for t, g in q)), own, *aligned)
 
 
-def _estimate_task(part, discounts, unigram, real, words, own, *aligned):
-    rows, log10_probs, backoffs = P.estimate_partition(part, discounts, unigram, real, own, *aligned)
+def _estimate_task(part, discounts, unigram, split, real, words, own, *aligned):
+    rows, log10_probs, backoffs = P.estimate_partition(part, discounts, unigram, split, real, own, *aligned)
     columns = zip(rows, log10_probs, backoffs, strict=True)
     texts = [_arpa_lines(words, n, part.order, *c) for n, c in enumerate(columns, start=1)]
     return (_facts(sum(len(t) for t in texts)), *texts)

@@ -1,14 +1,20 @@
 """The work of one partition of a distributed modified Kneser-Ney build, in numpy.
 
-Partition p holds every n-gram, of every order, whose *last* word id is in ``[lo, hi)``
-(the partitions cut the id range in order, so putting their outputs one after another gives
-lmplz's suffix order). Everything an n-gram's probability needs is then either in its own
+An n-gram's *key* (:func:`keys_of`) is its last word and the word before it:
+``last * (V + 1) + second + 1`` (``V`` the vocabulary size), ``last * (V + 1)`` for a unigram.
+Partition p holds every n-gram, of every order, whose key is in ``[bounds[p], bounds[p + 1])``:
+the partitions cut the keys in order, so putting their outputs one after another gives lmplz's
+suffix order. A cut usually falls between two last words; a word that ends more rows than a
+partition may hold is *split*: cut between second-to-last words, its unigram in the first of
+its partitions (its *owner*). Everything an n-gram's probability needs is then either in its own
 partition or an integer that can be added up elsewhere exactly:
 
-* its adjusted count (its distinct left extensions end in the same word);
-* the probability of its suffix (same last word), computed order by order;
+* its adjusted count (its distinct left extensions share its last two words; a split word's
+  unigram's, the number of distinct bigrams ending in it, is summed on the driver);
+* the probability of its suffix (same last two words; a split word's unigram probability is
+  computed from the driver's sum in each of its partitions), computed order by order;
 * its context's totals (S(c), N1..N3+ of the kept extensions, the pruned mass): integers summed
-  by the partition of the context's last word (:func:`reduce_contexts`), sent back aligned;
+  by the partition of the context's key (:func:`reduce_contexts`), sent back aligned;
 * the count-of-counts and the unigram totals: integers summed on the driver.
 
 Every floating-point operation is the one :func:`speechdecode.lm.methods._common.discounted_model`
@@ -48,14 +54,27 @@ class Piece:
         return sum(r.nbytes + c.nbytes for r, c in zip(self.rows, self.counts, strict=True))
 
 
-def partition_of(bounds: np.ndarray, words: np.ndarray) -> np.ndarray:
-    """The partition of each word id (int64)."""
-    return np.searchsorted(bounds, words, side="right").astype(np.int64) - 1
+def keys_of(rows: np.ndarray, vocab_size: int) -> np.ndarray:
+    """The key (int64) of each of ``rows`` (int32 [M, n] word ids): its last word and, from
+    bigrams on, the word before it, in suffix order."""
+    keys = rows[:, -1].astype(np.int64) * (vocab_size + 1)
+    if rows.shape[1] > 1:
+        keys += rows[:, -2].astype(np.int64) + 1
+    return keys
+
+
+def partition_of(bounds: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """The partition of each key (int64)."""
+    return np.searchsorted(bounds, keys, side="right").astype(np.int64) - 1
 
 
 @dataclass
 class Partition:
     """The merged n-grams of one partition and what is computed from them.
+
+    The last words ``[lo, hi)`` are those of the keys ``[key_lo, key_hi)``; ``owned`` marks the
+    unigrams this partition writes (all but a split word's in its later partitions), ``split``
+    lists the split words among them (the first and the last can be).
 
     Per order n (index n-1): ``rows`` int32 [M, n] in suffix order (order 1: the ids lo..hi-1);
     ``raw`` int64 counts (0 for ids never counted); ``adjusted`` int64 Kneser-Ney adjusted
@@ -64,8 +83,8 @@ class Partition:
     contexts this partition sends out (:func:`merge_partition`), in partition order.
     """
 
-    lo: int
-    hi: int
+    key_lo: int
+    key_hi: int
     vocab_size: int
     rows: list[np.ndarray] = field(default_factory=list)
     raw: list[np.ndarray] = field(default_factory=list)
@@ -74,6 +93,21 @@ class Partition:
     adjusted: list[np.ndarray] = field(default_factory=list)
     pruned: list[np.ndarray] = field(default_factory=list)
     context_slot: list[np.ndarray | None] = field(default_factory=list)
+    lo: int = field(init=False)
+    hi: int = field(init=False)
+    owned: np.ndarray = field(init=False)
+    split: list[int] = field(init=False)
+
+    def __post_init__(self):
+        span = self.vocab_size + 1
+        self.lo = self.key_lo // span
+        self.hi = max(self.lo, -(-self.key_hi // span))
+        self.owned = np.arange(self.lo, self.hi, dtype=np.int64) * span >= self.key_lo
+        self.split = []
+        if self.key_lo % span and self.hi > self.lo:
+            self.split.append(self.lo)
+        if self.key_hi % span and self.hi - 1 not in self.split:
+            self.split.append(self.hi - 1)
 
     @property
     def order(self) -> int:
@@ -113,17 +147,26 @@ class Partition:
 
 
 def merge_partition(
-    pieces: list[Piece], order: int, lo: int, hi: int, vocab_size: int, thresholds: np.ndarray, bounds: np.ndarray
+    pieces: list[Piece],
+    order: int,
+    key_lo: int,
+    key_hi: int,
+    vocab_size: int,
+    thresholds: np.ndarray,
+    bounds: np.ndarray,
 ) -> tuple[dict, Partition, list[list[tuple[np.ndarray, np.ndarray]]]]:
     """Add up the shards' pieces of one partition and compute what needs no other partition.
 
     Returns ``(facts, partition, outgoing)``: ``facts`` for the driver (count-of-counts with
-    pruned n-grams, kept n-grams per order, the unigrams' integer totals, the candidate for
-    lmplz's count-of-counts quirk); ``outgoing[q]``: per order n >= 2 (index n-2), the contexts
-    (int32 [K, n-1], unique, lexicographic) of this partition's n-grams whose last word is in
-    partition q, with their partial totals (int64 [K, 5], columns TOTAL..N3).
+    pruned n-grams, kept n-grams per order, the unigrams' integer totals, all but the split
+    words', and for each split word its distinct bigrams here and its raw count if owned: int64
+    [k, 3] rows (word, bigrams, raw); the candidate for lmplz's count-of-counts quirk);
+    ``outgoing[q]``: per order n >= 2 (index n-2), the contexts (int32 [K, n-1], unique,
+    lexicographic) of this partition's n-grams whose key is in partition q, with their partial
+    totals (int64 [K, 5], columns TOTAL..N3).
     """
-    part = Partition(lo, hi, vocab_size)
+    part = Partition(key_lo, key_hi, vocab_size)
+    lo, hi = part.lo, part.hi
     for n in range(1, order + 1):
         rows = _concat([p.rows[n - 1] for p in pieces], (0, n), np.int32)
         counts = _concat([p.counts[n - 1] for p in pieces], (0,), np.int64)
@@ -150,10 +193,18 @@ def merge_partition(
         part.adjusted.append(_adjusted(part, n))
         part.pruned.append(_pruned(part, n, thresholds))
 
+    whole = part.owned.copy()  # unigrams whose facts are all here
+    whole[np.asarray(part.split, dtype=np.int64) - lo] = False
+    adjusted, pruned = [a[whole] if n == 0 else a for n, a in enumerate(part.adjusted)], part.pruned
+    pruned = [m[whole] if n == 0 else m for n, m in enumerate(pruned)]
     facts = {
-        "count_of_counts": [count_of_counts(a) for a in part.adjusted],
-        "kept": [int(np.count_nonzero(~m)) for m in part.pruned],
-        "unigram_totals": _totals(part.adjusted[0], part.pruned[0], np.zeros(hi - lo, dtype=np.int64), 1)[0],
+        "count_of_counts": [count_of_counts(a) for a in adjusted],
+        "kept": [int(np.count_nonzero(~m)) for m in pruned],
+        "ngrams": [int(np.count_nonzero(part.owned)), *(len(r) for r in part.rows[1:])],
+        "unigram_totals": _totals(adjusted[0], pruned[0], np.zeros(len(adjusted[0]), dtype=np.int64), 1)[0],
+        "split": np.array(
+            [(w, part.adjusted[0][w - lo], part.raw[0][w - lo]) for w in part.split], dtype=np.int64
+        ).reshape(-1, 3),
         "quirk": _quirk_candidate(part),
     }
     parts = len(bounds) - 1
@@ -165,7 +216,7 @@ def merge_partition(
         inverse = inverse.ravel()
         unique_rows = unique.view(">u4").reshape(len(unique), n - 1).astype(np.int32)
         totals = _totals(part.adjusted[n - 1], part.pruned[n - 1], inverse, len(unique))
-        destination = partition_of(bounds, unique_rows[:, -1])
+        destination = partition_of(bounds, keys_of(unique_rows, vocab_size))
         by_destination = np.argsort(destination, kind="stable")
         slot = np.empty(len(unique), dtype=np.int64)
         slot[by_destination] = np.arange(len(unique))
@@ -198,13 +249,32 @@ def _adjusted(part: Partition, n: int) -> np.ndarray:
 
 
 def _pruned(part: Partition, n: int, thresholds: np.ndarray) -> np.ndarray:
-    mask = part.raw[n - 1] <= thresholds[n - 1]
     if n == 1:
-        mask &= thresholds[0] > 0
-        for special in (UNK_ID, BOS_ID, EOS_ID):
-            if part.lo <= special < part.hi:
-                mask[special - part.lo] = False
-    return mask
+        return unigrams_pruned(np.arange(part.lo, part.hi), part.raw[0], thresholds)
+    return part.raw[n - 1] <= thresholds[n - 1]
+
+
+def unigrams_pruned(words: np.ndarray, raw: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Which unigrams ``words`` (ids) with raw counts ``raw`` are pruned (never the specials)."""
+    return (raw <= thresholds[0]) & (thresholds[0] > 0) & ~np.isin(words, [UNK_ID, BOS_ID, EOS_ID])
+
+
+def split_unigrams(split: np.ndarray, thresholds: np.ndarray) -> tuple[dict, dict]:
+    """The split words' unigram facts, from the partitions' ``split`` facts (int64 [k, 3] rows
+    (word, distinct bigrams there, raw count there), stacked): ``(adjusted, facts)``, where
+    ``adjusted`` maps each word to its adjusted count (the distinct bigrams ending in it, all
+    partitions together) and ``facts`` holds their count-of-counts, kept count and totals."""
+    words, where = np.unique(split[:, 0], return_inverse=True)
+    adjusted = np.bincount(where, weights=split[:, 1].astype(np.float64), minlength=len(words)).astype(np.int64)
+    raw = np.bincount(where, weights=split[:, 2].astype(np.float64), minlength=len(words)).astype(np.int64)
+    pruned = unigrams_pruned(words, raw, thresholds)
+    facts = {
+        "count_of_counts": count_of_counts(adjusted),
+        "kept": int(np.count_nonzero(~pruned)),
+        "unigram_totals": _totals(adjusted, pruned, np.zeros(len(words), dtype=np.int64), 1)[0],
+        "raw": dict(zip(words.tolist(), raw.tolist(), strict=True)),
+    }
+    return dict(zip(words.tolist(), adjusted.tolist(), strict=True)), facts
 
 
 def _totals(adjusted: np.ndarray, pruned: np.ndarray, group: np.ndarray, groups: int) -> np.ndarray:
@@ -250,14 +320,18 @@ def _quirk_candidate(part: Partition) -> dict | None:
     return {"padded": padded, "counts": counts}
 
 
-def apply_quirk(tallies: list[np.ndarray], candidates: list[dict | None]) -> None:
+def apply_quirk(tallies: list[np.ndarray], candidates: list[dict | None], split: dict, split_raw: dict) -> None:
     """lmplz's count-of-counts quirk on the global ``tallies`` (int64 [5] per order), in place:
-    the suffixes of the stream's last n-gram count with their raw count."""
+    the suffixes of the stream's last n-gram count with their raw count. ``split`` and
+    ``split_raw``: the split words' adjusted and raw unigram counts (:func:`split_unigrams`)."""
     candidates = [c for c in candidates if c is not None]
     if not candidates:
         return
     last = max(candidates, key=lambda c: c["padded"][::-1])
-    for m, (adjusted, raw) in enumerate(last["counts"], start=1):
+    counts = list(last["counts"])
+    if last["padded"][-1] in split:  # its partition saw part of its unigram's counts
+        counts[0] = (split[last["padded"][-1]], split_raw[last["padded"][-1]])
+    for m, (adjusted, raw) in enumerate(counts, start=1):
         if 1 <= adjusted <= 4:
             tallies[m - 1][adjusted] -= 1
         if 1 <= raw <= 4:
@@ -281,9 +355,10 @@ def reduce_contexts(
     """Sum the partial context totals sent to this partition by every partition (``incoming[q]``
     from partition q, as :func:`merge_partition` gives them).
 
-    Returns ``(own, *aligned)``: ``own[n-1]`` = (int64 totals S, real gamma) of this partition's
-    n-grams as contexts, orders 1..N-1; ``aligned[q]``: per order n >= 2, (S, gamma) of the
-    contexts partition q sent, in the order it sent them.
+    Unigram contexts come to their word's owner only. Returns ``(own, *aligned)``: ``own[n-1]`` =
+    (int64 totals S, real gamma) of this partition's n-grams as contexts, orders 1..N-1;
+    ``aligned[q]``: per order n >= 2, (S, gamma) of the contexts partition q sent, in the order
+    it sent them.
     """
     own = []
     aligned = [[] for _ in incoming]
@@ -303,11 +378,12 @@ def reduce_contexts(
 
 
 def estimate_partition(
-    part: Partition, discounts: np.ndarray, unigram: tuple, real: type, own: list, *aligned: list
+    part: Partition, discounts: np.ndarray, unigram: tuple, split: dict, real: type, own: list, *aligned: list
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """Probabilities and back-offs of this partition's kept n-grams, order by order.
 
-    ``unigram``: (S, gamma, uniform) of the empty context, from the driver; ``own`` and
+    ``unigram``: (S, gamma, uniform) of the empty context, from the driver; ``split``: the split
+    words' adjusted unigram counts (:func:`split_unigrams`); ``own`` and
     ``aligned[q]`` from :func:`reduce_contexts` (``aligned`` in partition order). Returns
     per order the kept rows (suffix order), float64 log10 probabilities (capped at 0) and
     back-offs (0 where the n-gram is no context; none at the highest order).
@@ -317,6 +393,10 @@ def estimate_partition(
     probs = []
     for n in range(1, order + 1):
         value = part.adjusted[n - 1]
+        if n == 1 and part.split:
+            value = value.copy()
+            for w in part.split:
+                value[w - part.lo] = split[w]
         discount = discounts[n - 1][np.minimum(value, 3)]
         if n == 1:
             u = (value.astype(real) - discount) / real(np.float64(total))
@@ -336,6 +416,8 @@ def estimate_partition(
     with np.errstate(divide="ignore"):
         for n in range(1, order + 1):
             kept = ~part.pruned[n - 1]
+            if n == 1:
+                kept &= part.owned
             rows.append(part.rows[n - 1][kept])
             log10_probs.append(np.minimum(0.0, _log10(probs[n - 1][kept], real)))
             if n < order:

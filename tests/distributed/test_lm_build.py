@@ -26,6 +26,7 @@ from speechdecode.lm.distributed import UnreadableShardWarning, build
 from speechdecode.lm.distributed.driver import BYTES_PER_NGRAM
 from speechdecode.lm.estimate import estimate, estimate_arpa
 from speechdecode.lm.methods.kneser_ney import DiscountFallbackWarning
+from speechdecode.lm.vocab import EOS_ID
 
 LMPLZ = "tests/data/lmplz"
 # Small random corpora often need the fallback discounts (both builds use them alike).
@@ -123,12 +124,15 @@ def test_lmplz_oracle(tmp_path, order, name):
         assert (tmp_path / "dist.arpa").read_bytes() == handle.read()
 
 
-def test_limit_vocab_float64_and_gzip(tmp_path):
+@pytest.mark.parametrize("memory", ["1G", "24k"])
+def test_limit_vocab_float64_and_gzip(tmp_path, memory):
     paths = random_shards(tmp_path, seed=11, sizes=[80, 40])
     limit = tmp_path / "vocab.txt"
     limit.write_text("w0 w1 w2 w3\nw5 w8 w13 w21 nowhere\n")
     expected = single_process(paths, tmp_path / "single.arpa", 4, limit_vocab=limit, float64=True)
-    build(paths, tmp_path / "dist.arpa.gz", 4, limit_vocab=limit, float64=True, partitions=3, inline=True)
+    build(
+        paths, tmp_path / "dist.arpa.gz", 4, limit_vocab=limit, float64=True, partitions=3, memory=memory, inline=True
+    )
     with gzip.open(tmp_path / "dist.arpa.gz", "rb") as handle:
         assert handle.read() == expected
     assert b"<unk>" in expected and b"\tw4\t" not in expected
@@ -177,14 +181,79 @@ def test_default_partitions_hold_at_most_the_memory_budget(tmp_path):
     assert not [w for w in caught if "partition receives" in str(w.message)]
 
 
-def test_a_word_that_alone_exceeds_the_budget_is_named(tmp_path):
+def test_a_word_ending_more_rows_than_the_budget_is_cut_by_the_word_before(tmp_path):
+    """'</s>' ends more rows than a partition may hold at 256k: its rows are cut by their
+    second-to-last word into several partitions (its unigram's adjusted count and probability
+    put together from them), each within the budget, and the file is the single-process one."""
     paths = zipf_shards(tmp_path, seed=9, lines=4000, shards=2, vocab=3000)
-    with pytest.warns(UserWarning, match=r"'</s>' alone ends [\d,]+; its tasks may use more than memory") as caught:
+    expected = single_process(paths, tmp_path / "single.arpa", 3)
+    budget = 256 * 1024 // BYTES_PER_NGRAM
+    ends = sum(int(np.count_nonzero(g[:, -1] == EOS_ID)) for p in paths for g in count_files(p, 3).ngrams)
+    assert ends > 4 * budget
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         report = build(paths, tmp_path / "dist.arpa", 3, memory="256k", inline=True)
+    assert (tmp_path / "dist.arpa").read_bytes() == expected
+    assert not [w for w in caught if "partition receives" in str(w.message)]
+    assert max(report.partition_rows) <= budget
+
+
+def test_a_pair_that_alone_exceeds_the_budget_is_named(tmp_path):
+    """At 64k (256 rows) the pair 'w0 </s>' alone ends more rows than a partition may hold: it
+    gets a partition of its own, and a warning names it."""
+    paths = zipf_shards(tmp_path, seed=9, lines=4000, shards=2, vocab=3000)
+    expected = single_process(paths, tmp_path / "single.arpa", 3)
+    with pytest.warns(UserWarning, match=r"'w0 </s>' alone ends [\d,]+; its tasks may use more than memory") as caught:
+        report = build(paths, tmp_path / "dist.arpa", 3, memory="64k", inline=True)
+    assert (tmp_path / "dist.arpa").read_bytes() == expected
     message = next(str(w.message) for w in caught if "alone ends" in str(w.message))
     ends = int(message.split("alone ends ")[1].split(";")[0].replace(",", ""))
-    assert ends > 256 * 1024 // BYTES_PER_NGRAM
-    assert ends in report.partition_rows  # '</s>' has a partition of its own: nothing more is added to it
+    shards = [count_files(p, 3) for p in paths]
+    pairs = [(c.vocab.id("w0"), g) for c in shards for g in c.ngrams[1:]]
+    assert ends == sum(int(np.count_nonzero((g[:, -2] == w0) & (g[:, -1] == EOS_ID))) for w0, g in pairs)
+    assert ends > 64 * 1024 // BYTES_PER_NGRAM
+    assert ends in report.partition_rows  # the pair has a partition of its own: nothing more is added to it
+
+
+@pytest.mark.parametrize(
+    ("order", "prune", "partitions", "memory"),
+    [
+        (1, [1], None, "12k"),
+        (2, None, None, "16k"),
+        (3, [0, 1, 1], None, "20k"),
+        (3, None, 40, "20k"),
+        (4, [0, 0, 1, 2], 7, "24k"),
+        (5, None, None, "28k"),
+        (5, [0, 1, 1, 1, 3], 97, "28k"),
+    ],
+)
+def test_cut_words_match_single_process(tmp_path, order, prune, partitions, memory):
+    """With a budget of 48-112 rows per partition most words (and '</s>' in every case) end more
+    rows than that: they are cut by their second-to-last word, with and without pruning, with
+    packed or equal partitions, some partitions holding no n-grams."""
+    paths = random_shards(tmp_path, seed=order * 7 + 1, sizes=[60, 0, 1, 211, 5])
+    expected = single_process(paths, tmp_path / "single.arpa", order, prune=prune)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a pair may alone exceed the budget
+        report = build(
+            paths, tmp_path / "dist.arpa", order, prune=prune, partitions=partitions, memory=memory, inline=True
+        )
+    assert (tmp_path / "dist.arpa").read_bytes() == expected
+    assert report.written_ngrams == [int(line.split("=")[1]) for line in expected.decode().splitlines()[1 : order + 1]]
+
+
+def test_lmplz_last_ngram_ending_in_a_cut_word(tmp_path):
+    """lmplz's count-of-counts quirk takes the unigram counts of its stream's last n-gram's
+    last word; here that word ('zz', the highest id) is cut into several partitions and the
+    last of them holds at most 4 of its bigrams: the quirk must use the word's whole counts."""
+    paths = random_shards(tmp_path, seed=3, sizes=[200, 50])
+    last = tmp_path / "last.txt"
+    last.write_text(" ".join(f"v{j}" for j in range(200)) + "\nyy zz\n" + "\n".join(f"v{j} zz" for j in range(129)))
+    paths.append(str(last))
+    expected = single_process(paths, tmp_path / "single.arpa", 2)
+    report = build(paths, tmp_path / "dist.arpa", 2, memory="16k", inline=True)
+    assert (tmp_path / "dist.arpa").read_bytes() == expected
+    assert 1 <= report.partition_rows[-1] <= 4  # of the 131 rows ending in 'zz': it was cut
 
 
 def test_fallback_discounts_warn_as_single_process(tmp_path):
