@@ -146,15 +146,18 @@ def build(
             with ``"mkn"``: a fallback discount warns with ``DiscountFallbackWarning``, or, with
             ``discount_fallback=None`` (lmplz's rule), fails before anything is written.
         units, word_boundary, limit_vocab, encoding_errors: as :func:`speechdecode.lm.counting.count_files`.
-        partitions: how many partitions (ranges of last words, cut at equal n-gram rows)
-            estimate the model; partitions may be empty. Default: consecutive last words packed
-            into partitions of at most ``memory`` / BYTES_PER_NGRAM rows (two per worker slot
-            at least); a word that alone ends more rows gets its own partition and a warning.
+        partitions: how many partitions (ranges of keys: last words, and within a word that
+            ends more than 1 / PAIR_SHARE of a partition's rows in a shard, second-to-last words;
+            cut at equal n-gram rows) estimate the model; partitions may be empty. Default:
+            consecutive keys packed into partitions of at most ``memory`` / BYTES_PER_NGRAM
+            rows (two per worker slot at least): a word that ends more rows than that is cut
+            between second-to-last words; a pair of last words that alone ends more gets its
+            own partition and a warning naming it.
         memory: per task: the memory Ray reserves for each task (so no more tasks run at once
             than fit) and what each task holds: a count task's table gets ``memory`` less
             COUNT_OVERHEAD (20 MiB, its buffers) and spills beyond it to ``tmp_dir``; counts
             move in blocks of ``memory`` / BLOCKS_PER_MEMORY bytes; the default partitions
-            bound the partition tasks (but not below one last word).
+            bound the partition tasks (but not below one pair of last words).
         tmp_dir: where the count tasks spill sorted runs and write their counts, and the split
             tasks their partitions' rows (default: the system's temporary folder); the files are
             unlinked as they are created. A failed write (a full disk) raises a RuntimeError

@@ -12,6 +12,7 @@ import time
 import urllib.request
 import warnings
 
+import numpy as np
 import pytest
 
 from speechdecode._backend import native
@@ -20,6 +21,7 @@ from speechdecode.errors import InputFileError
 from speechdecode.lm.counting import count_files
 from speechdecode.lm.distributed import UnreadableShardWarning, build
 from speechdecode.lm.distributed.driver import BLOCKS_PER_MEMORY, BYTES_PER_NGRAM
+from speechdecode.lm.vocab import EOS_ID
 
 from .processes import descendants, is_loopback, listening_addresses, state, title
 from .test_lm_build import random_shards, single_process, zipf_shards
@@ -97,6 +99,38 @@ def test_partition_tasks_stay_within_memory(cluster, tmp_path):
     for stage in STAGES:
         assert 0 < report.task_growth[stage] <= 20 * 2**20, (stage, report.task_growth)
         assert report.task_peak_rss[stage] > report.task_growth[stage]  # the worker's own memory under it
+
+
+def test_cut_words_stay_within_memory_and_survive_killed_workers(cluster, tmp_path):
+    """At 8M (32,768 rows per partition) '</s>' ends more rows than a partition may hold: it is
+    cut by its second-to-last words, every partition task grows by less than ``memory``, and a
+    worker killed (SIGKILL, from outside) while it merges a partition, another while it sums
+    context totals and another while it estimates are replaced by Ray: the ARPA is still the
+    single-process file (a build that ends before every kill happened is run again, at most 5
+    times)."""
+    paths = zipf_shards(tmp_path, seed=5, lines=15_000, shards=3, vocab=10_000)
+    expected = single_process(paths, tmp_path / "single.arpa", 4)
+    budget = 8 * 2**20 // BYTES_PER_NGRAM
+    assert sum(int(np.count_nonzero(g[:, -1] == EOS_ID)) for p in paths for g in count_files(p, 4).ngrams) > budget
+    tasks = ["_merge_task", "_contexts_task", "_estimate_task"]
+    killer = WorkerKiller(tasks)
+    killer.start()
+    for attempt in range(5):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            report = build(paths, tmp_path / f"ray{attempt}.arpa", 4, memory="8M")
+        assert (tmp_path / f"ray{attempt}.arpa").read_bytes() == expected
+        assert not [w for w in caught if "partition receives" in str(w.message)]
+        assert max(report.partition_rows) <= budget
+        for stage in ("merge", "contexts", "estimate"):
+            assert 0 < report.task_growth[stage] <= 8 * 2**20, (stage, report.task_growth)
+        if len(killer.killed) == len(tasks):
+            break
+    killer.done.set()
+    killer.join()
+    assert sorted(killer.killed) == sorted(tasks)
+    for pid in killer.killed.values():
+        assert state(pid) in ("", "Z")
 
 
 def test_count_and_split_tasks_hold_less_than_their_shards_counts(cluster, tmp_path):
