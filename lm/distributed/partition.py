@@ -238,7 +238,8 @@ def _adjusted(part: Partition, n: int) -> np.ndarray:
     if n == part.order:
         values = raw.copy()
     else:
-        # Distinct left extensions: the (n+1)-grams whose suffix is this n-gram (same last word).
+        # Distinct left extensions: the (n+1)-grams whose suffix is this n-gram (same last two words;
+        # a cut word's unigram: the driver adds up its partitions' counts).
         values = np.bincount(part.suffix[n], minlength=len(raw)).astype(np.int64)
         if n > 1:
             starts = part.rows[n - 1][:, 0] == BOS_ID

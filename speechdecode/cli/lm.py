@@ -80,7 +80,7 @@ def register(commands) -> None:
         "--partitions",
         type=int,
         metavar="N",
-        help="--ray: partitions by last word (default: enough to keep each within --memory; 2 per slot at least)",
+        help="--ray: partitions by last words (default: enough to keep each within --memory; 2 per slot at least)",
     )
     build.add_argument(
         "--skip-unreadable", action="store_true", help="--ray: leave out text shards that cannot be read (warns)"
