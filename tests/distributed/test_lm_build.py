@@ -24,6 +24,7 @@ from speechdecode.lm.arpa import write_arpa
 from speechdecode.lm.counting import count_files
 from speechdecode.lm.distributed import UnreadableShardWarning, build
 from speechdecode.lm.distributed.driver import BYTES_PER_NGRAM
+from speechdecode.lm.distributed.partition import sort_keys
 from speechdecode.lm.estimate import estimate, estimate_arpa
 from speechdecode.lm.methods.kneser_ney import DiscountFallbackWarning
 from speechdecode.lm.vocab import EOS_ID
@@ -399,3 +400,18 @@ def test_fallback_refused_without_discount_fallback(tmp_path):
     with pytest.raises(InvalidArgumentError, match=r"discount_fallback.*order 1"):
         build([path], tmp_path / "out.arpa", 2, discount_fallback=None, inline=True)
     assert not (tmp_path / "out.arpa").exists()
+
+
+@pytest.mark.parametrize("base", [7, 60_000, 2**40])
+def test_sort_keys_sort_as_the_rows_do(base):
+    """The partitions' int64 sort keys order rows as numpy's lexicographic sort does, also where
+    the digits would overflow int64 and are ranked (base 2**40: before every column after the
+    first; 60,000: before the fourth)."""
+    rng = np.random.default_rng(base % 1000)
+    rows = rng.integers(0, base, size=(5000, 5), dtype=np.int64)
+    rows[::3, :3] = rows[0, :3]  # ties in the leading columns
+    rows[1::7] = rows[2]  # equal rows
+    keys = sort_keys(rows, base)
+    expected = rows[np.lexsort(rows[:, ::-1].T)]
+    assert (rows[np.argsort(keys, kind="stable")] == expected).all()
+    assert len(np.unique(keys)) == len(np.unique(rows, axis=0))
