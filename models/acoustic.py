@@ -3,10 +3,13 @@
 :class:`CharCtcModel` maps 80 log-mel features per 10 ms (:func:`speechdecode.models.audio.log_mel`)
 to log-probabilities over :data:`TOKENS` (``<blk>``, ``|``, ``'``, a-z) every 30 ms:
 global mean/variance normalisation, S = 3 frames stacked, a causal convolution (kernel 3 over
-stacked frames), residual blocks of [LayerNorm, causal dilated convolution, ReLU, pointwise
-convolution], a LayerNorm, a linear head and log-softmax. Every part is causal (output frame i
-sees input frames ``[S (i - R), S (i + 1))`` with R = :attr:`AcousticConfig.receptive_field` - 1),
-so :meth:`CharCtcModel.forward_chunk` streams with exactly the offline arithmetic. A
+stacked frames), residual blocks of [LayerNorm, dilated convolution, ReLU, pointwise
+convolution], a LayerNorm, a linear head and log-softmax. A block's convolution sees
+``lookahead`` of its taps (times its dilation) after the current frame, so output frame i sees the
+stacked frames ``[i - R + 1 + D, i + D]`` (R = :attr:`AcousticConfig.receptive_field`,
+D = :attr:`AcousticConfig.delay`; D = 0 is a causal model); frames past the end of an utterance
+count as zeros after each LayerNorm. :meth:`CharCtcModel.forward_chunk` streams with exactly the
+offline arithmetic, holding back D output frames until :meth:`CharCtcModel.flush`. A
 convolutional stack rather than a recurrent one because convolutions train several times
 faster per parameter on a CPU. :func:`load_acoustic_model` reads the weights in
 ``models/weights/`` (trained by ``make acoustic-model``; see ``models/weights/MODEL_CARD.md``)
@@ -54,8 +57,16 @@ class AcousticConfig:
     front_kernel: int = 3
     kernel_size: int = 5
     dilations: tuple[int, ...] = (1, 2, 4, 1, 2, 4)
+    # Taps of each block's convolution after the current frame (0 .. kernel_size - 1).
+    lookahead: int = 0
     dropout: float = 0.1
     tokens: tuple[str, ...] = TOKENS
+
+    def __post_init__(self):
+        if not 0 <= self.lookahead < self.kernel_size:
+            raise ValueError(
+                f"lookahead must be in [0, {self.kernel_size - 1}] (kernel_size - 1), got {self.lookahead}"
+            )
 
     @property
     def frame_seconds(self) -> float:
@@ -64,33 +75,63 @@ class AcousticConfig:
 
     @property
     def receptive_field(self) -> int:
-        """Output frames (the current one included) an output frame depends on."""
+        """Stacked input frames an output frame depends on."""
         return self.front_kernel + (self.kernel_size - 1) * sum(self.dilations)
+
+    @property
+    def delay(self) -> int:
+        """Stacked frames after its own that an output frame depends on (streaming holds it back)."""
+        return self.lookahead * sum(self.dilations)
 
 
 class _Block(nn.Module):
-    """x + pointwise(ReLU(causal dilated conv(LayerNorm(x)))); the conv sees ``cache`` before x."""
+    """x + pointwise(ReLU(dilated conv(LayerNorm(x)))), the conv seeing ``ahead`` frames past x.
 
-    def __init__(self, channels: int, kernel_size: int, dilation: int, dropout: float):
+    Streams: its state holds the normalised inputs the next outputs' windows still need (``h``)
+    and the inputs whose outputs are not out yet (``x``, for the residual).
+    """
+
+    def __init__(self, channels: int, kernel_size: int, dilation: int, lookahead: int, dropout: float):
         super().__init__()
         self.norm = nn.LayerNorm(channels)
         self.conv = nn.Conv1d(channels, channels, kernel_size, dilation=dilation)
         self.mix = nn.Linear(channels, channels)
         self.dropout = nn.Dropout(dropout)
-        self.history = (kernel_size - 1) * dilation
+        self.span = (kernel_size - 1) * dilation  # window frames besides the newest
+        self.ahead = lookahead * dilation
 
-    def forward(self, x: torch.Tensor, cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = torch.cat([cache, self.norm(x)], dim=1)
-        y = torch.relu(self.conv(h.transpose(1, 2))).transpose(1, 2)
-        return x + self.dropout(self.mix(y)), h[:, h.shape[1] - self.history :]
+    def initial_state(self, batch: int, channels: int, device) -> dict:
+        return {
+            "h": torch.zeros(batch, self.span - self.ahead, channels, device=device),
+            "x": torch.zeros(batch, 0, channels, device=device),
+            "seen": 0,  # inputs so far: the frame index of the next one
+        }
+
+    def forward(self, x: torch.Tensor, state: dict, keep: torch.Tensor | None, final: bool):
+        """Outputs for the new inputs ``x`` [B, n, C] whose windows are complete (all, if ``final``).
+
+        ``keep`` [B, n, 1] (or None: all) zeroes the normalised inputs past a row's end.
+        """
+        received = x.shape[1]
+        h = self.norm(x) if keep is None else self.norm(x) * keep
+        h = torch.cat([state["h"], h, h.new_zeros(h.shape[0], self.ahead if final else 0, h.shape[2])], dim=1)
+        x = torch.cat([state["x"], x], dim=1)
+        n = max(0, h.shape[1] - self.span)
+        if n:
+            y = torch.relu(self.conv(h.transpose(1, 2))).transpose(1, 2)
+            out = x[:, :n] + self.dropout(self.mix(y))
+        else:
+            out = x[:, :0]
+        return out, {"h": h[:, n:], "x": x[:, n:], "seen": state["seen"] + received}
 
 
 class CharCtcModel(nn.Module):
-    """Causal convolutional CTC encoder over characters (see the module docstring).
+    """Convolutional CTC encoder over characters (see the module docstring).
 
     ``forward(features [B, T, F], lengths [B] or None) -> (log_probs [B, T // S, V], lengths // S)``
-    with S = ``config.subsampling``; output frame i depends on input frames before ``S (i + 1)``
-    only, so :meth:`initial_state` and :meth:`forward_chunk` give the same frames chunk by chunk.
+    with S = ``config.subsampling``; output frame i depends on input frames before
+    ``S (i + 1 + D)`` only (D = ``config.delay``), so :meth:`initial_state`,
+    :meth:`forward_chunk` and :meth:`flush` give the same frames chunk by chunk.
 
     Example:
         >>> model = CharCtcModel(AcousticConfig(channels=16, dilations=(1, 2))).eval()
@@ -103,7 +144,8 @@ class CharCtcModel(nn.Module):
         >>> for start in range(0, 41, 7):
         ...     out, state = model.forward_chunk(x[:, start : start + 7], state)
         ...     parts.append(out)
-        >>> torch.allclose(torch.cat(parts, dim=1), log_probs, atol=1e-5)
+        >>> out, state = model.flush(state)  # the frames a lookahead holds back (none here)
+        >>> torch.allclose(torch.cat([*parts, out], dim=1), log_probs, atol=1e-5)
         True
     """
 
@@ -113,7 +155,7 @@ class CharCtcModel(nn.Module):
         self.register_buffer("mean", torch.zeros(c.num_features))
         self.register_buffer("std", torch.ones(c.num_features))
         self.front = nn.Conv1d(c.subsampling * c.num_features, c.channels, c.front_kernel)
-        self.blocks = nn.ModuleList(_Block(c.channels, c.kernel_size, d, c.dropout) for d in c.dilations)
+        self.blocks = nn.ModuleList(_Block(c.channels, c.kernel_size, d, c.lookahead, c.dropout) for d in c.dilations)
         self.norm = nn.LayerNorm(c.channels)
         self.head = nn.Linear(c.channels, len(c.tokens))
 
@@ -134,22 +176,35 @@ class CharCtcModel(nn.Module):
         steps = x.shape[1] // s
         return ((x[:, : steps * s] - self.mean) / self.std).reshape(x.shape[0], steps, s * x.shape[2])
 
-    def _body(self, stacked: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
-        """The layers over new stacked frames, each after its cached history; returns log-probs, new state."""
+    def _body(self, stacked: torch.Tensor, state: dict, final: bool = False) -> tuple[torch.Tensor, dict]:
+        """The layers over new stacked frames, each after its cached history; returns log-probs, new state.
+
+        Stacked frames at or past a row's ``state["valid"]`` are past its end.
+        """
         h = torch.cat([state["front"], stacked], dim=1)
-        x = torch.relu(self.front(h.transpose(1, 2))).transpose(1, 2)
-        caches = [h[:, h.shape[1] - (self.config.front_kernel - 1) :]]
+        if stacked.shape[1]:
+            x = torch.relu(self.front(h.transpose(1, 2))).transpose(1, 2)
+        else:  # flush: no new frames, only the blocks' held-back outputs
+            x = stacked.new_zeros(stacked.shape[0], 0, self.config.channels)
+        new = {**state, "front": h[:, h.shape[1] - (self.config.front_kernel - 1) :], "blocks": []}
         for block, cache in zip(self.blocks, state["blocks"], strict=True):
-            x, cache = block(x, cache)
-            caches.append(cache)
+            keep = None
+            if state["valid"] is not None:
+                index = torch.arange(cache["seen"], cache["seen"] + x.shape[1], device=x.device)
+                keep = (index < state["valid"][:, None]).unsqueeze(-1).to(x.dtype)
+            x, cache = block(x, cache, keep, final)
+            new["blocks"].append(cache)
         # float32 log-softmax under a bfloat16 autocast too (training): bfloat16 keeps 3 digits.
         log_probs = torch.log_softmax(self.head(self.norm(x)).float(), dim=-1)
-        return log_probs, {"rest": state["rest"], "front": caches[0], "blocks": caches[1:]}
+        return log_probs, new
 
     def forward(self, features, lengths=None):
         x = self._check(features)
         lens = _tensors.lengths(lengths, "lengths", x.shape[0], x.shape[1], x.device)
-        log_probs, _ = self._body(self._stack(x), self.initial_state(x.shape[0], x.dtype, x.device))
+        state = self.initial_state(x.shape[0], x.dtype, x.device)
+        if lengths is not None and bool((lens < x.shape[1]).any()) and self.config.delay:
+            state["valid"] = lens // self.config.subsampling
+        log_probs, _ = self._body(self._stack(x), state, final=True)
         return log_probs, lens // self.config.subsampling
 
     def initial_state(self, batch: int, dtype: torch.dtype = torch.float32, device=None) -> dict:
@@ -158,19 +213,37 @@ class CharCtcModel(nn.Module):
         return {
             "rest": torch.zeros(batch, 0, c.num_features, device=device),
             "front": torch.zeros(batch, c.front_kernel - 1, c.subsampling * c.num_features, device=device),
-            "blocks": [torch.zeros(batch, b.history, c.channels, device=device) for b in self.blocks],
+            "blocks": [b.initial_state(batch, c.channels, device) for b in self.blocks],
+            "consumed": torch.zeros(batch, dtype=torch.int64, device=device),  # valid input frames per row
+            "valid": None,  # stacked frames of each row before its end (None: no row has ended)
         }
 
     @torch.no_grad()
-    def forward_chunk(self, features, state: dict):
-        """Encode the next chunk [B, n, F] (any n >= 0): returns (log_probs [B, n', V], new state)."""
-        x = torch.cat([state["rest"], self._check(features)], dim=1)
+    def forward_chunk(self, features, state: dict, lengths=None):
+        """Encode the next chunk [B, n, F] (any n >= 0): returns (log_probs [B, n', V], new state).
+
+        ``lengths`` [B] (default: n each) are the valid frames of each row in this chunk; a row
+        with fewer than n has ended (its later frames are ignored). The last ``config.delay``
+        output frames come out of :meth:`flush`.
+        """
+        chunk = self._check(features)
+        lens = _tensors.lengths(lengths, "lengths", chunk.shape[0], chunk.shape[1], chunk.device)
+        x = torch.cat([state["rest"], chunk], dim=1)
         stacked = self._stack(x)
         rest = x[:, stacked.shape[1] * self.config.subsampling :]
+        consumed = state["consumed"] + lens
+        ended = self.config.delay > 0 and (state["valid"] is not None or bool((lens < chunk.shape[1]).any()))
+        state = {**state, "consumed": consumed, "valid": consumed // self.config.subsampling if ended else None}
         if stacked.shape[1] == 0:
             return x.new_zeros(x.shape[0], 0, self.vocab_size), {**state, "rest": rest}
         log_probs, state = self._body(stacked, state)
         return log_probs, {**state, "rest": rest}
+
+    @torch.no_grad()
+    def flush(self, state: dict):
+        """The output frames the lookahead held back (``config.delay`` of them), and the spent state."""
+        empty = state["rest"].new_zeros(state["rest"].shape[0], 0, self.config.subsampling * self.config.num_features)
+        return self._body(empty, state, final=True)
 
 
 def _expected_shapes(config: AcousticConfig) -> dict[str, tuple[int, ...]]:

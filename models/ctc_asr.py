@@ -11,7 +11,11 @@ encoder chunk by chunk -- statefully when the encoder has
 ``forward_chunk(features [B, n, F], state) -> (log_probs [B, n', V], state)`` (e.g.
 :class:`~speechdecode.models.reference_nets.CausalConvLstmEncoder`), else by re-running it on
 ``left_context`` frames of history plus the new chunk -- and feeds each row's new frames to its
-decoder stream; the final hypotheses equal offline decoding.
+decoder stream; the final hypotheses equal offline decoding. An encoder that looks ahead (its
+output frames depend on later input, e.g. :class:`~speechdecode.models.acoustic.CharCtcModel`
+with a ``lookahead``) also has ``flush(state) -> (log_probs [B, n', V], state)``, the frames it
+held back, and takes ``forward_chunk(features, state, lengths)`` with each row's valid frames
+in the chunk (so that a row's end is known when its last frames are computed).
 
 :meth:`CtcAsr.pretrained` wraps the character model shipped in ``models/weights/``
 (:mod:`speechdecode.models.acoustic`); :meth:`CtcAsr.transcribe_audio` and
@@ -269,6 +273,7 @@ class AsrStream:
         self.asr = asr
         self.batch = batch
         self.stateful = stateful
+        self.flushes = stateful and callable(getattr(asr.encoder, "flush", None))
         self._reset()
 
     def _reset(self) -> None:
@@ -280,12 +285,15 @@ class AsrStream:
         self.history = None  # left-context mode: encoded input frames kept as context
         self.rest = None  # left-context mode: input frames not yet forming an output frame
 
-    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+    def _encode(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
         s = self.asr.subsampling
         if self.stateful:
             if self.state is None:
                 self.state = self.asr.encoder.initial_state(x.shape[0], x.dtype, x.device)
-            output, self.state = self.asr.encoder.forward_chunk(x, self.state)
+            if self.flushes:
+                output, self.state = self.asr.encoder.forward_chunk(x, self.state, lens.to(x.device))
+            else:
+                output, self.state = self.asr.encoder.forward_chunk(x, self.state)
             expected = None
         else:
             if self.rest is not None:
@@ -323,7 +331,10 @@ class AsrStream:
             raise InvalidArgumentError("lengths", f"0 for row {row} (it ended in an earlier chunk)", int(lens[row]))
         self.ended |= lens < x.shape[1]
         self.consumed += lens
-        log_probs = self._encode(x)
+        self._feed(self._encode(x, lens))
+
+    def _feed(self, log_probs: torch.Tensor) -> None:
+        """Give each row's decoder stream its valid frames of the encoder's next output frames."""
         start, count = self.emitted, log_probs.shape[1]
         self.emitted += count
         valid = (self.consumed // self.asr.subsampling - start).clamp(0, count).tolist()
@@ -337,6 +348,10 @@ class AsrStream:
 
     def finish(self) -> list[list[Hypothesis]]:
         """Every row's n-best list; the session then starts over."""
+        if self.flushes and self.state is not None:
+            output, self.state = self.asr.encoder.flush(self.state)
+            zeros = torch.zeros(self.batch, dtype=torch.int64)
+            self._feed(self.asr._check_output(output, self.batch, zeros, None)[0])
         result = [s.finish() for s in self.streams]
         self._reset()
         return result

@@ -107,6 +107,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (more only on an idle machine)")
     parser.add_argument("--channels", type=int, default=AcousticConfig.channels)
     parser.add_argument(
+        "--lookahead",
+        type=int,
+        default=1,
+        help="taps of each block's convolution after the current frame (0: a causal model; 1: 0.42 s of "
+        "lookahead with the default dilations)",
+    )
+    parser.add_argument(
         "--precision",
         choices=("auto", "bf16", "fp32"),
         default="auto",
@@ -119,7 +126,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     g = torch.Generator().manual_seed(args.seed)
     train, dev = Set(os.path.join(args.data, "train.pt")), Set(os.path.join(args.data, "dev.pt"))
-    config = AcousticConfig(channels=args.channels)
+    config = AcousticConfig(channels=args.channels, lookahead=args.lookahead)
     model = CharCtcModel(config)
     sample = train.features[:: max(1, train.features.shape[0] // 200000)].float()
     model.mean.copy_(sample.mean(0))

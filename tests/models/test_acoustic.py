@@ -31,10 +31,12 @@ def small_model(seed: int = 0, config: AcousticConfig = SMALL) -> CharCtcModel:
     return model.eval()
 
 
+@pytest.mark.parametrize("lookahead", [0, 4])
 @pytest.mark.parametrize("subsampling", [3, 4])
-@pytest.mark.parametrize("chunk", [1, 3, 4, 5, 17, 64])
-def test_streaming_equals_offline_for_rows_of_different_lengths(chunk, subsampling):
-    model = small_model(chunk, dataclasses.replace(SMALL, subsampling=subsampling))
+@pytest.mark.parametrize("chunk", [1, 5, 17, 64])
+def test_streaming_equals_offline_for_rows_of_different_lengths(chunk, subsampling, lookahead):
+    config = dataclasses.replace(SMALL, subsampling=subsampling, lookahead=lookahead)
+    model = small_model(chunk, config)
     x = torch.randn(3, 61, 80, generator=torch.Generator().manual_seed(chunk))
     lengths = torch.tensor([61, 37, 4])
     offline = CtcAsr(model, GreedyCtcDecoder(list(TOKENS)), subsampling=subsampling)
@@ -46,25 +48,48 @@ def test_streaming_equals_offline_for_rows_of_different_lengths(chunk, subsampli
     assert [h[0].tokens for h in stream.finish()] == [h[0].tokens for h in reference]
     state, parts = model.initial_state(3), []
     for start in range(0, 61, chunk):
-        out, state = model.forward_chunk(x[:, start : start + chunk], state)
+        n = min(chunk, 61 - start)
+        out, state = model.forward_chunk(x[:, start : start + n], state, (lengths - start).clamp(0, n))
         parts.append(out)
-    torch.testing.assert_close(torch.cat(parts, dim=1), model(x)[0], rtol=1e-5, atol=1e-5)
+    held_back = sum(part.shape[1] for part in parts)
+    assert held_back == max(0, 61 // subsampling - config.delay)
+    out, state = model.flush(state)
+    parts.append(out)
+    streamed, batched = torch.cat(parts, dim=1), model(x, lengths)[0]
+    assert streamed.shape == batched.shape
+    for row, length in enumerate(lengths.tolist()):
+        # each row alone: the frames past a row's end in the batch do not reach its valid frames
+        alone = model(x[row : row + 1, :length])[0][0]
+        frames = length // subsampling
+        torch.testing.assert_close(batched[row, :frames], alone, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(streamed[row, :frames], alone, rtol=1e-5, atol=1e-5)
 
 
-def test_output_frame_sees_exactly_its_receptive_field():
-    model = small_model()
+def test_a_lookahead_outside_the_kernel_is_refused():
+    with pytest.raises(ValueError, match=r"lookahead must be in \[0, 4\].*got 5"):
+        dataclasses.replace(SMALL, lookahead=5)
+
+
+@pytest.mark.parametrize(("lookahead", "delay"), [(0, 0), (1, 6), (3, 18)])
+def test_output_frame_sees_exactly_its_receptive_field(lookahead, delay):
+    config = dataclasses.replace(SMALL, lookahead=lookahead)
+    model = small_model(config=config)
     x = torch.randn(1, 200, 80)
     base = model(x)[0]
-    i, field = 30, SMALL.receptive_field  # 3 + 4 * (1 + 3 + 2) = 27 stacked frames
-    assert field == 27
+    i, field = 30, config.receptive_field  # 3 + 4 * (1 + 3 + 2) = 27 stacked frames
+    assert (field, config.delay) == (27, delay)  # delay: lookahead * (1 + 3 + 2)
+    last = i + delay  # the last stacked frame output i sees
     later = x.clone()
-    later[:, 4 * (i + 1) :] += 5.0  # the future: outputs up to i unchanged
+    later[:, 4 * (last + 1) :] += 5.0  # after it: outputs up to i unchanged
     torch.testing.assert_close(model(later)[0][:, : i + 1], base[:, : i + 1], rtol=0, atol=0)
+    edge = x.clone()
+    edge[:, 4 * last] += 5.0  # it: output i changes
+    assert not torch.allclose(model(edge)[0][:, i], base[:, i])
     earlier = x.clone()
-    earlier[:, : 4 * (i - field + 1)] += 5.0  # before the receptive field: output i unchanged
+    earlier[:, : 4 * (last - field + 1)] += 5.0  # before the receptive field: output i unchanged
     torch.testing.assert_close(model(earlier)[0][:, i], base[:, i], rtol=0, atol=0)
     edge = x.clone()
-    edge[:, 4 * (i - field + 1)] += 5.0  # its first frame: output i changes
+    edge[:, 4 * (last - field + 1)] += 5.0  # its first frame: output i changes
     assert not torch.allclose(model(edge)[0][:, i], base[:, i])
 
 
@@ -90,6 +115,15 @@ def test_save_and_load_round_trip_in_float16(tmp_path):
         assert torch.equal(loaded.state_dict()[name], tensor.half().float()), name
     x = torch.randn(2, 40, 80)
     torch.testing.assert_close(loaded(x)[0], model(x)[0], rtol=0.05, atol=0.05)
+    ahead = small_model(config=dataclasses.replace(SMALL, lookahead=2))
+    save_acoustic_model(ahead, path)
+    assert load_acoustic_model(path).config.lookahead == 2
+
+
+def test_a_config_written_before_lookahead_existed_loads_as_causal(tmp_path):
+    config = {k: v for k, v in SMALL.__dict__.items() if k != "lookahead"}
+    model = load_acoustic_model(_rewrite(tmp_path / "old.safetensors", config={**config, "tokens": list(TOKENS)}))
+    assert model.config.lookahead == 0 and model.config.delay == 0
 
 
 def _rewrite(path, tensors=None, config=None):
@@ -124,6 +158,9 @@ def test_loader_errors_name_the_file_and_the_mismatch(tmp_path):
     save_file({"x": torch.zeros(1)}, str(no_config))
     with pytest.raises(InputFileError, match="no valid acoustic model config"):
         load_acoustic_model(no_config)
+    too_far = _rewrite(tmp_path / "ahead.safetensors", config={**config, "lookahead": 7})
+    with pytest.raises(InputFileError, match=r"no valid acoustic model config.*lookahead must be in \[0, 4\]"):
+        load_acoustic_model(too_far)
     extra = dict(small_model().state_dict(), stray=torch.zeros(2))
     with pytest.raises(InputFileError, match="tensors the config does not have: stray"):
         load_acoustic_model(_rewrite(tmp_path / "extra.safetensors", tensors=extra))
