@@ -9,13 +9,16 @@ skips n-grams with words outside the symbol table it reads).
 Both pipelines run as child processes on the same files, each ending with what its decoder loads:
 
 * ``speechdecode compile_graph``: G built with numpy and handed to OpenFst in its binary format,
-  then L, LG = arcsort(minimize_encoded(determinize_log(L∘G))), TLG = arcsort(T∘LG), written as
+  then L, LG = arcsort(minimize_encoded(determinize_log(L∘G))), TLG = arcsort(T∘LG) (L∘G and the
+  determinization by OpenFst, the minimization and T∘LG native), written as
   ``speechdecode graph compile`` writes it: TLG.fst, the WFST decoder's TLG.npz and the tables;
 * ``kaldilm arpa2fst + OpenFst``: G.fst written by kaldilm's arpa2fst (``--disambig-symbol=#0
-  --read-symbol-table=words.txt``), then the same L and the same OpenFst steps, and TLG.fst.
+  --read-symbol-table=words.txt``), then the same L and every step by OpenFst (pywrapfst calls
+  alone, each intermediate freed when the next exists), and TLG.fst.
 
-Wall time per run, and peak RSS of each child (``ru_maxrss`` read by a small parent process, so the
-benchmark process's own size does not count). The two TLGs must be random-path equivalent
+Wall time per run, CPU time (user + system, median over the runs; ``cpu_seconds``) and peak RSS
+of each child (``ru_maxrss`` read by a small parent process, so the benchmark process's own size
+does not count). The two TLGs must be random-path equivalent
 (OpenFst's randequivalent) before anything is reported. Quick mode: 400 verses.
 """
 
@@ -27,6 +30,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from statistics import median
 
 from speechdecode.bench.harness import Suite
 from speechdecode.errors import BackendUnavailableError
@@ -40,7 +44,8 @@ TOPOLOGIES = ("compact", "standard")
 # not be that parent.
 _MEASURE = (
     "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE); "
-    "sys.stdout.write(r.stdout.decode() + '\\n' + str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "sys.stdout.write(r.stdout.decode() + '\\n' + f'{u.ru_maxrss} {u.ru_utime + u.ru_stime}'); "
     "sys.exit(r.returncode)"
 )
 
@@ -56,38 +61,61 @@ print(json.dumps({"steps": {s.name: s.seconds for s in graph.steps}}))
 _CLASSIC = """
 import json, sys, time
 import kaldilm, pywrapfst
-from speechdecode.graphs.compile import compose_lg, compose_tlg
 from speechdecode.graphs.lexicon import read_lexicon
 from speechdecode.graphs.lexicon_fst import disambiguate, lexicon_fst
 from speechdecode.graphs.symbols import acoustic_units, token_table, word_table
 from speechdecode.graphs.topology import ctc_topology
 units, lexicon, arpa, topology, words_txt, g_path, out = sys.argv[1:]
-start = time.perf_counter()
+steps, start = {}, time.perf_counter()
+def lap(name):
+    global start
+    steps[name], start = time.perf_counter() - start, time.perf_counter()
 kaldilm.arpa2fst(arpa, g_path, disambig_symbol="#0", read_symbol_table=words_txt, max_arpa_warnings=0)
 G = pywrapfst.Fst.read(g_path)
-steps = {"G": time.perf_counter() - start}
-start = time.perf_counter()
+lap("G")
 lex = read_lexicon(lexicon)
 units = acoustic_units(units)
 k = disambiguate(lex)[1]
 tokens, words = token_table(units, k + 1), word_table(lex)
 L = lexicon_fst(lex, tokens, words, blank="<blk>")
-steps["L"] = time.perf_counter() - start
-record = []
-LG = compose_lg(L, G, steps=record)
-TLG = compose_tlg(ctc_topology(len(units), 0, k + 1, topology), LG, steps=record)
+lap("L")
+lg = pywrapfst.compose(L.arcsort("olabel"), G.arcsort("ilabel"))
+del L, G
+lap("compose(L,G)")
+log = pywrapfst.arcmap(lg, map_type="to_log")
+del lg
+det = pywrapfst.determinize(log)
+del log
+LG = pywrapfst.arcmap(det, map_type="to_std")
+del det
+lap("determinize_log")
+mapper = pywrapfst.EncodeMapper(LG.arc_type(), encode_labels=True, encode_weights=True)
+LG.encode(mapper)
+LG.minimize()
+LG.decode(mapper)
+LG.arcsort("ilabel")
+lap("minimize_encoded")
+T = ctc_topology(len(units), 0, k + 1, topology).arcsort("olabel")
+TLG = pywrapfst.compose(T, LG)
+del LG
+TLG.arcsort("ilabel")
+lap("compose(T,LG)")
 TLG.write(out)
-print(json.dumps({"steps": {**steps, **{s.name: s.seconds for s in record}}}))
+lap("write")
+print(json.dumps({"steps": steps}))
 """
 
 
 def _run(command: list[str], memo: dict) -> None:
-    """Run a child to completion; record its peak RSS (MB) and its JSON report in ``memo``."""
+    """Run a child to completion; record its peak RSS (MB), its CPU time (user + system seconds, one
+    entry per run) and its JSON report in ``memo``."""
     out = subprocess.run([sys.executable, "-S", "-c", _MEASURE, *command], capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"{command[:3]} failed ({out.returncode}): {out.stderr.strip()[-800:]}")
-    report, _, rss = out.stdout.rpartition("\n")
+    report, _, usage = out.stdout.rpartition("\n")
+    rss, cpu = usage.split()
     memo["peak_rss_mb"] = int(rss) / 1024
+    memo.setdefault("cpu_seconds", []).append(float(cpu))
     memo["steps"] = json.loads(report.strip().splitlines()[-1])["steps"]
 
 
@@ -189,12 +217,15 @@ def run(suite: Suite, quick: bool) -> None:
             )
         anchor_row, ours_row = suite.rows[-2], suite.rows[-1]
         anchor_row["params"].update(
+            cpu_seconds=round(median(classic_memo["cpu_seconds"]), 3),
             peak_rss_mb=round(classic_memo["peak_rss_mb"], 1),
             tlg_states=sizes["classic_states"],
             tlg_arcs=sizes["classic_arcs"],
             step_seconds={k: round(v, 3) for k, v in classic_memo["steps"].items()},
         )
         ours_row["params"].update(
+            cpu_seconds=round(median(ours_memo["cpu_seconds"]), 3),
+            cpu_ratio=round(median(classic_memo["cpu_seconds"]) / median(ours_memo["cpu_seconds"]), 3),
             peak_rss_mb=round(ours_memo["peak_rss_mb"], 1),
             tlg_states=sizes["states"],
             tlg_arcs=sizes["arcs"],

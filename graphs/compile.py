@@ -1,7 +1,14 @@
-"""TLG compilation (docs/DEFINITIONS.md section 2, the EESEN / WeNet / FunASR recipe), every step OpenFst's.
+"""TLG compilation (docs/DEFINITIONS.md section 2, the EESEN / WeNet / FunASR recipe).
 
     LG  = arcsort(minimize_encoded(determinize_log(compose(L, G))))
     TLG = arcsort(compose(T, LG))
+
+L∘G and its determinization are OpenFst's. The two steps after it are native (``csrc/graphs/
+fst_ops.h``) and give results isomorphic to OpenFst's: ``minimize_encoded`` is Hopcroft's
+partition refinement of LG as an acceptor over (input, output, weight) triples, and T∘LG is built
+directly as the product of the CTC topology with LG (the states OpenFst's composition keeps when LG
+has no input epsilons; with optional silence LG can have them, and OpenFst composes). Both return
+arcs sorted by input label, so the arcsorts cost nothing.
 
 ``determinize_log`` determinizes in the log semiring (Kaldi's ``fstdeterminizestar --use-log``
 role: sums, not minima, of equal-label paths, so LG stays stochastic); ``minimize_encoded``
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import gc
 import os
 import resource
@@ -25,9 +33,10 @@ import time
 
 import numpy as np
 
+from speechdecode import _backend
 from speechdecode._io import atomic_directory
 from speechdecode.errors import InvalidArgumentError, SpeechdecodeError
-from speechdecode.graphs.fst_io import fst_to_arrays, openfst
+from speechdecode.graphs.fst_io import FstArrays, fst_from_csr, fst_to_arrays, openfst, write_vector_arrays
 from speechdecode.graphs.grammar import grammar_fst
 from speechdecode.graphs.lexicon import Lexicon, read_lexicon
 from speechdecode.graphs.lexicon_fst import disambiguate, lexicon_fst
@@ -42,8 +51,10 @@ __all__ = [
     "GraphCompileError",
     "check_output_dir",
     "compile_graph",
+    "compose_ctc",
     "compose_lg",
     "compose_tlg",
+    "minimize_encoded",
     "num_arcs",
 ]
 
@@ -92,9 +103,15 @@ class _Steps:
         self.steps = steps if steps is not None else []
 
     def record(self, name: str, started: float, fst, *, resized: bool = True) -> None:
-        """Append a step; ``resized=False`` (an arcsort) takes the sizes of the step before."""
+        """Append a step (``fst`` an FST or :class:`FstArrays`); ``resized=False`` (an arcsort)
+        takes the sizes of the step before."""
         seconds = time.perf_counter() - started
-        states, arcs = (fst.num_states(), num_arcs(fst)) if resized else (self.steps[-1].states, self.steps[-1].arcs)
+        if not resized:
+            states, arcs = self.steps[-1].states, self.steps[-1].arcs
+        elif isinstance(fst, FstArrays):
+            states, arcs = fst.num_states, fst.num_arcs
+        else:
+            states, arcs = fst.num_states(), num_arcs(fst)
         self.steps.append(CompileStep(name, seconds, states, arcs, _peak_rss_mb()))
 
 
@@ -135,11 +152,12 @@ def _estimate_lg_arcs(lexicon: Lexicon, words: SymbolTable, G, silence: bool) ->
 
 
 def _estimate_tlg_arcs(LG, num_tokens: int, topology: str) -> int:
-    """|T∘LG| arcs from LG's arcs: per LG state, the units that can have led into it (T's state).
+    """|T∘LG| arcs from LG's arcs (an FST or :class:`FstArrays`): per LG state, the units that can
+    have led into it (T's state).
 
     Exact for the compact topology; for the standard one it leaves out T states carried through
     LG's ``#k`` arcs (about 5-10% fewer arcs than the result on phone lexicons)."""
-    lg = fst_to_arrays(LG)
+    lg = LG if isinstance(LG, FstArrays) else fst_to_arrays(LG)
     sources = np.repeat(np.arange(lg.num_states), np.diff(lg.arc_offsets))
     token = (lg.ilabels > 0) & (lg.ilabels <= num_tokens)
     pairs = np.unique(lg.ilabels[token].astype(np.int64) * lg.num_states + lg.nextstates[token])
@@ -164,13 +182,13 @@ def compose_lg(L, G, *, max_arcs: int | None = None, steps: list[CompileStep] | 
             homophones or prefix pronunciations without disambiguation symbols), or a result
             larger than ``max_arcs``.
     """
-    return _compose_lg([L.copy(), G.copy()], _Steps(steps), max_arcs)
+    return fst_from_csr(_compose_lg([L.copy(), G.copy()], _Steps(steps), max_arcs))
 
 
-def _compose_lg(owned: list, record: _Steps, max_arcs: int | None):
-    """:func:`compose_lg` on ``owned = [L, G]``, FSTs nothing else holds: the list is emptied, L and
-    G are arc-sorted in place and freed once composed, and each intermediate is freed as soon as the
-    next exists, so the peak memory is that of one step."""
+def _compose_lg(owned: list, record: _Steps, max_arcs: int | None) -> FstArrays:
+    """:func:`compose_lg` on ``owned = [L, G]``, FSTs nothing else holds, as arrays: the list is
+    emptied, L and G are arc-sorted in place and freed once composed, and each intermediate is
+    freed as soon as the next exists, so the peak memory is that of one step."""
     L, G = owned
     owned.clear()
     started = time.perf_counter()
@@ -193,19 +211,45 @@ def _compose_lg(owned: list, record: _Steps, max_arcs: int | None):
             "disambig=False), or when G's back-off arcs are not labelled #0."
         ) from None
     del log
-    det = pywrapfst.arcmap(det, map_type="to_std")
+    det = fst_to_arrays(pywrapfst.arcmap(det, map_type="to_std"))
     record.record("determinize_log", started, det)
     _check_size("det(L∘G)", record.steps[-1].arcs, max_arcs, False)
     started = time.perf_counter()
-    mapper = pywrapfst.EncodeMapper(det.arc_type(), encode_labels=True, encode_weights=True)
-    det.encode(mapper)
-    det.minimize()
-    det.decode(mapper)
-    record.record("minimize_encoded", started, det)
-    started = time.perf_counter()
-    det.arcsort("ilabel")
-    record.record("arcsort(LG)", started, det, resized=False)
-    return det
+    lg = minimize_encoded(det)
+    del det
+    record.record("minimize_encoded", started, lg)
+    return lg
+
+
+def _columns(fst: FstArrays) -> tuple:
+    return (fst.start, fst.final_weights, fst.arc_offsets, fst.ilabels, fst.olabels, fst.weights, fst.nextstates)
+
+
+def minimize_encoded(fst: FstArrays) -> FstArrays:
+    """OpenFst's minimization of ``fst`` encoded as an acceptor over (input, output, weight), final
+    weights included, decoded again (``EncodeMapper(encode_labels=True, encode_weights=True)``,
+    ``minimize``, ``decode``), natively: a result isomorphic to OpenFst's, arcs sorted by input label.
+
+    Weights are compared exactly, as OpenFst's encoding compares them; nothing is pushed.
+
+    Raises:
+        TensorError: ``fst`` is not deterministic over the triples (two arcs of a state with the
+            same input, output and weight), or its arrays are not an FST.
+    """
+    return FstArrays(*_backend.native().minimize_encoded(*_columns(fst)))
+
+
+def compose_ctc(lg: FstArrays, num_tokens: int, blank: int, num_disambig: int, topology: str) -> FstArrays:
+    """T∘LG for ``ctc_topology(num_tokens, blank, num_disambig, topology)``, built natively: a result
+    isomorphic to OpenFst's ``compose`` (which connects), arcs sorted by input label.
+
+    LG's arcs with input labels T never writes (the blank, ``#k`` for k >= ``num_disambig``) are
+    not followed, as in the composition.
+
+    Raises:
+        TensorError: LG has an input epsilon (compose with :func:`compose_tlg` then), or bad sizes.
+    """
+    return FstArrays(*_backend.native().compose_ctc(*_columns(lg), num_tokens, blank, num_disambig, topology))
 
 
 def compose_tlg(T, LG, *, max_arcs: int | None = None, steps: list[CompileStep] | None = None):
@@ -231,8 +275,9 @@ class CompiledGraph:
     """A compiled decoding graph and how it was made.
 
     Attributes:
-        tlg: TLG (``pywrapfst.VectorFst``), input-label sorted; inputs are token ids (0 epsilon,
-            i >= 1 acoustic output i - 1), outputs word ids.
+        tlg_arrays: TLG as :class:`FstArrays`, input-label sorted; inputs are token ids (0 epsilon,
+            i >= 1 acoustic output i - 1), outputs word ids. ``tlg`` is the same as a
+            ``pywrapfst.VectorFst`` (made on first use).
         lg: LG (with ``#k`` inputs), or None unless ``keep_lg``.
         tokens, words: the symbol tables.
         blank: the blank's acoustic-model output index; num_tokens: V; topology: T's kind.
@@ -240,7 +285,7 @@ class CompiledGraph:
         oov_words, dropped_ngrams: what ``allow_oov`` left out of G (see :class:`~speechdecode.graphs.grammar.Grammar`).
     """
 
-    tlg: object
+    tlg_arrays: FstArrays
     lg: object | None
     tokens: SymbolTable
     words: SymbolTable
@@ -250,6 +295,11 @@ class CompiledGraph:
     steps: list[CompileStep]
     oov_words: list[str]
     dropped_ngrams: tuple[int, ...]
+
+    @functools.cached_property
+    def tlg(self):
+        """TLG as a ``pywrapfst.VectorFst`` (made from ``tlg_arrays`` on first use)."""
+        return fst_from_csr(self.tlg_arrays)
 
     def stats(self) -> dict:
         """A JSON-ready summary: sizes, per-step timing and memory, OOV counts."""
@@ -285,12 +335,11 @@ class CompiledGraph:
         out_dir = os.fspath(out_dir)
         check_output_dir(out_dir)
         with atomic_directory(out_dir) as staging:
-            tlg = os.path.join(staging, "TLG.fst")
-            self.tlg.write(tlg)
+            with open(os.path.join(staging, "TLG.fst"), "wb") as handle:
+                write_vector_arrays(handle, self.tlg_arrays)
             if self.lg is not None:
                 self.lg.write(os.path.join(staging, "LG.fst"))
-            npz = os.path.join(staging, GRAPH_FILE)
-            export_npz(self.tlg, npz, self.num_tokens, self.blank, self.topology, fst_file=tlg)
+            export_npz(self.tlg_arrays, os.path.join(staging, GRAPH_FILE), self.num_tokens, self.blank, self.topology)
             self.tokens.write(os.path.join(staging, "tokens.txt"))
             self.words.write(os.path.join(staging, "words.txt"))
             names = sorted(os.listdir(staging))
@@ -386,22 +435,32 @@ def compile_graph(
     owned = [L, grammar.fst]
     oov_words, dropped_ngrams = grammar.oov_words, grammar.dropped_ngrams
     del L, grammar
-    LG = _compose_lg(owned, _Steps(steps), max_arcs)
-    started = time.perf_counter()
-    T = ctc_topology(len(units), units.index(blank), max_k + 1, topology)
-    _Steps(steps).record("T", started, T)
+    lg = _compose_lg(owned, _Steps(steps), max_arcs)
+    blank_id, num_disambig = units.index(blank), max_k + 1
     if max_arcs is not None:
-        _check_size("TLG", _estimate_tlg_arcs(LG, len(units), topology), max_arcs, True)
-    TLG = compose_tlg(T, LG, max_arcs=max_arcs, steps=steps)
-    lg = LG if keep_lg else None
-    del LG
-    _release_free_heap()  # LG's heap, unless kept: the export's arrays can reuse it
+        _check_size("TLG", _estimate_tlg_arcs(lg, len(units), topology), max_arcs, True)
+    LG = fst_from_csr(lg) if keep_lg else None
+    if np.any(lg.ilabels == 0):  # input epsilons (optional silence): OpenFst's composition filter
+        TLG = compose_tlg(
+            ctc_topology(len(units), blank_id, num_disambig, topology), LG if LG is not None else fst_from_csr(lg),
+            max_arcs=max_arcs, steps=steps,
+        )  # fmt: skip
+        del lg
+        tlg = fst_to_arrays(TLG)
+        del TLG
+    else:
+        started = time.perf_counter()
+        tlg = compose_ctc(lg, len(units), blank_id, num_disambig, topology)
+        del lg
+        _Steps(steps).record("compose(T,LG)", started, tlg)
+        _check_size("TLG", steps[-1].arcs, max_arcs, False)
+    _release_free_heap()  # LG's heap: the export's arrays can reuse it
     return CompiledGraph(
-        tlg=TLG,
-        lg=lg,
+        tlg_arrays=tlg,
+        lg=LG,
         tokens=token_symbols,
         words=words,
-        blank=units.index(blank),
+        blank=blank_id,
         num_tokens=len(units),
         topology=topology,
         steps=steps,

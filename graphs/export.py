@@ -24,7 +24,7 @@ import numpy as np
 from speechdecode import _backend
 from speechdecode._io import atomic_write, read_npz
 from speechdecode.errors import InputFileError, InvalidArgumentError, TensorError
-from speechdecode.graphs.fst_io import FstArrays, fst_to_arrays, openfst, read_vector_arrays
+from speechdecode.graphs.fst_io import FstArrays, fst_to_arrays, openfst
 from speechdecode.graphs.topology import TOPOLOGIES
 
 __all__ = ["ARRAY_DTYPES", "GRAPH_FILE", "DecodingGraph", "check_graph", "export_npz", "load_graph"]
@@ -51,20 +51,17 @@ class DecodingGraph(FstArrays):
     topology: str
 
 
-def export_npz(
-    fst, path: str | os.PathLike, num_tokens: int, blank: int, topology: str, *, fst_file: str | None = None
-) -> DecodingGraph:
+def export_npz(fst, path: str | os.PathLike, num_tokens: int, blank: int, topology: str) -> DecodingGraph:
     """Write ``fst`` (a decoding graph with CTC-token inputs) as the ``.npz`` of the module docstring.
 
     The file is written atomically. Arcs are stably sorted by ilabel within each state (an
     input-label sorted FST, as :func:`~speechdecode.graphs.compile.compile_graph` makes, is kept as it is).
 
     Args:
-        fst: a tropical FST, e.g. ``CompiledGraph.tlg``.
+        fst: a tropical FST, or its :class:`~speechdecode.graphs.fst_io.FstArrays` with the arcs of
+            each state sorted by ilabel already (e.g. ``CompiledGraph.tlg_arrays``).
         path: the output file.
         num_tokens: V; blank: the blank's output index in [0, V); topology: T's kind.
-        fst_file: ``fst`` as ``fst.write(fst_file)`` wrote it; the arrays are read from it
-            (instead of from a copy of the FST in memory).
 
     Returns:
         The :class:`DecodingGraph` written.
@@ -80,13 +77,12 @@ def export_npz(
         raise InvalidArgumentError("blank", f"an output index in [0, {num_tokens})", blank)
     if topology not in TOPOLOGIES:
         raise InvalidArgumentError("topology", f"one of {', '.join(TOPOLOGIES)}", repr(topology))
-    if fst_file is None:
-        arrays = fst_to_arrays(fst)
+    if isinstance(fst, FstArrays):
+        arrays = fst  # check_graph below refuses arcs out of order
     else:
-        with open(fst_file, "rb") as handle:
-            arrays = read_vector_arrays(handle, fst)
+        arrays = fst_to_arrays(fst)
     sorted_flag = openfst().FstProperties.I_LABEL_SORTED
-    if fst.properties(sorted_flag, True) != sorted_flag:
+    if arrays is not fst and fst.properties(sorted_flag, True) != sorted_flag:
         sources = np.repeat(np.arange(arrays.num_states, dtype=np.int64), np.diff(arrays.arc_offsets))
         order = np.lexsort((arrays.ilabels, sources))
         del sources

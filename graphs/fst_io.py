@@ -19,15 +19,23 @@ The layout (OpenFst ``fst/vector-fst.h``, ``fst/fst.h`` ``FstHeader``), little-e
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import struct
+import tempfile
 
 import numpy as np
 
 from speechdecode.errors import BackendUnavailableError, InvalidArgumentError
 
-__all__ = ["FstArrays", "fst_from_arrays", "fst_to_arrays", "openfst", "read_vector_arrays"]
+__all__ = [
+    "FstArrays",
+    "fst_from_arrays",
+    "fst_from_csr",
+    "fst_to_arrays",
+    "openfst",
+    "read_vector_arrays",
+    "write_vector_arrays",
+]
 
 _MAGIC = 2125659606
 _EXPANDED_MUTABLE = 0x3  # kExpanded | kMutable; every other property is left for OpenFst to compute
@@ -137,23 +145,70 @@ def fst_from_arrays(
         if len(columns[name]) and np.min(columns[name]) < 0:
             raise InvalidArgumentError(name, "labels >= 0", int(np.min(columns[name])))
     order = np.argsort(arc_sources, kind="stable")
-    counts = np.bincount(arc_sources, minlength=num_states).astype(np.int64)
-    # The body as 4-byte words: a state record is 3 words (final, arc count low, high), an arc 4.
-    # State s's record follows s records and the arcs of states < s; arc a (in state order) follows
-    # the records of states <= its source and a earlier arcs.
-    first_arc = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    state_word = 3 * np.arange(num_states, dtype=np.int64) + 4 * first_arc
-    body = np.empty(3 * num_states + 4 * len(order), dtype="<u4")
-    body[state_word] = final_weights.astype("<f4").view("<u4")
+    offsets = np.zeros(num_states + 1, dtype=np.int64)
+    np.cumsum(np.bincount(arc_sources, minlength=num_states), out=offsets[1:])
+    arrays = FstArrays(
+        start=int(start),
+        final_weights=final_weights,
+        arc_offsets=offsets,
+        ilabels=np.asarray(ilabels, dtype=np.int32)[order],
+        olabels=np.asarray(olabels, dtype=np.int32)[order],
+        weights=np.asarray(weights, dtype=np.float32)[order],
+        nextstates=np.asarray(nextstates, dtype=np.int32)[order],
+    )
+    return fst_from_csr(arrays)
+
+
+def fst_from_csr(arrays: FstArrays):
+    """A ``pywrapfst.VectorFst`` (tropical) of :class:`FstArrays`, arcs in their order (no checks:
+    the arrays come from :func:`fst_to_arrays`, :func:`fst_from_arrays` or the native steps).
+
+    Example:
+        >>> f = fst_from_csr(fst_to_arrays(fst_from_arrays(0, [0.0], [0], [1], [2], [0.5], [0])))
+        >>> f.num_states(), f.num_arcs(0)
+        (1, 1)
+    """
+    if arrays.num_states == 0:
+        return openfst().VectorFst()
+    body = _vector_body(arrays, 0, arrays.num_states)
+    return openfst().Fst.read_from_string(b"".join([_header(b"vector", arrays.start, arrays.num_states, 0), body.data]))
+
+
+def write_vector_arrays(handle, arrays: FstArrays) -> None:
+    """Write :class:`FstArrays` (with states) to ``handle`` as OpenFst's ``vector`` binary file,
+    what ``fst_from_csr(arrays).write(path)`` writes up to the header's properties (left for
+    OpenFst to compute) and arc count. Written in chunks of states: the memory used is a chunk's."""
+    handle.write(_header(b"vector", arrays.start, arrays.num_states, arrays.num_arcs))
+    offsets, first = arrays.arc_offsets, 0
+    while first < arrays.num_states:
+        last = int(np.searchsorted(offsets, offsets[first] + _CHUNK_WORDS // _ARC_WORDS, side="right")) - 1
+        last = max(min(last, arrays.num_states, first + _CHUNK_WORDS // _STATE_WORDS), first + 1)
+        handle.write(_vector_body(arrays, first, last).data)
+        first = last
+
+
+def _vector_body(arrays: FstArrays, first: int, last: int) -> np.ndarray:
+    """States ``first .. last - 1`` in OpenFst's ``vector`` format, as 4-byte words (module docstring)."""
+    offsets = arrays.arc_offsets[first : last + 1] - arrays.arc_offsets[first]
+    lo, hi = int(arrays.arc_offsets[first]), int(arrays.arc_offsets[last])
+    num_states, num_arcs = last - first, hi - lo
+    counts = np.diff(offsets)
+    # A state record is 3 words (final, arc count low, high), an arc 4. State s's record follows
+    # s records and the arcs of states < s; arc a (in state order) follows the records of states
+    # <= its source and a earlier arcs.
+    state_word = 3 * np.arange(num_states, dtype=np.int64) + 4 * offsets[:-1]
+    body = np.empty(3 * num_states + 4 * num_arcs, dtype="<u4")
+    body[state_word] = arrays.final_weights[first:last].astype("<f4", copy=False).view("<u4")
     body[state_word + 1] = (counts & 0xFFFFFFFF).astype("<u4")
     body[state_word + 2] = (counts >> 32).astype("<u4")
-    arc_word = 3 * (arc_sources[order] + 1) + 4 * np.arange(len(order), dtype=np.int64)
-    body[arc_word] = np.asarray(ilabels, dtype="<i4")[order].view("<u4")
-    body[arc_word + 1] = np.asarray(olabels, dtype="<i4")[order].view("<u4")
-    body[arc_word + 2] = np.asarray(weights, dtype="<f4")[order].view("<u4")
-    body[arc_word + 3] = np.asarray(nextstates, dtype="<i4")[order].view("<u4")
-    data = _header(b"vector", start, num_states, 0) + body.tobytes()
-    return openfst().Fst.read_from_string(data)
+    arc_word = 3 * np.repeat(np.arange(1, num_states + 1, dtype=np.int64), counts)
+    del counts, state_word
+    arc_word += 4 * np.arange(num_arcs, dtype=np.int64)
+    body[arc_word] = arrays.ilabels[lo:hi].view("<u4")
+    body[arc_word + 1] = arrays.olabels[lo:hi].view("<u4")
+    body[arc_word + 2] = arrays.weights[lo:hi].view("<u4")
+    body[arc_word + 3] = arrays.nextstates[lo:hi].view("<u4")
+    return body
 
 
 def fst_to_arrays(fst) -> FstArrays:
@@ -173,7 +228,12 @@ def fst_to_arrays(fst) -> FstArrays:
         raise InvalidArgumentError("fst", "an FST with standard (tropical float32) arcs", fst.arc_type())
     if fst.fst_type() != "vector":
         fst = openfst().convert(fst, "vector")
-    return read_vector_arrays(io.BytesIO(fst.write_to_string()), fst)
+    # Through a temporary file, read a chunk at a time: never a second copy of the FST in memory.
+    with tempfile.TemporaryDirectory(prefix="speechdecode-fst-") as folder:
+        path = os.path.join(folder, "fst")
+        fst.write(path)
+        with open(path, "rb") as handle:
+            return read_vector_arrays(handle, fst)
 
 
 def read_vector_arrays(handle, fst) -> FstArrays:

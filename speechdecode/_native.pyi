@@ -414,7 +414,8 @@ def read_arpa_tables(
     OSError when it cannot be read. Releases the GIL.
     """
 
-# --- decoding graphs (csrc/decoding/wfst_graph, csrc/bindings/graphs.cc); API: graphs.export.check_graph ---
+# --- decoding graphs (csrc/decoding/wfst_graph, csrc/graphs/fst_ops, csrc/bindings/graphs.cc); API:
+# graphs.export.check_graph, graphs.compile.minimize_encoded / compose_ctc ---
 
 def check_graph(
     start: int,
@@ -431,4 +432,54 @@ def check_graph(
 
     Each array C-contiguous 1-D of its dtype. Raises speechdecode.errors.TensorError naming the first
     bad array (or an epsilon cycle), what it expects and what it holds. Releases the GIL.
+    """
+
+def minimize_encoded(
+    start: int,
+    final_weights: npt.NDArray[np.float32],
+    arc_offsets: npt.NDArray[np.int64],
+    ilabels: npt.NDArray[np.int32],
+    olabels: npt.NDArray[np.int32],
+    weights: npt.NDArray[np.float32],
+    nextstates: npt.NDArray[np.int32],
+) -> tuple[
+    int,
+    npt.NDArray[np.float32],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int32],
+    npt.NDArray[np.int32],
+    npt.NDArray[np.float32],
+    npt.NDArray[np.int32],
+]:
+    """OpenFst's minimization of a deterministic FST encoded over (input, output, weight), final
+    weights included (Hopcroft's refinement); returns the same seven fields, states numbered by
+    their smallest original member, arcs sorted by input label. Raises TensorError for a
+    nondeterministic FST or arrays that are not an FST. Releases the GIL.
+    """
+
+def compose_ctc(
+    start: int,
+    final_weights: npt.NDArray[np.float32],
+    arc_offsets: npt.NDArray[np.int64],
+    ilabels: npt.NDArray[np.int32],
+    olabels: npt.NDArray[np.int32],
+    weights: npt.NDArray[np.float32],
+    nextstates: npt.NDArray[np.int32],
+    num_tokens: int,
+    blank: int,
+    num_disambig: int,
+    topology: str,
+) -> tuple[
+    int,
+    npt.NDArray[np.float32],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int32],
+    npt.NDArray[np.int32],
+    npt.NDArray[np.float32],
+    npt.NDArray[np.int32],
+]:
+    """T∘LG for the CTC topology (``"compact"`` or ``"standard"``), as OpenFst's composition and
+    connect give it for an LG without input epsilons; returns the fields as minimize_encoded,
+    states in breadth-first order. Raises TensorError for an input epsilon or bad sizes. Releases
+    the GIL.
     """

@@ -34,6 +34,18 @@ def write_corpus_lm(
     return path, model
 
 
+def openfst_lg(L, G):
+    """LG by OpenFst's algorithms alone (the reference for graphs.compile's native minimization):
+    arcsort(minimize over encoded (input, output, weight) of determinize_log(L∘G))."""
+    lg = fst.compose(L.copy().arcsort("olabel"), G.copy().arcsort("ilabel"))
+    det = fst.arcmap(fst.determinize(fst.arcmap(lg, map_type="to_log")), map_type="to_std")
+    mapper = fst.EncodeMapper(det.arc_type(), encode_labels=True, encode_weights=True)
+    det.encode(mapper)
+    det.minimize()
+    det.decode(mapper)
+    return det.arcsort("ilabel")
+
+
 def linear_fst(ilabels, olabels=None):
     """A linear FST reading ``ilabels`` (and writing ``olabels``, default the same), weight 0."""
     olabels = ilabels if olabels is None else olabels

@@ -40,7 +40,7 @@ def test_compile_writes_a_graph_that_decodes(capsys, inputs):
     stats = json.loads(stdout)
     assert sorted(os.listdir(out)) == ["LG.fst", "TLG.fst", "TLG.npz", "tokens.txt", "words.txt"]
     assert stats["files"] == sorted(os.listdir(out))
-    assert [s["name"] for s in stats["steps"]][-2:] == ["compose(T,LG)", "arcsort(TLG)"]
+    assert [s["name"] for s in stats["steps"]][-3:] == ["determinize_log", "minimize_encoded", "compose(T,LG)"]
     graph = load_graph(out)
     tlg = fst.Fst.read(str(out / "TLG.fst"))
     assert stats["tlg_arcs"] == graph.num_arcs and stats["tlg_states"] == tlg.num_states()

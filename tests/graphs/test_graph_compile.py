@@ -10,7 +10,7 @@ import kaldilm
 import numpy as np
 import pytest
 import pywrapfst as fst
-from graph_refs import TropicalLm, all_paths, best_path, linear_fst, write_corpus_lm
+from graph_refs import TropicalLm, all_paths, best_path, linear_fst, openfst_lg, write_corpus_lm
 
 from speechdecode.errors import ArpaFormatError, InputFileError, InvalidArgumentError
 from speechdecode.graphs import Lexicon, char_lexicon, char_tokens, load_graph
@@ -67,14 +67,14 @@ def small_lm(tmp_path_factory):
 
 
 def classic_tlg(tmp_path, lexicon, units, arpa, topology, blank, graph):
-    """The classic recipe: kaldilm's arpa2fst for G, then the same OpenFst steps."""
+    """The classic recipe: kaldilm's arpa2fst for G, then the same steps, all OpenFst's."""
     graph.words.write(tmp_path / "words.txt")
     kaldilm.arpa2fst(
         str(arpa), str(tmp_path / "G.fst"), disambig_symbol="#0", read_symbol_table=str(tmp_path / "words.txt")
     )
     G = fst.Fst.read(str(tmp_path / "G.fst"))
     L = lexicon_fst(lexicon, graph.tokens, graph.words, blank=units[blank])
-    LG = compose_lg(L, G)
+    LG = openfst_lg(L, G)
     num_disambig = len(graph.tokens) - len(units) - 1
     return LG, compose_tlg(ctc_topology(len(units), blank, num_disambig, topology), LG)
 
