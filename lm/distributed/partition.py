@@ -96,6 +96,10 @@ class Partition:
     counts; ``pruned`` bool; for n >= 2 ``keys`` (ascending int64) and ``suffix`` (row of the
     last n-1 words in order n-1); ``context_slot``: the position of the n-gram's context in the
     contexts this partition sends out (:func:`merge_partition`), in partition order.
+
+    Pickled (sent to the later stages through Ray's object store), it leaves out ``raw``, which
+    only the merge uses, and ``keys``, rebuilt from ``suffix`` and the first words when a lookup
+    needs them: 16 of the ~57 bytes per order-5 row.
     """
 
     key_lo: int
@@ -128,13 +132,22 @@ class Partition:
     def order(self) -> int:
         return len(self.rows)
 
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "raw": None, "keys": [None] * len(self.keys)}
+
+    def sorted_keys(self, n: int) -> np.ndarray:
+        """Order n's ``keys`` (n >= 2), rebuilt if they were left out."""
+        if self.keys[n - 1] is None:
+            self.keys[n - 1] = self.suffix[n - 1] * self.vocab_size + self.rows[n - 1][:, 0]
+        return self.keys[n - 1]
+
     def locate(self, rows: np.ndarray) -> np.ndarray:
         """Rows (int64), in order ``rows.shape[1]`` of this partition, of word-id ``rows``; -1 if absent."""
         length = rows.shape[1]
         index = rows[:, -1].astype(np.int64) - self.lo
         found = (index >= 0) & (index < self.hi - self.lo)
         for n in range(2, length + 1):
-            keys = self.keys[n - 1]
+            keys = self.sorted_keys(n)
             if len(keys) == 0:
                 return np.full(len(rows), -1, dtype=np.int64)
             wanted = index * self.vocab_size + rows[:, length - n]

@@ -24,7 +24,7 @@ from speechdecode.lm.arpa import write_arpa
 from speechdecode.lm.counting import count_files
 from speechdecode.lm.distributed import UnreadableShardWarning, build
 from speechdecode.lm.distributed.driver import BYTES_PER_NGRAM
-from speechdecode.lm.distributed.partition import sort_keys
+from speechdecode.lm.distributed.partition import Piece, merge_partition, sort_keys
 from speechdecode.lm.estimate import estimate, estimate_arpa
 from speechdecode.lm.methods.kneser_ney import DiscountFallbackWarning
 from speechdecode.lm.vocab import EOS_ID
@@ -415,3 +415,22 @@ def test_sort_keys_sort_as_the_rows_do(base):
     expected = rows[np.lexsort(rows[:, ::-1].T)]
     assert (rows[np.argsort(keys, kind="stable")] == expected).all()
     assert len(np.unique(keys)) == len(np.unique(rows, axis=0))
+
+
+def test_a_pickled_partition_leaves_out_raw_counts_and_keys_and_finds_the_same_rows(tmp_path):
+    """What travels to the contexts and estimate stages: the merge's tables without the raw
+    counts and lookup keys (rebuilt on first use), which find every n-gram where they did."""
+    (path,) = random_shards(tmp_path, seed=21, sizes=[300])
+    counts = count_files(path, 4)
+    piece = Piece([g.astype(np.int32) for g in counts.ngrams], list(counts.counts))
+    size = len(counts.vocab)
+    bounds = np.array([0, size * (size + 1)])
+    _, part, _ = merge_partition([piece], 4, 0, int(bounds[1]), size, np.zeros(4, dtype=np.int64), bounds)
+    sent = pickle.dumps(part)
+    kept = pickle.loads(sent)
+    assert kept.raw is None and kept.keys[1:] == [None] * 3
+    left_out = sum(a.nbytes for a in [*part.raw, *part.keys[1:]])
+    assert len(pickle.dumps(part.__dict__)) - len(sent) >= left_out > 0
+    for n in range(2, 5):
+        assert (kept.locate(part.rows[n - 1]) == np.arange(len(part.rows[n - 1]))).all()
+        assert (kept.locate(part.rows[n - 1][:, ::-1]) == part.locate(part.rows[n - 1][:, ::-1])).all()
