@@ -214,18 +214,20 @@ def _vector_body(arrays: FstArrays, first: int, last: int) -> np.ndarray:
 def fst_to_arrays(fst) -> FstArrays:
     """The states and arcs of a tropical (``standard``) FST as :class:`FstArrays`.
 
-    Arcs keep OpenFst's order within each state (arcsort the FST first for sorted arcs).
+    Arcs keep OpenFst's order within each state (arcsort the FST first for sorted arcs). A ``log``
+    FST is read too, as the tropical FST ``arcmap(fst, map_type="to_std")`` would give: both store
+    a weight as the same float32 cost, so the conversion is skipped.
 
     Raises:
-        InvalidArgumentError: an FST whose arc type is not ``standard``.
+        InvalidArgumentError: an FST whose arc type is neither ``standard`` nor ``log``.
 
     Example:
         >>> arrays = fst_to_arrays(fst_from_arrays(0, [0.0], [0], [1], [2], [0.5], [0]))
         >>> arrays.ilabels.tolist(), arrays.final_weights.tolist()
         ([1], [0.0])
     """
-    if fst.arc_type() != "standard":
-        raise InvalidArgumentError("fst", "an FST with standard (tropical float32) arcs", fst.arc_type())
+    if fst.arc_type() not in ("standard", "log"):
+        raise InvalidArgumentError("fst", "an FST with standard (tropical) or log float32 arcs", fst.arc_type())
     if fst.fst_type() != "vector":
         fst = openfst().convert(fst, "vector")
     # Through a temporary file, read a chunk at a time: never a second copy of the FST in memory.
@@ -244,7 +246,7 @@ def read_vector_arrays(handle, fst) -> FstArrays:
 
     Raises:
         InvalidArgumentError: the file is not ``fst`` in OpenFst's ``vector`` format, version 2,
-            with standard arcs (naming what differs).
+            with its arcs, standard or log (naming what differs).
     """
     counts = np.fromiter(map(fst.num_arcs, range(fst.num_states())), dtype=np.int64, count=fst.num_states())
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
@@ -258,8 +260,9 @@ def read_vector_arrays(handle, fst) -> FstArrays:
     arc_type, offset = _read_string(header, offset)
     version, _, _, start, states_in_header, _ = struct.unpack_from("<iiQqqq", header, offset)
     found = (magic, fst_type, arc_type, version, states_in_header)
-    if found != (_MAGIC, b"vector", b"standard", 2, num_states):
-        expected = (_MAGIC, b"vector", b"standard", 2, num_states)
+    arcs = fst.arc_type().encode()
+    if found != (_MAGIC, b"vector", arcs, 2, num_states) or arcs not in (b"standard", b"log"):
+        expected = (_MAGIC, b"vector", arcs if arcs == b"log" else b"standard", 2, num_states)
         raise InvalidArgumentError(
             "fst", f"OpenFst's vector format (magic, type, arcs, version, states) {expected}", found
         )

@@ -5,9 +5,9 @@
 #include <limits>
 #include <numeric>
 #include <string>
-#include <unordered_map>
 
 #include "common/errors.h"
+#include "common/hash.h"
 
 namespace speechdecode {
 
@@ -276,30 +276,43 @@ FstArraysResult minimize_encoded(const FstView& fst) {
                    [&](int32_t a, int32_t b) { return final_key(a) < final_key(b); });
   Partition blocks(order, [&](int32_t i) { return final_key(order[i]) != final_key(order[i - 1]); });
 
-  auto triple_less = [&](int32_t a, int32_t b) {
-    if (fst.ilabels[a] != fst.ilabels[b]) return fst.ilabels[a] < fst.ilabels[b];
-    if (fst.olabels[a] != fst.olabels[b]) return fst.olabels[a] < fst.olabels[b];
-    return weight_key(fst.weights[a]) < weight_key(fst.weights[b]);
+  // Arcs sorted by (input, output, weight key, source): two 64-bit keys each (labels are >= 0).
+  struct ArcKey {
+    uint64_t labels, weight_source;
+    int32_t arc;
   };
-  auto same_triple = [&](int32_t a, int32_t b) { return !triple_less(a, b) && !triple_less(b, a); };
-  std::vector<int32_t> arcs(m);
-  std::iota(arcs.begin(), arcs.end(), 0);
-  std::sort(arcs.begin(), arcs.end(), [&](int32_t a, int32_t b) {
-    if (triple_less(a, b)) return true;
-    if (triple_less(b, a)) return false;
-    return source[a] != source[b] ? source[a] < source[b] : a < b;
+  std::vector<ArcKey> keys(m);
+  for (int32_t a = 0; a < m; ++a) {
+    keys[a] = {(static_cast<uint64_t>(static_cast<uint32_t>(fst.ilabels[a])) << 32) |
+                   static_cast<uint32_t>(fst.olabels[a]),
+               (static_cast<uint64_t>(weight_key(fst.weights[a])) << 32) | static_cast<uint32_t>(source[a]),
+               a};
+  }
+  std::sort(keys.begin(), keys.end(), [](const ArcKey& a, const ArcKey& b) {
+    return a.labels != b.labels ? a.labels < b.labels : a.weight_source < b.weight_source;
   });
-  for (int32_t i = 1; i < m; ++i) {
-    const int32_t a = arcs[i - 1], b = arcs[i];
-    if (source[a] == source[b] && same_triple(a, b)) {
+  auto same_triple = [&](int32_t i) {
+    return keys[i].labels == keys[i - 1].labels &&
+           keys[i].weight_source >> 32 == keys[i - 1].weight_source >> 32;
+  };
+  std::vector<int32_t> arcs(m);
+  std::vector<char> starts(m, 0);
+  for (int32_t i = 0; i < m; ++i) {
+    arcs[i] = keys[i].arc;
+    if (i == 0) continue;
+    starts[i] = !same_triple(i);
+    if (!starts[i] && keys[i].weight_source == keys[i - 1].weight_source) {
+      const int32_t a = keys[i].arc;
       throw TensorError(
           "fst", "a deterministic FST (no two arcs of a state with the same input, output and weight)",
           "state " + std::to_string(source[a]) + " with two arcs " + std::to_string(fst.ilabels[a]) + ":" +
               std::to_string(fst.olabels[a]) + "/" + std::to_string(fst.weights[a]));
     }
   }
-  Partition cords(arcs, [&](int32_t i) { return !same_triple(arcs[i], arcs[i - 1]); });
+  std::vector<ArcKey>().swap(keys);
+  Partition cords(arcs, [&](int32_t i) { return starts[i] != 0; });
   std::vector<int32_t>().swap(arcs);
+  std::vector<char>().swap(starts);
   std::vector<int32_t>().swap(order);
 
   // The arcs into each state.
@@ -411,21 +424,41 @@ FstArraysResult compose_ctc(const FstView& lg, int64_t num_tokens, int64_t blank
   }
   if (!alive[lg.start]) return out;
 
-  // Product states (t, q), t the T state (0, or the last unit's label), numbered as found.
-  std::unordered_map<uint64_t, int32_t> index;
+  // Product states (t, q), t the T state (0, or the last unit's label), numbered as found, and
+  // an open-addressing table of their numbers (linear probing; grown to stay at most half full).
   std::vector<std::pair<int32_t, int32_t>> states;
+  std::vector<uint64_t> slot_keys(size_t{1} << 20);
+  std::vector<int32_t> slot_ids(slot_keys.size(), -1);
+  auto slot_of = [&](uint64_t key) {
+    size_t i = mix64(key) & (slot_keys.size() - 1);
+    while (slot_ids[i] >= 0 && slot_keys[i] != key) i = (i + 1) & (slot_keys.size() - 1);
+    return i;
+  };
   auto state_of = [&](int32_t t, int32_t q) {
     const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(t)) << 32) | static_cast<uint32_t>(q);
-    auto [it, fresh] = index.try_emplace(key, static_cast<int32_t>(states.size()));
-    if (fresh) {
-      if (states.size() >= static_cast<size_t>(kMaxIndex)) {
-        throw TensorError("lg", "a composition with fewer than 2^31 - 1 states", "more");
-      }
-      states.emplace_back(t, q);
+    size_t i = slot_of(key);
+    if (slot_ids[i] >= 0) return slot_ids[i];
+    if (states.size() >= static_cast<size_t>(kMaxIndex)) {
+      throw TensorError("lg", "a composition with fewer than 2^31 - 1 states", "more");
     }
-    return it->second;
+    if (2 * (states.size() + 1) > slot_keys.size()) {
+      std::vector<uint64_t> old_keys(slot_keys.size() * 2);
+      std::vector<int32_t> old_ids(old_keys.size(), -1);
+      old_keys.swap(slot_keys);
+      old_ids.swap(slot_ids);
+      for (size_t j = 0; j < old_keys.size(); ++j) {
+        if (old_ids[j] < 0) continue;
+        const size_t k = slot_of(old_keys[j]);
+        slot_keys[k] = old_keys[j];
+        slot_ids[k] = old_ids[j];
+      }
+      i = slot_of(key);
+    }
+    slot_keys[i] = key;
+    slot_ids[i] = static_cast<int32_t>(states.size());
+    states.emplace_back(t, q);
+    return slot_ids[i];
   };
-  index.reserve(static_cast<size_t>(n) * 2);
   out.start = state_of(0, static_cast<int32_t>(lg.start));
   ArcSink sink{&out};
   const float inf = std::numeric_limits<float>::infinity();

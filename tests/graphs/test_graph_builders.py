@@ -101,8 +101,16 @@ def test_fst_from_arrays_rejects_bad_arrays():
         fst_from_arrays(0, [0.0], [0, 0], [1, 1], [1], [0.0, 0.0], [0, 0])
     with pytest.raises(InvalidArgumentError, match="ilabels"):
         fst_from_arrays(0, [0.0], [0], [-1], [1], [0.0], [0])
-    with pytest.raises(InvalidArgumentError, match="standard"):
-        fst_to_arrays(fst.arcmap(linear_fst([1]), map_type="to_log"))
+    with pytest.raises(InvalidArgumentError, match=r"standard \(tropical\) or log float32 arcs, got log64"):
+        fst_to_arrays(fst.arcmap(linear_fst([1]), map_type="to_log64"))
+
+
+def test_fst_to_arrays_reads_log_arcs_as_their_tropical_map():
+    log = fst.arcmap(fst_from_arrays(*random_arrays(np.random.default_rng(5), 17, 120)), map_type="to_log")
+    ours, theirs = fst_to_arrays(log), fst_to_arrays(fst.arcmap(log, map_type="to_std"))
+    assert ours.start == theirs.start
+    for name in ("final_weights", "arc_offsets", "ilabels", "olabels", "weights", "nextstates"):
+        np.testing.assert_array_equal(getattr(ours, name), getattr(theirs, name))
 
 
 def test_acoustic_units_and_tables(tmp_path):
