@@ -211,7 +211,11 @@ def _compose_lg(owned: list, record: _Steps, max_arcs: int | None) -> FstArrays:
             "disambig=False), or when G's back-off arcs are not labelled #0."
         ) from None
     del log
-    det = fst_to_arrays(det)  # log arcs read as tropical ones (fst_to_arrays): no arcmap to_std
+    _release_free_heap()  # what the determinization freed: the arrays below are mmapped, not heap
+    det_fst = det
+    det = fst_to_arrays(det_fst)  # log arcs read as tropical ones (fst_to_arrays): no arcmap to_std
+    del det_fst
+    _release_free_heap()
     record.record("determinize_log", started, det)
     _check_size("det(L∘G)", record.steps[-1].arcs, max_arcs, False)
     started = time.perf_counter()
