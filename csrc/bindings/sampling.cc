@@ -6,10 +6,12 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "bindings/arrays.h"
 #include "bindings/bindings.h"
 #include "common/errors.h"
+#include "decoding/dia_scores.h"
 
 namespace py = pybind11;
 
@@ -154,6 +156,53 @@ py::array_t<int64_t> ras_py(const py::array& logits, const Array<int64_t>& histo
   return out;
 }
 
+// A C-contiguous array of `kind` items of `itemsize` bytes and the given shape, checked without
+// building any string unless it is wrong (this runs once per generated step).
+template <typename T>
+T* step_array(py::array& a, const char* name, char kind, const std::vector<py::ssize_t>& shape) {
+  bool ok = a.dtype().kind() == kind && a.itemsize() == static_cast<py::ssize_t>(sizeof(T)) &&
+            a.ndim() == static_cast<py::ssize_t>(shape.size()) && (a.flags() & py::array::c_style) &&
+            a.writeable();
+  for (size_t d = 0; ok && d < shape.size(); ++d) ok = a.shape(d) == shape[d];
+  if (!ok) {
+    std::string expected =
+        "a writeable C-contiguous " + py::str(py::dtype::of<T>()).cast<std::string>() + " array of shape [";
+    for (size_t d = 0; d < shape.size(); ++d) expected += (d ? ", " : "") + std::to_string(shape[d]);
+    throw TensorError(name, expected + "]", describe(a));
+  }
+  return static_cast<T*>(a.mutable_data());
+}
+
+void dia_scores_py(const py::array& logits, py::array& out, py::array& ending, py::array& countdown,
+                   bool guided, double scale, int64_t top_k, int64_t eos, bool end_all, int num_threads) {
+  check_float32(logits, "logits", 2, -1, "[N, V] (2N rows when guided)");
+  if (!(logits.flags() & py::array::c_style) || (guided && logits.shape(0) % 2 != 0)) {
+    throw TensorError("logits", std::string("a C-contiguous float32 array") + (guided ? " of 2N rows" : ""),
+                      describe(logits));
+  }
+  if (countdown.ndim() != 2) throw TensorError("countdown", "shape [B, C]", describe(countdown));
+  const int64_t vocab = logits.shape(1), rows = guided ? logits.shape(0) / 2 : logits.shape(0);
+  const int64_t batch = countdown.shape(0), channels = countdown.shape(1);
+  if (channels < 1 || batch * channels != rows) {
+    throw TensorError("countdown", "[B, C] with B * C = " + std::to_string(rows) + " rows",
+                      describe(countdown));
+  }
+  float* scores = step_array<float>(out, "out", 'f', {rows, vocab});
+  bool* ends = step_array<bool>(ending, "ending", 'b', {batch});
+  int64_t* steps = step_array<int64_t>(countdown, "countdown", 'i', {batch, channels});
+  if (eos < 0 || eos >= vocab) {
+    throw TensorError("eos", "an id in [0, " + std::to_string(vocab) + ")", std::to_string(eos));
+  }
+  if (top_k < 0 || top_k > vocab) {
+    throw TensorError("top_k", "0 (none) or in [1, " + std::to_string(vocab) + "]", std::to_string(top_k));
+  }
+  const DiaScoresOptions options{guided, static_cast<float>(scale), guided ? top_k : 0, channels, eos,
+                                 end_all};
+  const auto* data = static_cast<const float*>(logits.data());
+  py::gil_scoped_release release;
+  dia_scores(data, rows, vocab, options, scores, ends, steps, num_threads);
+}
+
 }  // namespace
 
 void bind_sampling(py::module_& m) {
@@ -178,6 +227,15 @@ one parallel loop. Returns int64 [B]. Releases the GIL.)doc");
 (-1 padding), as speechdecode.decoding.ras defines it; top_k <= 0 means none; uniforms
 float32 [B, 2]. With uncond (and cond2), the logits are cond, guided as guided_sample guides
 them and divided by temperature, row by row in the same loop. Returns int64 [B]. Releases the GIL.)doc");
+  m.def("dia_scores", &dia_scores_py, py::arg("logits"), py::arg("out"), py::arg("ending"),
+        py::arg("countdown"), py::arg("guided"), py::arg("scale"), py::arg("top_k"), py::arg("eos"),
+        py::arg("end_all"), py::arg("num_threads") = 0,
+        R"doc(One step of Dia's guidance, end-of-speech filter and forced ends
+(csrc/decoding/dia_scores.h) over float32 logits [N, V] (guided: [2N, V], the conditional rows
+first), C-contiguous; row r is channel r % C of sequence r // C. top_k 0 means none (it applies
+only when guided). Writes the scores into out (float32 [N, V]) and updates ending (bool [B]) and
+countdown (int64 [B, C]) in place; end_all: every sequence is ending from this step on. Releases
+the GIL.)doc");
 }
 
 }  // namespace speechdecode

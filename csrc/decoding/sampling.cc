@@ -232,7 +232,10 @@ Buffers& thread_buffers() {
 }
 
 int threads_for(int64_t batch, int64_t vocab, int num_threads) {
-  const int64_t wanted = std::max<int64_t>(1, batch * vocab / kElementsPerThread);
+  const int64_t wanted = batch * vocab / kElementsPerThread;
+  // one thread without asking how many there are: hardware_concurrency reads /sys on Linux,
+  // tens of microseconds on the caches a model's forward has just emptied
+  if (wanted <= 1) return 1;
   return static_cast<int>(std::min<int64_t>(resolve_num_threads(num_threads), wanted));
 }
 
