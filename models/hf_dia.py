@@ -134,7 +134,8 @@ def dia_generate(
     ending = torch.zeros(batch, dtype=torch.bool, device=device)
     running = torch.ones(rows, dtype=torch.bool, device=device)  # channels that have not emitted EOS
     # CPU with the extension: csrc/decoding/dia_scores.cc runs steps 1-3 in one call per step
-    native = _backend.native() if _backend.select(device.type, implemented=_backend.NO_KERNEL) == "native" else None
+    cpu = device.type == "cpu"
+    native = _backend.native() if cpu and _backend.select("cpu", implemented=_backend.NO_KERNEL) == "native" else None
     if native is not None:
         states = (ending.numpy(), countdown.numpy())  # views the C++ pass updates
     else:  # the torch ops' constants
