@@ -12,8 +12,9 @@ Cases (order 5; quick mode: order 3 on 400 verses):
 * ``load``: ``NgramModel.from_arpa`` vs ``kenlm.Model`` on the KJV order-5 ARPA.
 * ``score_batch``: our batched scoring (1 thread, all cores) vs a Python loop over
   ``kenlm.Model.score`` on 2,000 held-out sentences. Each row also gives ns per word and per
-  table probe (probes counted as ``sum(ngram_length)`` of ``full_scores``: the hits past the
-  unigram plus the miss that ends each word's chain, an upper bound), next to this machine's
+  table probe on a core (the CPU time of all threads; probes counted as ``sum(ngram_length)`` of
+  ``full_scores``: the hits past the unigram plus the miss that ends each word's chain, an upper
+  bound; a trie probe is an interpolation search of several reads), next to this machine's
   load-to-use latency measured by a pointer chase over a buffer the size of the model's
   tables and over 1 GiB (DRAM): batched scoring beats the latency only by keeping several
   independent probes in flight.
@@ -25,7 +26,8 @@ Cases (order 5; quick mode: order 3 on 400 verses):
   order-5 ARPA and (full mode) an order-5 model of the KJV + fortunes text (1.2M words).
 * ``query <model> <type>``: words/s scoring held-out sentences on KenLM's own binary file: a
   Python loop over ``kenlm.Model.score`` vs a loop over ``NgramModel.score`` (single sentences)
-  and ``score_batch`` (batched, 1 thread and all cores). Scores must be identical first.
+  and ``score_batch`` (batched, 1 thread and all cores; ns per word and per probe on a core, as
+  in ``score_batch``). Scores must be identical first.
 
 KenLM's ``build_binary`` is not on PyPI: with one on PATH (or named by
 ``SPEECHDECODE_BUILD_BINARY``) its files are used, after checking ours are byte-identical;
@@ -212,7 +214,9 @@ def _binaries(suite: Suite, name: str, arpa: str, work: str) -> dict[str, str]:
     return files
 
 
-def _binary_cases(suite: Suite, kenlm, name: str, arpa: str, heldout: list[str], work: str, settings: dict) -> None:
+def _binary_cases(
+    suite: Suite, kenlm, name: str, arpa: str, heldout: list[str], work: str, settings: dict, latency: dict
+) -> None:
     from speechdecode.lm.model import NgramModel
 
     files = _binaries(suite, name, arpa, work)
@@ -244,6 +248,7 @@ def _binary_cases(suite: Suite, kenlm, name: str, arpa: str, heldout: list[str],
     tokens = sum(len(s.split()) + 1 for s in heldout)
     for kind, _, _ in BINARY_TYPES:
         theirs, ours = kenlm.Model(files[kind]), NgramModel.load(files[kind])
+        probes = sum(s.ngram_length for sentence in heldout for s in ours.full_scores(sentence))
         expected = np.array([theirs.score(s) for s in heldout])
         if not np.array_equal(ours.score_batch(heldout), expected):
             raise RuntimeError(f"{name} {kind}: scores differ from kenlm's; not timing a wrong result")
@@ -261,13 +266,22 @@ def _binary_cases(suite: Suite, kenlm, name: str, arpa: str, heldout: list[str],
             item_unit="word",
         )  # fmt: skip
         for threads in (1, os.cpu_count() or 1):
-            suite.add(
+            row = suite.add(
                 case,
                 f"score_batch {threads} thread{'s' * (threads > 1)}",
                 lambda m=ours, t=threads: m.score_batch(heldout, num_threads=t),
                 items=tokens,
                 item_unit="word",
+                params={"num_threads": threads, "chase_latency_ns": latency},
             )
+            _per_core(row, tokens, probes)
+
+
+def _per_core(row: dict, tokens: int, probes: int) -> None:
+    """ns per word and per table probe of a score_batch row, from its CPU time (all threads)."""
+    core_ns = row["cpu_median_ms"] * 1e6
+    row["params"]["core_ns_per_word"] = round(core_ns / tokens, 1)
+    row["params"]["core_ns_per_probe"] = round(core_ns / probes, 1)
 
 
 def run(suite: Suite, quick: bool) -> None:
@@ -317,13 +331,17 @@ def run(suite: Suite, quick: bool) -> None:
             settings=once,
         )
 
-        _binary_cases(suite, kenlm, "kjv", arpa, heldout, work, once)
+        latency = {
+            "model_tables_ns": round(pointer_chase_ns(ours.memory_bytes), 1),
+            "dram_1gib_ns": round(pointer_chase_ns(1 << 30), 1),
+        }
+        _binary_cases(suite, kenlm, "kjv", arpa, heldout, work, once, latency)
         if not quick:
             large_text = os.path.join(work, "kjv+fortunes.txt")
             _write_text(large_text, verses[:-2000] + fortune_sentences())
             large_arpa = os.path.join(work, "kjv+fortunes.arpa")
             subprocess.run(_build_command(large_text, large_arpa, order), check=True, capture_output=True)
-            _binary_cases(suite, kenlm, "kjv+fortunes", large_arpa, heldout, work, once)
+            _binary_cases(suite, kenlm, "kjv+fortunes", large_arpa, heldout, work, once, latency)
 
         tokens = sum(len(s.split()) + 1 for s in heldout)
         expected = np.array([theirs.score(s) for s in heldout])
@@ -338,10 +356,6 @@ def run(suite: Suite, quick: bool) -> None:
             item_unit="word",
         )
         probes = sum(s.ngram_length for sentence in heldout for s in ours.full_scores(sentence))
-        latency = {
-            "model_tables_ns": round(pointer_chase_ns(ours.memory_bytes), 1),
-            "dram_1gib_ns": round(pointer_chase_ns(1 << 30), 1),
-        }
         suite.note(
             f"score_batch: pointer-chase latency {latency['model_tables_ns']} ns over {ours.memory_bytes >> 20} MiB "
             f"(the model's size), {latency['dram_1gib_ns']} ns over 1 GiB; {probes / tokens:.2f} probes per word"
@@ -355,9 +369,7 @@ def run(suite: Suite, quick: bool) -> None:
                 item_unit="word",
                 params={"num_threads": threads, "chase_latency_ns": latency},
             )
-            core_ns = row["median_ms"] * 1e6 * threads
-            row["params"]["core_ns_per_word"] = round(core_ns / tokens, 1)
-            row["params"]["core_ns_per_probe"] = round(core_ns / probes, 1)
+            _per_core(row, tokens, probes)
 
         sequence = [w for s in heldout for w in s.split()][: 20000 if not quick else 2000]
         ids = np.array([ours.word_id(w) for w in sequence], dtype=np.int32)

@@ -13,6 +13,7 @@
 
 #include "common/errors.h"
 #include "lm/ngram_lookup.h"
+#include "lm/ngram_pipeline.h"
 
 namespace speechdecode {
 namespace kenlm {
@@ -63,21 +64,25 @@ uint64_t checked_add(uint64_t a, uint64_t b, bool* overflow) {
 // [low_key, high_key] (as KenLM searches its sorted vocabulary and trie nodes: keys are close to
 // uniform). Returns the index or UINT64_MAX. The range shrinks every step, so unsorted (damaged)
 // keys still end the loop, just without finding.
+// The index interpolation_find reads first among [lo, hi) (lo < hi).
+uint64_t interpolation_pivot(uint64_t lo, uint64_t hi, uint64_t low_key, uint64_t high_key, uint64_t key) {
+  if (key < low_key || key > high_key) return lo + (hi - lo) / 2;
+  const uint64_t offset = key - low_key, range = high_key - low_key, width = hi - lo;
+  uint64_t pivot;
+  if (((offset | width) >> 32) == 0 && range < UINT64_MAX) {
+    pivot = lo + offset * width / (range + 1);  // word ids: exact in 64 bits
+  } else {
+    pivot = lo + static_cast<uint64_t>(static_cast<double>(offset) / (static_cast<double>(range) + 1.0) *
+                                       static_cast<double>(width));  // hashes
+  }
+  return pivot >= hi ? hi - 1 : pivot;
+}
+
 template <typename KeyAt>
 uint64_t interpolation_find(uint64_t lo, uint64_t hi, uint64_t low_key, uint64_t high_key, uint64_t key,
                             const KeyAt& key_at) {
   while (lo < hi) {
-    uint64_t pivot = lo + (hi - lo) / 2;
-    if (key >= low_key && key <= high_key) {
-      const uint64_t offset = key - low_key, range = high_key - low_key, width = hi - lo;
-      if (((offset | width) >> 32) == 0 && range < UINT64_MAX) {
-        pivot = lo + offset * width / (range + 1);  // word ids: exact in 64 bits
-      } else {
-        pivot = lo + static_cast<uint64_t>(static_cast<double>(offset) / (static_cast<double>(range) + 1.0) *
-                                           static_cast<double>(width));  // hashes
-      }
-      if (pivot >= hi) pivot = hi - 1;
-    }
+    const uint64_t pivot = interpolation_pivot(lo, hi, low_key, high_key, key);
     const uint64_t found = key_at(pivot);
     if (found < key) {
       lo = pivot + 1;
@@ -667,22 +672,31 @@ KenlmBinary::Found KenlmBinary::lookup_middle(int order_minus_2, WordId w, Node*
   }
   const uint64_t key = combine_word_hash(node->begin, w);
   node->begin = key;
-  const Table& t = tables_[order_minus_2];
-  uint64_t i = key % t.buckets;
+  return probe_middle(order_minus_2, key);
+}
+
+const uint8_t* KenlmBinary::probe(int i, uint64_t key) const {
+  const Table& t = tables_[i];
+  uint64_t slot = key % t.buckets;
   for (uint64_t probes = 0; probes < t.buckets; ++probes) {
-    const uint8_t* entry = t.base + i * t.stride;
+    const uint8_t* entry = t.base + slot * t.stride;
     const uint64_t stored = load<uint64_t>(entry);
-    if (stored == key) {
-      const float prob = load<float>(entry + 8);
-      f.found = true;
-      f.prob = bits_float(float_bits(prob) | kSignBit);
-      f.backoff = load<float>(entry + 12);
-      f.independent_left = (float_bits(prob) & kSignBit) != 0;
-      return f;
-    }
-    if (stored == 0) break;
-    if (++i == t.buckets) i = 0;
+    if (stored == key) return entry;
+    if (stored == 0) return nullptr;
+    if (++slot == t.buckets) slot = 0;
   }
+  return nullptr;
+}
+
+KenlmBinary::Found KenlmBinary::probe_middle(int i, uint64_t key) const {
+  Found f;
+  const uint8_t* entry = probe(i, key);
+  if (entry == nullptr) return f;
+  const float prob = load<float>(entry + 8);
+  f.found = true;
+  f.prob = bits_float(float_bits(prob) | kSignBit);
+  f.backoff = load<float>(entry + 12);
+  f.independent_left = (float_bits(prob) & kSignBit) != 0;
   return f;
 }
 
@@ -694,20 +708,13 @@ bool KenlmBinary::lookup_longest(WordId w, const Node& node, float* prob) const 
     *prob = trie_prob(n, index);
     return true;
   }
-  const uint64_t key = combine_word_hash(node.begin, w);
-  const Table& t = tables_.back();
-  uint64_t i = key % t.buckets;
-  for (uint64_t probes = 0; probes < t.buckets; ++probes) {
-    const uint8_t* entry = t.base + i * t.stride;
-    const uint64_t stored = load<uint64_t>(entry);
-    if (stored == key) {
-      *prob = bits_float(float_bits(load<float>(entry + 8)) | kSignBit);
-      return true;
-    }
-    if (stored == 0) break;
-    if (++i == t.buckets) i = 0;
-  }
-  return false;
+  return probe_longest(combine_word_hash(node.begin, w), prob);
+}
+
+bool KenlmBinary::probe_longest(uint64_t key, float* prob) const {
+  const uint8_t* entry = probe(layout_.order - 2, key);
+  if (entry != nullptr) *prob = bits_float(float_bits(load<float>(entry + 8)) | kSignBit);
+  return entry != nullptr;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -771,6 +778,58 @@ NgramModel::FullScore KenlmBinary::score_context(const WordId* context, int leng
   for (int j = 0; j < out.length; ++j) out_context[j] = out.words[j];
   *out_length = out.length;
   return result;
+}
+
+// The stages of lm/ngram_pipeline.h over the file: a probing file's keys are all computed when a
+// word enters (each order's key extends the last one's); a trie's lookup of order n needs the
+// child range that order n - 1 found, so its first interpolation probe is what is prefetched.
+struct KenlmBinary::PipelineStore {
+  struct Cursor {
+    Node node;                      // trie: the child range of the longest match so far
+    uint64_t keys[kMaxOrder - 1];   // probing: keys[i] is the (i + 2)-gram's
+    WordId history[kMaxOrder - 1];  // trie: the history words, KenLM ids
+  };
+  const KenlmBinary& file;
+
+  ngram_lookup::LookupStep start(WordId w, const WordId* history, int depth, Cursor* c) const {
+    const Found f = file.lookup_unigram(file.to_kenlm(w), &c->node);
+    if (file.layout_.trie()) {
+      for (int i = 0; i < depth; ++i) c->history[i] = file.to_kenlm(history[i]);
+    } else {
+      uint64_t key = c->node.begin;
+      for (int i = 0; i < depth; ++i) c->keys[i] = key = combine_word_hash(key, file.to_kenlm(history[i]));
+    }
+    return {true, !f.independent_left, f.prob, f.backoff};
+  }
+  // Always inlined: GCC drops calls to an outlined void function whose only effect is a
+  // prefetch (it counts as const).
+  [[gnu::always_inline]] void prefetch(const Cursor& c, int i) const {
+    if (file.layout_.trie()) {
+      if (c.node.begin == c.node.end) return;
+      const Packed& t = file.packed_[i];
+      const uint64_t pivot =
+          interpolation_pivot(c.node.begin, c.node.end, 0, file.layout_.counts[0], c.history[i]);
+      __builtin_prefetch(t.base + ((pivot * t.total_bits) >> 3));
+    } else {
+      const Table& t = file.tables_[i];
+      __builtin_prefetch(t.base + (c.keys[i] % t.buckets) * t.stride);
+    }
+  }
+  ngram_lookup::LookupStep middle(Cursor* c, int i) const {
+    const Found f = file.layout_.trie() ? file.lookup_middle(i, c->history[i], &c->node)
+                                        : file.probe_middle(i, c->keys[i]);
+    return {f.found, !f.independent_left, f.prob, f.backoff};
+  }
+  bool longest(Cursor* c, int i, float* prob) const {
+    return file.layout_.trie() ? file.lookup_longest(c->history[i], c->node, prob)
+                               : file.probe_longest(c->keys[i], prob);
+  }
+};
+
+void KenlmBinary::score_packed(const NgramModel::State& start, const WordId* ids, const int64_t* offsets,
+                               int64_t first, int64_t last, bool bos, bool eos, double* out) const {
+  ngram_pipeline::score_packed(PipelineStore{*this}, layout_.order, start, ids, offsets, first, last, bos,
+                               eos, out);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -138,6 +138,11 @@ class KenlmBinary {
   NgramModel::FullScore score_context(const WordId* context, int length, WordId w, WordId* out_context,
                                       int* out_length) const;
 
+  // score_sentence of sentences [first, last) of a packed batch (our ids, checked by the caller)
+  // into out, every sentence from `start`, many words' lookups in flight (lm/ngram_pipeline.h).
+  void score_packed(const NgramModel::State& start, const WordId* ids, const int64_t* offsets, int64_t first,
+                    int64_t last, bool bos, bool eos, double* out) const;
+
   // For writing an ARPA file back from a trie: calls on_ngram(n, words (our ids, oldest first),
   // prob, backoff) for every stored n-gram, orders ascending; backoff is 0 for the highest order.
   // Throws InputFileError for a probing file (it stores hashes, not words).
@@ -180,11 +185,17 @@ class KenlmBinary {
     float prob = 0.0f;
     float backoff = 0.0f;
   };
-  // The lookup core's steps (lm/ngram_lookup.h) over this file.
+  // The lookup core's steps (lm/ngram_lookup.h) over this file, and the pipeline's stages.
   struct Steps;
+  struct PipelineStore;
   Found lookup_unigram(WordId w, Node* node) const;
   Found lookup_middle(int order_minus_2, WordId w, Node* node) const;
   bool lookup_longest(WordId w, const Node& node, float* prob) const;
+  // Probing: the entry of key in the table of order i + 2, or null; the lookups of lookup_middle
+  // and lookup_longest by key.
+  const uint8_t* probe(int i, uint64_t key) const;
+  Found probe_middle(int i, uint64_t key) const;
+  bool probe_longest(uint64_t key, float* prob) const;
   // Trie: index of word w among records [range.begin, range.end) of order n, or UINT64_MAX.
   uint64_t trie_find(int n, uint64_t begin, uint64_t end, WordId w) const;
   void trie_next(int n, uint64_t index, Node* node) const;

@@ -514,11 +514,13 @@ std::vector<NgramModel::FullScore> NgramModel::full_scores(const WordId* ids, si
 void NgramModel::score_packed(const WordId* ids, const int64_t* offsets, int64_t first, int64_t last,
                               bool bos, bool eos, double* out) const {
   if (binary_) {
-    for (int64_t b = first; b < last; ++b) {
-      out[b] = score_sentence(ids + offsets[b], static_cast<size_t>(offsets[b + 1] - offsets[b]), bos, eos);
-    }
+    binary_->score_packed(bos ? begin_sentence_state() : null_context_state(), ids, offsets, first, last, bos,
+                          eos, out);
     return;
   }
+  // Every key of a word is known before its first probe, so the slots of all its orders are
+  // requested kWordsAhead words ahead (a pipeline of one lookup per stage, as the binaries use,
+  // measured slower on these tables).
   const int max_depth = order_ - 1;
   // The word kWordsAhead positions ahead (through sentence boundaries) has the first slots of its
   // n-grams requested while this one is scored.

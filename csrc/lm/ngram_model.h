@@ -188,7 +188,8 @@ class NgramModel {
   FullScore score_context(const WordId* context, int length, const Probes& p, WordId* out_context,
                           int* out_length) const;
   // score_sentence of sentences [first, last) of a packed batch into out, the slots of the word
-  // kWordsAhead positions ahead prefetched while a word is scored.
+  // kWordsAhead positions ahead prefetched while a word is scored (a KenLM binary: its pipeline,
+  // lm/ngram_pipeline.h).
   void score_packed(const WordId* ids, const int64_t* offsets, int64_t first, int64_t last, bool bos,
                     bool eos, double* out) const;
 
