@@ -2,7 +2,7 @@
 the same model and the same call with our samplers drawing inside it (``SamplerProcessor``), and
 our own loop around the model's forward (``models.hf_musicgen.musicgen_generate``: our delay
 pattern, one fused draw per step, no ``generate``; ``models.hf_dia.dia_generate`` for Dia: its
-guidance and end rules as a few tensor ops, one draw per step).
+guidance and end rules in one C++ call, one draw per step).
 
 Cases, B rows of 4 codebooks, ``STEPS`` new steps each:
 
