@@ -245,6 +245,24 @@ def repetition_aware_sample(
     guided_sample guides and divided by temperature, row by row (decoding.guided_ras).
     Releases the GIL. Raises TensorError naming the row."""
 
+def dia_scores(
+    logits: npt.NDArray[np.float32],
+    out: npt.NDArray[np.float32],
+    ending: npt.NDArray[np.bool_],
+    countdown: npt.NDArray[np.int64],
+    guided: bool,
+    scale: float,
+    top_k: int,
+    eos: int,
+    end_all: bool,
+    num_threads: int = 0,
+) -> None:
+    """One step of Dia's guidance, end-of-speech filter and forced ends (csrc/decoding/dia_scores.h)
+    over float32 logits [N, V] (guided: [2N, V], the conditional rows first), C-contiguous; row r is
+    channel r % C of sequence r // C. top_k 0: none (only when guided). Writes the scores into out
+    (float32 [N, V]) and updates ending (bool [B]) and countdown (int64 [B, C]) in place; end_all:
+    every sequence is ending from this step on. Releases the GIL."""
+
 # --- lm counting (csrc/lm/ngram_counter, csrc/bindings/lm_count.cc) ---
 
 COUNT_MAX_ORDER: int
