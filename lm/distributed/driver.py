@@ -651,7 +651,8 @@ def _count_task(path, options, skip, block_bytes, pair_rows):
     """Counts one shard under ``options.memory_bytes`` (the native counter spills sorted runs and
     writes its counts to temporary files), then yields them in blocks ``(n, ids, counts)`` of
     about ``block_bytes``, order by order, and last its facts: with its rows per last word and,
-    for the words ending at least ``pair_rows`` rows, per (last, second-to-last) pair."""
+    for the words that may end ``pair_rows`` rows or more (by their count), per (last,
+    second-to-last) pair."""
     folder = options.tmp_dir or tempfile.gettempdir()
     memory = options.memory_bytes  # the table gets what COUNT_OVERHEAD leaves, if at least its minimum
     table = max(min(memory, _backend.native().count_min_memory(options.order)), memory - COUNT_OVERHEAD)
@@ -679,17 +680,18 @@ def _count_task(path, options, skip, block_bytes, pair_rows):
                 counts.read(8 * first, values)
                 yield ids, values
 
-        ends = np.zeros(len(vocab), dtype=np.int64)
-        for n in range(1, options.order + 1):
-            for ids, _ in blocks(n):
-                ends += np.bincount(ids[:, -1], minlength=len(vocab))
-        heavy = ends >= pair_rows
         span = len(vocab)
+        ends, unigrams = np.zeros(span, dtype=np.int64), np.zeros(span, dtype=np.int64)
         pairs, pair_count = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)  # second + span * last
         moved = 0
         for n in range(1, options.order + 1):
+            if n == 2:  # a word counted c times ends at most 1 + (order - 1) c rows: the others, fewer
+                heavy = (options.order - 1) * unigrams + 1 >= pair_rows
             for ids, values in blocks(n):
-                if n > 1:
+                ends += np.bincount(ids[:, -1], minlength=span)
+                if n == 1:
+                    unigrams[ids[:, 0]] = values
+                else:
                     chosen = ids[heavy[ids[:, -1]]]
                     found, times = np.unique(chosen[:, -1].astype(np.int64) * span + chosen[:, -2], return_counts=True)
                     pairs, where = np.unique(np.concatenate([pairs, found]), return_inverse=True)
