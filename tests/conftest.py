@@ -2,6 +2,10 @@
 
 Triton kernels run in Triton's CPU interpreter when no GPU is present; the variable must be
 set before any kernel module is imported, which is why it is set here, at collection start.
+
+``make test`` sets ``SPEECHDECODE_NO_SKIPS=1``: it installs every dependency first, so a test that
+skips there (``pytest.importorskip`` of an anchor that failed to import, say) would hide a broken
+install or a lost comparison; it fails instead, with the skip's reason.
 """
 
 import os
@@ -28,6 +32,16 @@ def backend_devices() -> list[tuple[str, str]]:
 def backend_device(request) -> tuple[str, str]:
     """Parametrizes a test over every available (backend, device) pair."""
     return request.param
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("SPEECHDECODE_NO_SKIPS") == "1" and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped under make test, where every dependency is installed: {reason}"
 
 
 @pytest.fixture(autouse=True)
