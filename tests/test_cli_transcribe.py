@@ -13,9 +13,9 @@ from speechdecode.demo.asr import write_wav
 from speechdecode.models.acoustic import TOKENS, AcousticConfig, CharCtcModel, save_acoustic_model
 from speechdecode.testing.speech import kjv_split, synthesize
 
-# Greedy CER bound on three held-out verses by unseen voices: the shipped model scores 38% on
-# 30 verses per unseen voice (31-46% per voice, models/weights/MODEL_CARD.md); random weights ~100%
-CER_BOUND = 0.6
+# Greedy CER bound on three held-out verses by unseen voices: the shipped model scores 27.5% on
+# 30 verses per unseen voice (20-40% per voice, models/weights/MODEL_CARD.md); random weights ~100%
+CER_BOUND = 0.45
 
 
 def run(capsys, *argv):
@@ -100,7 +100,9 @@ def test_transcribes_unseen_voices_offline_and_streaming(spoken, capsys):
         status, out, _ = run(capsys, path, "--json", "--streaming", "--chunk-ms", "170")
         streamed = json.loads(out)
         assert status == 0 and streamed["text"] == result["text"] and streamed["words"] == result["words"]
-        assert streamed["partials"][-1]["text"] == result["text"]
+        # greedy partials: the text of the frames out so far, the model's 0.42 s lookahead behind
+        # the audio fed; the final text adds the frames flushed at the end
+        assert result["text"].startswith(streamed["partials"][-1]["text"])
     assert char_error_rate(texts, hyps) <= CER_BOUND, hyps
 
 
