@@ -229,22 +229,35 @@ def test_native_releases_the_gil_and_runs_concurrently():
     rng = np.random.default_rng(11)
     inputs = [random_scores(rng, 16, 1500, 512) for _ in range(2)]
     expected = [as_lists(ctc_greedy_packed(x, backend="reference")) for x in inputs]
-    results = [None, None]
+    results = [[], []]
+    done = threading.Event()
 
     def work(i):
-        results[i] = as_lists(ctc_greedy_packed(inputs[i], backend="native", num_threads=1))
+        for _ in range(200):  # at most: ends the test if this thread never got to run
+            results[i].append(as_lists(ctc_greedy_packed(inputs[i], backend="native", num_threads=1)))
+            if done.is_set():
+                return
 
-    # While a native call runs, this thread keeps executing Python: impossible if the call held the GIL.
-    ticks_during = 0
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    while any(t.is_alive() for t in threads):
-        ticks_during += 1
-    for t in threads:
-        t.join()
-    assert results == expected
-    assert ticks_during > 1000
+    # With a 60 s switch interval a thread that holds the GIL keeps it: while the workers are
+    # alive this thread can count only while a worker's native call has released the GIL (a
+    # loaded machine may delay it, but not for the 200 calls).
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(60.0)
+    try:
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        ticks = 0
+        while ticks < 1000 and any(t.is_alive() for t in threads):
+            ticks += 1
+        done.set()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert ticks == 1000
+    for i in range(2):
+        assert results[i] and all(r == expected[i] for r in results[i])
 
 
 def test_imports_and_works_without_the_extension():
