@@ -107,13 +107,16 @@ class _Block(nn.Module):
             "seen": 0,  # inputs so far: the frame index of the next one
         }
 
-    def forward(self, x: torch.Tensor, state: dict, keep: torch.Tensor | None, final: bool):
+    def forward(self, x: torch.Tensor, state: dict, valid: torch.Tensor | None, final: bool):
         """Outputs for the new inputs ``x`` [B, n, C] whose windows are complete (all, if ``final``).
 
-        ``keep`` [B, n, 1] (or None: all) zeroes the normalised inputs past a row's end.
+        ``valid`` [B] (or None: all) zeroes the normalised inputs at or past each row's end.
         """
         received = x.shape[1]
-        h = self.norm(x) if keep is None else self.norm(x) * keep
+        h = self.norm(x)
+        if valid is not None:
+            index = torch.arange(state["seen"], state["seen"] + received, device=x.device)
+            h = h * (index < valid[:, None]).unsqueeze(-1).to(h.dtype)
         h = torch.cat([state["h"], h, h.new_zeros(h.shape[0], self.ahead if final else 0, h.shape[2])], dim=1)
         x = torch.cat([state["x"], x], dim=1)
         n = max(0, h.shape[1] - self.span)
@@ -188,11 +191,7 @@ class CharCtcModel(nn.Module):
             x = stacked.new_zeros(stacked.shape[0], 0, self.config.channels)
         new = {**state, "front": h[:, h.shape[1] - (self.config.front_kernel - 1) :], "blocks": []}
         for block, cache in zip(self.blocks, state["blocks"], strict=True):
-            keep = None
-            if state["valid"] is not None:
-                index = torch.arange(cache["seen"], cache["seen"] + x.shape[1], device=x.device)
-                keep = (index < state["valid"][:, None]).unsqueeze(-1).to(x.dtype)
-            x, cache = block(x, cache, keep, final)
+            x, cache = block(x, cache, state["valid"], final)
             new["blocks"].append(cache)
         # float32 log-softmax under a bfloat16 autocast too (training): bfloat16 keeps 3 digits.
         log_probs = torch.log_softmax(self.head(self.norm(x)).float(), dim=-1)
